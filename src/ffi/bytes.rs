@@ -1,0 +1,70 @@
+use std::ffi::{c_char, c_void};
+use std::ptr;
+
+use super::cache::TankCache;
+use super::{boundary, out_arg, string_arg, TankError, TankStatus};
+use crate::runtime;
+
+/// Bytes owned by tank until `tank_bytes_release`.
+#[repr(C)]
+pub struct TankBytes {
+    pub data: *const u8,
+    pub len: usize,
+    pub _private: *mut c_void,
+}
+
+/// Fetches the blob `digest` from `repo` on `registry`, verified against the
+/// digest while it arrives, and writes it to `*out` (only on `TANK_OK`). The
+/// buffer is handed over as received, without a copy.
+///
+/// `digest` must be `sha256:` + 64 or `sha512:` + 128 lowercase hex digits,
+/// else `TANK_ERR_BAD_INPUT` before any request. `cache`, `err`: as for
+/// `tank_manifest`.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out` is NULL or writable;
+/// `cache` is NULL or live; `err` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn tank_blob(
+    registry: *const c_char,
+    repo: *const c_char,
+    digest: *const c_char,
+    cache: *mut TankCache,
+    out: *mut TankBytes,
+    err: *mut *mut TankError,
+) -> TankStatus {
+    boundary(err, || {
+        let registry = string_arg("registry", registry)?;
+        let repo = string_arg("repo", repo)?;
+        let digest = string_arg("digest", digest)?;
+        out_arg("out", out)?;
+        let cache = TankCache::shared(cache);
+        let bytes = runtime::block_on(async move {
+            runtime::client()?
+                .blob(&registry, &repo, &digest, cache.as_deref())
+                .await
+        })?;
+        let owner = Box::new(bytes);
+        out.write(TankBytes {
+            data: owner.as_ptr(),
+            len: owner.len(),
+            _private: Box::into_raw(owner).cast(),
+        });
+        Ok(())
+    })
+}
+
+/// Frees what `tank_blob` filled in and zeroes `*b`. NULL, a zeroed struct,
+/// or one already released is a no-op.
+///
+/// # Safety
+/// `b` is NULL or points at a struct that is zeroed or was filled by
+/// `tank_blob`.
+#[no_mangle]
+pub unsafe extern "C" fn tank_bytes_release(b: *mut TankBytes) {
+    let Some(b) = b.as_mut() else { return };
+    if !b._private.is_null() {
+        drop(Box::from_raw(b._private.cast::<Vec<u8>>()));
+    }
+    ptr::write_bytes(b as *mut TankBytes, 0, 1);
+}

@@ -1,0 +1,158 @@
+use std::ffi::{c_char, c_void, CString};
+use std::ptr;
+
+use super::cache::TankCache;
+use super::{boundary, c_string, out_arg, string_arg, TankError, TankStatus};
+use crate::runtime;
+use crate::stevedore::{Descriptor, Manifest};
+
+/// A content descriptor: a config, a layer, or an index entry.
+#[repr(C)]
+pub struct TankDescriptor {
+    pub media_type: *const c_char,
+    pub digest: *const c_char,
+    pub size: u64,
+    /// Index entries' platform; NULL when absent.
+    pub os: *const c_char,
+    pub architecture: *const c_char,
+    pub variant: *const c_char,
+}
+
+/// A fetched manifest. Filled in by `tank_manifest` on `TANK_OK` and owned
+/// by the caller until `tank_manifest_release`; every pointer in it stays
+/// valid until then.
+#[repr(C)]
+pub struct TankManifest {
+    /// The `Content-Type` as sent, else the JSON's `mediaType`, else the OCI
+    /// image manifest type.
+    pub media_type: *const c_char,
+    /// "sha256:<hex>" (or sha512 when the registry's digest header says so).
+    pub digest: *const c_char,
+    /// The bytes exactly as the registry sent them.
+    pub raw: *const u8,
+    pub raw_len: usize,
+    /// An image manifest's config; NULL for an index.
+    pub config: *const TankDescriptor,
+    /// An image manifest's layers, in order.
+    pub layers: *const TankDescriptor,
+    pub layers_len: usize,
+    /// An index's or manifest list's entries, with their platforms.
+    pub manifests: *const TankDescriptor,
+    pub manifests_len: usize,
+    pub _private: *mut c_void,
+}
+
+/// Owns everything a `TankManifest` points at.
+struct Storage {
+    _strings: Vec<CString>,
+    _raw: Vec<u8>,
+    _config: Option<Box<TankDescriptor>>,
+    _layers: Vec<TankDescriptor>,
+    _manifests: Vec<TankDescriptor>,
+}
+
+/// Lays out `m` for C. Heap buffers do not move when their owners are moved
+/// into `Storage`, so the pointers taken here stay valid.
+fn fill(m: Manifest) -> TankManifest {
+    let mut strings = Vec::new();
+    let mut text = |s: &str| {
+        let c = c_string(s);
+        let p = c.as_ptr();
+        strings.push(c);
+        p
+    };
+    let mut descriptor = |d: &Descriptor| {
+        let platform = d.platform.as_ref();
+        TankDescriptor {
+            media_type: text(&d.media_type),
+            digest: text(&d.digest),
+            size: d.size,
+            os: platform.map_or(ptr::null(), |p| text(&p.os)),
+            architecture: platform.map_or(ptr::null(), |p| text(&p.architecture)),
+            variant: platform
+                .and_then(|p| p.variant.as_deref())
+                .map_or(ptr::null(), &mut text),
+        }
+    };
+    let config = m.config.as_ref().map(|d| Box::new(descriptor(d)));
+    let layers: Vec<_> = m.layers.iter().map(&mut descriptor).collect();
+    let manifests: Vec<_> = m.manifests.iter().map(&mut descriptor).collect();
+    let media_type = text(&m.media_type);
+    let digest = text(&m.digest.to_string());
+    let out = TankManifest {
+        media_type,
+        digest,
+        raw: m.raw.as_ptr(),
+        raw_len: m.raw.len(),
+        config: config.as_deref().map_or(ptr::null(), |c| c as *const _),
+        layers: layers.as_ptr(),
+        layers_len: layers.len(),
+        manifests: manifests.as_ptr(),
+        manifests_len: manifests.len(),
+        _private: ptr::null_mut(),
+    };
+    let storage = Box::new(Storage {
+        _strings: strings,
+        _raw: m.raw,
+        _config: config,
+        _layers: layers,
+        _manifests: manifests,
+    });
+    TankManifest {
+        _private: Box::into_raw(storage).cast(),
+        ..out
+    }
+}
+
+/// Fetches the manifest `repo:reference` from `registry` and writes it to
+/// `*out` (only on `TANK_OK`).
+///
+/// `registry` is `host[:port]`, optionally prefixed by `http://` or
+/// `https://`; without a prefix, loopback hosts speak HTTP and others HTTPS.
+/// `reference` is a tag or a digest; a digest is checked against the bytes.
+/// `cache` may be NULL (no token caching). On failure, and when `err` is not
+/// NULL, `*err` receives an error the caller frees with `tank_error_free`.
+/// Blocks the calling thread; safe from any thread, many at once.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out` is NULL or writable;
+/// `cache` is NULL or live; `err` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn tank_manifest(
+    registry: *const c_char,
+    repo: *const c_char,
+    reference: *const c_char,
+    cache: *mut TankCache,
+    out: *mut TankManifest,
+    err: *mut *mut TankError,
+) -> TankStatus {
+    boundary(err, || {
+        let registry = string_arg("registry", registry)?;
+        let repo = string_arg("repo", repo)?;
+        let reference = string_arg("reference", reference)?;
+        out_arg("out", out)?;
+        let cache = TankCache::shared(cache);
+        let manifest = runtime::block_on(async move {
+            runtime::client()?
+                .manifest(&registry, &repo, &reference, cache.as_deref())
+                .await
+        })?;
+        out.write(fill(manifest));
+        Ok(())
+    })
+}
+
+/// Frees what `tank_manifest` filled in and zeroes `*m`. NULL, a zeroed
+/// struct, or one already released is a no-op.
+///
+/// # Safety
+/// `m` is NULL or points at a struct that is zeroed or was filled by
+/// `tank_manifest`.
+#[no_mangle]
+pub unsafe extern "C" fn tank_manifest_release(m: *mut TankManifest) {
+    let Some(m) = m.as_mut() else { return };
+    if !m._private.is_null() {
+        drop(Box::from_raw(m._private.cast::<Storage>()));
+    }
+    ptr::write_bytes(m as *mut TankManifest, 0, 1);
+}

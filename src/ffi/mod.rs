@@ -1,0 +1,80 @@
+//! The C ABI. Each file holds one C type and the functions on it; this file
+//! holds the plumbing they share: the panic boundary, argument checks, and
+//! the error out-parameter. Every exported signature is written out
+//! literally so cbindgen sees it.
+
+pub mod bytes;
+pub mod cache;
+pub mod error;
+pub mod manifest;
+pub mod status;
+
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::stevedore::error::{reason, Error};
+pub use error::TankError;
+pub use status::TankStatus;
+
+/// Runs an exported function's body: its error, or a panic caught here,
+/// becomes the returned status and, when `err` is not NULL, a `TankError`.
+pub(crate) fn boundary(
+    err: *mut *mut TankError,
+    body: impl FnOnce() -> Result<(), Error>,
+) -> TankStatus {
+    let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::internal(
+            reason::PANIC,
+            format!("panic caught at the C boundary: {what}"),
+        ))
+    });
+    match outcome {
+        Ok(()) => TankStatus::TANK_OK,
+        Err(e) => {
+            let status = TankStatus::of(e.kind);
+            if !err.is_null() {
+                // SAFETY: the caller passes either NULL or a writable pointer.
+                unsafe { *err = error::into_raw(e) };
+            }
+            status
+        }
+    }
+}
+
+/// A caller's string argument, copied: nothing the caller passes is kept.
+///
+/// # Safety
+/// `ptr` is NULL or points at a NUL-terminated string.
+pub(crate) unsafe fn string_arg(name: &str, ptr: *const c_char) -> Result<String, Error> {
+    if ptr.is_null() {
+        return Err(Error::bad_input(format!("{name} is NULL")));
+    }
+    CStr::from_ptr(ptr)
+        .to_str()
+        .map(str::to_owned)
+        .map_err(|_| Error::bad_input(format!("{name} is not valid UTF-8")))
+}
+
+pub(crate) fn out_arg<T>(name: &str, ptr: *mut T) -> Result<(), Error> {
+    if ptr.is_null() {
+        return Err(Error::bad_input(format!("{name} is NULL")));
+    }
+    Ok(())
+}
+
+/// Text handed to C. Interior NULs (possible in a hostile manifest's JSON)
+/// are dropped rather than truncating the string or failing the call.
+pub(crate) fn c_string(s: &str) -> CString {
+    CString::new(s).unwrap_or_else(|_| CString::new(s.replace('\0', "")).unwrap_or_default())
+}
+
+/// The library version, e.g. "0.1.0". Static; never free it.
+#[no_mangle]
+pub extern "C" fn tank_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}

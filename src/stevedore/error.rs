@@ -1,0 +1,125 @@
+//! The one error type of the core. The C layer maps [`ErrorKind`] to its
+//! status codes and hands `reason` out as a stable identifier, so a reason
+//! string, once published, never changes meaning.
+
+use std::fmt;
+
+/// What class of failure happened; each kind is one C status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// An argument was rejected before any request was sent.
+    BadInput,
+    /// The final answer to a manifest or blob request was an HTTP error status.
+    Http,
+    /// Bytes did not hash to the digest they were supposed to have.
+    DigestMismatch,
+    /// Connect, reset, timeout, TLS, or an unusable redirect.
+    Transport,
+    /// The bearer-token handshake could not produce a usable token.
+    Auth,
+    /// The registry answered something that breaks the protocol.
+    Protocol,
+    /// A bug caught at the boundary, or the runtime could not run the call.
+    Internal,
+}
+
+/// Stable reason identifiers. Each one belongs to exactly one [`ErrorKind`];
+/// `include/tank.h` lists them for C programmers.
+pub mod reason {
+    pub const BAD_INPUT: &str = "bad_input";
+    pub const HTTP_STATUS: &str = "http_status";
+    pub const DIGEST_MISMATCH: &str = "digest_mismatch";
+    pub const MANIFEST_DIGEST_MISMATCH: &str = "manifest_digest_mismatch";
+    pub const CONNECT: &str = "connect";
+    pub const TIMEOUT: &str = "timeout";
+    pub const CONNECTION_RESET: &str = "connection_reset";
+    pub const TLS: &str = "tls";
+    pub const REQUEST_FAILED: &str = "request_failed";
+    pub const TOO_MANY_REDIRECTS: &str = "too_many_redirects";
+    pub const INSECURE_REDIRECT: &str = "insecure_redirect";
+    pub const INVALID_REDIRECT: &str = "invalid_redirect";
+    pub const TOKEN_REQUEST_FAILED: &str = "token_request_failed";
+    pub const NO_TOKEN_IN_RESPONSE: &str = "no_token_in_response";
+    pub const MISSING_REALM: &str = "missing_realm";
+    pub const INVALID_REALM: &str = "invalid_realm";
+    pub const INVALID_MANIFEST_JSON: &str = "invalid_manifest_json";
+    pub const INVALID_CONTENT_DIGEST_HEADER: &str = "invalid_content_digest_header";
+    pub const MANIFEST_TOO_LARGE: &str = "manifest_too_large";
+    pub const LENGTH_MISMATCH: &str = "length_mismatch";
+    pub const OUT_OF_MEMORY: &str = "out_of_memory";
+    pub const PANIC: &str = "panic";
+    pub const RUNTIME: &str = "runtime";
+}
+
+/// A failed call: its kind, a stable reason id, a message naming the URL or
+/// input at fault, and the HTTP status and body excerpt when there was one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub reason: &'static str,
+    pub message: String,
+    pub http_status: Option<u16>,
+    pub body: Option<String>,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, reason: &'static str, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            reason,
+            message: message.into(),
+            http_status: None,
+            body: None,
+        }
+    }
+
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadInput, reason::BAD_INPUT, message)
+    }
+
+    pub fn http(status: u16, url: &str, body: Option<String>) -> Self {
+        Error {
+            kind: ErrorKind::Http,
+            reason: reason::HTTP_STATUS,
+            message: format!("{url} answered HTTP {status}"),
+            http_status: Some(status),
+            body,
+        }
+    }
+
+    pub fn transport(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Transport, reason, message)
+    }
+
+    pub fn auth(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Auth, reason, message)
+    }
+
+    pub fn protocol(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Protocol, reason, message)
+    }
+
+    pub fn internal(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, reason, message)
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.http_status = Some(status);
+        self
+    }
+
+    pub fn with_body(mut self, body: Option<String>) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.reason)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;

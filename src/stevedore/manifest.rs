@@ -1,0 +1,232 @@
+//! Manifest fetch: the bytes as sent, their digest checked against the
+//! header and the requested digest, the JSON and its descriptors.
+
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+use serde_json::{Map, Value};
+
+use super::auth::authorized_get;
+use super::digest::{Algorithm, Digest};
+use super::error::{reason, Error, Result};
+use super::reference::{Reference, Registry, Repository};
+use super::token_cache::{CacheKey, TokenCache};
+use super::transport::{body_excerpt, read_body, Transport};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// What the manifest request accepts, in order of preference (no schema 1).
+pub const ACCEPTED: [&str; 4] = [
+    OCI_MANIFEST,
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    DOCKER_MANIFEST_LIST,
+];
+
+/// Larger manifests are refused without reading the rest.
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+const DIGEST_HEADER: &str = "docker-content-digest";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    pub platform: Option<Platform>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub media_type: String,
+    pub digest: Digest,
+    pub raw: Vec<u8>,
+    pub json: Map<String, Value>,
+    /// An image manifest's config; `None` for an index.
+    pub config: Option<Descriptor>,
+    pub layers: Vec<Descriptor>,
+    /// An index's or manifest list's entries, with their platforms.
+    pub manifests: Vec<Descriptor>,
+}
+
+pub async fn fetch(
+    transport: &Transport,
+    cache: Option<&TokenCache>,
+    registry: &Registry,
+    repo: &Repository,
+    reference: &Reference,
+) -> Result<Manifest> {
+    let url = registry.manifest_url(repo, reference);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        ACCEPT,
+        HeaderValue::from_str(&ACCEPTED.join(", ")).expect("static header"),
+    );
+    let key = CacheKey::pull(registry.authority(), repo.as_str());
+    let resp = authorized_get(transport, cache, &key, &url, &headers).await?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = body_excerpt(resp, 4096).await;
+        return Err(Error::http(status.as_u16(), url.as_str(), body));
+    }
+    let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str()).map(str::to_owned);
+    let header_digest = match header_str(resp.headers(), DIGEST_HEADER) {
+        Some(h) => Some(Digest::parse(h.trim()).map_err(|e| {
+            Error::protocol(
+                reason::INVALID_CONTENT_DIGEST_HEADER,
+                format!("GET {url}: Docker-Content-Digest {}", e.0),
+            )
+        })?),
+        None => None,
+    };
+    if let Some(n) =
+        header_str(resp.headers(), CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok())
+    {
+        if n > MAX_MANIFEST_BYTES {
+            return Err(Error::protocol(
+                reason::MANIFEST_TOO_LARGE,
+                format!(
+                    "GET {url}: manifest of {n} bytes exceeds the {MAX_MANIFEST_BYTES}-byte limit"
+                ),
+            ));
+        }
+    }
+    let mut raw = Vec::new();
+    read_body(&url, resp, Some(MAX_MANIFEST_BYTES), |chunk| {
+        raw.extend_from_slice(chunk);
+        Ok(())
+    })
+    .await?;
+
+    let requested = match reference {
+        Reference::Digest(d) => Some(d),
+        Reference::Tag(_) => None,
+    };
+    for (expected, claimed_by) in [
+        (header_digest.as_ref(), "Docker-Content-Digest"),
+        (requested, "the requested digest"),
+    ] {
+        if let Some(expected) = expected {
+            let actual = Digest::of(expected.algorithm(), &raw);
+            if &actual != expected {
+                return Err(Error::new(
+                    super::error::ErrorKind::DigestMismatch,
+                    reason::MANIFEST_DIGEST_MISMATCH,
+                    format!(
+                        "GET {url}: manifest bytes hash to {actual}, {claimed_by} is {expected}"
+                    ),
+                ));
+            }
+        }
+    }
+    let digest = header_digest
+        .or_else(|| requested.cloned())
+        .unwrap_or_else(|| Digest::of(Algorithm::Sha256, &raw));
+
+    let json = match serde_json::from_slice::<Value>(&raw) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => {
+            return Err(Error::protocol(
+                reason::INVALID_MANIFEST_JSON,
+                format!("GET {url}: manifest is JSON but not an object"),
+            ))
+        }
+        Err(e) => {
+            return Err(Error::protocol(
+                reason::INVALID_MANIFEST_JSON,
+                format!("GET {url}: manifest is not valid JSON: {e}"),
+            ))
+        }
+    };
+    let media_type = content_type
+        .or_else(|| {
+            json.get("mediaType")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| OCI_MANIFEST.to_owned());
+    Ok(Manifest {
+        media_type,
+        digest,
+        config: json.get("config").and_then(descriptor),
+        layers: descriptors(json.get("layers")),
+        manifests: descriptors(json.get("manifests")),
+        json,
+        raw,
+    })
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn descriptors(list: Option<&Value>) -> Vec<Descriptor> {
+    list.and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(descriptor).collect())
+        .unwrap_or_default()
+}
+
+/// A descriptor as far as the JSON gives one; entries that are not objects
+/// are skipped, missing fields left empty for the caller to judge.
+fn descriptor(v: &Value) -> Option<Descriptor> {
+    let obj = v.as_object()?;
+    let text =
+        |o: &Map<String, Value>, k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);
+    let platform = obj
+        .get("platform")
+        .and_then(Value::as_object)
+        .map(|p| Platform {
+            os: text(p, "os").unwrap_or_default(),
+            architecture: text(p, "architecture").unwrap_or_default(),
+            variant: text(p, "variant"),
+        });
+    Some(Descriptor {
+        media_type: text(obj, "mediaType").unwrap_or_default(),
+        digest: text(obj, "digest").unwrap_or_default(),
+        size: obj.get("size").and_then(Value::as_u64).unwrap_or(0),
+        platform,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_order_is_the_spec_order() {
+        assert_eq!(
+            ACCEPTED.join(", "),
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json"
+        );
+    }
+
+    #[test]
+    fn descriptors_with_platforms() {
+        let v: Value = serde_json::json!([
+            {"mediaType": OCI_MANIFEST, "digest": "sha256:aa", "size": 7,
+             "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+            {"mediaType": OCI_MANIFEST, "digest": "sha256:bb", "size": 9,
+             "platform": {"os": "linux", "architecture": "amd64"}},
+            "not an object",
+            {"digest": "sha256:cc"}
+        ]);
+        let d = descriptors(Some(&v));
+        assert_eq!(d.len(), 3);
+        assert_eq!(
+            d[0].platform.as_ref().unwrap().variant.as_deref(),
+            Some("v8")
+        );
+        assert_eq!(d[1].platform.as_ref().unwrap().variant, None);
+        assert_eq!(d[2].platform, None);
+        assert_eq!(d[2].size, 0);
+        assert!(descriptors(Some(&Value::Null)).is_empty());
+    }
+}

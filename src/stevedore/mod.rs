@@ -1,0 +1,64 @@
+//! The async pull core, named after the Elixir client it replaces. Nothing
+//! here knows about C: callers pass Rust strings and get [`Error`]s back.
+
+pub mod auth;
+pub mod blob;
+pub mod challenge;
+pub mod digest;
+pub mod error;
+pub mod manifest;
+pub mod reference;
+pub mod token_cache;
+pub mod transport;
+
+pub use digest::Digest;
+pub use error::{Error, ErrorKind, Result};
+pub use manifest::{Descriptor, Manifest, Platform};
+pub use token_cache::TokenCache;
+pub use transport::Config;
+
+use reference::{Reference, Registry, Repository};
+use transport::Transport;
+
+/// A registry client: one connection pool, shared by every call made
+/// through it.
+pub struct Client {
+    transport: Transport,
+}
+
+impl Client {
+    pub fn new(config: Config) -> Result<Client> {
+        Ok(Client {
+            transport: Transport::new(config)?,
+        })
+    }
+
+    /// Fetches `repo:reference` from `registry`. Arguments are checked
+    /// before any request is sent.
+    pub async fn manifest(
+        &self,
+        registry: &str,
+        repo: &str,
+        reference: &str,
+        cache: Option<&TokenCache>,
+    ) -> Result<Manifest> {
+        let registry = Registry::parse(registry)?;
+        let repo = Repository::parse(repo)?;
+        let reference = Reference::parse(reference)?;
+        manifest::fetch(&self.transport, cache, &registry, &repo, &reference).await
+    }
+
+    /// Fetches the blob `digest` from `repo`, verified against the digest.
+    pub async fn blob(
+        &self,
+        registry: &str,
+        repo: &str,
+        digest: &str,
+        cache: Option<&TokenCache>,
+    ) -> Result<Vec<u8>> {
+        let registry = Registry::parse(registry)?;
+        let repo = Repository::parse(repo)?;
+        let digest = Digest::parse_argument("digest", digest)?;
+        blob::fetch(&self.transport, cache, &registry, &repo, &digest).await
+    }
+}

@@ -1,0 +1,241 @@
+//! Bearer tokens shared by the calls of one pull, keyed by registry and
+//! scope. Concurrent misses on one key wait for a single token request
+//! (single flight) instead of each running the handshake.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::error::Result;
+
+/// The lifetime a token gets when its issuer does not say, and the floor
+/// under what it says (the distribution token spec's minimum).
+const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// Tokens are dropped this long before the issuer says they expire, so a
+/// request never sets off with a token that dies in flight.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
+pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    registry: String,
+    scope: String,
+}
+
+impl CacheKey {
+    pub fn pull(registry_authority: &str, repository: &str) -> CacheKey {
+        CacheKey {
+            registry: registry_authority.to_owned(),
+            scope: format!("repository:{repository}:pull"),
+        }
+    }
+}
+
+/// A token as the issuer handed it out.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_in: Option<Duration>,
+}
+
+#[derive(Default)]
+struct Slot {
+    token: Option<(String, Instant)>,
+    flight: Arc<tokio::sync::Mutex<()>>,
+}
+
+pub struct TokenCache {
+    ttl: Duration,
+    slots: Mutex<HashMap<CacheKey, Slot>>,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache::new(DEFAULT_TTL)
+    }
+}
+
+impl TokenCache {
+    pub fn new(ttl: Duration) -> TokenCache {
+        TokenCache {
+            ttl,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A token for `key` that is still valid, if there is one.
+    pub fn current(&self, key: &CacheKey) -> Option<String> {
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.get(key).and_then(Slot::valid_token)
+    }
+
+    /// A valid token other than `rejected`: the cached one if a concurrent
+    /// caller already replaced it, else one fresh from `fetch`. Only one
+    /// `fetch` per key runs at a time; the others wait and reuse its answer.
+    pub async fn obtain<F, Fut>(
+        &self,
+        key: &CacheKey,
+        rejected: Option<&str>,
+        fetch: F,
+    ) -> Result<String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<IssuedToken>>,
+    {
+        let flight = {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            slots.entry(key.clone()).or_default().flight.clone()
+        };
+        let _turn = flight.lock().await;
+        if let Some(token) = self.current(key) {
+            if rejected != Some(token.as_str()) {
+                return Ok(token);
+            }
+        }
+        let issued = fetch().await?;
+        let expires_at = Instant::now() + self.lifetime(issued.expires_in);
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.entry(key.clone()).or_default().token = Some((issued.token.clone(), expires_at));
+        Ok(issued.token)
+    }
+
+    /// `min(cache TTL, max(expires_in, 60 s) - margin)`.
+    fn lifetime(&self, expires_in: Option<Duration>) -> Duration {
+        let issuer_says = expires_in
+            .unwrap_or(MIN_TOKEN_LIFETIME)
+            .max(MIN_TOKEN_LIFETIME)
+            .saturating_sub(EXPIRY_MARGIN);
+        self.ttl.min(issuer_says)
+    }
+}
+
+impl Slot {
+    fn valid_token(&self) -> Option<String> {
+        match &self.token {
+            Some((token, expires_at)) if Instant::now() < *expires_at => Some(token.clone()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn issued(token: &str, secs: Option<u64>) -> Result<IssuedToken> {
+        Ok(IssuedToken {
+            token: token.to_owned(),
+            expires_in: secs.map(Duration::from_secs),
+        })
+    }
+
+    #[test]
+    fn lifetime_rule() {
+        let c = TokenCache::new(Duration::from_millis(300));
+        assert_eq!(
+            c.lifetime(Some(Duration::from_secs(300))),
+            Duration::from_millis(300)
+        );
+        let c = TokenCache::new(Duration::from_secs(600));
+        assert_eq!(
+            c.lifetime(Some(Duration::from_secs(300))),
+            Duration::from_secs(295)
+        );
+        assert_eq!(
+            c.lifetime(Some(Duration::from_secs(10))),
+            Duration::from_secs(55)
+        );
+        assert_eq!(c.lifetime(None), Duration::from_secs(55));
+        let c = TokenCache::default();
+        assert_eq!(
+            c.lifetime(Some(Duration::from_secs(3600))),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[tokio::test]
+    async fn caches_until_expiry_then_refetches_once() {
+        let cache = TokenCache::new(Duration::from_millis(150));
+        let key = CacheKey::pull("r:5000", "a/b");
+        assert_eq!(cache.current(&key), None);
+        let t = cache
+            .obtain(&key, None, || async { issued("t1", Some(300)) })
+            .await
+            .unwrap();
+        assert_eq!(t, "t1");
+        assert_eq!(cache.current(&key).as_deref(), Some("t1"));
+        assert_eq!(cache.current(&CacheKey::pull("r:5000", "a/c")), None);
+        assert_eq!(cache.current(&CacheKey::pull("r:5001", "a/b")), None);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(cache.current(&key), None);
+        let t = cache
+            .obtain(&key, None, || async { issued("t2", None) })
+            .await
+            .unwrap();
+        assert_eq!(t, "t2");
+    }
+
+    #[tokio::test]
+    async fn rejected_token_is_replaced_unless_already_replaced() {
+        let cache = TokenCache::default();
+        let key = CacheKey::pull("r", "a");
+        cache
+            .obtain(&key, None, || async { issued("old", None) })
+            .await
+            .unwrap();
+        let t = cache
+            .obtain(&key, Some("old"), || async { issued("new", None) })
+            .await
+            .unwrap();
+        assert_eq!(t, "new");
+        // A caller that was rejected with "old" finds "new" already there.
+        let t = cache
+            .obtain(&key, Some("old"), || async { panic!("must not fetch") })
+            .await
+            .unwrap();
+        assert_eq!(t, "new");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_misses_fetch_once() {
+        let cache = Arc::new(TokenCache::default());
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let key = CacheKey::pull("r", "a");
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let (cache, fetches, key) = (cache.clone(), fetches.clone(), key.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .obtain(&key, None, || async {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        issued("shared", None)
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), "shared");
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn failed_fetch_is_not_cached() {
+        let cache = TokenCache::default();
+        let key = CacheKey::pull("r", "a");
+        let e = cache
+            .obtain(&key, None, || async {
+                Err(crate::stevedore::error::Error::auth(
+                    "token_request_failed",
+                    "boom",
+                ))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason, "token_request_failed");
+        assert_eq!(cache.current(&key), None);
+    }
+}

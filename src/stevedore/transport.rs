@@ -1,0 +1,383 @@
+//! One GET as a registry client must do it: redirects followed by hand so the
+//! bearer token stays with its origin, retries with backoff and
+//! `Retry-After`, an idle (not total) receive timeout, and bounded body reads.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION, RETRY_AFTER};
+use reqwest::{Response, StatusCode};
+use url::Url;
+
+use super::error::{reason, Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The longest wait for the next byte; a body that keeps flowing is
+    /// never cut off.
+    pub idle_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// The first retry waits this long, then twice as long each time.
+    pub backoff_base: Duration,
+    /// A `Retry-After` longer than this is cut to it: a server must not be
+    /// able to park a pull for hours.
+    pub max_retry_after: Duration,
+    pub max_redirects: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            idle_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(15),
+            max_retries: 3,
+            backoff_base: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(60),
+            max_redirects: 10,
+        }
+    }
+}
+
+pub struct Transport {
+    client: reqwest::Client,
+    config: Config,
+}
+
+impl Transport {
+    pub fn new(config: Config) -> Result<Transport> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .read_timeout(config.idle_timeout)
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .user_agent(concat!("tank/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::internal(reason::RUNTIME, format!("HTTP client: {e}")))?;
+        Ok(Transport { client, config })
+    }
+
+    /// GETs `url`, following redirects and retrying transient failures.
+    /// `bearer` is sent only to `url`'s own origin. Any final status is
+    /// returned as a response; only failures to get one are errors.
+    pub async fn get(
+        &self,
+        url: &Url,
+        headers: &HeaderMap,
+        bearer: Option<&str>,
+    ) -> Result<Response> {
+        let mut attempt = 0;
+        loop {
+            let outcome = self.get_following_redirects(url, headers, bearer).await;
+            if attempt >= self.config.max_retries {
+                return outcome;
+            }
+            let wait = match &outcome {
+                Ok(resp) if is_retryable_status(resp.status()) => self.wait_for(attempt, resp),
+                Err(e) if is_retryable_error(e) => self.backoff(attempt),
+                _ => return outcome,
+            };
+            drop(outcome);
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    async fn get_following_redirects(
+        &self,
+        url: &Url,
+        headers: &HeaderMap,
+        bearer: Option<&str>,
+    ) -> Result<Response> {
+        let token_origin = Origin::of(url);
+        let mut current = url.clone();
+        let mut hops = 0;
+        loop {
+            let mut request = self.client.get(current.clone()).headers(headers.clone());
+            if let Some(token) = bearer {
+                if Origin::of(&current) == token_origin {
+                    request = request.header(AUTHORIZATION, bearer_header(token)?);
+                }
+            }
+            let resp = request.send().await.map_err(|e| describe(&current, &e))?;
+            if !is_redirect(resp.status()) {
+                return Ok(resp);
+            }
+            if hops == self.config.max_redirects {
+                return Err(Error::transport(
+                    reason::TOO_MANY_REDIRECTS,
+                    format!(
+                        "GET {url}: more than {} redirects in a row",
+                        self.config.max_redirects
+                    ),
+                ));
+            }
+            current = next_location(&current, resp.headers())?;
+            hops += 1;
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.config
+            .backoff_base
+            .saturating_mul(1 << attempt.min(16))
+    }
+
+    /// Backoff, unless a 429 / 503 says how long to wait.
+    fn wait_for(&self, attempt: u32, resp: &Response) -> Duration {
+        let told = matches!(
+            resp.status(),
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        )
+        .then(|| resp.headers().get(RETRY_AFTER))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+        match told {
+            Some(secs) => Duration::from_secs(secs).min(self.config.max_retry_after),
+            None => self.backoff(attempt),
+        }
+    }
+}
+
+/// Scheme, host and port (defaulted), the unit a credential is bound to.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Origin {
+    scheme: String,
+    host: Option<String>,
+    port: Option<u16>,
+}
+
+impl Origin {
+    pub fn of(url: &Url) -> Origin {
+        Origin {
+            scheme: url.scheme().to_owned(),
+            host: url.host_str().map(str::to_ascii_lowercase),
+            port: url.port_or_known_default(),
+        }
+    }
+}
+
+/// The redirect target, refused when it leaves http(s) or drops from https
+/// to http.
+pub fn next_location(current: &Url, headers: &HeaderMap) -> Result<Url> {
+    let location = headers
+        .get(LOCATION)
+        .ok_or_else(|| {
+            Error::transport(
+                reason::INVALID_REDIRECT,
+                format!("GET {current}: redirect without a Location header"),
+            )
+        })?
+        .to_str()
+        .ok()
+        .and_then(|l| current.join(l).ok())
+        .ok_or_else(|| {
+            Error::transport(
+                reason::INVALID_REDIRECT,
+                format!("GET {current}: redirect with an unparsable Location header"),
+            )
+        })?;
+    match (current.scheme(), location.scheme()) {
+        (_, "https") | ("http", "http") => Ok(location),
+        ("https", "http") => Err(Error::transport(
+            reason::INSECURE_REDIRECT,
+            format!("GET {current}: refusing redirect from https to {location}"),
+        )),
+        (_, other) => Err(Error::transport(
+            reason::INSECURE_REDIRECT,
+            format!("GET {current}: refusing redirect to a {other}: URL"),
+        )),
+    }
+}
+
+fn bearer_header(token: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+        Error::auth(
+            reason::NO_TOKEN_IN_RESPONSE,
+            "the token endpoint answered a token that cannot be sent in a header",
+        )
+    })
+}
+
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+fn is_retryable_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+fn is_retryable_error(e: &Error) -> bool {
+    matches!(
+        e.reason,
+        reason::CONNECT | reason::TIMEOUT | reason::CONNECTION_RESET | reason::REQUEST_FAILED
+    )
+}
+
+/// Turns a reqwest failure into our error, naming the URL and the cause.
+pub fn describe(url: &Url, e: &reqwest::Error) -> Error {
+    let mut chain = e.to_string();
+    let mut reset = false;
+    let mut tls = false;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            reset |= matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            );
+        }
+        tls |= s.downcast_ref::<rustls::Error>().is_some();
+        source = s.source();
+    }
+    let reason = if e.is_timeout() {
+        reason::TIMEOUT
+    } else if tls {
+        reason::TLS
+    } else if reset {
+        reason::CONNECTION_RESET
+    } else if e.is_connect() {
+        reason::CONNECT
+    } else {
+        reason::REQUEST_FAILED
+    };
+    Error::transport(reason, format!("GET {url}: {chain}"))
+}
+
+/// Reads a whole body into `sink` chunk by chunk, stopping as soon as it
+/// passes `limit`; checks what arrived against `Content-Length`.
+pub async fn read_body(
+    url: &Url,
+    mut resp: Response,
+    limit: Option<u64>,
+    mut sink: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<u64> {
+    let declared = resp.content_length();
+    let mut received: u64 = 0;
+    loop {
+        let chunk = match resp.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => {
+                let err = describe(url, &e);
+                return Err(match declared {
+                    Some(n) if received < n && err.reason == reason::REQUEST_FAILED => {
+                        length_mismatch(url, n, received, "the connection closed early")
+                    }
+                    _ => err,
+                });
+            }
+        };
+        received += chunk.len() as u64;
+        if let Some(limit) = limit {
+            if received > limit {
+                return Err(Error::protocol(
+                    reason::MANIFEST_TOO_LARGE,
+                    format!("GET {url}: body exceeds {limit} bytes"),
+                ));
+            }
+        }
+        sink(&chunk)?;
+    }
+    match declared {
+        Some(n) if n != received => Err(length_mismatch(url, n, received, "")),
+        _ => Ok(received),
+    }
+}
+
+fn length_mismatch(url: &Url, declared: u64, received: u64, why: &str) -> Error {
+    let why = if why.is_empty() {
+        String::new()
+    } else {
+        format!(" ({why})")
+    };
+    Error::protocol(
+        reason::LENGTH_MISMATCH,
+        format!("GET {url}: Content-Length is {declared} but {received} bytes arrived{why}"),
+    )
+}
+
+/// At most `max` bytes of an error body, for messages; never fails.
+pub async fn body_excerpt(resp: Response, max: usize) -> Option<String> {
+    let mut resp = resp;
+    let mut out = Vec::new();
+    while out.len() < max {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => out.extend_from_slice(&chunk[..chunk.len().min(max - out.len())]),
+            _ => break,
+        }
+    }
+    (!out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(from: &str, to: &str) -> Result<Url> {
+        let mut h = HeaderMap::new();
+        h.insert(LOCATION, HeaderValue::from_str(to).unwrap());
+        next_location(&Url::parse(from).unwrap(), &h)
+    }
+
+    #[test]
+    fn origin_defaults_ports() {
+        let o = |s: &str| Origin::of(&Url::parse(s).unwrap());
+        assert_eq!(o("https://r.io/v2/"), o("https://R.io:443/x"));
+        assert_eq!(o("http://r.io/"), o("http://r.io:80/"));
+        assert_ne!(o("http://r.io/"), o("https://r.io/"));
+        assert_ne!(o("https://r.io/"), o("https://cdn.r.io/"));
+        assert_ne!(o("http://127.0.0.1:5000/"), o("http://127.0.0.1:5001/"));
+    }
+
+    #[test]
+    fn redirect_targets() {
+        assert_eq!(
+            loc("https://r.io/v2/a", "/b").unwrap().as_str(),
+            "https://r.io/b"
+        );
+        assert_eq!(
+            loc("https://r.io/v2/a", "https://cdn/x?sig=1")
+                .unwrap()
+                .as_str(),
+            "https://cdn/x?sig=1"
+        );
+        assert_eq!(
+            loc("http://r/a", "http://cdn/x").unwrap().as_str(),
+            "http://cdn/x"
+        );
+        assert_eq!(
+            loc("http://r/a", "https://cdn/x").unwrap().as_str(),
+            "https://cdn/x"
+        );
+        assert_eq!(
+            loc("https://r/a", "http://cdn/x").unwrap_err().reason,
+            reason::INSECURE_REDIRECT
+        );
+        assert_eq!(
+            loc("http://r/a", "file:///etc/passwd").unwrap_err().reason,
+            reason::INSECURE_REDIRECT
+        );
+        assert_eq!(
+            loc("http://r/a", "ftp://x/y").unwrap_err().reason,
+            reason::INSECURE_REDIRECT
+        );
+        assert_eq!(
+            loc("http://r/a", "http://[::1").unwrap_err().reason,
+            reason::INVALID_REDIRECT
+        );
+        let none = next_location(&Url::parse("http://r/").unwrap(), &HeaderMap::new());
+        assert_eq!(none.unwrap_err().reason, reason::INVALID_REDIRECT);
+    }
+
+    #[test]
+    fn backoff_doubles() {
+        let t = Transport::new(Config::default()).unwrap();
+        let waits: Vec<_> = (0..3).map(|a| t.backoff(a).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4]);
+    }
+}
