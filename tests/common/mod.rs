@@ -1,0 +1,231 @@
+//! Safe wrappers over the C ABI for the integration tests: every call goes
+//! through the exported `extern "C"` functions exactly as a C caller makes it.
+#![allow(dead_code)]
+
+use std::ffi::{c_char, CStr, CString};
+use std::ptr;
+
+use sha2::{Digest as _, Sha256};
+pub use tank::ffi::bytes::{tank_blob, tank_bytes_release, TankBytes};
+pub use tank::ffi::cache::{tank_cache_free, tank_cache_new, tank_cache_new_with_ttl, TankCache};
+pub use tank::ffi::error::*;
+pub use tank::ffi::manifest::{tank_manifest, tank_manifest_release, TankDescriptor, TankManifest};
+pub use tank::ffi::TankStatus;
+pub use tank_testrig::{Rig, RigOptions, Which};
+
+/// A failed call as C sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    pub status: TankStatus,
+    pub http_status: u16,
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desc {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    /// `os/arch[/variant]` when the descriptor has a platform.
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub media_type: String,
+    pub digest: String,
+    pub raw: Vec<u8>,
+    pub config: Option<Desc>,
+    pub layers: Vec<Desc>,
+    pub manifests: Vec<Desc>,
+}
+
+/// An owned cache handle, freed on drop.
+pub struct Cache(pub *mut TankCache);
+
+impl Cache {
+    pub fn new() -> Cache {
+        Cache(tank_cache_new())
+    }
+    pub fn with_ttl_ms(ms: u64) -> Cache {
+        Cache(tank_cache_new_with_ttl(ms))
+    }
+    pub fn none() -> Cache {
+        Cache(ptr::null_mut())
+    }
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        unsafe { tank_cache_free(self.0) }
+    }
+}
+
+// The cache is documented thread-safe; the raw pointer is only shared.
+unsafe impl Send for Cache {}
+unsafe impl Sync for Cache {}
+
+fn cstr(p: *const c_char) -> Option<String> {
+    (!p.is_null()).then(|| {
+        unsafe { CStr::from_ptr(p) }
+            .to_str()
+            .expect("tank hands out UTF-8")
+            .to_owned()
+    })
+}
+
+pub unsafe fn take_error(status: TankStatus, err: *mut TankError) -> CallError {
+    assert!(
+        !err.is_null(),
+        "a failed call ({status:?}) must fill in *err"
+    );
+    let e = CallError {
+        status: tank_error_status(err),
+        http_status: tank_error_http_status(err),
+        reason: cstr(tank_error_reason(err)).expect("reason is never NULL"),
+        message: cstr(tank_error_message(err)).expect("message is never NULL"),
+    };
+    assert_eq!(
+        e.status, status,
+        "the error's status is the returned status"
+    );
+    tank_error_free(err);
+    e
+}
+
+fn desc(d: &TankDescriptor) -> Desc {
+    let platform = cstr(d.os).map(|os| {
+        let mut p = format!("{os}/{}", cstr(d.architecture).unwrap_or_default());
+        if let Some(v) = cstr(d.variant) {
+            p.push('/');
+            p.push_str(&v);
+        }
+        p
+    });
+    Desc {
+        media_type: cstr(d.media_type).unwrap_or_default(),
+        digest: cstr(d.digest).unwrap_or_default(),
+        size: d.size,
+        platform,
+    }
+}
+
+unsafe fn slice<'a, T>(p: *const T, len: usize) -> &'a [T] {
+    if len == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(p, len)
+    }
+}
+
+pub fn manifest(
+    registry: &str,
+    repo: &str,
+    reference: &str,
+    cache: &Cache,
+) -> Result<Fetched, CallError> {
+    let (r, p, f) = (c(registry), c(repo), c(reference));
+    unsafe {
+        let mut out: TankManifest = std::mem::zeroed();
+        let mut err: *mut TankError = ptr::null_mut();
+        let status = tank_manifest(
+            r.as_ptr(),
+            p.as_ptr(),
+            f.as_ptr(),
+            cache.0,
+            &mut out,
+            &mut err,
+        );
+        if status != TankStatus::TANK_OK {
+            assert!(
+                out._private.is_null() && out.raw.is_null(),
+                "out written on failure"
+            );
+            return Err(take_error(status, err));
+        }
+        assert!(err.is_null(), "err written on success");
+        let fetched = Fetched {
+            media_type: cstr(out.media_type).unwrap(),
+            digest: cstr(out.digest).unwrap(),
+            raw: slice(out.raw, out.raw_len).to_vec(),
+            config: out.config.as_ref().map(desc),
+            layers: slice(out.layers, out.layers_len).iter().map(desc).collect(),
+            manifests: slice(out.manifests, out.manifests_len)
+                .iter()
+                .map(desc)
+                .collect(),
+        };
+        tank_manifest_release(&mut out);
+        assert!(
+            out._private.is_null() && out.raw.is_null() && out.raw_len == 0,
+            "release zeroes"
+        );
+        tank_manifest_release(&mut out);
+        Ok(fetched)
+    }
+}
+
+pub fn blob(registry: &str, repo: &str, digest: &str, cache: &Cache) -> Result<Vec<u8>, CallError> {
+    let (r, p, d) = (c(registry), c(repo), c(digest));
+    unsafe {
+        let mut out: TankBytes = std::mem::zeroed();
+        let mut err: *mut TankError = ptr::null_mut();
+        let status = tank_blob(
+            r.as_ptr(),
+            p.as_ptr(),
+            d.as_ptr(),
+            cache.0,
+            &mut out,
+            &mut err,
+        );
+        if status != TankStatus::TANK_OK {
+            assert!(
+                out.data.is_null() && out._private.is_null(),
+                "out written on failure"
+            );
+            return Err(take_error(status, err));
+        }
+        assert!(err.is_null(), "err written on success");
+        let bytes = slice(out.data, out.len).to_vec();
+        tank_bytes_release(&mut out);
+        assert!(out.data.is_null() && out.len == 0, "release zeroes");
+        Ok(bytes)
+    }
+}
+
+pub fn c(s: &str) -> CString {
+    CString::new(s).expect("test strings have no NUL")
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    let hex: String = Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
+pub fn start(opts: RigOptions) -> Rig {
+    Rig::start(opts).unwrap_or_else(|e| panic!("the registry rig did not start: {e:#}"))
+}
+
+/// A loopback port that accepts connections but is never answered; tells
+/// whether anything connected to it. Proves "no request was sent".
+pub struct Tripwire {
+    listener: std::net::TcpListener,
+}
+
+impl Tripwire {
+    pub fn new() -> Tripwire {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        Tripwire { listener }
+    }
+    pub fn registry(&self) -> String {
+        self.listener.local_addr().unwrap().to_string()
+    }
+    pub fn touched(&self) -> bool {
+        self.listener.accept().is_ok()
+    }
+}
