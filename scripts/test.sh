@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test: the Rust unit and integration tests (against real
+# registries the tests start on 127.0.0.1), and the C example under valgrind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "release build (library, rig)"
+cargo build --release -p tank -p tank-testrig
+
+step "cargo test"
+cargo test --workspace
+
+step "C example under valgrind"
+bash scripts/valgrind-c.sh
