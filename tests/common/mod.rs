@@ -5,6 +5,8 @@
 use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 
+pub mod origin;
+
 use sha2::{Digest as _, Sha256};
 pub use tank::ffi::bytes::{tank_blob, tank_bytes_release, TankBytes};
 pub use tank::ffi::cache::{tank_cache_free, tank_cache_new, tank_cache_new_with_ttl, TankCache};
