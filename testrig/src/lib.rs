@@ -1,0 +1,56 @@
+//! A rig of real servers on 127.0.0.1 for Tank's tests and benchmarks.
+//!
+//! [`Rig::start`] runs up to three CNCF distribution registries
+//! (`docker-registry serve`, Debian's 2.8.2) in a temp dir, the token issuer
+//! the two protected ones trust, and a CDN for the one that redirects its blob
+//! reads, then pushes the same fixtures into each through the registry's own
+//! push API. Everything is stopped, and the temp dir removed, when the [`Rig`]
+//! is dropped.
+//!
+//! ```no_run
+//! use tank_testrig::{Rig, RigOptions, Which};
+//!
+//! let rig = Rig::start(RigOptions::default())?;
+//! let image = &rig.info().images.oci_image;
+//! let url = format!(
+//!     "http://{}/v2/{}/manifests/{}",
+//!     rig.registry(Which::Token),
+//!     image.repo,
+//!     image.tag
+//! );
+//! // ... pull `url` with the client under test, then check the handshakes:
+//! assert_eq!(rig.token_requests().len(), 1);
+//! # let _ = url;
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+//!
+//! Large generated layers (`large_mib`, `many_layers`) are hard-linked into
+//! every registry's storage rather than uploaded (see `TANK_RIG_UPLOAD_LARGE`
+//! in the binary's help): overwrite one of *those* files in place and all
+//! three registries see the change.
+//!
+//! A rig kept in a `static` is never dropped: its registries then die with the
+//! test process (they are spawned with `PR_SET_PDEATHSIG`), and its temp dir
+//! (under /dev/shm by default) is removed by the next rig that starts.
+
+mod accesslog;
+mod cdn;
+mod fixtures;
+mod generate;
+mod info;
+mod push;
+mod registry;
+mod rig;
+mod serve;
+mod timefmt;
+mod token;
+mod workdir;
+
+pub use accesslog::RegistryRequest;
+pub use cdn::CdnRequest;
+pub use info::{
+    BasicAuthInfo, CdnRegistryInfo, ImageInfo, Images, IndexEntryInfo, IndexInfo,
+    PlainRegistryInfo, RigInfo, TokenRegistryInfo,
+};
+pub use rig::{Rig, RigOptions, Which};
+pub use token::TokenRequest;
