@@ -2,7 +2,7 @@
 //! stdout, and keeps it up until stdin closes or SIGTERM/SIGINT arrives.
 //! Progress and errors go to stderr.
 
-use std::io::{self, Write};
+use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Instant;
@@ -17,7 +17,11 @@ const USAGE: &str =
 
 Starts real registries (plain, token, cdn) with fixtures on 127.0.0.1, prints
 their addresses and the fixtures' digests as one line of JSON, then waits until
-stdin reaches EOF (unless --no-stdin) or SIGTERM/SIGINT/SIGHUP, and stops.";
+stdin reaches EOF (unless --no-stdin) or SIGTERM/SIGINT/SIGHUP, and stops.
+While it runs, a line on stdin is a query answered by one JSON line on stdout:
+  token-requests   every token request so far (which realm, scopes, credentials)
+  cdn-requests     every CDN request so far (path, whether it carried Authorization)
+  clear            forget both logs";
 
 struct Args {
     options: RigOptions,
@@ -85,20 +89,31 @@ fn run() -> Result<()> {
     stdout.flush().context("flushing stdout")?;
     drop(stdout);
 
-    let (stop_tx, stop_rx) = mpsc::channel::<String>();
+    let (events_tx, events) = mpsc::channel::<Event>();
     if args.watch_stdin {
-        let tx = stop_tx.clone();
+        let tx = events_tx.clone();
         std::thread::spawn(move || {
-            let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
-            let _ = tx.send("stdin closed".into());
+            for line in io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(Event::Command(line)).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(Event::Stop("stdin closed".into()));
         });
     }
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
-            let _ = stop_tx.send(format!("signal {signal}"));
+            let _ = events_tx.send(Event::Stop(format!("signal {signal}")));
         }
     });
-    let reason = stop_rx.recv().unwrap_or_else(|_| "no stop source".into());
+    let reason = loop {
+        match events.recv() {
+            Ok(Event::Command(command)) => answer(&rig, command.trim())?,
+            Ok(Event::Stop(reason)) => break reason,
+            Err(_) => break "no stop source".into(),
+        }
+    };
     eprintln!("tank-testrig: stopping ({reason})");
     drop(rig);
     if std::env::var_os("TANK_RIG_VERBOSE").is_some() {
@@ -119,6 +134,48 @@ fn run() -> Result<()> {
         }
     }
     Ok(())
+}
+
+enum Event {
+    /// A line on stdin: a query from the process that started the rig.
+    Command(String),
+    Stop(String),
+}
+
+/// Answers one stdin command with one JSON line on stdout, so tests in any
+/// language can count handshakes and CDN hits of a rig they started.
+fn answer(rig: &Rig, command: &str) -> Result<()> {
+    let reply = match command {
+        "" => return Ok(()),
+        "token-requests" => serde_json::json!({
+            "token_requests": rig.token_requests().iter().map(|r| serde_json::json!({
+                "which": r.which.name(),
+                "service": r.service,
+                "scopes": r.scopes,
+                "authorization": r.authorization,
+                "username": r.username,
+                "status": r.status,
+            })).collect::<Vec<_>>()
+        }),
+        "cdn-requests" => serde_json::json!({
+            "cdn_requests": rig.cdn_requests().iter().map(|r| serde_json::json!({
+                "method": r.method,
+                "path": r.path,
+                "authorization": r.authorization,
+                "status": r.status,
+            })).collect::<Vec<_>>()
+        }),
+        "clear" => {
+            rig.clear_logs();
+            serde_json::json!({"ok": true})
+        }
+        other => {
+            serde_json::json!({"error": format!("unknown command {other:?}; try token-requests, cdn-requests, clear")})
+        }
+    };
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{reply}").context("writing to stdout")?;
+    stdout.flush().context("flushing stdout")
 }
 
 fn main() -> ExitCode {
