@@ -112,7 +112,9 @@ typedef struct TankDescriptor {
   const char *digest;
   uint64_t size;
   /**
-   * Index entries' platform; NULL when absent.
+   * The entry's platform (index entries): NULL when the descriptor has no
+   * platform; "" for a field missing from a platform that is there.
+   * `variant` is NULL whenever it is absent.
    */
   const char *os;
   const char *architecture;
@@ -144,12 +146,13 @@ typedef struct TankManifest {
    */
   const struct TankDescriptor *config;
   /**
-   * An image manifest's layers, in order.
+   * An image manifest's layers, in order; NULL when there are none.
    */
   const struct TankDescriptor *layers;
   size_t layers_len;
   /**
-   * An index's or manifest list's entries, with their platforms.
+   * An index's or manifest list's entries, with their platforms; NULL
+   * when there are none.
    */
   const struct TankDescriptor *manifests;
   size_t manifests_len;

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=("$@")
-[ ${#packages[@]} -gt 0 ] || packages=(docker-registry valgrind make gcc git python3)
+[ ${#packages[@]} -gt 0 ] || packages=(docker-registry valgrind make gcc git python3 curl golang-go)
 
 missing=()
 for p in "${packages[@]}"; do

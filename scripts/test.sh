@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust unit and integration tests (against real
-# registries the tests start on 127.0.0.1), and the C example under valgrind.
+# registries the tests start on 127.0.0.1), the C example under valgrind, and
+# the Go binding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,3 +17,6 @@ cargo test --workspace
 
 step "C example under valgrind"
 bash scripts/valgrind-c.sh
+
+step "Go binding"
+bash examples/go/run-tests.sh

@@ -12,7 +12,9 @@ pub struct TankDescriptor {
     pub media_type: *const c_char,
     pub digest: *const c_char,
     pub size: u64,
-    /// Index entries' platform; NULL when absent.
+    /// The entry's platform (index entries): NULL when the descriptor has no
+    /// platform; "" for a field missing from a platform that is there.
+    /// `variant` is NULL whenever it is absent.
     pub os: *const c_char,
     pub architecture: *const c_char,
     pub variant: *const c_char,
@@ -33,10 +35,11 @@ pub struct TankManifest {
     pub raw_len: usize,
     /// An image manifest's config; NULL for an index.
     pub config: *const TankDescriptor,
-    /// An image manifest's layers, in order.
+    /// An image manifest's layers, in order; NULL when there are none.
     pub layers: *const TankDescriptor,
     pub layers_len: usize,
-    /// An index's or manifest list's entries, with their platforms.
+    /// An index's or manifest list's entries, with their platforms; NULL
+    /// when there are none.
     pub manifests: *const TankDescriptor,
     pub manifests_len: usize,
     pub _private: *mut c_void,
@@ -85,9 +88,9 @@ fn fill(m: Manifest) -> TankManifest {
         raw: m.raw.as_ptr(),
         raw_len: m.raw.len(),
         config: config.as_deref().map_or(ptr::null(), |c| c as *const _),
-        layers: layers.as_ptr(),
+        layers: first(&layers),
         layers_len: layers.len(),
-        manifests: manifests.as_ptr(),
+        manifests: first(&manifests),
         manifests_len: manifests.len(),
         _private: ptr::null_mut(),
     };
@@ -101,6 +104,16 @@ fn fill(m: Manifest) -> TankManifest {
     TankManifest {
         _private: Box::into_raw(storage).cast(),
         ..out
+    }
+}
+
+/// The array's address, or NULL when it is empty, so `if (m.layers)` means
+/// what a C programmer expects.
+fn first(items: &[TankDescriptor]) -> *const TankDescriptor {
+    if items.is_empty() {
+        ptr::null()
+    } else {
+        items.as_ptr()
     }
 }
 

@@ -11,7 +11,7 @@ use url::Url;
 use super::challenge::{self, Challenge};
 use super::error::{reason, Error, Result};
 use super::token_cache::{CacheKey, IssuedToken, TokenCache};
-use super::transport::{body_excerpt, read_body, Transport};
+use super::transport::{body_excerpt, discard, Body, Transport};
 
 /// A token response larger than this is not a token response.
 const MAX_TOKEN_RESPONSE: u64 = 1 << 20;
@@ -34,7 +34,7 @@ pub async fn authorized_get(
     let Some(challenge) = bearer_challenge(resp.headers()) else {
         return Ok(resp);
     };
-    drop(resp);
+    discard(resp).await;
     let fetch = || fetch_token(transport, &challenge);
     let token = match cache {
         Some(cache) => cache.obtain(key, sent.as_deref(), fetch).await?,
@@ -97,14 +97,18 @@ pub async fn fetch_token(transport: &Transport, challenge: &Challenge) -> Result
             .with_status(status.as_u16())
             .with_body(body));
     }
-    let mut body = Vec::new();
-    read_body(&url, resp, Some(MAX_TOKEN_RESPONSE), |chunk| {
-        body.extend_from_slice(chunk);
-        Ok(())
-    })
-    .await
-    .map_err(|e| failed(e.message))?;
-    let parsed: TokenResponse = serde_json::from_slice(&body)
+    let body = Body::new(&url, resp, Some(MAX_TOKEN_RESPONSE))
+        .read_to_vec()
+        .await
+        .map_err(|e| failed(e.message))?;
+    // Parsed as a value first: serde would also fill the struct from a JSON
+    // array such as `["token", null, null]`.
+    let parsed: TokenResponse = serde_json::from_slice::<serde_json::Value>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|v| match v {
+            serde_json::Value::Object(_) => serde_json::from_value(v).map_err(|e| e.to_string()),
+            _ => Err("JSON but not an object".to_owned()),
+        })
         .map_err(|e| failed(format!("the answer is not a JSON object: {e}")))?;
     let token = [parsed.token, parsed.access_token]
         .into_iter()

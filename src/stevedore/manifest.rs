@@ -9,7 +9,7 @@ use super::digest::{Algorithm, Digest};
 use super::error::{reason, Error, Result};
 use super::reference::{Reference, Registry, Repository};
 use super::token_cache::{CacheKey, TokenCache};
-use super::transport::{body_excerpt, read_body, Transport};
+use super::transport::{body_excerpt, Body, Transport};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -78,13 +78,20 @@ pub async fn fetch(
         return Err(Error::http(status.as_u16(), url.as_str(), body));
     }
     let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str()).map(str::to_owned);
-    let header_digest = match header_str(resp.headers(), DIGEST_HEADER) {
-        Some(h) => Some(Digest::parse(h.trim()).map_err(|e| {
-            Error::protocol(
-                reason::INVALID_CONTENT_DIGEST_HEADER,
-                format!("GET {url}: Docker-Content-Digest {}", e.0),
-            )
-        })?),
+    // Present means checked: a value that is not even text is refused, not
+    // taken for an absent header.
+    let header_digest = match resp.headers().get(DIGEST_HEADER) {
+        Some(h) => Some(
+            h.to_str()
+                .map_err(|_| "is not visible ASCII text".to_owned())
+                .and_then(|h| Digest::parse(h.trim()).map_err(|e| e.0))
+                .map_err(|why| {
+                    Error::protocol(
+                        reason::INVALID_CONTENT_DIGEST_HEADER,
+                        format!("GET {url}: Docker-Content-Digest {why}"),
+                    )
+                })?,
+        ),
         None => None,
     };
     if let Some(n) =
@@ -99,12 +106,9 @@ pub async fn fetch(
             ));
         }
     }
-    let mut raw = Vec::new();
-    read_body(&url, resp, Some(MAX_MANIFEST_BYTES), |chunk| {
-        raw.extend_from_slice(chunk);
-        Ok(())
-    })
-    .await?;
+    let raw = Body::new(&url, resp, Some(MAX_MANIFEST_BYTES))
+        .read_to_vec()
+        .await?;
 
     let requested = match reference {
         Reference::Digest(d) => Some(d),

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION, RETRY_AFTER};
 use reqwest::{Response, StatusCode};
 use url::Url;
@@ -78,7 +79,9 @@ impl Transport {
                 Err(e) if is_retryable_error(e) => self.backoff(attempt),
                 _ => return outcome,
             };
-            drop(outcome);
+            if let Ok(resp) = outcome {
+                discard(resp).await;
+            }
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -114,6 +117,7 @@ impl Transport {
                 ));
             }
             current = next_location(&current, resp.headers())?;
+            discard(resp).await;
             hops += 1;
         }
     }
@@ -248,44 +252,84 @@ pub fn describe(url: &Url, e: &reqwest::Error) -> Error {
     Error::transport(reason, format!("GET {url}: {chain}"))
 }
 
-/// Reads a whole body into `sink` chunk by chunk, stopping as soon as it
-/// passes `limit`; checks what arrived against `Content-Length`.
-pub async fn read_body(
-    url: &Url,
-    mut resp: Response,
+/// A response body read chunk by chunk: stops as soon as it passes `limit`,
+/// and checks what arrived against `Content-Length`.
+pub struct Body {
+    url: Url,
+    resp: Response,
+    declared: Option<u64>,
+    received: u64,
     limit: Option<u64>,
-    mut sink: impl FnMut(&[u8]) -> Result<()>,
-) -> Result<u64> {
-    let declared = resp.content_length();
-    let mut received: u64 = 0;
-    loop {
-        let chunk = match resp.chunk().await {
+}
+
+impl Body {
+    pub fn new(url: &Url, resp: Response, limit: Option<u64>) -> Body {
+        Body {
+            url: url.clone(),
+            declared: resp.content_length(),
+            resp,
+            received: 0,
+            limit,
+        }
+    }
+
+    pub fn content_length(&self) -> Option<u64> {
+        self.declared
+    }
+
+    /// The next piece of the body, `None` once all of it arrived.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        let chunk = match self.resp.chunk().await {
             Ok(Some(chunk)) => chunk,
-            Ok(None) => break,
+            Ok(None) => {
+                return match self.declared {
+                    Some(n) if n != self.received => {
+                        Err(length_mismatch(&self.url, n, self.received, ""))
+                    }
+                    _ => Ok(None),
+                }
+            }
             Err(e) => {
-                let err = describe(url, &e);
-                return Err(match declared {
-                    Some(n) if received < n && err.reason == reason::REQUEST_FAILED => {
-                        length_mismatch(url, n, received, "the connection closed early")
+                let err = describe(&self.url, &e);
+                return Err(match self.declared {
+                    Some(n) if self.received < n && err.reason == reason::REQUEST_FAILED => {
+                        length_mismatch(&self.url, n, self.received, "the connection closed early")
                     }
                     _ => err,
                 });
             }
         };
-        received += chunk.len() as u64;
-        if let Some(limit) = limit {
-            if received > limit {
+        self.received += chunk.len() as u64;
+        if let Some(limit) = self.limit {
+            if self.received > limit {
                 return Err(Error::protocol(
                     reason::MANIFEST_TOO_LARGE,
-                    format!("GET {url}: body exceeds {limit} bytes"),
+                    format!("GET {}: body exceeds {limit} bytes", self.url),
                 ));
             }
         }
-        sink(&chunk)?;
+        Ok(Some(chunk))
     }
-    match declared {
-        Some(n) if n != received => Err(length_mismatch(url, n, received, "")),
-        _ => Ok(received),
+
+    /// The whole body in one buffer (for small bodies: manifests, tokens).
+    pub async fn read_to_vec(mut self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(chunk) = self.chunk().await? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+}
+
+/// Reads and drops a small body so its connection goes back to the pool;
+/// a large or broken one is simply dropped with its connection.
+pub async fn discard(mut resp: Response) {
+    let mut left: usize = 64 << 10;
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        match left.checked_sub(chunk.len()) {
+            Some(l) => left = l,
+            None => return,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub use tank::ffi::cache::{tank_cache_free, tank_cache_new, tank_cache_new_with_
 pub use tank::ffi::error::*;
 pub use tank::ffi::manifest::{tank_manifest, tank_manifest_release, TankDescriptor, TankManifest};
 pub use tank::ffi::TankStatus;
+#[allow(unused_imports)]
 pub use tank_testrig::{Rig, RigOptions, Which};
 
 /// A failed call as C sees it.

@@ -179,3 +179,66 @@ fn reason_phrase(status: u16) -> &'static str {
         _ => "Status",
     }
 }
+
+/// Ends the connection abortively: the peer's next read fails with a TCP
+/// reset instead of seeing an orderly end of stream. The socket's descriptor
+/// is replaced by /dev/null (`dup2`), which closes the socket at once with
+/// `SO_LINGER` 0, and leaves `conn` something harmless to shut down and drop.
+pub fn reset(conn: &mut TcpStream) {
+    use std::os::fd::AsRawFd;
+    let fd = conn.as_raw_fd();
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let devnull = std::fs::File::open("/dev/null").expect("open /dev/null");
+    // SAFETY: `fd` is the live socket `conn` owns; `linger` outlives the call;
+    // dup2 atomically swaps the descriptor, so `conn` stays valid to drop.
+    unsafe {
+        let set = libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+        assert_eq!(set, 0, "SO_LINGER");
+        assert!(libc::dup2(devnull.as_raw_fd(), fd) >= 0, "dup2");
+    }
+}
+
+/// Writes up to `total` bytes of `fill` in 64 KiB writes and returns how
+/// many the kernel took before the peer hung up (or `total`).
+pub fn stream(conn: &mut TcpStream, total: u64, fill: u8) -> u64 {
+    let chunk = [fill; 64 * 1024];
+    let mut written = 0u64;
+    while written < total {
+        let n = (total - written).min(chunk.len() as u64) as usize;
+        match conn.write(&chunk[..n]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => written += k as u64,
+        }
+    }
+    written
+}
+
+/// Like [`stream`] but as `Transfer-Encoding: chunked` chunks of 64 KiB;
+/// counts payload bytes. Sends the final empty chunk only if all of `total`
+/// went out.
+pub fn stream_chunked(conn: &mut TcpStream, total: u64, fill: u8) -> u64 {
+    let payload = [fill; 64 * 1024];
+    let mut written = 0u64;
+    while written < total {
+        let n = (total - written).min(payload.len() as u64) as usize;
+        let frame = format!("{n:x}\r\n");
+        let ok = conn.write_all(frame.as_bytes()).is_ok()
+            && conn.write_all(&payload[..n]).is_ok()
+            && conn.write_all(b"\r\n").is_ok();
+        if !ok {
+            return written;
+        }
+        written += n as u64;
+    }
+    let _ = conn.write_all(b"0\r\n\r\n");
+    written
+}

@@ -1,0 +1,336 @@
+//! `tank-bench`: how fast `tank_blob` pulls a large layer compared with the
+//! limit (SHA-256 of the same bytes from the page cache), with `curl |
+//! openssl`, and with skopeo; and how a 50-layer image pulls from 8 threads
+//! sharing one cache. Every figure comes from this one run, against the rig's
+//! real registries on loopback.
+//!
+//! Usage: tank-bench [--quick] [--runs N]
+//!   --quick   a 256 MiB layer instead of 1 GiB
+//!   --runs N  runs per row, the median is reported (default 5)
+
+mod worker;
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use tank_testrig::{Rig, RigOptions, Which};
+
+struct Row {
+    name: String,
+    secs: f64,
+    note: String,
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--worker") {
+        return worker::run(&args[1..]);
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let runs: usize = match args.iter().position(|a| a == "--runs") {
+        Some(i) => args.get(i + 1).context("--runs needs a number")?.parse()?,
+        None => 5,
+    };
+    for tool in ["openssl", "curl", "skopeo", "sh", "xargs"] {
+        if !on_path(tool) {
+            bail!(
+                "{tool} is missing: apt-get install {}",
+                if tool == "xargs" { "findutils" } else { tool }
+            );
+        }
+    }
+    let mib: u64 = if quick { 256 } else { 1024 };
+    let bytes = mib << 20;
+
+    println!("cpu: {}", cpu_model());
+    println!(
+        "sha extensions: {} (the sha2 crate picks them at run time; in-process sha256 below shows whether it does)",
+        if cpu_has("sha_ni") { "sha_ni present" } else { "absent" }
+    );
+    println!("layer: {mib} MiB, {runs} runs per row, median reported");
+
+    eprintln!("starting the rig (3 registries, {mib} MiB layer, 50 x 1 MiB image)...");
+    let rig = Rig::start(RigOptions {
+        large_mib: Some(mib),
+        many_layers: Some((50, 1)),
+        ..RigOptions::default()
+    })?;
+    let large = rig
+        .info()
+        .images
+        .large
+        .clone()
+        .context("rig has no large image")?;
+    let digest = large.layers[0].clone();
+    let file = rig.blob_data_path(Which::Plain, &digest);
+    let hex = digest.trim_start_matches("sha256:").to_owned();
+    run_quiet(Command::new("cat").arg(&file).stdout(Stdio::null()))?;
+
+    let mut rows = Vec::new();
+    let limit = median(runs, || {
+        let out = timed_output(Command::new("openssl").args(["dgst", "-sha256"]).arg(&file))?;
+        expect_hex(&out.1, &hex)?;
+        Ok(out.0)
+    })?;
+    rows.push(Row {
+        name: "limit: openssl dgst -sha256 (page cache)".into(),
+        secs: limit,
+        note: String::new(),
+    });
+
+    let in_process = median(runs, || worker::time_sha256_file(&file, &hex))?;
+    rows.push(Row {
+        name: "sha2 crate in-process (same file)".into(),
+        secs: in_process,
+        note: String::new(),
+    });
+
+    let plain = rig.registry(Which::Plain).to_owned();
+    let curl_url = format!("http://{plain}/v2/{}/blobs/{digest}", large.repo);
+    let curl = median(runs, || {
+        let out = timed_output(
+            Command::new("sh").args(["-c", &format!("curl -s {curl_url} | openssl dgst -sha256")]),
+        )?;
+        expect_hex(&out.1, &hex)?;
+        Ok(out.0)
+    })?;
+    rows.push(Row {
+        name: "curl -s | openssl dgst -sha256 (plain)".into(),
+        secs: curl,
+        note: String::new(),
+    });
+
+    for (which, label) in [(Which::Plain, "plain"), (Which::Cdn, "token + 307 to CDN")] {
+        let reg = rig.registry(which).to_owned();
+        let mut rss = Vec::new();
+        let secs = median(runs, || {
+            let started = Instant::now();
+            let out = worker_output(&["blob", &reg, &large.repo, &digest])?;
+            let secs = started.elapsed().as_secs_f64();
+            rss.push(out["peak_rss_bytes"].as_u64().context("peak_rss_bytes")?);
+            Ok(secs)
+        })?;
+        let peak = rss.iter().copied().max().unwrap_or(0);
+        rows.push(Row {
+            name: format!("tank_blob via C ABI ({label})"),
+            secs,
+            note: format!(
+                "peak RSS {:.1} MiB = N + {:.1} MiB",
+                peak as f64 / 1048576.0,
+                (peak as f64 - bytes as f64) / 1048576.0
+            ),
+        });
+    }
+
+    let skopeo_runs = runs.min(3);
+    let skopeo = median(skopeo_runs, || {
+        let dir = std::env::temp_dir().join(format!("tank-bench-skopeo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let started = Instant::now();
+        run_quiet(Command::new("skopeo").args([
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            &format!("docker://{plain}/{}:{}", large.repo, large.tag),
+            &format!("dir:{}", dir.display()),
+        ]))?;
+        let secs = started.elapsed().as_secs_f64();
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(secs)
+    })?;
+    rows.push(Row {
+        name: format!("skopeo copy docker:// dir: (plain, {skopeo_runs} runs)"),
+        secs: skopeo,
+        note: String::new(),
+    });
+
+    println!();
+    println!(
+        "{:<48} {:>9} {:>10} {:>9}  notes",
+        "single layer", "median s", "MiB/s", "x limit"
+    );
+    for r in &rows {
+        println!(
+            "{:<48} {:>9.3} {:>10.0} {:>9.2}  {}",
+            r.name,
+            r.secs,
+            mib as f64 / r.secs,
+            r.secs / limit,
+            r.note
+        );
+    }
+    let tank_plain = rows
+        .iter()
+        .find(|r| r.name.contains("(plain)") && r.name.starts_with("tank"))
+        .map(|r| r.secs)
+        .unwrap_or(f64::NAN);
+    println!("skopeo / tank_blob (plain): {:.1}x", skopeo / tank_plain);
+
+    many_layers(&rig, runs)?;
+    Ok(())
+}
+
+/// The 50-layer image by 8 threads through one cache, against the token
+/// registry, next to `curl` per layer run 8 at a time.
+fn many_layers(rig: &Rig, runs: usize) -> Result<()> {
+    let many = rig
+        .info()
+        .images
+        .many
+        .clone()
+        .context("rig has no many-layer image")?;
+    let reg = rig.registry(Which::Token).to_owned();
+    let total: u64 = many.layers.iter().map(|d| many.blob_sizes[d]).sum();
+    let mut tokens = Vec::new();
+    let mut conns = Vec::new();
+    let tank = median(runs, || {
+        rig.clear_logs();
+        let started = Instant::now();
+        let out = worker_output(&["many", &reg, &many.repo, &many.layers.join(",")])?;
+        let secs = started.elapsed().as_secs_f64();
+        tokens.push(rig.token_requests().len());
+        conns.push(
+            out["registry_connections"]
+                .as_u64()
+                .context("registry_connections")?,
+        );
+        Ok(secs)
+    })?;
+
+    let realm = rig
+        .info()
+        .token
+        .as_ref()
+        .context("token registry")?
+        .realm
+        .clone();
+    let token_json = Command::new("curl")
+        .args([
+            "-s",
+            &format!(
+                "{realm}?service=tank-rig&scope=repository:{}:pull",
+                many.repo
+            ),
+        ])
+        .output()?;
+    let token: serde_json::Value = serde_json::from_slice(&token_json.stdout)?;
+    let token = token["token"].as_str().context("token")?.to_owned();
+    let urls: String = many
+        .layers
+        .iter()
+        .map(|d| format!("http://{reg}/v2/{}/blobs/{d}\n", many.repo))
+        .collect();
+    let curl = median(runs, || {
+        let started = Instant::now();
+        let mut child = Command::new("xargs")
+            .args([
+                "-P",
+                "8",
+                "-n",
+                "1",
+                "curl",
+                "-s",
+                "-f",
+                "-o",
+                "/dev/null",
+                "-H",
+            ])
+            .arg(format!("Authorization: Bearer {token}"))
+            .stdin(Stdio::piped())
+            .spawn()?;
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(urls.as_bytes())?;
+        let status = child.wait()?;
+        if !status.success() {
+            bail!("curl per layer failed: {status}");
+        }
+        Ok(started.elapsed().as_secs_f64())
+    })?;
+    println!();
+    println!(
+        "50 x 1 MiB layers ({:.0} MiB), token registry, 8 threads, one TankCache:",
+        total as f64 / 1048576.0
+    );
+    println!("  tank:                      {tank:.3} s median; token requests per pull {tokens:?}; registry connections {conns:?}");
+    println!("  curl per layer, 8 at once: {curl:.3} s median (token fetched once beforehand, bytes not verified)");
+    println!("  tank / curl: {:.2}x", tank / curl);
+    Ok(())
+}
+
+fn worker_output(args: &[&str]) -> Result<serde_json::Value> {
+    let exe = std::env::current_exe()?;
+    let out = Command::new(exe).arg("--worker").args(args).output()?;
+    if !out.status.success() {
+        bail!(
+            "worker {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn median(runs: usize, mut once: impl FnMut() -> Result<f64>) -> Result<f64> {
+    let mut v = (0..runs.max(1))
+        .map(|_| once())
+        .collect::<Result<Vec<f64>>>()?;
+    v.sort_by(f64::total_cmp);
+    Ok(v[v.len() / 2])
+}
+
+fn timed_output(cmd: &mut Command) -> Result<(f64, String)> {
+    let started = Instant::now();
+    let out = cmd.output().with_context(|| format!("{cmd:?}"))?;
+    let secs = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok((secs, String::from_utf8_lossy(&out.stdout).into_owned()))
+}
+
+fn run_quiet(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("{cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn expect_hex(output: &str, hex: &str) -> Result<()> {
+    if !output.contains(hex) {
+        bail!("wrong hash: {output}");
+    }
+    Ok(())
+}
+
+fn on_path(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn cpuinfo() -> String {
+    std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default()
+}
+
+fn cpu_model() -> String {
+    cpuinfo()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn cpu_has(flag: &str) -> bool {
+    cpuinfo()
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .is_some_and(|l| l.split_whitespace().any(|f| f == flag))
+}

@@ -1,0 +1,175 @@
+//! What the benchmark measures in a child process of its own, so that peak
+//! RSS and connection counts belong to one pull and nothing else.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use tank::ffi::bytes::{tank_blob, tank_bytes_release, TankBytes};
+use tank::ffi::cache::{tank_cache_free, tank_cache_new, TankCache};
+use tank::ffi::error::{tank_error_free, tank_error_message, TankError};
+use tank::ffi::TankStatus;
+
+pub fn run(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("blob") if args.len() == 4 => {
+            let len = fetch(&args[1], &args[2], &args[3], std::ptr::null_mut())?;
+            println!(
+                "{}",
+                serde_json::json!({"bytes": len, "peak_rss_bytes": peak_rss_bytes()?})
+            );
+            Ok(())
+        }
+        Some("many") if args.len() == 4 => many(&args[1], &args[2], &args[3]),
+        _ => bail!("worker: blob REG REPO DIGEST | many REG REPO DIGEST,DIGEST,..."),
+    }
+}
+
+/// One `tank_blob` through the C ABI; the bytes are dropped unread.
+fn fetch(registry: &str, repo: &str, digest: &str, cache: *mut TankCache) -> Result<usize> {
+    let (r, p, d) = (
+        CString::new(registry)?,
+        CString::new(repo)?,
+        CString::new(digest)?,
+    );
+    unsafe {
+        let mut out: TankBytes = std::mem::zeroed();
+        let mut err: *mut TankError = std::ptr::null_mut();
+        let status = tank_blob(
+            r.as_ptr(),
+            p.as_ptr(),
+            d.as_ptr(),
+            cache,
+            &mut out,
+            &mut err,
+        );
+        if status != TankStatus::TANK_OK {
+            let msg = std::ffi::CStr::from_ptr(tank_error_message(err))
+                .to_string_lossy()
+                .into_owned();
+            tank_error_free(err);
+            bail!("tank_blob {digest}: {status:?}: {msg}");
+        }
+        let len = out.len;
+        tank_bytes_release(&mut out);
+        Ok(len)
+    }
+}
+
+struct SharedCache(*mut TankCache);
+// The cache is documented thread-safe; the pointer is only shared.
+unsafe impl Sync for SharedCache {}
+
+impl SharedCache {
+    fn get(&self) -> *mut TankCache {
+        self.0
+    }
+}
+
+fn many(registry: &str, repo: &str, digests: &str) -> Result<()> {
+    let digests: Vec<&str> = digests.split(',').collect();
+    let cache = SharedCache(tank_cache_new());
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|s| -> Result<()> {
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(d) = digests.get(i) else {
+                            return Ok(());
+                        };
+                        fetch(registry, repo, d, cache.get())?;
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("worker thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    let port: u16 = registry.rsplit(':').next().context("port")?.parse()?;
+    let conns = connections_to(port)?;
+    unsafe { tank_cache_free(cache.0) };
+    println!(
+        "{}",
+        serde_json::json!({"secs": secs, "registry_connections": conns})
+    );
+    Ok(())
+}
+
+/// This process's TCP sockets connected to `port` on loopback.
+fn connections_to(port: u16) -> Result<usize> {
+    let mut ours = HashSet::new();
+    for fd in std::fs::read_dir("/proc/self/fd")? {
+        if let Ok(link) = std::fs::read_link(fd?.path()) {
+            if let Some(inode) = link
+                .to_str()
+                .and_then(|l| l.strip_prefix("socket:["))
+                .and_then(|l| l.strip_suffix(']'))
+            {
+                ours.insert(inode.to_owned());
+            }
+        }
+    }
+    let mut count = 0;
+    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() < 10 {
+                continue;
+            }
+            let remote_port = cols[2]
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if remote_port == Some(port) && ours.contains(cols[9]) {
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
+}
+
+fn peak_rss_bytes() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .context("VmHWM")?
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()?;
+    Ok(kib * 1024)
+}
+
+/// SHA-256 of a file with the sha2 crate, read in 1 MiB pieces.
+pub fn time_sha256_file(path: &Path, hex: &str) -> Result<f64> {
+    let started = Instant::now();
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut h = Sha256::new();
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let got: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    if got != hex {
+        bail!("sha2 got {got}");
+    }
+    Ok(started.elapsed().as_secs_f64())
+}

@@ -1,0 +1,3 @@
+module tank.example/tank
+
+go 1.19
