@@ -68,6 +68,7 @@ fn main() -> Result<()> {
     run_quiet(Command::new("cat").arg(&file).stdout(Stdio::null()))?;
 
     let mut rows = Vec::new();
+    let mut worst_rss_over: u64 = 0;
     let limit = median(runs, || {
         let out = timed_output(Command::new("openssl").args(["dgst", "-sha256"]).arg(&file))?;
         expect_hex(&out.1, &hex)?;
@@ -112,6 +113,7 @@ fn main() -> Result<()> {
             Ok(secs)
         })?;
         let peak = rss.iter().copied().max().unwrap_or(0);
+        worst_rss_over = worst_rss_over.max(peak.saturating_sub(bytes));
         rows.push(Row {
             name: format!("tank_blob via C ABI ({label})"),
             secs,
@@ -160,20 +162,73 @@ fn main() -> Result<()> {
             r.note
         );
     }
-    let tank_plain = rows
-        .iter()
-        .find(|r| r.name.contains("(plain)") && r.name.starts_with("tank"))
-        .map(|r| r.secs)
-        .unwrap_or(f64::NAN);
+    let tank_secs = |label: &str| {
+        rows.iter()
+            .find(|r| r.name.starts_with("tank_blob") && r.name.contains(label))
+            .map_or(f64::NAN, |r| r.secs)
+    };
+    let (tank_plain, tank_cdn) = (tank_secs("(plain)"), tank_secs("CDN"));
     println!("skopeo / tank_blob (plain): {:.1}x", skopeo / tank_plain);
 
-    many_layers(&rig, runs)?;
+    let many = many_layers(&rig, runs)?;
+
+    println!();
+    println!("targets:");
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    let checks = [
+        (
+            format!("tank_blob plain <= 1.15x limit: {:.2}x", tank_plain / limit),
+            tank_plain / limit <= 1.15,
+        ),
+        (
+            format!(
+                "tank_blob token+CDN <= 1.15x limit: {:.2}x",
+                tank_cdn / limit
+            ),
+            tank_cdn / limit <= 1.15,
+        ),
+        (
+            format!("skopeo / tank >= 5x: {:.1}x", skopeo / tank_plain),
+            skopeo / tank_plain >= 5.0,
+        ),
+        (
+            format!(
+                "peak RSS <= N + 64 MiB: N + {:.1} MiB",
+                worst_rss_over as f64 / 1048576.0
+            ),
+            worst_rss_over <= 64 << 20,
+        ),
+        (
+            format!("50 layers: one token request per pull: {:?}", many.tokens),
+            many.tokens.iter().all(|&t| t == 1),
+        ),
+        (
+            format!(
+                "50 layers: connections <= 8 threads: {:?}",
+                many.connections
+            ),
+            many.connections.iter().all(|&c| c <= 8),
+        ),
+        (
+            format!("50 layers: <= 1.5x curl per layer: {:.2}x", many.ratio),
+            many.ratio <= 1.5,
+        ),
+    ];
+    for (what, ok) in checks {
+        println!("  {:<8} {what}", verdict(ok));
+    }
     Ok(())
+}
+
+struct ManyLayers {
+    tokens: Vec<usize>,
+    connections: Vec<u64>,
+    ratio: f64,
 }
 
 /// The 50-layer image by 8 threads through one cache, against the token
 /// registry, next to `curl` per layer run 8 at a time.
-fn many_layers(rig: &Rig, runs: usize) -> Result<()> {
+fn many_layers(rig: &Rig, runs: usize) -> Result<ManyLayers> {
     let many = rig
         .info()
         .images
@@ -259,7 +314,11 @@ fn many_layers(rig: &Rig, runs: usize) -> Result<()> {
     println!("  tank:                      {tank:.3} s median; token requests per pull {tokens:?}; registry connections {conns:?}");
     println!("  curl per layer, 8 at once: {curl:.3} s median (token fetched once beforehand, bytes not verified)");
     println!("  tank / curl: {:.2}x", tank / curl);
-    Ok(())
+    Ok(ManyLayers {
+        tokens,
+        connections: conns,
+        ratio: tank / curl,
+    })
 }
 
 fn worker_output(args: &[&str]) -> Result<serde_json::Value> {

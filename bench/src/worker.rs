@@ -73,6 +73,8 @@ impl SharedCache {
 
 fn many(registry: &str, repo: &str, digests: &str) -> Result<()> {
     let digests: Vec<&str> = digests.split(',').collect();
+    let port: u16 = registry.rsplit(':').next().context("port")?.parse()?;
+    let before = sockets_to(port);
     let cache = SharedCache(tank_cache_new());
     let next = AtomicUsize::new(0);
     let started = Instant::now();
@@ -97,8 +99,7 @@ fn many(registry: &str, repo: &str, digests: &str) -> Result<()> {
         Ok(())
     })?;
     let secs = started.elapsed().as_secs_f64();
-    let port: u16 = registry.rsplit(':').next().context("port")?.parse()?;
-    let conns = connections_to(port)?;
+    let conns = sockets_to(port).difference(&before).count();
     unsafe { tank_cache_free(cache.0) };
     println!(
         "{}",
@@ -107,38 +108,28 @@ fn many(registry: &str, repo: &str, digests: &str) -> Result<()> {
     Ok(())
 }
 
-/// This process's TCP sockets connected to `port` on loopback.
-fn connections_to(port: u16) -> Result<usize> {
-    let mut ours = HashSet::new();
-    for fd in std::fs::read_dir("/proc/self/fd")? {
-        if let Ok(link) = std::fs::read_link(fd?.path()) {
-            if let Some(inode) = link
-                .to_str()
-                .and_then(|l| l.strip_prefix("socket:["))
-                .and_then(|l| l.strip_suffix(']'))
-            {
-                ours.insert(inode.to_owned());
-            }
-        }
-    }
-    let mut count = 0;
-    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+/// Client-side TCP sockets towards `port`, in any state (TIME_WAIT ones
+/// included, so connections opened and closed during the pull count too),
+/// identified by their local port.
+fn sockets_to(port: u16) -> HashSet<String> {
+    let mut found = HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let text = std::fs::read_to_string(table).unwrap_or_default();
         for line in text.lines().skip(1) {
             let cols: Vec<&str> = line.split_whitespace().collect();
-            if cols.len() < 10 {
+            if cols.len() < 4 {
                 continue;
             }
             let remote_port = cols[2]
                 .rsplit(':')
                 .next()
                 .and_then(|p| u16::from_str_radix(p, 16).ok());
-            if remote_port == Some(port) && ours.contains(cols[9]) {
-                count += 1;
+            if remote_port == Some(port) {
+                found.insert(cols[1].to_owned());
             }
         }
     }
-    Ok(count)
+    found
 }
 
 fn peak_rss_bytes() -> Result<u64> {

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The benchmark: tank_blob against the SHA-256 limit, curl and skopeo, and a
+# 50-layer pull from 8 threads. Pass --quick for a 256 MiB layer instead of
+# 1 GiB, --runs N for the number of runs per row (default 5).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh docker-registry curl openssl skopeo
+cargo build --release -p tank-bench
+exec target/release/tank-bench "$@"
