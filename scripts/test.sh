@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust unit and integration tests (against real
 # registries the tests start on 127.0.0.1), the C example under valgrind, and
-# the Go binding.
+# the Go and Elixir bindings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,3 +20,6 @@ bash scripts/valgrind-c.sh
 
 step "Go binding"
 bash examples/go/run-tests.sh
+
+step "Elixir binding"
+bash examples/elixir/run-tests.sh

@@ -1,0 +1,4 @@
+[
+  inputs: ["{mix,.formatter}.exs", "{lib,mix,test}/**/*.{ex,exs}"],
+  line_length: 100
+]

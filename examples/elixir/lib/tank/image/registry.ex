@@ -1,0 +1,203 @@
+defmodule Tank.Image.Registry do
+  @moduledoc """
+  OCI registry access for image pulls — a thin shim over tank, a Rust
+  registry client called through a NIF (`Tank.Native`).
+
+  Tank fetches all OCI data through this module. It preserves the historical
+  return contracts so the rest of `Tank.Image` is unchanged:
+
+    * `manifest/4` → `{:ok, info, token_cache}` (an image index / manifest
+      list, or a single image manifest);
+    * `blob/4` → `{:ok, bytes}` (a layer or the image config).
+
+  The bearer-token handshake, manifest fetch, and digest-verified blob
+  download all live in tank's Rust core now; its calls run on dirty I/O
+  schedulers, so the VM's normal schedulers never wait on the network.
+
+  The 4th argument is an optional token cache (`t:token_cache/0`, made by
+  `new_token_cache/1`) that `Tank.Image` threads across a pull so the bearer
+  token is earned once rather than re-fetched per call. One cache may be
+  shared by any number of processes at once: concurrent calls that miss the
+  same token wait for a single token request. `nil` disables caching, and
+  every call runs the handshake again.
+
+  ## Errors
+
+  Every function returns `{:error, reason}` rather than raising, with
+  `reason` one of:
+
+    * `{:bad_input, message}` — an argument was rejected before any request
+      (a malformed digest, a repository or tag outside the distribution
+      grammar, a non-string argument);
+    * `{:manifest_http, status}` — the manifest request ended in an HTTP
+      status (after retries and the token handshake);
+    * `{:blob_http, status}` — the blob request ended in an HTTP status;
+    * `{:digest_mismatch, :blob}` — the blob's bytes do not hash to the
+      requested digest;
+    * `{:request_failed, detail}` — anything else: transport, token
+      endpoint, an invalid manifest, a manifest whose bytes do not match its
+      digest, too many redirects. `detail` is a map with `:reason` (an atom,
+      see `t:failure_reason/0`), `:kind` (`:transport`, `:auth`,
+      `:protocol`, `:digest_mismatch` or `:internal`), `:message` (names the
+      URL at fault) and, when there is one, `:status` (an HTTP status) and
+      `:body` (an excerpt of the answer).
+  """
+
+  @typedoc """
+  A fetched manifest: its media type, content digest, raw bytes, and parsed
+  JSON. `digest` is always an `"algo:hex"` string (`sha256:…` unless the
+  registry says `sha512:…`): computed from `raw` when the registry omits the
+  `Docker-Content-Digest` header. `media_type` is the `Content-Type` the
+  registry sent, else the JSON's `mediaType`, else the OCI image manifest
+  type, so it is never `nil` in practice. `json` is the decoded document:
+  maps with string keys, lists, integers, floats, strings, booleans, `nil`.
+  """
+  @type info() :: %{
+          media_type: String.t() | nil,
+          digest: String.t(),
+          raw: binary(),
+          json: map()
+        }
+
+  @typedoc """
+  An optional token cache threaded across a pull's fetches so the bearer
+  token is reused instead of re-earned on every call. `nil` disables
+  caching. `manifest/4` echoes it back so the caller can thread it onward —
+  it occupies the slot the old client used for the bearer token.
+
+  A cache is a NIF resource (a reference): the garbage collector frees it
+  once no process refers to it. It is safe to share between processes.
+  """
+  @type token_cache() :: reference() | nil
+
+  @typedoc """
+  The `:reason` of a `{:request_failed, detail}` error: a stable id from
+  tank's fixed set.
+  """
+  @type failure_reason() ::
+          :manifest_digest_mismatch
+          | :connect
+          | :timeout
+          | :connection_reset
+          | :tls
+          | :request_failed
+          | :too_many_redirects
+          | :insecure_redirect
+          | :invalid_redirect
+          | :token_request_failed
+          | :no_token_in_response
+          | :missing_realm
+          | :invalid_realm
+          | :invalid_manifest_json
+          | :invalid_content_digest_header
+          | :manifest_too_large
+          | :length_mismatch
+          | :out_of_memory
+          | :panic
+          | :runtime
+
+  @typedoc "What a failed call returns after `:error`."
+  @type error_reason() ::
+          {:bad_input, String.t()}
+          | {:manifest_http, pos_integer()}
+          | {:blob_http, pos_integer()}
+          | {:digest_mismatch, :blob}
+          | {:request_failed,
+             %{
+               required(:reason) => failure_reason(),
+               required(:kind) => atom(),
+               required(:message) => String.t(),
+               optional(:status) => pos_integer(),
+               optional(:body) => String.t()
+             }}
+
+  @default_ttl_ms 60_000
+
+  @doc """
+  Fetches the manifest for `repo:reference` from `registry`.
+
+  `registry` is a host with an optional port (`"ghcr.io"`,
+  `"localhost:5000"`; loopback hosts speak plain HTTP, every other host
+  HTTPS, and an `http://` or `https://` prefix overrides that). `reference`
+  is a tag or a `sha256:` digest (then the bytes must hash to it);
+  `token_cache` is an optional cache from `new_token_cache/1`. Returns
+  `{:ok, info, token_cache}`, echoing the very cache term passed in so the
+  caller threads it into the pull's later fetches.
+  """
+  @spec manifest(String.t(), String.t(), String.t(), token_cache()) ::
+          {:ok, info(), token_cache()} | {:error, error_reason()}
+  def manifest(registry, repo, reference, token_cache \\ nil) do
+    with :ok <- check_strings(registry: registry, repo: repo, reference: reference),
+         :ok <- check_cache(token_cache),
+         {:ok, info} <- Tank.Native.manifest(registry, repo, reference, token_cache) do
+      {:ok, info, token_cache}
+    end
+  end
+
+  @doc """
+  Downloads the blob `digest` (a `sha256:` string) from `repo` on `registry`.
+
+  Returns `{:ok, bytes}`. tank verifies the bytes against `digest` while
+  they stream in, and drops the `Authorization` header across CDN
+  redirects, so the blob arrives already verified and the token is never
+  handed to the CDN. A malformed `digest` is `{:error, {:bad_input, _}}`
+  before any request is sent.
+  """
+  @spec blob(String.t(), String.t(), String.t(), token_cache()) ::
+          {:ok, binary()} | {:error, error_reason()}
+  def blob(registry, repo, digest, token_cache \\ nil) do
+    with :ok <- check_strings(registry: registry, repo: repo, digest: digest),
+         :ok <- check_cache(token_cache) do
+      Tank.Native.blob(registry, repo, digest, token_cache)
+    end
+  end
+
+  @doc """
+  Creates a token cache to thread through a pull's `manifest/4` and
+  `blob/4` calls.
+
+  Options:
+
+    * `:ttl` — how long a token stays cached, in milliseconds (default
+      #{@default_ttl_ms}, the original's fixed 60 s). A token the issuer
+      says expires sooner (`expires_in`, never taken below 60 s) is dropped
+      a few seconds before that instead.
+
+  The cache is freed by the garbage collector once unreferenced; there is
+  nothing to close.
+  """
+  @spec new_token_cache(keyword()) :: reference()
+  def new_token_cache(opts \\ []) do
+    opts = Keyword.validate!(opts, ttl: @default_ttl_ms)
+
+    case opts[:ttl] do
+      ttl when is_integer(ttl) and ttl >= 0 ->
+        Tank.Native.new_token_cache(ttl)
+
+      other ->
+        raise ArgumentError,
+              "new_token_cache/1: :ttl must be a non-negative integer (milliseconds), got: " <>
+                inspect(other)
+    end
+  end
+
+  defp check_strings(args) do
+    Enum.find_value(args, :ok, fn
+      {_name, value} when is_binary(value) ->
+        nil
+
+      {name, value} ->
+        {:error, {:bad_input, "#{name} must be a string, got: #{inspect(value)}"}}
+    end)
+  end
+
+  defp check_cache(nil), do: :ok
+  defp check_cache(cache) when is_reference(cache), do: :ok
+
+  defp check_cache(other) do
+    {:error,
+     {:bad_input,
+      "token_cache must be nil or a cache from Tank.Image.Registry.new_token_cache/1, got: " <>
+        inspect(other)}}
+  end
+end

@@ -1,0 +1,389 @@
+//! The NIF behind the Elixir module `Tank.Image.Registry` (loaded as
+//! `Tank.Native`). It calls tank's async core directly through the hidden
+//! runtime (`tank::runtime`), not through the C ABI.
+//!
+//! - `manifest/4` and `blob/4` run on dirty I/O schedulers: the scheduler
+//!   thread parks while a tokio worker does the I/O, so the VM's normal
+//!   schedulers never wait on the network.
+//! - A token cache is a NIF resource holding an `Arc<TokenCache>`; the VM
+//!   drops it when no term refers to it any more.
+//! - Every NIF body runs under `catch_unwind`: a panic becomes
+//!   `{:error, {:request_failed, %{reason: :panic, ...}}}`, never a crash.
+//! - Errors are rebuilt in the original module's shapes (SPEC section 3).
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustler::{Atom, Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term};
+use serde_json::{Map, Number, Value};
+use tank::stevedore::error::reason;
+use tank::stevedore::{Error, ErrorKind, Manifest, Result, TokenCache};
+
+mod atoms {
+    rustler::atoms! {
+        ok,
+        error,
+        nil,
+        bad_input,
+        manifest_http,
+        blob_http,
+        digest_mismatch,
+        blob,
+        request_failed,
+        reason,
+        kind,
+        message,
+        status,
+        body,
+        media_type,
+        digest,
+        raw,
+        json,
+        http,
+        transport,
+        auth,
+        protocol,
+        internal,
+        token_caches,
+        buffers,
+        buffer_bytes,
+    }
+}
+
+/// Byte results at least this long are handed to Erlang without a copy, as
+/// resource binaries over the `Vec` the core filled; shorter ones are
+/// copied into an ordinary binary (cheaper than a resource).
+const ZERO_COPY_FROM: usize = 64 * 1024;
+
+static LIVE_CACHES: AtomicUsize = AtomicUsize::new(0);
+static LIVE_BUFFERS: AtomicUsize = AtomicUsize::new(0);
+static LIVE_BUFFER_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// A token cache as Erlang sees it: a resource term. Dropped (and the cache
+/// with it, once no call in flight holds the `Arc`) when the VM collects
+/// the last term referring to it.
+pub struct TokenCacheResource(Arc<TokenCache>);
+
+#[rustler::resource_impl]
+impl Resource for TokenCacheResource {}
+
+impl TokenCacheResource {
+    fn new(ttl: Duration) -> Self {
+        LIVE_CACHES.fetch_add(1, Ordering::Relaxed);
+        TokenCacheResource(Arc::new(TokenCache::new(ttl)))
+    }
+}
+
+impl Drop for TokenCacheResource {
+    fn drop(&mut self) {
+        LIVE_CACHES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The bytes behind a zero-copy binary: the `Vec` the core wrote the blob
+/// into, owned by the resource until the VM collects the binary.
+pub struct Buffer(Vec<u8>);
+
+#[rustler::resource_impl]
+impl Resource for Buffer {}
+
+impl Buffer {
+    fn new(bytes: Vec<u8>) -> Self {
+        LIVE_BUFFERS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BUFFER_BYTES.fetch_add(bytes.capacity(), Ordering::Relaxed);
+        Buffer(bytes)
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        LIVE_BUFFERS.fetch_sub(1, Ordering::Relaxed);
+        LIVE_BUFFER_BYTES.fetch_sub(self.0.capacity(), Ordering::Relaxed);
+    }
+}
+
+/// Which call failed: an HTTP status becomes `:manifest_http` or
+/// `:blob_http`, and only a blob has `{:digest_mismatch, :blob}`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Manifest,
+    Blob,
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn manifest<'a>(
+    env: Env<'a>,
+    registry: Term<'a>,
+    repo: Term<'a>,
+    reference: Term<'a>,
+    cache: Term<'a>,
+) -> Term<'a> {
+    guarded(env, Call::Manifest, || {
+        let registry = text_arg(registry, "registry")?;
+        let repo = text_arg(repo, "repo")?;
+        let reference = text_arg(reference, "reference")?;
+        let cache = cache_arg(cache)?;
+        let client = tank::runtime::client()?;
+        let manifest = run(async move {
+            client
+                .manifest(&registry, &repo, &reference, cache.as_deref())
+                .await
+        })?;
+        Ok((atoms::ok(), manifest_term(env, manifest)).encode(env))
+    })
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn blob<'a>(
+    env: Env<'a>,
+    registry: Term<'a>,
+    repo: Term<'a>,
+    digest: Term<'a>,
+    cache: Term<'a>,
+) -> Term<'a> {
+    guarded(env, Call::Blob, || {
+        let registry = text_arg(registry, "registry")?;
+        let repo = text_arg(repo, "repo")?;
+        let digest = text_arg(digest, "digest")?;
+        let cache = cache_arg(cache)?;
+        let client = tank::runtime::client()?;
+        let bytes = run(async move {
+            client
+                .blob(&registry, &repo, &digest, cache.as_deref())
+                .await
+        })?;
+        Ok((atoms::ok(), bytes_term(env, bytes)).encode(env))
+    })
+}
+
+/// A new token cache whose entries live at most `ttl_ms` milliseconds.
+#[rustler::nif]
+fn new_token_cache(ttl_ms: u64) -> ResourceArc<TokenCacheResource> {
+    ResourceArc::new(TokenCacheResource::new(Duration::from_millis(ttl_ms)))
+}
+
+/// Live token caches and zero-copy buffers: lets the tests (and anyone
+/// hunting a leak) see that the VM's garbage collector frees them.
+#[rustler::nif]
+fn resource_counts(env: Env<'_>) -> Term<'_> {
+    map_term(
+        env,
+        vec![
+            atoms::token_caches().encode(env),
+            atoms::buffers().encode(env),
+            atoms::buffer_bytes().encode(env),
+        ],
+        vec![
+            LIVE_CACHES.load(Ordering::Relaxed).encode(env),
+            LIVE_BUFFERS.load(Ordering::Relaxed).encode(env),
+            LIVE_BUFFER_BYTES.load(Ordering::Relaxed).encode(env),
+        ],
+    )
+}
+
+/// Unwinds on purpose inside the same guard as `manifest` and `blob`, so the
+/// tests can prove that a panic becomes an error tuple and the VM lives on.
+/// (`resume_unwind` skips the panic hook: no message on stderr.)
+#[rustler::nif]
+fn debug_panic(env: Env<'_>) -> Term<'_> {
+    guarded(env, Call::Blob, || -> Result<Term<'_>> {
+        std::panic::resume_unwind(Box::new("Tank.Native.debug_panic/0 panics on purpose"))
+    })
+}
+
+rustler::init!("Elixir.Tank.Native");
+
+/// Runs `body`, turning its error, or a panic, into `{:error, reason}`.
+fn guarded<'a>(env: Env<'a>, call: Call, body: impl FnOnce() -> Result<Term<'a>>) -> Term<'a> {
+    let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        Err(Error::internal(
+            reason::PANIC,
+            format!(
+                "the tank NIF panicked ({}); this is a bug in tank",
+                panic_text(payload.as_ref())
+            ),
+        ))
+    });
+    match outcome {
+        Ok(term) => term,
+        Err(e) => (atoms::error(), error_reason(env, call, &e)).encode(env),
+    }
+}
+
+fn panic_text(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
+}
+
+/// Blocks this (dirty) scheduler thread while the hidden runtime runs `future`.
+fn run<T, F>(future: F) -> Result<T>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    tank::runtime::block_on(future)
+}
+
+fn text_arg(term: Term<'_>, name: &str) -> Result<String> {
+    let binary = term
+        .decode::<Binary>()
+        .map_err(|_| Error::bad_input(format!("{name} must be a string (a UTF-8 binary)")))?;
+    std::str::from_utf8(binary.as_slice())
+        .map(str::to_owned)
+        .map_err(|_| Error::bad_input(format!("{name} is not valid UTF-8")))
+}
+
+fn cache_arg(term: Term<'_>) -> Result<Option<Arc<TokenCache>>> {
+    if let Ok(cache) = term.decode::<ResourceArc<TokenCacheResource>>() {
+        return Ok(Some(Arc::clone(&cache.0)));
+    }
+    if term.decode::<Atom>().is_ok_and(|a| a == atoms::nil()) {
+        return Ok(None);
+    }
+    Err(Error::bad_input(
+        "token_cache must be nil or a cache from Tank.Image.Registry.new_token_cache/1",
+    ))
+}
+
+/// The original module's error shapes (SPEC section 3).
+fn error_reason<'a>(env: Env<'a>, call: Call, e: &Error) -> Term<'a> {
+    match (e.kind, e.http_status) {
+        (ErrorKind::BadInput, _) => (atoms::bad_input(), e.message.as_str()).encode(env),
+        (ErrorKind::Http, Some(status)) => {
+            let tag = match call {
+                Call::Manifest => atoms::manifest_http(),
+                Call::Blob => atoms::blob_http(),
+            };
+            (tag, status).encode(env)
+        }
+        (ErrorKind::DigestMismatch, _)
+            if call == Call::Blob && e.reason == reason::DIGEST_MISMATCH =>
+        {
+            (atoms::digest_mismatch(), atoms::blob()).encode(env)
+        }
+        _ => (atoms::request_failed(), detail_term(env, e)).encode(env),
+    }
+}
+
+/// `%{reason: atom, kind: atom, message: binary}` plus `status` and `body`
+/// when the error has them. `reason` is one of the core's `&'static str`
+/// ids, a small fixed set, so making atoms of them is bounded.
+fn detail_term<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
+    let reason = Atom::from_str(env, e.reason).unwrap_or_else(|_| atoms::request_failed());
+    let kind = match e.kind {
+        ErrorKind::BadInput => atoms::bad_input(),
+        ErrorKind::Http => atoms::http(),
+        ErrorKind::DigestMismatch => atoms::digest_mismatch(),
+        ErrorKind::Transport => atoms::transport(),
+        ErrorKind::Auth => atoms::auth(),
+        ErrorKind::Protocol => atoms::protocol(),
+        ErrorKind::Internal => atoms::internal(),
+    };
+    let mut keys = vec![
+        atoms::reason().encode(env),
+        atoms::kind().encode(env),
+        atoms::message().encode(env),
+    ];
+    let mut values = vec![reason.encode(env), kind.encode(env), e.message.encode(env)];
+    if let Some(status) = e.http_status {
+        keys.push(atoms::status().encode(env));
+        values.push(status.encode(env));
+    }
+    if let Some(body) = &e.body {
+        keys.push(atoms::body().encode(env));
+        values.push(body.encode(env));
+    }
+    map_term(env, keys, values)
+}
+
+/// `%{media_type: binary, digest: binary, raw: binary, json: map}`.
+fn manifest_term(env: Env<'_>, manifest: Manifest) -> Term<'_> {
+    let Manifest {
+        media_type,
+        digest,
+        raw,
+        json,
+        ..
+    } = manifest;
+    map_term(
+        env,
+        vec![
+            atoms::media_type().encode(env),
+            atoms::digest().encode(env),
+            atoms::raw().encode(env),
+            atoms::json().encode(env),
+        ],
+        vec![
+            media_type.encode(env),
+            digest.to_string().encode(env),
+            bytes_term(env, raw),
+            object_term(env, &json),
+        ],
+    )
+}
+
+/// Bytes as an Erlang binary: large ones without a copy (see [`Buffer`]).
+fn bytes_term(env: Env<'_>, bytes: Vec<u8>) -> Term<'_> {
+    if bytes.len() < ZERO_COPY_FROM {
+        return NewBinary::from_slice(env, &bytes).into();
+    }
+    ResourceArc::new(Buffer::new(bytes))
+        .make_binary(env, |buffer| buffer.0.as_slice())
+        .to_term(env)
+}
+
+/// JSON as Elixir terms: objects are maps with binary keys, arrays lists,
+/// strings binaries, integers integers, other numbers floats, `null` nil.
+fn json_term<'a>(env: Env<'a>, value: &Value) -> Term<'a> {
+    match value {
+        Value::Null => atoms::nil().encode(env),
+        Value::Bool(b) => b.encode(env),
+        Value::Number(n) => number_term(env, n),
+        Value::String(s) => s.encode(env),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| json_term(env, item))
+            .collect::<Vec<_>>()
+            .encode(env),
+        Value::Object(map) => object_term(env, map),
+    }
+}
+
+fn number_term<'a>(env: Env<'a>, n: &Number) -> Term<'a> {
+    if let Some(u) = n.as_u64() {
+        u.encode(env)
+    } else if let Some(i) = n.as_i64() {
+        i.encode(env)
+    } else {
+        // Without serde_json's arbitrary_precision every other number is
+        // a finite f64 (integers beyond 64 bits included).
+        n.as_f64().unwrap_or(0.0).encode(env)
+    }
+}
+
+fn object_term<'a>(env: Env<'a>, map: &Map<String, Value>) -> Term<'a> {
+    let (keys, values) = map
+        .iter()
+        .map(|(k, v)| (k.encode(env), json_term(env, v)))
+        .unzip();
+    map_term(env, keys, values)
+}
+
+/// A map from distinct keys in one step; should the VM refuse (it only
+/// does for duplicate keys), the pairs are put one by one, last one wins.
+fn map_term<'a>(env: Env<'a>, keys: Vec<Term<'a>>, values: Vec<Term<'a>>) -> Term<'a> {
+    Term::map_from_term_arrays(env, &keys, &values).unwrap_or_else(|_| {
+        keys.into_iter()
+            .zip(values)
+            .fold(Term::map_new(env), |map, (k, v)| {
+                map.map_put(k, v).unwrap_or(map)
+            })
+    })
+}
