@@ -18,6 +18,9 @@ cargo test --workspace
 step "C example under valgrind"
 bash scripts/valgrind-c.sh
 
+step "C-ABI tests under valgrind"
+bash scripts/valgrind-abi.sh
+
 step "Go binding"
 bash examples/go/run-tests.sh
 

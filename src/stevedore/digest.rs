@@ -43,28 +43,34 @@ pub struct DigestSyntaxError(pub String);
 
 impl Digest {
     pub fn parse(s: &str) -> std::result::Result<Digest, DigestSyntaxError> {
+        // The input as messages show it: a digest is at most 135 characters,
+        // and a megabyte of junk must not become a megabyte of message.
+        let shown = || s.chars().take(140).collect::<String>();
         let (algo, hex) = s
             .split_once(':')
-            .ok_or_else(|| DigestSyntaxError(format!("{s:?} has no algorithm prefix")))?;
+            .ok_or_else(|| DigestSyntaxError(format!("{:?} has no algorithm prefix", shown())))?;
         let algorithm = match algo {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
             _ => {
                 return Err(DigestSyntaxError(format!(
-                    "{s:?} uses an unsupported algorithm (sha256 or sha512 expected)"
+                    "{:?} uses an unsupported algorithm (sha256 or sha512 expected)",
+                    shown()
                 )))
             }
         };
         if hex.len() != algorithm.hex_len() {
             return Err(DigestSyntaxError(format!(
-                "{s:?} has {} hex digits, {} expected",
+                "{:?} has {} hex digits, {} expected",
+                shown(),
                 hex.len(),
                 algorithm.hex_len()
             )));
         }
         if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(DigestSyntaxError(format!(
-                "{s:?} is not lowercase hexadecimal"
+                "{:?} is not lowercase hexadecimal",
+                shown()
             )));
         }
         Ok(Digest {

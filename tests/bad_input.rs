@@ -1,0 +1,478 @@
+//! Bad input through the C ABI, one argument at a time: NULL, not UTF-8,
+//! empty, outside the grammar, absurdly long. Each is `TANK_ERR_BAD_INPUT`
+//! (reason `bad_input`) with a short message that names the argument, `*out`
+//! is left exactly as it was, `err` may be NULL, and no request is sent (a
+//! Tripwire is the registry, or is inside the registry string, throughout).
+//! Release and free functions are no-ops on NULL and on zeroed structs.
+
+mod common;
+
+use std::ffi::c_char;
+use std::mem::size_of;
+use std::ptr;
+use std::time::{Duration, Instant};
+
+use common::origin::{respond, Origin};
+use common::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Manifest,
+    Blob,
+}
+
+/// A string argument as C passes it: NULL, or bytes (NUL appended).
+type Arg = Option<Vec<u8>>;
+
+fn s(text: &str) -> Arg {
+    Some(text.as_bytes().to_vec())
+}
+
+fn raw(bytes: &[u8]) -> Arg {
+    assert!(!bytes.contains(&0), "C strings end at the first NUL");
+    Some(bytes.to_vec())
+}
+
+fn terminated(arg: &Arg) -> Option<Vec<u8>> {
+    arg.as_ref().map(|b| {
+        let mut v = b.clone();
+        v.push(0);
+        v
+    })
+}
+
+fn as_ptr(arg: &Option<Vec<u8>>) -> *const c_char {
+    arg.as_ref().map_or(ptr::null(), |v| v.as_ptr().cast())
+}
+
+/// `size_of::<T>()` bytes of `0xA5`: a struct that is visibly not written to.
+fn sentinel<T>() -> T {
+    let mut v = std::mem::MaybeUninit::<T>::uninit();
+    // SAFETY: every field of the C structs is a raw pointer or an integer,
+    // for which any bit pattern is a valid value.
+    unsafe {
+        ptr::write_bytes(v.as_mut_ptr(), 0xA5, 1);
+        v.assume_init()
+    }
+}
+
+fn untouched<T>(v: &T) -> bool {
+    // SAFETY: reading the bytes of a plain-old-data struct.
+    let bytes = unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) };
+    bytes.iter().all(|&b| b == 0xA5)
+}
+
+/// Calls `kind` twice (with and without `err`) and checks the contract
+/// common to every bad argument; returns the error.
+#[track_caller]
+fn bad(kind: Kind, args: [&Arg; 3], with_out: bool, names: &str) -> CallError {
+    let [a, b, c] = args.map(terminated);
+    let case = format!(
+        "{kind:?}({:?}, {:?}, {:?}, out={})",
+        args[0].as_ref().map(|v| shorten(v)),
+        args[1].as_ref().map(|v| shorten(v)),
+        args[2].as_ref().map(|v| shorten(v)),
+        if with_out { "&out" } else { "NULL" }
+    );
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for with_err in [true, false] {
+        let mut err: *mut TankError = ptr::null_mut();
+        let err_ptr = if with_err {
+            &mut err as *mut _
+        } else {
+            ptr::null_mut()
+        };
+        let (status, out_ok) = unsafe {
+            match kind {
+                Kind::Manifest => {
+                    let mut out: TankManifest = sentinel();
+                    let out_ptr = if with_out {
+                        &mut out as *mut _
+                    } else {
+                        ptr::null_mut()
+                    };
+                    let st = tank_manifest(
+                        as_ptr(&a),
+                        as_ptr(&b),
+                        as_ptr(&c),
+                        ptr::null_mut(),
+                        out_ptr,
+                        err_ptr,
+                    );
+                    (st, untouched(&out))
+                }
+                Kind::Blob => {
+                    let mut out: TankBytes = sentinel();
+                    let out_ptr = if with_out {
+                        &mut out as *mut _
+                    } else {
+                        ptr::null_mut()
+                    };
+                    let st = tank_blob(
+                        as_ptr(&a),
+                        as_ptr(&b),
+                        as_ptr(&c),
+                        ptr::null_mut(),
+                        out_ptr,
+                        err_ptr,
+                    );
+                    (st, untouched(&out))
+                }
+            }
+        };
+        assert!(out_ok, "{case}: *out was written on failure");
+        assert_eq!(status, TankStatus::TANK_ERR_BAD_INPUT, "{case}");
+        if with_err {
+            results.push(unsafe { take_error(status, err) });
+        }
+    }
+    let took = started.elapsed();
+    let e = results.pop().unwrap();
+    eprintln!(
+        "CASE {case}: {:?}/{} in {took:.2?} -- {}",
+        e.status, e.reason, e.message
+    );
+    assert_eq!(e.reason, "bad_input", "{case}");
+    assert!(
+        e.message.starts_with(names),
+        "{case}: the message does not start with {names:?}: {}",
+        e.message
+    );
+    assert!(
+        e.message.len() <= 400,
+        "{case}: {} byte message",
+        e.message.len()
+    );
+    assert!(took < Duration::from_secs(1), "{case}: took {took:?}");
+    e
+}
+
+fn shorten(v: &[u8]) -> String {
+    let text = String::from_utf8_lossy(v);
+    if text.chars().count() > 24 {
+        format!(
+            "{}…({} bytes)",
+            text.chars().take(16).collect::<String>(),
+            v.len()
+        )
+    } else {
+        text.into_owned()
+    }
+}
+
+const LATIN1: &[u8] = b"r\xe9po";
+const OVERLONG_SLASH: &[u8] = b"a\xc0\xafb";
+const LONE_SURROGATE: &[u8] = b"\xed\xa0\x80";
+
+fn digest(hex: &str) -> String {
+    format!("sha256:{hex}")
+}
+
+#[test]
+fn null_for_every_pointer_argument_in_turn() {
+    let wire = Tripwire::new();
+    let (reg, repo, tag) = (s(&wire.registry()), s("tank/x"), s("v1"));
+    let dig = s(&digest(&"a".repeat(64)));
+    for kind in [Kind::Manifest, Kind::Blob] {
+        let third = if kind == Kind::Manifest { &tag } else { &dig };
+        let third_name = if kind == Kind::Manifest {
+            "reference"
+        } else {
+            "digest"
+        };
+        let e = bad(kind, [&None, &repo, third], true, "registry");
+        assert_eq!(e.message, "registry is NULL");
+        let e = bad(kind, [&reg, &None, third], true, "repo");
+        assert_eq!(e.message, "repo is NULL");
+        let e = bad(kind, [&reg, &repo, &None], true, third_name);
+        assert_eq!(e.message, format!("{third_name} is NULL"));
+        let e = bad(kind, [&reg, &repo, third], false, "out");
+        assert_eq!(e.message, "out is NULL");
+        // Everything NULL at once: the first argument is named.
+        let e = bad(kind, [&None, &None, &None], false, "registry");
+        assert_eq!(e.message, "registry is NULL");
+    }
+    assert!(!wire.touched(), "a request was sent for bad input");
+}
+
+#[test]
+fn strings_that_are_not_utf8() {
+    let wire = Tripwire::new();
+    let (reg, repo, tag) = (s(&wire.registry()), s("tank/x"), s("v1"));
+    let dig = s(&digest(&"a".repeat(64)));
+    for bytes in [LATIN1, OVERLONG_SLASH, LONE_SURROGATE, b"\xff"] {
+        let junk = raw(bytes);
+        for kind in [Kind::Manifest, Kind::Blob] {
+            let (third, third_name) = match kind {
+                Kind::Manifest => (&tag, "reference"),
+                Kind::Blob => (&dig, "digest"),
+            };
+            let e = bad(kind, [&junk, &repo, third], true, "registry");
+            assert_eq!(e.message, "registry is not valid UTF-8");
+            let e = bad(kind, [&reg, &junk, third], true, "repo");
+            assert_eq!(e.message, "repo is not valid UTF-8");
+            let e = bad(kind, [&reg, &repo, &junk], true, third_name);
+            assert_eq!(e.message, format!("{third_name} is not valid UTF-8"));
+        }
+    }
+    assert!(!wire.touched(), "a request was sent for bad input");
+}
+
+#[test]
+fn empty_strings() {
+    let wire = Tripwire::new();
+    let (reg, repo, tag, empty) = (s(&wire.registry()), s("tank/x"), s("v1"), s(""));
+    let dig = s(&digest(&"a".repeat(64)));
+    for kind in [Kind::Manifest, Kind::Blob] {
+        let (third, third_name) = match kind {
+            Kind::Manifest => (&tag, "reference"),
+            Kind::Blob => (&dig, "digest"),
+        };
+        bad(kind, [&empty, &repo, third], true, "registry");
+        bad(kind, [&reg, &empty, third], true, "repo");
+        bad(kind, [&reg, &repo, &empty], true, third_name);
+    }
+    assert!(!wire.touched(), "a request was sent for bad input");
+}
+
+#[test]
+fn repositories_outside_the_grammar() {
+    let wire = Tripwire::new();
+    let (reg, tag) = (s(&wire.registry()), s("v1"));
+    let dig = s(&digest(&"a".repeat(64)));
+    let long = "a".repeat(10_000);
+    let long_segments = ["ab"; 3_334].join("/");
+    for repo in [
+        "tank/../x",
+        "..",
+        "../etc",
+        "tank/./x",
+        "tank x",
+        " tank/x",
+        "tank/x ",
+        "tank\tx",
+        "Tank/X",
+        "tank/X",
+        "tank//x",
+        "/tank/x",
+        "tank/x/",
+        "tank/x\n",
+        "tank/x\r\n",
+        "tank/%2e%2e/x",
+        "tank/x?y=1",
+        "tank/x#y",
+        "tank:x",
+        "tank@x",
+        "tänk/x",
+        "a___b",
+        "-a",
+        "a-",
+        long.as_str(),
+        long_segments.as_str(),
+    ] {
+        let r = s(repo);
+        let e = bad(Kind::Manifest, [&reg, &r, &tag], true, "repo");
+        assert!(e.message.starts_with("repository "), "{}", e.message);
+        bad(Kind::Blob, [&reg, &r, &dig], true, "repo");
+    }
+    assert!(!wire.touched(), "a request was sent for bad input");
+}
+
+#[test]
+fn references_outside_the_grammar() {
+    let wire = Tripwire::new();
+    let (reg, repo) = (s(&wire.registry()), s("tank/x"));
+    let hex = "a".repeat(64);
+    let long = "a".repeat(10_000);
+    let huge = "v".repeat(1 << 20);
+    for reference in [
+        "v1\n",
+        "v1\nHost: evil",
+        "\n",
+        "v 1",
+        "v1\t",
+        ".hidden",
+        "-dash",
+        "../v1",
+        "a/b",
+        "v1?x=1",
+        "v1#frag",
+        "tag:with:colons",
+        &"a".repeat(129),
+        long.as_str(),
+        huge.as_str(),
+        &digest(&hex.to_uppercase()),
+        &format!("SHA256:{hex}"),
+        &digest(&hex[..63]),
+        &format!("md5:{}", &hex[..32]),
+        &format!("sha512:{hex}"),
+    ] {
+        let r = s(reference);
+        bad(Kind::Manifest, [&reg, &repo, &r], true, "reference");
+    }
+    assert!(!wire.touched(), "a request was sent for bad input");
+}
+
+#[test]
+fn digests_outside_the_grammar() {
+    let wire = Tripwire::new();
+    let (reg, repo) = (s(&wire.registry()), s("tank/x"));
+    let hex = "0123456789abcdef".repeat(4);
+    for d in [
+        digest(&hex[..63]),
+        digest(&format!("{hex}0")),
+        digest(""),
+        "sha256".to_owned(),
+        hex.clone(),
+        digest(&hex.to_uppercase()),
+        format!("SHA256:{hex}"),
+        format!("Sha256:{hex}"),
+        format!("md5:{}", &hex[..32]),
+        format!("sha1:{}", &hex[..40]),
+        format!("sha384:{}{}", hex, &hex[..32]),
+        format!("blake3:{hex}"),
+        format!("sha512:{hex}"),
+        format!("sha256:{}", "g".repeat(64)),
+        format!("sha256:{hex}\n"),
+        format!(" sha256:{hex}"),
+        format!("sha256: {}", &hex[1..]),
+        format!("sha256:{hex}/../x"),
+        format!("sha256:{}", "a".repeat(10_000)),
+    ] {
+        let arg = s(&d);
+        let e = bad(Kind::Blob, [&reg, &repo, &arg], true, "digest");
+        assert!(e.message.starts_with("digest: "), "{}", e.message);
+    }
+    assert!(!wire.touched(), "a request was sent for bad input");
+}
+
+#[test]
+fn registries_outside_the_grammar() {
+    // Each bad registry carries the Tripwire's own address, so a misparse
+    // that still connected would be seen. (`host:port/` with a bare trailing
+    // slash is accepted on purpose.)
+    let wire = Tripwire::new();
+    let addr = wire.registry();
+    let (repo, tag) = (s("tank/x"), s("v1"));
+    let dig = s(&digest(&"a".repeat(64)));
+    for registry in [
+        format!("{addr}/v2"),
+        format!("user@{addr}"),
+        format!("user:pass@{addr}"),
+        format!("{addr}?x=1"),
+        format!("{addr}#x"),
+        format!("{addr} "),
+        format!(" {addr}"),
+        format!("{addr}\n"),
+        format!("{addr}\r\nHost: evil"),
+        format!("ftp://{addr}"),
+        format!("file://{addr}"),
+        format!("http:/{addr}"),
+        format!("http://http://{addr}"),
+        "http://".to_owned(),
+        "127.0.0.1:99999".to_owned(),
+        ":5000".to_owned(),
+    ] {
+        let r = s(&registry);
+        bad(Kind::Manifest, [&r, &repo, &tag], true, "registry");
+        bad(Kind::Blob, [&r, &repo, &dig], true, "registry");
+    }
+    assert!(!wire.touched(), "a request was sent for bad input");
+}
+
+#[test]
+fn release_and_free_are_no_ops_on_null_and_zeroed() {
+    unsafe {
+        let mut m: TankManifest = std::mem::zeroed();
+        tank_manifest_release(&mut m);
+        tank_manifest_release(&mut m);
+        tank_manifest_release(ptr::null_mut());
+        assert!(m._private.is_null() && m.raw.is_null() && m.raw_len == 0);
+        let mut b: TankBytes = std::mem::zeroed();
+        tank_bytes_release(&mut b);
+        tank_bytes_release(&mut b);
+        tank_bytes_release(ptr::null_mut());
+        assert!(b.data.is_null() && b.len == 0);
+        tank_cache_free(ptr::null_mut());
+        tank_error_free(ptr::null_mut());
+        assert_eq!(
+            tank_error_status(ptr::null()),
+            TankStatus::TANK_ERR_BAD_INPUT
+        );
+        assert_eq!(tank_error_http_status(ptr::null()), 0);
+        assert!(tank_error_reason(ptr::null()).is_null());
+        assert!(tank_error_message(ptr::null()).is_null());
+        assert!(tank_error_body(ptr::null()).is_null());
+        // Caches of any TTL can be made and freed.
+        for ttl in [0, 1, u64::MAX] {
+            let c = tank_cache_new_with_ttl(ttl);
+            assert!(!c.is_null());
+            tank_cache_free(c);
+        }
+    }
+}
+
+#[test]
+fn releasing_a_filled_struct_twice_is_a_no_op() {
+    let body = br#"{"schemaVersion":2,"layers":[{"digest":"sha256:00","size":1}]}"#;
+    let o = Origin::start(move |_, conn| respond(conn, 200, &[], body));
+    let (reg, repo, tag) = (c(o.addr()), c("a/b"), c("v1"));
+    let d = c(&sha256(body));
+    unsafe {
+        let mut m: TankManifest = std::mem::zeroed();
+        let mut err = ptr::null_mut();
+        let st = tank_manifest(
+            reg.as_ptr(),
+            repo.as_ptr(),
+            tag.as_ptr(),
+            ptr::null_mut(),
+            &mut m,
+            &mut err,
+        );
+        assert_eq!(st, TankStatus::TANK_OK);
+        assert!(err.is_null(), "err written on success");
+        assert_eq!(m.layers_len, 1);
+        tank_manifest_release(&mut m);
+        assert!(m._private.is_null() && m.layers.is_null() && m.layers_len == 0);
+        tank_manifest_release(&mut m);
+
+        let mut b: TankBytes = std::mem::zeroed();
+        let st = tank_blob(
+            reg.as_ptr(),
+            repo.as_ptr(),
+            d.as_ptr(),
+            ptr::null_mut(),
+            &mut b,
+            ptr::null_mut(),
+        );
+        assert_eq!(st, TankStatus::TANK_OK);
+        assert_eq!(std::slice::from_raw_parts(b.data, b.len), body);
+        tank_bytes_release(&mut b);
+        assert!(b.data.is_null() && b._private.is_null());
+        tank_bytes_release(&mut b);
+    }
+}
+
+#[test]
+fn bad_input_from_many_threads_at_once() {
+    // No shared state to trip over: 8 threads, 200 bad calls each.
+    let wire = Tripwire::new();
+    let reg = wire.registry();
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let reg = reg.clone();
+            scope.spawn(move || {
+                for i in 0..200 {
+                    let e =
+                        manifest(&reg, &format!("Bad/{t}/{i}"), "v1", &Cache::none()).unwrap_err();
+                    assert_eq!(e.status, TankStatus::TANK_ERR_BAD_INPUT);
+                    let e =
+                        blob(&reg, "ok/repo", &format!("sha256:{i}"), &Cache::none()).unwrap_err();
+                    assert!(e.message.starts_with("digest"), "{}", e.message);
+                }
+            });
+        }
+    });
+    assert!(!wire.touched(), "a request was sent for bad input");
+}
