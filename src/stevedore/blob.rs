@@ -44,7 +44,6 @@ pub async fn fetch(
         })?;
         advise_huge_pages(&bytes);
     }
-    let populating = Prefault::start(&bytes);
 
     let (chunks, mut to_hash) = mpsc::channel::<Bytes>(HASH_QUEUE);
     let algorithm = digest.algorithm();
@@ -55,26 +54,13 @@ pub async fn fetch(
         }
         hasher.finish()
     });
-    let received = async {
-        while let Some(chunk) = body.chunk().await? {
-            bytes.extend_from_slice(&chunk);
-            if chunks.send(chunk).await.is_err() {
-                break;
-            }
+    while let Some(chunk) = body.chunk().await? {
+        bytes.extend_from_slice(&chunk);
+        if chunks.send(chunk).await.is_err() {
+            break;
         }
-        Ok::<(), Error>(())
-    }
-    .await;
-    if let Err(e) = received {
-        if let Some(p) = populating {
-            p.stop().await;
-        }
-        return Err(e);
     }
     drop(chunks);
-    if let Some(p) = populating {
-        p.stop().await;
-    }
     let actual = hashing.await.map_err(|e| {
         Error::internal(
             reason::PANIC,
@@ -107,52 +93,5 @@ fn advise_huge_pages(buf: &Vec<u8>) {
     // changes how the kernel backs it, never its contents.
     unsafe {
         libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
-    }
-}
-
-/// Faults a large buffer's pages in on another thread, ahead of the bytes
-/// that will fill them. Fresh memory costs a page fault per page (in a VM,
-/// often as much as hashing the page); done here, that cost overlaps the
-/// wire and the hash instead of adding to them.
-struct Prefault {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Prefault {
-    const MIN: usize = 32 << 20;
-    const STEP: usize = 8 << 20;
-
-    fn start(buf: &Vec<u8>) -> Option<Prefault> {
-        if buf.capacity() < Self::MIN || std::env::var_os("TANK_NO_PREFAULT").is_some() {
-            return None;
-        }
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (start, len) = (buf.as_ptr() as usize, buf.capacity());
-        let flag = stop.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            const PAGE: usize = 4096;
-            let mut at = (start + PAGE - 1) & !(PAGE - 1);
-            let end = start + len;
-            while at < end && !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                let n = Self::STEP.min(end - at);
-                // SAFETY: MADV_POPULATE_WRITE maps pages of this allocation
-                // without reading or writing their contents, so it cannot
-                // race with the writer; the buffer outlives this task
-                // because `stop` is awaited before the buffer is dropped.
-                let rc =
-                    unsafe { libc::madvise(at as *mut libc::c_void, n, libc::MADV_POPULATE_WRITE) };
-                if rc != 0 {
-                    return;
-                }
-                at += n;
-            }
-        });
-        Some(Prefault { stop, task })
-    }
-
-    async fn stop(self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = self.task.await;
     }
 }
