@@ -2,7 +2,7 @@ use std::ffi::{c_char, c_void};
 use std::ptr;
 
 use super::cache::TankCache;
-use super::{boundary, out_arg, string_arg, TankError, TankStatus};
+use super::{boundary, fetch_args, TankError, TankStatus};
 use crate::runtime;
 
 /// Bytes owned by tank until `tank_bytes_release`.
@@ -34,14 +34,10 @@ pub unsafe extern "C" fn tank_blob(
     err: *mut *mut TankError,
 ) -> TankStatus {
     boundary(err, || {
-        let registry = string_arg("registry", registry)?;
-        let repo = string_arg("repo", repo)?;
-        let digest = string_arg("digest", digest)?;
-        out_arg("out", out)?;
-        let cache = TankCache::shared(cache);
+        let a = fetch_args(registry, repo, ("digest", digest), cache, out)?;
         let bytes = runtime::block_on(async move {
             runtime::client()?
-                .blob(&registry, &repo, &digest, cache.as_deref())
+                .blob(&a.registry, &a.repo, &a.target, a.cache.as_deref())
                 .await
         })?;
         let owner = Box::new(bytes);

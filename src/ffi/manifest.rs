@@ -2,7 +2,7 @@ use std::ffi::{c_char, c_void, CString};
 use std::ptr;
 
 use super::cache::TankCache;
-use super::{boundary, c_string, out_arg, string_arg, TankError, TankStatus};
+use super::{boundary, c_string, fetch_args, TankError, TankStatus};
 use crate::runtime;
 use crate::stevedore::{Descriptor, Manifest};
 
@@ -140,14 +140,10 @@ pub unsafe extern "C" fn tank_manifest(
     err: *mut *mut TankError,
 ) -> TankStatus {
     boundary(err, || {
-        let registry = string_arg("registry", registry)?;
-        let repo = string_arg("repo", repo)?;
-        let reference = string_arg("reference", reference)?;
-        out_arg("out", out)?;
-        let cache = TankCache::shared(cache);
+        let a = fetch_args(registry, repo, ("reference", reference), cache, out)?;
         let manifest = runtime::block_on(async move {
             runtime::client()?
-                .manifest(&registry, &repo, &reference, cache.as_deref())
+                .manifest(&a.registry, &a.repo, &a.target, a.cache.as_deref())
                 .await
         })?;
         out.write(fill(manifest));

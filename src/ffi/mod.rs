@@ -11,8 +11,11 @@ pub mod status;
 
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use crate::stevedore::error::{reason, Error};
+use crate::stevedore::TokenCache;
+use cache::TankCache;
 pub use error::TankError;
 pub use status::TankStatus;
 
@@ -60,11 +63,35 @@ pub(crate) unsafe fn string_arg(name: &str, ptr: *const c_char) -> Result<String
         .map_err(|_| Error::bad_input(format!("{name} is not valid UTF-8")))
 }
 
-pub(crate) fn out_arg<T>(name: &str, ptr: *mut T) -> Result<(), Error> {
-    if ptr.is_null() {
-        return Err(Error::bad_input(format!("{name} is NULL")));
+/// What `tank_manifest` and `tank_blob` both take, checked and copied in
+/// argument order, so the first bad one is the one named.
+pub(crate) struct FetchArgs {
+    pub registry: String,
+    pub repo: String,
+    /// The reference or the digest.
+    pub target: String,
+    pub cache: Option<Arc<TokenCache>>,
+}
+
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `cache` is NULL or live.
+pub(crate) unsafe fn fetch_args<T>(
+    registry: *const c_char,
+    repo: *const c_char,
+    (target_name, target): (&str, *const c_char),
+    cache: *const TankCache,
+    out: *mut T,
+) -> Result<FetchArgs, Error> {
+    let args = FetchArgs {
+        registry: string_arg("registry", registry)?,
+        repo: string_arg("repo", repo)?,
+        target: string_arg(target_name, target)?,
+        cache: TankCache::shared(cache),
+    };
+    if out.is_null() {
+        return Err(Error::bad_input("out is NULL"));
     }
-    Ok(())
+    Ok(args)
 }
 
 /// Text handed to C. Interior NULs (possible in a hostile manifest's JSON)

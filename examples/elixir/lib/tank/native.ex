@@ -15,16 +15,29 @@ defmodule Tank.Native do
 
   @doc false
   def load_nif do
-    path = :filename.join(:code.priv_dir(:tank), ~c"native/libtank_nif")
+    # On a fresh checkout the first compile loads this module before Mix has
+    # linked priv/ into _build, so the checkout's own priv/ is the fallback.
+    installed = :filename.join(:code.priv_dir(:tank), ~c"native/libtank_nif")
+    in_checkout = String.to_charlist(Path.expand("../../priv/native/libtank_nif", __DIR__))
 
-    case :erlang.load_nif(path, 0) do
+    case :erlang.load_nif(installed, 0) do
       :ok ->
         :ok
 
-      {:error, {reason, text}} ->
-        IO.warn("Tank.Native: cannot load #{path}.so (#{reason}): #{text}; run `mix compile`")
-        {:error, reason}
+      {:error, {:load_failed, _}} = first ->
+        case :erlang.load_nif(in_checkout, 0) do
+          :ok -> :ok
+          {:error, _} -> warn(installed, first)
+        end
+
+      error ->
+        warn(installed, error)
     end
+  end
+
+  defp warn(path, {:error, {reason, text}}) do
+    IO.warn("Tank.Native: cannot load #{path}.so (#{reason}): #{text}; run `mix compile`")
+    {:error, reason}
   end
 
   @doc "Fetches a manifest: `{:ok, info}` or `{:error, reason}`."
