@@ -1366,6 +1366,16 @@ fn oversize_bodies_keep_memory_flat() {
             m.origin_wrote
         );
     }
+    // A blob that claims 8 GiB and sends 1 MiB: the buffer is reserved, but
+    // only what arrives (and the prefault window ahead of it) is touched.
+    let m = measure("blob_claims_8gib_sends_1mib");
+    assert!(m.status.ends_with("/length_mismatch"), "{}", m.status);
+    assert!(
+        m.growth_kib < 48 * 1024,
+        "a lying Content-Length committed {} KiB",
+        m.growth_kib
+    );
+
     // The meter works: a legitimate 48 MiB blob shows up in the peak.
     let m = measure("control_blob_48mib");
     assert_eq!(m.status, "TANK_OK");
@@ -1429,6 +1439,10 @@ fn child_oversize_case() {
                 respond(conn, 200, &[], &served);
                 served.len() as u64
             }
+            "blob_claims_8gib_sends_1mib" => {
+                respond_head(conn, 200, &[("Content-Length", "8589934592")]);
+                stream(conn, MIB, b'z')
+            }
             _ => 0,
         };
         let _ = ctx.lock().unwrap().send(wrote);
@@ -1437,6 +1451,9 @@ fn child_oversize_case() {
     let result = match case.as_str() {
         "token_body_1gib" => manifest(o.addr(), "a/b", "v1", &none()).map(|_| ()),
         "control_blob_48mib" => blob(open.addr(), "a/b", &sha256(&control), &none()).map(|_| ()),
+        "blob_claims_8gib_sends_1mib" => {
+            blob(open.addr(), "a/b", &sha256(b"z"), &none()).map(|_| ())
+        }
         _ => manifest(open.addr(), "a/b", "v1", &none()).map(|_| ()),
     };
     let peak = vm_hwm_kib();

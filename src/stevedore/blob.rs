@@ -13,9 +13,11 @@ use super::reference::{Registry, Repository};
 use super::token_cache::{CacheKey, TokenCache};
 use super::transport::{body_excerpt, Body, Transport};
 
-/// Chunks received but not hashed yet; bounds the memory a slow hasher can
-/// hold on to (hyper's chunks are at most a few hundred KiB).
-const HASH_QUEUE: usize = 64;
+/// Chunks go to the hasher in batches of about this many bytes: one wake-up
+/// per batch instead of one per (often small) network read.
+const HASH_BATCH: usize = 1 << 20;
+/// Batches received but not hashed yet; bounds what a slow hasher holds.
+const HASH_QUEUE: usize = 8;
 
 pub async fn fetch(
     transport: &Transport,
@@ -42,25 +44,48 @@ pub async fn fetch(
                 format!("GET {url}: cannot allocate {n} bytes for the blob"),
             )
         })?;
-        advise_huge_pages(&bytes);
     }
 
-    let (chunks, mut to_hash) = mpsc::channel::<Bytes>(HASH_QUEUE);
+    let mut prefault = Prefault::start(&bytes);
+    let (batches, mut to_hash) = mpsc::channel::<Vec<Bytes>>(HASH_QUEUE);
     let algorithm = digest.algorithm();
     let hashing = tokio::task::spawn_blocking(move || {
         let mut hasher = Hasher::new(algorithm);
-        while let Some(chunk) = to_hash.blocking_recv() {
-            hasher.update(&chunk);
+        while let Some(batch) = to_hash.blocking_recv() {
+            for chunk in batch {
+                hasher.update(&chunk);
+            }
         }
         hasher.finish()
     });
-    while let Some(chunk) = body.chunk().await? {
-        bytes.extend_from_slice(&chunk);
-        if chunks.send(chunk).await.is_err() {
-            break;
+    let mut batch = Vec::new();
+    let mut batched = 0;
+    let received = async {
+        while let Some(chunk) = body.chunk().await? {
+            bytes.extend_from_slice(&chunk);
+            if let Some(p) = prefault.as_mut() {
+                p.filled(bytes.len());
+            }
+            batched += chunk.len();
+            batch.push(chunk);
+            if batched >= HASH_BATCH {
+                batched = 0;
+                if batches.send(std::mem::take(&mut batch)).await.is_err() {
+                    break;
+                }
+            }
         }
+        if !batch.is_empty() {
+            let _ = batches.send(batch).await;
+        }
+        Ok::<(), Error>(())
     }
-    drop(chunks);
+    .await;
+    drop(batches);
+    if let Some(p) = prefault {
+        p.finish().await;
+    }
+    received?;
     let actual = hashing.await.map_err(|e| {
         Error::internal(
             reason::PANIC,
@@ -77,21 +102,72 @@ pub async fn fetch(
     Ok(bytes)
 }
 
-/// Backs a large buffer with transparent huge pages where the kernel
-/// allows it: filling 1 GiB then takes hundreds of page faults, not
-/// hundreds of thousands.
-fn advise_huge_pages(buf: &Vec<u8>) {
-    const MIN: usize = 8 << 20;
-    const PAGE: usize = 4096;
-    if buf.capacity() < MIN {
-        return;
+/// Maps a large buffer's pages in on another thread, a little ahead of the
+/// bytes that will fill them: one `MADV_POPULATE_WRITE` per step costs far
+/// less than a page fault per 4 KiB page (measured on a 2-vCPU VM: 0.55 s
+/// against 0.97 s per GiB), and that work overlaps the wire and the hash.
+/// It never runs more than `AHEAD` past what has arrived, so a server that
+/// claims a huge `Content-Length` and sends little commits little memory.
+struct Prefault {
+    wanted: std::sync::mpsc::Sender<usize>,
+    task: tokio::task::JoinHandle<()>,
+    requested: usize,
+    capacity: usize,
+}
+
+impl Prefault {
+    const MIN: usize = 32 << 20;
+    const AHEAD: usize = 32 << 20;
+    const STEP: usize = 8 << 20;
+
+    fn start(buf: &Vec<u8>) -> Option<Prefault> {
+        if buf.capacity() < Self::MIN {
+            return None;
+        }
+        let (wanted, targets) = std::sync::mpsc::channel::<usize>();
+        let (base, capacity) = (buf.as_ptr() as usize, buf.capacity());
+        let task = tokio::task::spawn_blocking(move || {
+            const PAGE: usize = 4096;
+            let mut done = (base + PAGE - 1) & !(PAGE - 1);
+            for target in targets {
+                let end = (base + target) & !(PAGE - 1);
+                while done < end {
+                    let n = Self::STEP.min(end - done);
+                    // SAFETY: MADV_POPULATE_WRITE maps pages of this
+                    // allocation without reading or changing their contents,
+                    // so it cannot race with the writer; the buffer outlives
+                    // this task because `finish` awaits it before the buffer
+                    // can be dropped.
+                    let rc = unsafe {
+                        libc::madvise(done as *mut libc::c_void, n, libc::MADV_POPULATE_WRITE)
+                    };
+                    if rc != 0 {
+                        return;
+                    }
+                    done += n;
+                }
+            }
+        });
+        let mut prefault = Prefault {
+            wanted,
+            task,
+            requested: 0,
+            capacity,
+        };
+        prefault.filled(0);
+        Some(prefault)
     }
-    let start = buf.as_ptr() as usize;
-    let aligned = (start + PAGE - 1) & !(PAGE - 1);
-    let len = start + buf.capacity() - aligned;
-    // SAFETY: the range lies inside this allocation; MADV_HUGEPAGE only
-    // changes how the kernel backs it, never its contents.
-    unsafe {
-        libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+
+    /// The writer has filled `len` bytes: keep the mapping `AHEAD` of it.
+    fn filled(&mut self, len: usize) {
+        if len + Self::AHEAD >= self.requested + Self::STEP && self.requested < self.capacity {
+            self.requested = (len + Self::AHEAD).min(self.capacity);
+            let _ = self.wanted.send(self.requested);
+        }
+    }
+
+    async fn finish(self) {
+        drop(self.wanted);
+        let _ = self.task.await;
     }
 }
