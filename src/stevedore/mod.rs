@@ -6,6 +6,7 @@ pub mod blob;
 pub mod challenge;
 pub mod digest;
 pub mod error;
+mod fill_buffer;
 pub mod manifest;
 pub mod reference;
 pub mod token_cache;
