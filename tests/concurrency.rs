@@ -125,12 +125,7 @@ fn per_scope(rig: &Rig) -> BTreeMap<String, usize> {
 
 #[test]
 fn eight_threads_pull_one_image_through_one_cache() {
-    let rig = start(RigOptions {
-        plain: false,
-        token: true,
-        cdn: false,
-        ..RigOptions::default()
-    });
+    let rig = start(RigOptions::token_only());
     let reg = rig.registry(Which::Token).to_owned();
     let idx = rig.info().images.oci_index.clone();
     rig.clear_logs();
@@ -170,12 +165,7 @@ fn eight_threads_pull_one_image_through_one_cache() {
 
 #[test]
 fn two_keys_at_once_get_one_token_each() {
-    let rig = start(RigOptions {
-        plain: false,
-        token: true,
-        cdn: false,
-        ..RigOptions::default()
-    });
+    let rig = start(RigOptions::token_only());
     let reg = rig.registry(Which::Token).to_owned();
     let images = [
         rig.info().images.oci_image.clone(),

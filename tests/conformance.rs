@@ -13,16 +13,7 @@ use std::time::{Duration, Instant};
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 fn token_rig() -> Rig {
-    start(RigOptions {
-        plain: false,
-        token: true,
-        cdn: false,
-        ..RigOptions::default()
-    })
-}
-
-fn token_requests(rig: &Rig) -> Vec<tank_testrig::TokenRequest> {
-    rig.token_requests()
+    start(RigOptions::token_only())
 }
 
 /// The multi-arch pull the original's callers make: index, the amd64
@@ -50,7 +41,7 @@ fn shared_cache_earns_one_token_for_a_whole_pull() {
     rig.clear_logs();
     let cache = Cache::new();
     pull_amd64(&rig, Which::Token, &cache);
-    let reqs = token_requests(&rig);
+    let reqs = rig.token_requests();
     assert_eq!(reqs.len(), 1, "{reqs:#?}");
     assert_eq!(reqs[0].scopes, ["repository:tank/multiarch:pull"]);
     assert_eq!(reqs[0].service.as_deref(), Some("tank-rig"));
@@ -69,7 +60,7 @@ fn without_a_cache_every_call_runs_the_handshake() {
     manifest(rig.registry(Which::Token), &img.repo, &img.tag, &none).unwrap();
     manifest(rig.registry(Which::Token), &img.repo, &img.tag, &none).unwrap();
     blob(rig.registry(Which::Token), &img.repo, &img.config, &none).unwrap();
-    assert_eq!(token_requests(&rig).len(), 3);
+    assert_eq!(rig.token_requests().len(), 3);
 }
 
 #[test]
@@ -81,12 +72,12 @@ fn an_expired_entry_costs_exactly_one_new_handshake() {
     let cache = Cache::with_ttl_ms(300);
     manifest(reg, &img.repo, &img.tag, &cache).unwrap();
     blob(reg, &img.repo, &img.config, &cache).unwrap();
-    assert_eq!(token_requests(&rig).len(), 1);
+    assert_eq!(rig.token_requests().len(), 1);
     std::thread::sleep(Duration::from_millis(400));
     manifest(reg, &img.repo, &img.tag, &cache).unwrap();
     blob(reg, &img.repo, &img.config, &cache).unwrap();
     assert_eq!(
-        token_requests(&rig).len(),
+        rig.token_requests().len(),
         2,
         "one new handshake after expiry"
     );
@@ -105,7 +96,8 @@ fn the_cache_is_keyed_by_registry_and_repository() {
     manifest(reg, &a.repo, &a.tag, &cache).unwrap();
     manifest(reg, &b.repo, &b.tag, &cache).unwrap();
     manifest(reg, &a.repo, &a.tag, &cache).unwrap();
-    let scopes: Vec<_> = token_requests(&rig)
+    let scopes: Vec<_> = rig
+        .token_requests()
         .into_iter()
         .flat_map(|r| r.scopes)
         .collect();
@@ -121,7 +113,7 @@ fn the_cache_is_keyed_by_registry_and_repository() {
     // another key: its token is earned, not borrowed.
     let port = reg.rsplit(':').next().unwrap();
     manifest(&format!("localhost:{port}"), &a.repo, &a.tag, &cache).unwrap();
-    assert_eq!(token_requests(&rig).len(), 3);
+    assert_eq!(rig.token_requests().len(), 3);
 }
 
 /// A scripted registry that issues numbered tokens and accepts only the
@@ -239,12 +231,7 @@ fn a_token_for_one_repository_is_not_sent_for_another() {
 
 #[test]
 fn cdn_redirects_never_carry_the_token() {
-    let rig = start(RigOptions {
-        plain: false,
-        token: false,
-        cdn: true,
-        ..RigOptions::default()
-    });
+    let rig = start(RigOptions::cdn_only());
     rig.clear_logs();
     let cache = Cache::new();
     pull_amd64(&rig, Which::Cdn, &cache);

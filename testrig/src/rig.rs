@@ -71,9 +71,22 @@ impl RigOptions {
     pub const DEFAULT_MANY_LAYERS: (usize, u64) = (50, 1);
 
     pub fn plain_only() -> Self {
+        Self::only(Which::Plain)
+    }
+
+    pub fn token_only() -> Self {
+        Self::only(Which::Token)
+    }
+
+    pub fn cdn_only() -> Self {
+        Self::only(Which::Cdn)
+    }
+
+    fn only(which: Which) -> Self {
         RigOptions {
-            token: false,
-            cdn: false,
+            plain: which == Which::Plain,
+            token: which == Which::Token,
+            cdn: which == Which::Cdn,
             ..RigOptions::default()
         }
     }
