@@ -189,6 +189,24 @@ TankStatus tank_blob(const char *registry,
                      struct TankError **err);
 
 /**
+ * As `tank_blob`, for a blob whose size the caller knows (the descriptor's
+ * `size`): a `Content-Length` that differs, or a body that runs past
+ * `size`, fails with `TANK_ERR_PROTOCOL` / `length_mismatch` before more
+ * than `size` bytes are read. Use it for untrusted registries: without a
+ * size, a registry that streams forever is read until memory runs out.
+ *
+ * # Safety
+ * As for `tank_blob`.
+ */
+TankStatus tank_blob_sized(const char *registry,
+                           const char *repo,
+                           const char *digest,
+                           uint64_t size,
+                           struct TankCache *cache,
+                           struct TankBytes *out,
+                           struct TankError **err);
+
+/**
  * Frees what `tank_blob` filled in and zeroes `*b`. NULL, a zeroed struct,
  * or one already released is a no-op.
  *

@@ -490,3 +490,49 @@ fn a_persistent_500_gives_up_after_three_retries() {
     }
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn a_sized_blob_is_read_no_further_than_its_size() {
+    let rig = start(RigOptions::plain_only());
+    let reg = rig.registry(Which::Plain);
+    let img = &rig.info().images.oci_image;
+    let layer = &img.layers[2];
+    let size = img.blob_sizes[layer];
+    let bytes = blob_sized(reg, &img.repo, layer, size, &Cache::none()).unwrap();
+    assert_eq!(&sha256(&bytes), layer);
+    for wrong in [size - 1, size + 1] {
+        let e = blob_sized(reg, &img.repo, layer, wrong, &Cache::none()).unwrap_err();
+        assert_eq!(
+            (e.status, e.reason.as_str()),
+            (TankStatus::TANK_ERR_PROTOCOL, "length_mismatch"),
+            "size {wrong}: {}",
+            e.message
+        );
+    }
+
+    // A chunked body that never ends: stopped just past the size.
+    let wrote = Arc::new(AtomicUsize::new(0));
+    let w = wrote.clone();
+    let endless = Origin::start(move |_, conn| {
+        common::origin::respond_head(conn, 200, &[("Transfer-Encoding", "chunked")]);
+        let n = common::origin::stream_chunked(conn, 1 << 30, b'x');
+        w.store(n as usize + 1, Ordering::SeqCst);
+    });
+    let e = blob_sized(
+        endless.addr(),
+        "a/b",
+        &sha256(b"x"),
+        1 << 20,
+        &Cache::none(),
+    )
+    .unwrap_err();
+    assert_eq!(e.reason, "length_mismatch", "{}", e.message);
+    // The origin stops writing once tank hangs up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wrote.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the origin is still writing");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let wrote = wrote.load(Ordering::SeqCst) - 1;
+    assert!(wrote < 16 << 20, "read on to {wrote} bytes");
+}

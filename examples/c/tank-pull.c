@@ -549,7 +549,9 @@ static bool pull_blob(Pull *p, const char *what, const TankDescriptor *d)
         return false;
     }
     double t0 = now_seconds();
-    TankStatus st = tank_blob(p->registry, p->repo, d->digest, p->cache, &bytes, &err);
+    /* The descriptor's size bounds the read: a registry cannot make us
+       buffer more than the blob can be. */
+    TankStatus st = tank_blob_sized(p->registry, p->repo, d->digest, d->size, p->cache, &bytes, &err);
     double dt = now_seconds() - t0;
     if (st != TANK_OK) {
         char *label = xasprintf("%s %s", what, d->digest);

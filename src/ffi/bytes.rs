@@ -33,11 +33,46 @@ pub unsafe extern "C" fn tank_blob(
     out: *mut TankBytes,
     err: *mut *mut TankError,
 ) -> TankStatus {
+    fetch_blob(registry, repo, digest, None, cache, out, err)
+}
+
+/// As `tank_blob`, for a blob whose size the caller knows (the descriptor's
+/// `size`): a `Content-Length` that differs, or a body that runs past
+/// `size`, fails with `TANK_ERR_PROTOCOL` / `length_mismatch` before more
+/// than `size` bytes are read. Use it for untrusted registries: without a
+/// size, a registry that streams forever is read until memory runs out.
+///
+/// # Safety
+/// As for `tank_blob`.
+#[no_mangle]
+pub unsafe extern "C" fn tank_blob_sized(
+    registry: *const c_char,
+    repo: *const c_char,
+    digest: *const c_char,
+    size: u64,
+    cache: *mut TankCache,
+    out: *mut TankBytes,
+    err: *mut *mut TankError,
+) -> TankStatus {
+    fetch_blob(registry, repo, digest, Some(size), cache, out, err)
+}
+
+/// # Safety
+/// As for `tank_blob`.
+unsafe fn fetch_blob(
+    registry: *const c_char,
+    repo: *const c_char,
+    digest: *const c_char,
+    size: Option<u64>,
+    cache: *mut TankCache,
+    out: *mut TankBytes,
+    err: *mut *mut TankError,
+) -> TankStatus {
     boundary(err, || {
         let a = fetch_args(registry, repo, ("digest", digest), cache, out)?;
         let bytes = runtime::block_on(async move {
             runtime::client()?
-                .blob(&a.registry, &a.repo, &a.target, a.cache.as_deref())
+                .blob_sized(&a.registry, &a.repo, &a.target, size, a.cache.as_deref())
                 .await
         })?;
         let owner = Box::new(bytes);

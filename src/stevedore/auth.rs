@@ -97,7 +97,8 @@ pub async fn fetch_token(transport: &Transport, challenge: &Challenge) -> Result
             .with_status(status.as_u16())
             .with_body(body));
     }
-    let body = Body::new(&url, resp, Some(MAX_TOKEN_RESPONSE))
+    let body = Body::new(&url, resp)
+        .limit(MAX_TOKEN_RESPONSE, reason::LENGTH_MISMATCH)
         .read_to_vec()
         .await
         .map_err(|e| failed(e.message))?;

@@ -20,12 +20,15 @@ const HASH_BATCH: usize = 1 << 20;
 /// Ranges written but not hashed yet.
 const HASH_QUEUE: usize = 8;
 
+/// `size`, when the caller knows it (from the descriptor), bounds what is
+/// read: a registry cannot make tank buffer more than the blob can be.
 pub async fn fetch(
     transport: &Transport,
     cache: Option<&TokenCache>,
     registry: &Registry,
     repo: &Repository,
     digest: &Digest,
+    size: Option<u64>,
 ) -> Result<Vec<u8>> {
     let url = registry.blob_url(repo, digest);
     let key = CacheKey::pull(registry.authority(), repo.as_str());
@@ -35,9 +38,19 @@ pub async fn fetch(
         let body = body_excerpt(resp, 4096).await;
         return Err(Error::http(status.as_u16(), url.as_str(), body));
     }
-    let mut body = Body::new(&url, resp, None);
+    let mut body = Body::new(&url, resp);
+    if let Some(size) = size {
+        if let Some(n) = body.content_length().filter(|&n| n != size) {
+            return Err(Error::protocol(
+                reason::LENGTH_MISMATCH,
+                format!("GET {url}: Content-Length is {n} but the blob's size is {size}"),
+            ));
+        }
+        body = body.limit(size, reason::LENGTH_MISMATCH);
+    }
     let declared = body
         .content_length()
+        .or(size)
         .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     let (bytes, actual) = match declared {
         Some(n) if n >= HASH_BATCH => {
@@ -46,6 +59,15 @@ pub async fn fetch(
         }
         _ => read_and_hash(&url, &mut body, declared, digest.algorithm()).await?,
     };
+    if let Some(size) = size.filter(|&s| s != bytes.len() as u64) {
+        return Err(Error::protocol(
+            reason::LENGTH_MISMATCH,
+            format!(
+                "GET {url}: {} bytes arrived but the blob's size is {size}",
+                bytes.len()
+            ),
+        ));
+    }
     if &actual != digest {
         return Err(Error::new(
             ErrorKind::DigestMismatch,

@@ -106,7 +106,8 @@ pub async fn fetch(
             ));
         }
     }
-    let raw = Body::new(&url, resp, Some(MAX_MANIFEST_BYTES))
+    let raw = Body::new(&url, resp)
+        .limit(MAX_MANIFEST_BYTES, reason::MANIFEST_TOO_LARGE)
         .read_to_vec()
         .await?;
 

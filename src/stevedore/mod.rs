@@ -57,9 +57,22 @@ impl Client {
         digest: &str,
         cache: Option<&TokenCache>,
     ) -> Result<Vec<u8>> {
+        self.blob_sized(registry, repo, digest, None, cache).await
+    }
+
+    /// As [`Client::blob`], and when `size` is given (the descriptor's), the
+    /// blob must be exactly that long: more is never read.
+    pub async fn blob_sized(
+        &self,
+        registry: &str,
+        repo: &str,
+        digest: &str,
+        size: Option<u64>,
+        cache: Option<&TokenCache>,
+    ) -> Result<Vec<u8>> {
         let registry = Registry::parse(registry)?;
         let repo = Repository::parse(repo)?;
         let digest = Digest::parse_argument("digest", digest)?;
-        blob::fetch(&self.transport, cache, &registry, &repo, &digest).await
+        blob::fetch(&self.transport, cache, &registry, &repo, &digest, size).await
     }
 }

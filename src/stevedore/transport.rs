@@ -252,25 +252,32 @@ pub fn describe(url: &Url, e: &reqwest::Error) -> Error {
     Error::transport(reason, format!("GET {url}: {chain}"))
 }
 
-/// A response body read chunk by chunk: stops as soon as it passes `limit`,
-/// and checks what arrived against `Content-Length`.
+/// A response body read chunk by chunk: stops as soon as it passes its
+/// limit, and checks what arrived against `Content-Length`.
 pub struct Body {
     url: Url,
     resp: Response,
     declared: Option<u64>,
     received: u64,
-    limit: Option<u64>,
+    /// At most this many bytes, else an error with this reason.
+    limit: Option<(u64, &'static str)>,
 }
 
 impl Body {
-    pub fn new(url: &Url, resp: Response, limit: Option<u64>) -> Body {
+    pub fn new(url: &Url, resp: Response) -> Body {
         Body {
             url: url.clone(),
             declared: resp.content_length(),
             resp,
             received: 0,
-            limit,
+            limit: None,
         }
+    }
+
+    /// Fails with `reason` as soon as more than `bytes` arrive.
+    pub fn limit(mut self, bytes: u64, reason: &'static str) -> Body {
+        self.limit = Some((bytes, reason));
+        self
     }
 
     pub fn content_length(&self) -> Option<u64> {
@@ -300,10 +307,10 @@ impl Body {
             }
         };
         self.received += chunk.len() as u64;
-        if let Some(limit) = self.limit {
+        if let Some((limit, reason)) = self.limit {
             if self.received > limit {
                 return Err(Error::protocol(
-                    reason::MANIFEST_TOO_LARGE,
+                    reason,
                     format!("GET {}: body exceeds {limit} bytes", self.url),
                 ));
             }

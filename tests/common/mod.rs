@@ -8,7 +8,7 @@ use std::ptr;
 pub mod origin;
 
 use sha2::{Digest as _, Sha256};
-pub use tank::ffi::bytes::{tank_blob, tank_bytes_release, TankBytes};
+pub use tank::ffi::bytes::{tank_blob, tank_blob_sized, tank_bytes_release, TankBytes};
 pub use tank::ffi::cache::{tank_cache_free, tank_cache_new, tank_cache_new_with_ttl, TankCache};
 pub use tank::ffi::error::*;
 pub use tank::ffi::manifest::{tank_manifest, tank_manifest_release, TankDescriptor, TankManifest};
@@ -170,18 +170,50 @@ pub fn manifest(
 }
 
 pub fn blob(registry: &str, repo: &str, digest: &str, cache: &Cache) -> Result<Vec<u8>, CallError> {
+    fetch_blob(registry, repo, digest, None, cache)
+}
+
+/// `tank_blob_sized`: the blob must be exactly `size` bytes.
+pub fn blob_sized(
+    registry: &str,
+    repo: &str,
+    digest: &str,
+    size: u64,
+    cache: &Cache,
+) -> Result<Vec<u8>, CallError> {
+    fetch_blob(registry, repo, digest, Some(size), cache)
+}
+
+fn fetch_blob(
+    registry: &str,
+    repo: &str,
+    digest: &str,
+    size: Option<u64>,
+    cache: &Cache,
+) -> Result<Vec<u8>, CallError> {
     let (r, p, d) = (c(registry), c(repo), c(digest));
     unsafe {
         let mut out: TankBytes = std::mem::zeroed();
         let mut err: *mut TankError = ptr::null_mut();
-        let status = tank_blob(
-            r.as_ptr(),
-            p.as_ptr(),
-            d.as_ptr(),
-            cache.0,
-            &mut out,
-            &mut err,
-        );
+        let status = match size {
+            None => tank_blob(
+                r.as_ptr(),
+                p.as_ptr(),
+                d.as_ptr(),
+                cache.0,
+                &mut out,
+                &mut err,
+            ),
+            Some(size) => tank_blob_sized(
+                r.as_ptr(),
+                p.as_ptr(),
+                d.as_ptr(),
+                size,
+                cache.0,
+                &mut out,
+                &mut err,
+            ),
+        };
         if status != TankStatus::TANK_OK {
             assert!(
                 out.data.is_null() && out._private.is_null(),
