@@ -325,10 +325,17 @@ func copyBytes(p *C.uint8_t, n C.size_t) []byte {
 	return out
 }
 
-// fetchBlob runs tank_blob. On success the caller owns the returned C
-// buffer and must call C.tank_bytes_release on it.
-func fetchBlob(registry, repo, digest string, cache *Cache) (C.TankBytes, error) {
+// unknownSize asks fetchBlob for tank_blob rather than tank_blob_sized.
+const unknownSize = -1
+
+// fetchBlob runs tank_blob, or tank_blob_sized when size is not
+// unknownSize. On success the caller owns the returned C buffer and must
+// call C.tank_bytes_release on it.
+func fetchBlob(registry, repo, digest string, size int64, cache *Cache) (C.TankBytes, error) {
 	var out C.TankBytes
+	if size < 0 && size != unknownSize {
+		return out, &Error{Status: StatusBadInput, Reason: "bad_input", Message: fmt.Sprintf("size %d is negative", size)}
+	}
 	args, err := newCArgs("registry", registry, "repo", repo, "digest", digest)
 	if err != nil {
 		return out, err
@@ -339,7 +346,12 @@ func fetchBlob(registry, repo, digest string, cache *Cache) (C.TankBytes, error)
 		return out, err
 	}
 	var cerr *C.TankError
-	status := C.tank_blob(args[0], args[1], args[2], cc, &out, &cerr)
+	var status C.TankStatus
+	if size == unknownSize {
+		status = C.tank_blob(args[0], args[1], args[2], cc, &out, &cerr)
+	} else {
+		status = C.tank_blob_sized(args[0], args[1], args[2], C.uint64_t(size), cc, &out, &cerr)
+	}
 	cache.release()
 	if status != C.TANK_OK {
 		return out, takeError(status, cerr)
@@ -356,7 +368,23 @@ func fetchBlob(registry, repo, digest string, cache *Cache) (C.TankBytes, error)
 // memory, so a blob of N bytes briefly takes 2N. To write a large layer to
 // a file without that copy, use WriteBlob.
 func FetchBlob(registry, repo, digest string, cache *Cache) ([]byte, error) {
-	b, err := fetchBlob(registry, repo, digest, cache)
+	return fetchBlobCopy(registry, repo, digest, unknownSize, cache)
+}
+
+// FetchBlobSized is FetchBlob for a blob whose size the caller knows (a
+// Descriptor's Size): the blob must be exactly that long, and libtank
+// never reads past it, so an untrusted registry cannot make it buffer more.
+// A wrong size is a *Error with Status StatusProtocol and Reason
+// "length_mismatch".
+func FetchBlobSized(registry, repo, digest string, size int64, cache *Cache) ([]byte, error) {
+	if size < 0 {
+		return nil, &Error{Status: StatusBadInput, Reason: "bad_input", Message: fmt.Sprintf("size %d is negative", size)}
+	}
+	return fetchBlobCopy(registry, repo, digest, size, cache)
+}
+
+func fetchBlobCopy(registry, repo, digest string, size int64, cache *Cache) ([]byte, error) {
+	b, err := fetchBlob(registry, repo, digest, size, cache)
 	if err != nil {
 		return nil, err
 	}
@@ -369,7 +397,7 @@ func FetchBlob(registry, repo, digest string, cache *Cache) ([]byte, error) {
 // io.Writer, w must not keep the slice it is given. It returns the number
 // of bytes written; a write error is returned as is (not as a *Error).
 func WriteBlob(w io.Writer, registry, repo, digest string, cache *Cache) (int64, error) {
-	b, err := fetchBlob(registry, repo, digest, cache)
+	b, err := fetchBlob(registry, repo, digest, unknownSize, cache)
 	if err != nil {
 		return 0, err
 	}

@@ -229,6 +229,22 @@ func TestBlobVerified(t *testing.T) {
 			t.Errorf("wrote %d bytes (buffer %d) hashing to %s", n, buf.Len(), sha256Digest(buf.Bytes()))
 		}
 	})
+	t.Run("sized", func(t *testing.T) {
+		layer := img.Layers[0]
+		size := img.BlobSizes[layer]
+		b, err := tank.FetchBlobSized(rig.Info.Plain.Registry, img.Repo, layer, size, nil)
+		if err != nil || sha256Digest(b) != layer {
+			t.Fatalf("right size: %v, %d bytes", err, len(b))
+		}
+		_, err = tank.FetchBlobSized(rig.Info.Plain.Registry, img.Repo, layer, size-1, nil)
+		var te *tank.Error
+		if !errors.As(err, &te) || !errors.Is(err, tank.ErrProtocol) || te.Reason != "length_mismatch" {
+			t.Fatalf("wrong size: %v", err)
+		}
+		if _, err := tank.FetchBlobSized(rig.Info.Plain.Registry, img.Repo, layer, -2, nil); !errors.Is(err, tank.ErrBadInput) {
+			t.Fatalf("negative size: %v", err)
+		}
+	})
 	t.Run("index child", func(t *testing.T) {
 		ix := rig.Info.Images.DockerList
 		e, _ := ix.Entry("linux/amd64")
