@@ -22,25 +22,8 @@ import (
 // One rig for the whole package, started and stopped by TestMain.
 var rig *rigtest.Rig
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
-
-func runTests(m *testing.M) (code int) {
-	r, err := rigtest.Start(rigtest.Binary(), 90*time.Second)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tank tests: cannot start the rig:", err)
-		return 1
-	}
-	rig = r
-	defer func() {
-		if err := r.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "tank tests: the rig did not stop cleanly:", err)
-			code = 1
-		}
-		if code != 0 {
-			fmt.Fprintf(os.Stderr, "--- tank-testrig stderr:\n%s", r.Stderr())
-		}
-	}()
-	return m.Run()
+func TestMain(m *testing.M) {
+	os.Exit(rigtest.RunTests(m, "tank tests", func(r *rigtest.Rig) { rig = r }))
 }
 
 func sha256Digest(b []byte) string {

@@ -3,33 +3,17 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"tank.example/tank/internal/rigtest"
 )
 
 var rig *rigtest.Rig
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
-
-func runTests(m *testing.M) (code int) {
-	r, err := rigtest.Start(rigtest.Binary(), 90*time.Second)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tank-inspect tests: cannot start the rig:", err)
-		return 1
-	}
-	rig = r
-	defer func() {
-		if err := r.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "tank-inspect tests: the rig did not stop cleanly:", err)
-			code = 1
-		}
-	}()
-	return m.Run()
+func TestMain(m *testing.M) {
+	os.Exit(rigtest.RunTests(m, "tank-inspect tests", func(r *rigtest.Rig) { rig = r }))
 }
 
 func inspect(t *testing.T, args ...string) (code int, stdout, stderr string) {

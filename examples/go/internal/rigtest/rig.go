@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -354,4 +355,26 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// RunTests starts a rig, hands it to use, runs the package's tests and
+// stops the rig; it returns the exit code for TestMain. Both test packages
+// share it so that start-up, shutdown and failure reporting are the same.
+func RunTests(m *testing.M, name string, use func(*Rig)) (code int) {
+	r, err := Start(Binary(), 90*time.Second)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: cannot start the rig: %v\n", name, err)
+		return 1
+	}
+	use(r)
+	defer func() {
+		if err := r.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: the rig did not stop cleanly: %v\n", name, err)
+			code = 1
+		}
+		if code != 0 {
+			fmt.Fprintf(os.Stderr, "--- tank-testrig stderr:\n%s", r.Stderr())
+		}
+	}()
+	return m.Run()
 }
