@@ -12,7 +12,6 @@
 //! - Errors are rebuilt in the original module's shapes (SPEC section 3).
 
 use std::any::Any;
-use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -128,7 +127,7 @@ fn manifest<'a>(
         let reference = text_arg(reference, "reference")?;
         let cache = cache_arg(cache)?;
         let client = tank::runtime::client()?;
-        let manifest = run(async move {
+        let manifest = tank::runtime::block_on(async move {
             client
                 .manifest(&registry, &repo, &reference, cache.as_deref())
                 .await
@@ -151,7 +150,7 @@ fn blob<'a>(
         let digest = text_arg(digest, "digest")?;
         let cache = cache_arg(cache)?;
         let client = tank::runtime::client()?;
-        let bytes = run(async move {
+        let bytes = tank::runtime::block_on(async move {
             client
                 .blob(&registry, &repo, &digest, cache.as_deref())
                 .await
@@ -220,15 +219,6 @@ fn panic_text(payload: &(dyn Any + Send)) -> &str {
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("no message")
-}
-
-/// Blocks this (dirty) scheduler thread while the hidden runtime runs `future`.
-fn run<T, F>(future: F) -> Result<T>
-where
-    F: Future<Output = Result<T>> + Send + 'static,
-    T: Send + 'static,
-{
-    tank::runtime::block_on(future)
 }
 
 fn text_arg(term: Term<'_>, name: &str) -> Result<String> {
