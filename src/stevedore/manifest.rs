@@ -115,12 +115,22 @@ pub async fn fetch(
         Reference::Digest(d) => Some(d),
         Reference::Tag(_) => None,
     };
+    // The bytes are hashed once per algorithm, however many claims there are.
+    let mut hashed: Vec<Digest> = Vec::with_capacity(1);
+    let mut hash_with = |algorithm: Algorithm| -> Digest {
+        if let Some(d) = hashed.iter().find(|d| d.algorithm() == algorithm) {
+            return d.clone();
+        }
+        let d = Digest::of(algorithm, &raw);
+        hashed.push(d.clone());
+        d
+    };
     for (expected, claimed_by) in [
         (header_digest.as_ref(), "Docker-Content-Digest"),
         (requested, "the requested digest"),
     ] {
         if let Some(expected) = expected {
-            let actual = Digest::of(expected.algorithm(), &raw);
+            let actual = hash_with(expected.algorithm());
             if &actual != expected {
                 return Err(Error::new(
                     super::error::ErrorKind::DigestMismatch,
@@ -134,7 +144,7 @@ pub async fn fetch(
     }
     let digest = header_digest
         .or_else(|| requested.cloned())
-        .unwrap_or_else(|| Digest::of(Algorithm::Sha256, &raw));
+        .unwrap_or_else(|| hash_with(Algorithm::Sha256));
 
     let json = match serde_json::from_slice::<Value>(&raw) {
         Ok(Value::Object(map)) => map,
