@@ -340,3 +340,61 @@ fn freeing_the_cache_while_a_call_is_in_flight_is_safe() {
     assert_eq!(m.raw, br#"{"schemaVersion":2}"#);
     assert_eq!(s.1.load(Ordering::SeqCst), 1);
 }
+
+/// Connections the calls in `work` open to `registry`'s port.
+fn connections_opened(registry: &str, work: impl FnOnce()) -> usize {
+    let port: u16 = registry.rsplit(':').next().unwrap().parse().unwrap();
+    let before = tank_testrig::client_sockets_to(port);
+    work();
+    tank_testrig::client_sockets_to(port)
+        .difference(&before)
+        .count()
+}
+
+#[test]
+fn connections_are_reused_and_never_outnumber_the_threads() {
+    let rig = start(RigOptions {
+        many_layers: Some((24, 1)),
+        ..RigOptions::token_only()
+    });
+    let reg = rig.registry(Which::Token).to_owned();
+    let image = rig.info().images.many.clone().unwrap();
+    let digests: Vec<String> = image.layers.clone();
+
+    // One thread: the 401, the retry with the token and every blob after
+    // it go over one connection, each handed back before the call returns.
+    let cache = Cache::new();
+    let one = connections_opened(&reg, || {
+        for d in &digests[..6] {
+            assert_eq!(sha256(&blob(&reg, &image.repo, d, &cache).unwrap()), *d);
+        }
+    });
+    assert_eq!(one, 1, "sequential calls must share one connection");
+
+    // Eight threads taking the layers one at a time from a shared list.
+    let cache = Shared(tank_cache_new());
+    let next = Arc::new(AtomicUsize::new(0));
+    let opened = connections_opened(&reg, || {
+        let (reg, repo, digests, next) = (
+            reg.clone(),
+            image.repo.clone(),
+            digests.clone(),
+            next.clone(),
+        );
+        run_threads(move |_| {
+            let c = cache.borrow();
+            while let Some(d) = digests.get(next.fetch_add(1, Ordering::SeqCst)) {
+                assert_eq!(sha256(&blob(&reg, &repo, d, &c).unwrap()), *d);
+            }
+        });
+    });
+    unsafe { tank_cache_free(cache.0) };
+    eprintln!(
+        "FIGURE {} blobs by {THREADS} threads: {opened} connections",
+        digests.len()
+    );
+    assert!(
+        (1..=THREADS).contains(&opened),
+        "{opened} connections for {THREADS} threads"
+    );
+}

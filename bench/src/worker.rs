@@ -1,7 +1,6 @@
 //! What the benchmark measures in a child process of its own, so that peak
 //! RSS and connection counts belong to one pull and nothing else.
 
-use std::collections::HashSet;
 use std::ffi::CString;
 use std::io::Read;
 use std::path::Path;
@@ -14,6 +13,7 @@ use tank::ffi::bytes::{tank_blob, tank_bytes_release, TankBytes};
 use tank::ffi::cache::{tank_cache_free, tank_cache_new, TankCache};
 use tank::ffi::error::{tank_error_free, tank_error_message, TankError};
 use tank::ffi::TankStatus;
+use tank_testrig::client_sockets_to;
 
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
@@ -21,7 +21,11 @@ pub fn run(args: &[String]) -> Result<()> {
             let len = fetch(&args[1], &args[2], &args[3], std::ptr::null_mut())?;
             println!(
                 "{}",
-                serde_json::json!({"bytes": len, "peak_rss_bytes": peak_rss_bytes()?})
+                serde_json::json!({
+                    "bytes": len,
+                    "peak_rss_bytes": peak_rss_bytes()?,
+                    "cpu_secs": crate::process_cpu_secs("self")?,
+                })
             );
             Ok(())
         }
@@ -74,7 +78,7 @@ impl SharedCache {
 fn many(registry: &str, repo: &str, digests: &str) -> Result<()> {
     let digests: Vec<&str> = digests.split(',').collect();
     let port: u16 = registry.rsplit(':').next().context("port")?.parse()?;
-    let before = sockets_to(port);
+    let before = client_sockets_to(port);
     let cache = SharedCache(tank_cache_new());
     let next = AtomicUsize::new(0);
     let started = Instant::now();
@@ -99,37 +103,13 @@ fn many(registry: &str, repo: &str, digests: &str) -> Result<()> {
         Ok(())
     })?;
     let secs = started.elapsed().as_secs_f64();
-    let conns = sockets_to(port).difference(&before).count();
+    let conns = client_sockets_to(port).difference(&before).count();
     unsafe { tank_cache_free(cache.0) };
     println!(
         "{}",
         serde_json::json!({"secs": secs, "registry_connections": conns})
     );
     Ok(())
-}
-
-/// Client-side TCP sockets towards `port`, in any state (TIME_WAIT ones
-/// included, so connections opened and closed during the pull count too),
-/// identified by their local port.
-fn sockets_to(port: u16) -> HashSet<String> {
-    let mut found = HashSet::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let text = std::fs::read_to_string(table).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            if cols.len() < 4 {
-                continue;
-            }
-            let remote_port = cols[2]
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok());
-            if remote_port == Some(port) {
-                found.insert(cols[1].to_owned());
-            }
-        }
-    }
-    found
 }
 
 fn peak_rss_bytes() -> Result<u64> {

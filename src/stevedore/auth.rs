@@ -3,15 +3,16 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
-use reqwest::{Response, StatusCode};
+use http::header::{HeaderMap, WWW_AUTHENTICATE};
+use http::StatusCode;
+
 use serde::Deserialize;
 use url::Url;
 
 use super::challenge::{self, Challenge};
 use super::error::{reason, Error, Result};
 use super::token_cache::{CacheKey, IssuedToken, TokenCache};
-use super::transport::{body_excerpt, discard, Body, Transport};
+use super::transport::{body_excerpt, discard, Body, Response, Transport};
 
 /// A token response larger than this is not a token response.
 const MAX_TOKEN_RESPONSE: u64 = 1 << 20;

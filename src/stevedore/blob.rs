@@ -2,7 +2,7 @@
 //! `Content-Length`, while another thread hashes the part already written,
 //! so a pull costs the slower of the wire and SHA-256, not the sum.
 
-use reqwest::header::HeaderMap;
+use http::HeaderMap;
 use tokio::sync::mpsc;
 use url::Url;
 

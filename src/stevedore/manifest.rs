@@ -1,7 +1,7 @@
 //! Manifest fetch: the bytes as sent, their digest checked against the
 //! header and the requested digest, the JSON and its descriptors.
 
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::{Map, Value};
 
 use super::auth::authorized_get;

@@ -4,10 +4,14 @@
 pub mod auth;
 pub mod blob;
 pub mod challenge;
+mod dial;
 pub mod digest;
 pub mod error;
+mod exchange;
 mod fill_buffer;
 pub mod manifest;
+pub mod origin;
+mod pool;
 pub mod reference;
 pub mod token_cache;
 pub mod transport;

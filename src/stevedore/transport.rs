@@ -5,11 +5,14 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION, RETRY_AFTER};
-use reqwest::{Response, StatusCode};
+use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION, RETRY_AFTER};
+use http::StatusCode;
 use url::Url;
 
 use super::error::{reason, Error, Result};
+use super::exchange::Exchanger;
+pub use super::exchange::Response;
+use super::origin::Origin;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -41,22 +44,16 @@ impl Default for Config {
 }
 
 pub struct Transport {
-    client: reqwest::Client,
+    exchanger: Exchanger,
     config: Config,
 }
 
 impl Transport {
     pub fn new(config: Config) -> Result<Transport> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .read_timeout(config.idle_timeout)
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .user_agent(concat!("tank/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::internal(reason::RUNTIME, format!("HTTP client: {e}")))?;
-        Ok(Transport { client, config })
+        Ok(Transport {
+            exchanger: Exchanger::new(config.connect_timeout, config.idle_timeout)?,
+            config,
+        })
     }
 
     /// GETs `url`, following redirects and retrying transient failures.
@@ -97,13 +94,13 @@ impl Transport {
         let mut current = url.clone();
         let mut hops = 0;
         loop {
-            let mut request = self.client.get(current.clone()).headers(headers.clone());
+            let mut sent = headers.clone();
             if let Some(token) = bearer {
                 if Origin::of(&current) == token_origin {
-                    request = request.header(AUTHORIZATION, bearer_header(token)?);
+                    sent.insert(AUTHORIZATION, bearer_header(token)?);
                 }
             }
-            let resp = request.send().await.map_err(|e| describe(&current, &e))?;
+            let resp = self.exchanger.get(&current, &sent).await?;
             if !is_redirect(resp.status()) {
                 return Ok(resp);
             }
@@ -141,24 +138,6 @@ impl Transport {
         match told {
             Some(secs) => Duration::from_secs(secs).min(self.config.max_retry_after),
             None => self.backoff(attempt),
-        }
-    }
-}
-
-/// Scheme, host and port (defaulted), the unit a credential is bound to.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Origin {
-    scheme: String,
-    host: Option<String>,
-    port: Option<u16>,
-}
-
-impl Origin {
-    pub fn of(url: &Url) -> Origin {
-        Origin {
-            scheme: url.scheme().to_owned(),
-            host: url.host_str().map(str::to_ascii_lowercase),
-            port: url.port_or_known_default(),
         }
     }
 }
@@ -220,38 +199,6 @@ fn is_retryable_error(e: &Error) -> bool {
     )
 }
 
-/// Turns a reqwest failure into our error, naming the URL and the cause.
-pub fn describe(url: &Url, e: &reqwest::Error) -> Error {
-    let mut chain = e.to_string();
-    let mut reset = false;
-    let mut tls = false;
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            reset |= matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
-            );
-        }
-        tls |= s.downcast_ref::<rustls::Error>().is_some();
-        source = s.source();
-    }
-    let reason = if e.is_timeout() {
-        reason::TIMEOUT
-    } else if tls {
-        reason::TLS
-    } else if reset {
-        reason::CONNECTION_RESET
-    } else if e.is_connect() {
-        reason::CONNECT
-    } else {
-        reason::REQUEST_FAILED
-    };
-    Error::transport(reason, format!("GET {url}: {chain}"))
-}
-
 /// A response body read chunk by chunk: stops as soon as it passes its
 /// limit, and checks what arrived against `Content-Length`.
 pub struct Body {
@@ -296,8 +243,7 @@ impl Body {
                     _ => Ok(None),
                 }
             }
-            Err(e) => {
-                let err = describe(&self.url, &e);
+            Err(err) => {
                 return Err(match self.declared {
                     Some(n) if self.received < n && err.reason == reason::REQUEST_FAILED => {
                         length_mismatch(&self.url, n, self.received, "the connection closed early")
@@ -373,16 +319,6 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(LOCATION, HeaderValue::from_str(to).unwrap());
         next_location(&Url::parse(from).unwrap(), &h)
-    }
-
-    #[test]
-    fn origin_defaults_ports() {
-        let o = |s: &str| Origin::of(&Url::parse(s).unwrap());
-        assert_eq!(o("https://r.io/v2/"), o("https://R.io:443/x"));
-        assert_eq!(o("http://r.io/"), o("http://r.io:80/"));
-        assert_ne!(o("http://r.io/"), o("https://r.io/"));
-        assert_ne!(o("https://r.io/"), o("https://cdn.r.io/"));
-        assert_ne!(o("http://127.0.0.1:5000/"), o("http://127.0.0.1:5001/"));
     }
 
     #[test]

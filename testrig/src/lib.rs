@@ -42,6 +42,7 @@ mod push;
 mod registry;
 mod rig;
 mod serve;
+mod sockets;
 mod timefmt;
 mod token;
 mod workdir;
@@ -53,4 +54,5 @@ pub use info::{
     PlainRegistryInfo, RigInfo, TokenRegistryInfo,
 };
 pub use rig::{Rig, RigOptions, Which};
+pub use sockets::client_sockets_to;
 pub use token::TokenRequest;

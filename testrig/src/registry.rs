@@ -243,6 +243,10 @@ impl RegistryProcess {
     }
 
     /// `127.0.0.1:PORT`
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn addr(&self) -> &str {
         &self.addr
     }

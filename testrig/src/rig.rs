@@ -216,6 +216,17 @@ impl Rig {
         }
     }
 
+    /// The registry's process id, for reading its CPU time.
+    ///
+    /// # Panics
+    /// When the rig was started without that registry.
+    pub fn registry_pid(&self, which: Which) -> u32 {
+        match self.process(which) {
+            Some(p) => p.pid(),
+            None => panic!("the rig was started without the {} registry", which.name()),
+        }
+    }
+
     /// Every token request since start or the last [`Rig::clear_logs`].
     pub fn token_requests(&self) -> Vec<TokenRequest> {
         self.token_log.lock().map(|l| l.clone()).unwrap_or_default()
