@@ -18,7 +18,9 @@
  *   TANK_ERR_DIGEST_MISMATCH digest_mismatch           (blob bytes != requested digest)
  *                            manifest_digest_mismatch  (manifest bytes != requested digest or Docker-Content-Digest)
  *   TANK_ERR_TRANSPORT       connect, timeout, connection_reset, tls, request_failed,
- *                            too_many_redirects, insecure_redirect, invalid_redirect
+ *                            too_many_redirects, insecure_redirect, invalid_redirect,
+ *                            proxy (a proxy setting tank cannot use, or a CONNECT refused:
+ *                            tank_error_http_status gives the proxy's status)
  *   TANK_ERR_AUTH            token_request_failed (HTTP status of the token endpoint when it answered one),
  *                            no_token_in_response, missing_realm, invalid_realm
  *   TANK_ERR_PROTOCOL        invalid_manifest_json, invalid_content_digest_header,

@@ -1,6 +1,7 @@
 //! Opening a connection: TCP (each resolved address in turn, under one
-//! connect timeout), TLS through rustls for https, then an HTTP/1.1
-//! handshake whose connection task runs on the runtime.
+//! connect timeout) to the origin or its proxy, a CONNECT tunnel through the
+//! proxy for https, TLS through rustls, then an HTTP/1.1 handshake whose
+//! connection task runs on the runtime.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -11,26 +12,37 @@ use http_body_util::Empty;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use url::{Host, Url};
 
 use super::error::{reason, Error, Result};
+use super::proxy::{Proxies, Proxy};
 
 pub type Sender = SendRequest<Empty<Bytes>>;
 
+/// A proxy's answer to CONNECT longer than this is not an answer.
+const MAX_TUNNEL_REPLY: usize = 16 << 10;
+
 pub struct Dialer {
     tls: TlsConnector,
+    proxies: Proxies,
     connect_timeout: Duration,
 }
 
 impl Dialer {
-    pub fn new(connect_timeout: Duration) -> Result<Dialer> {
+    pub fn new(connect_timeout: Duration, proxies: Proxies) -> Result<Dialer> {
         Ok(Dialer {
             tls: TlsConnector::from(Arc::new(tls_config()?)),
+            proxies,
             connect_timeout,
         })
+    }
+
+    /// The proxy requests to `url` go through, if any.
+    pub fn proxy_for(&self, url: &Url) -> Option<&Proxy> {
+        self.proxies.for_url(url)
     }
 
     /// A fresh connection to `url`'s origin, ready for one request at a
@@ -40,13 +52,27 @@ impl Dialer {
         let host = url.host().ok_or_else(|| {
             Error::transport(reason::CONNECT, format!("GET {url}: the URL has no host"))
         })?;
-        let tcp = tokio::time::timeout(self.connect_timeout, connect_tcp(&host, port))
+        let proxy = self.proxy_for(url);
+        let (to, to_port, what) = match proxy {
+            Some(p) => (
+                Host::parse(&p.host).map_err(|e| {
+                    Error::transport(
+                        reason::CONNECT,
+                        format!("GET {url}: proxy host {:?}: {e}", p.host),
+                    )
+                })?,
+                p.port,
+                "proxy ",
+            ),
+            None => (host.to_owned(), port, ""),
+        };
+        let tcp = tokio::time::timeout(self.connect_timeout, connect_tcp(&to, to_port))
             .await
             .map_err(|_| {
                 Error::transport(
                     reason::TIMEOUT,
                     format!(
-                        "GET {url}: no connection to {host}:{port} within {:?}",
+                        "GET {url}: no connection to {what}{to}:{to_port} within {:?}",
                         self.connect_timeout
                     ),
                 )
@@ -54,7 +80,7 @@ impl Dialer {
             .map_err(|e| {
                 Error::transport(
                     reason::CONNECT,
-                    format!("GET {url}: cannot connect to {host}:{port}: {e}"),
+                    format!("GET {url}: cannot connect to {what}{to}:{to_port}: {e}"),
                 )
             })?;
         // Requests are small and written whole; waiting to coalesce them
@@ -63,6 +89,20 @@ impl Dialer {
         if url.scheme() != "https" {
             return handshake(url, tcp).await;
         }
+        let tcp = match proxy {
+            Some(p) => tokio::time::timeout(self.connect_timeout, tunnel(url, tcp, p))
+                .await
+                .map_err(|_| {
+                    Error::transport(
+                        reason::TIMEOUT,
+                        format!(
+                            "GET {url}: the proxy {} opened no tunnel within {:?}",
+                            p.authority, self.connect_timeout
+                        ),
+                    )
+                })??,
+            None => tcp,
+        };
         let name = match host {
             Host::Domain(d) => ServerName::try_from(d.to_owned()).map_err(|e| {
                 Error::transport(
@@ -89,11 +129,11 @@ impl Dialer {
     }
 }
 
-async fn connect_tcp(host: &Host<&str>, port: u16) -> std::io::Result<TcpStream> {
+async fn connect_tcp(host: &Host<String>, port: u16) -> std::io::Result<TcpStream> {
     let addrs: Vec<SocketAddr> = match host {
         Host::Ipv4(ip) => vec![SocketAddr::new(IpAddr::V4(*ip), port)],
         Host::Ipv6(ip) => vec![SocketAddr::new(IpAddr::V6(*ip), port)],
-        Host::Domain(d) => tokio::net::lookup_host((*d, port)).await?.collect(),
+        Host::Domain(d) => tokio::net::lookup_host((d.as_str(), port)).await?.collect(),
     };
     let mut last = std::io::Error::new(
         std::io::ErrorKind::NotFound,
@@ -106,6 +146,59 @@ async fn connect_tcp(host: &Host<&str>, port: u16) -> std::io::Result<TcpStream>
         }
     }
     Err(last)
+}
+
+/// Asks the proxy for a tunnel to `url`'s origin; the TLS session to the
+/// origin then runs inside it, so the proxy sees neither token nor bytes.
+async fn tunnel(url: &Url, mut tcp: TcpStream, proxy: &Proxy) -> Result<TcpStream> {
+    let target = format!(
+        "{}:{}",
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or(443)
+    );
+    let failed = |why: String| {
+        Error::transport(
+            reason::PROXY,
+            format!("GET {url}: proxy {}: {why}", proxy.authority),
+        )
+    };
+    let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n").into_bytes();
+    if let Some(auth) = &proxy.authorization {
+        request.extend_from_slice(b"Proxy-Authorization: ");
+        request.extend_from_slice(auth.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"\r\n");
+    tcp.write_all(&request)
+        .await
+        .map_err(|e| failed(format!("sending CONNECT: {e}")))?;
+    // Byte by byte: whatever follows the reply's head belongs to the
+    // tunnel, so not one byte past it may be read here.
+    let mut reply = Vec::new();
+    while !reply.ends_with(b"\r\n\r\n") {
+        if reply.len() == MAX_TUNNEL_REPLY {
+            return Err(failed(format!(
+                "a CONNECT reply over {MAX_TUNNEL_REPLY} bytes"
+            )));
+        }
+        match tcp.read_u8().await {
+            Ok(b) => reply.push(b),
+            Err(e) => return Err(failed(format!("reading the CONNECT reply: {e}"))),
+        }
+    }
+    let status_line =
+        String::from_utf8_lossy(reply.split(|&b| b == b'\n').next().unwrap_or_default())
+            .trim_end()
+            .to_owned();
+    let status = status_line.split_whitespace().nth(1).unwrap_or_default();
+    if !status_line.starts_with("HTTP/1.") || !status.starts_with('2') || status.len() != 3 {
+        let err = failed(format!("CONNECT {target} answered {status_line:?}"));
+        return Err(match status.parse::<u16>() {
+            Ok(code) => err.with_status(code),
+            Err(_) => err,
+        });
+    }
+    Ok(tcp)
 }
 
 async fn handshake<S>(url: &Url, io: S) -> Result<Sender>

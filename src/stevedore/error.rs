@@ -38,6 +38,7 @@ pub mod reason {
     pub const TOO_MANY_REDIRECTS: &str = "too_many_redirects";
     pub const INSECURE_REDIRECT: &str = "insecure_redirect";
     pub const INVALID_REDIRECT: &str = "invalid_redirect";
+    pub const PROXY: &str = "proxy";
     pub const TOKEN_REQUEST_FAILED: &str = "token_request_failed";
     pub const NO_TOKEN_IN_RESPONSE: &str = "no_token_in_response";
     pub const MISSING_REALM: &str = "missing_realm";

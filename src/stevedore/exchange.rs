@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HOST, USER_AGENT};
+use http::header::{HOST, PROXY_AUTHORIZATION, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -17,6 +17,7 @@ use super::dial::{Dialer, Sender};
 use super::error::{reason, Error, Result};
 use super::origin::Origin;
 use super::pool::Pool;
+use super::proxy::{Proxies, Proxy};
 
 /// Idle connections kept per origin: more than any sane number of threads
 /// pulling from one registry at once.
@@ -32,7 +33,7 @@ pub struct Exchanger {
 impl Exchanger {
     pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Result<Exchanger> {
         Ok(Exchanger {
-            dialer: Dialer::new(connect_timeout)?,
+            dialer: Dialer::new(connect_timeout, Proxies::from_env()?)?,
             pool: Arc::new(Pool::new(MAX_IDLE_TIME, MAX_IDLE_PER_ORIGIN)),
             idle_timeout,
         })
@@ -62,7 +63,7 @@ impl Exchanger {
         mut sender: Sender,
         headers: &HeaderMap,
     ) -> Result<(Sender, http::Response<Incoming>)> {
-        let request = request(url, headers)?;
+        let request = request(url, headers, self.dialer.proxy_for(url))?;
         let exchange = async {
             sender.ready().await?;
             sender.send_request(request).await
@@ -97,12 +98,20 @@ impl Exchanger {
     }
 }
 
-fn request(url: &Url, headers: &HeaderMap) -> Result<Request<Empty<Bytes>>> {
+/// The request head. Through a proxy, a plain-http request names the whole
+/// URL (absolute form) and carries the proxy's credentials; an https one
+/// travels in a tunnel and looks as it would without the proxy.
+fn request(url: &Url, headers: &HeaderMap, proxy: Option<&Proxy>) -> Result<Request<Empty<Bytes>>> {
     let host = match url.port() {
         Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
         None => url.host_str().unwrap_or_default().to_owned(),
     };
-    let mut request = Request::get(&url[Position::BeforePath..Position::AfterQuery])
+    let forward = proxy.filter(|_| url.scheme() == "http");
+    let target = match forward {
+        Some(_) => &url[..Position::AfterQuery],
+        None => &url[Position::BeforePath..Position::AfterQuery],
+    };
+    let mut request = Request::get(target)
         .body(Empty::new())
         .map_err(|e| Error::transport(reason::REQUEST_FAILED, format!("GET {url}: {e}")))?;
     let h = request.headers_mut();
@@ -116,6 +125,9 @@ fn request(url: &Url, headers: &HeaderMap) -> Result<Request<Empty<Bytes>>> {
         USER_AGENT,
         HeaderValue::from_static(concat!("tank/", env!("CARGO_PKG_VERSION"))),
     );
+    if let Some(auth) = forward.and_then(|p| p.authorization.clone()) {
+        h.insert(PROXY_AUTHORIZATION, auth);
+    }
     for (name, value) in headers {
         h.append(name, value.clone());
     }

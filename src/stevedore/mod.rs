@@ -12,6 +12,7 @@ mod fill_buffer;
 pub mod manifest;
 pub mod origin;
 mod pool;
+mod proxy;
 pub mod reference;
 pub mod token_cache;
 pub mod transport;

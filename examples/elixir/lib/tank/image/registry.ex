@@ -84,6 +84,7 @@ defmodule Tank.Image.Registry do
           | :too_many_redirects
           | :insecure_redirect
           | :invalid_redirect
+          | :proxy
           | :token_request_failed
           | :no_token_in_response
           | :missing_realm
