@@ -3,6 +3,7 @@
 //! proxy for https, TLS through rustls, then an HTTP/1.1 handshake whose
 //! connection task runs on the runtime.
 
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use url::{Host, Url};
 
@@ -66,20 +68,23 @@ impl Dialer {
             ),
             None => (host.to_owned(), port, ""),
         };
-        let tcp = tokio::time::timeout(self.connect_timeout, connect_tcp(&to, to_port))
+        let budget = self.connect_timeout;
+        let tcp = tokio::time::timeout(budget, connect_tcp(&to, to_port, budget))
             .await
-            .map_err(|_| {
-                Error::transport(
-                    reason::TIMEOUT,
-                    format!(
-                        "GET {url}: no connection to {what}{to}:{to_port} within {:?}",
-                        self.connect_timeout
-                    ),
-                )
-            })?
+            .unwrap_or_else(|_| {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no connection within {budget:?}"),
+                ))
+            })
             .map_err(|e| {
+                let reason = if e.kind() == io::ErrorKind::TimedOut {
+                    reason::TIMEOUT
+                } else {
+                    reason::CONNECT
+                };
                 Error::transport(
-                    reason::CONNECT,
+                    reason,
                     format!("GET {url}: cannot connect to {what}{to}:{to_port}: {e}"),
                 )
             })?;
@@ -129,20 +134,29 @@ impl Dialer {
     }
 }
 
-async fn connect_tcp(host: &Host<String>, port: u16) -> std::io::Result<TcpStream> {
+/// Each resolved address in turn, each given an equal share of what is left
+/// of `budget`: an address that swallows SYNs (an unroutable IPv6 address
+/// listed before a working IPv4 one) must not use up the next one's time.
+async fn connect_tcp(host: &Host<String>, port: u16, budget: Duration) -> io::Result<TcpStream> {
+    let deadline = Instant::now() + budget;
     let addrs: Vec<SocketAddr> = match host {
         Host::Ipv4(ip) => vec![SocketAddr::new(IpAddr::V4(*ip), port)],
         Host::Ipv6(ip) => vec![SocketAddr::new(IpAddr::V6(*ip), port)],
         Host::Domain(d) => tokio::net::lookup_host((d.as_str(), port)).await?.collect(),
     };
-    let mut last = std::io::Error::new(
-        std::io::ErrorKind::NotFound,
-        "the name resolved to no address",
-    );
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(tcp) => return Ok(tcp),
-            Err(e) => last = e,
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address");
+    let count = addrs.len();
+    for (i, addr) in addrs.into_iter().enumerate() {
+        let share = deadline.saturating_duration_since(Instant::now()) / (count - i) as u32;
+        match tokio::time::timeout(share, TcpStream::connect(addr)).await {
+            Ok(Ok(tcp)) => return Ok(tcp),
+            Ok(Err(e)) => last = e,
+            Err(_) => {
+                last = io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{addr} did not answer within {share:?}"),
+                )
+            }
         }
     }
     Err(last)
