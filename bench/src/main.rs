@@ -6,7 +6,8 @@
 //!
 //! Usage: tank-bench [--quick] [--runs N]
 //!   --quick   a 256 MiB layer instead of 1 GiB
-//!   --runs N  runs per row, the median is reported (default 5)
+//!   --runs N  timed runs per row, after one warm-up; the median is
+//!             reported (default 5)
 
 mod worker;
 
@@ -48,7 +49,7 @@ fn main() -> Result<()> {
         "sha extensions: {} (the sha2 crate picks them at run time; in-process sha256 below shows whether it does)",
         if cpu_has("sha_ni") { "sha_ni present" } else { "absent" }
     );
-    println!("layer: {mib} MiB, {runs} runs per row, median reported");
+    println!("layer: {mib} MiB, {runs} runs per row after one warm-up run, median reported");
 
     eprintln!("starting the rig (3 registries, {mib} MiB layer, 50 x 1 MiB image)...");
     let rig = Rig::start(RigOptions {
@@ -113,7 +114,7 @@ fn main() -> Result<()> {
         served.push(process_cpu_secs(&registry_pid.to_string())? - before);
         Ok(out.0)
     })?;
-    let registry_cpu = median_of(served);
+    let registry_cpu = median_of(served.split_off(1));
     rows.push(Row {
         name: "wire only: curl -s -o /dev/null (plain)".into(),
         secs: wire,
@@ -126,16 +127,22 @@ fn main() -> Result<()> {
         let pid = rig.registry_pid(which).to_string();
         let mut rss = Vec::new();
         let mut cpu = Vec::new();
+        let mut process_secs = Vec::new();
+        // The call's own time: the worker process's start-up and the
+        // release of the buffer afterwards are shown beside it.
         let secs = median(runs, || {
             let registry_before = process_cpu_secs(&pid)?;
             let started = Instant::now();
             let out = worker_output(&["blob", &reg, &large.repo, &digest])?;
-            let secs = started.elapsed().as_secs_f64();
+            process_secs.push(started.elapsed().as_secs_f64());
             let registry = process_cpu_secs(&pid)? - registry_before;
             rss.push(out["peak_rss_bytes"].as_u64().context("peak_rss_bytes")?);
             cpu.push((out["cpu_secs"].as_f64().context("cpu_secs")?, registry));
-            Ok(secs)
+            out["call_secs"].as_f64().context("call_secs")
         })?;
+        // The first sample of each is the warm-up run's.
+        let process_secs = median_of(process_secs.split_off(1));
+        let cpu = cpu.split_off(1);
         let tank_cpu = median_of(cpu.iter().map(|c| c.0).collect());
         let registry_cpu = median_of(cpu.iter().map(|c| c.1).collect());
         if which == Which::Plain {
@@ -147,7 +154,7 @@ fn main() -> Result<()> {
             name: format!("tank_blob via C ABI ({label})"),
             secs,
             note: format!(
-                "peak RSS {:.1} MiB = N + {:.1} MiB; CPU: tank {tank_cpu:.2} s, registry {registry_cpu:.2} s",
+                "whole process {process_secs:.3} s; peak RSS {:.1} MiB = N + {:.1} MiB; CPU: tank {tank_cpu:.2} s, registry {registry_cpu:.2} s",
                 peak as f64 / 1048576.0,
                 (peak as f64 - bytes as f64) / 1048576.0
             ),
@@ -369,12 +376,15 @@ fn worker_output(args: &[&str]) -> Result<serde_json::Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// The median of `runs` timed runs, after one untimed warm-up run (as
+/// hyperfine's --warmup): the first run after the rig starts pays for
+/// memory the rig's fixtures just churned.
 fn median(runs: usize, mut once: impl FnMut() -> Result<f64>) -> Result<f64> {
-    let mut v = (0..runs.max(1))
+    once()?;
+    let v = (0..runs.max(1))
         .map(|_| once())
         .collect::<Result<Vec<f64>>>()?;
-    v.sort_by(f64::total_cmp);
-    Ok(v[v.len() / 2])
+    Ok(median_of(v))
 }
 
 fn median_of(mut v: Vec<f64>) -> f64 {

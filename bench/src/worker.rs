@@ -18,11 +18,15 @@ use tank_testrig::client_sockets_to;
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("blob") if args.len() == 4 => {
-            let len = fetch(&args[1], &args[2], &args[3], std::ptr::null_mut())?;
+            let started = Instant::now();
+            let (len, release_secs) = fetch(&args[1], &args[2], &args[3], std::ptr::null_mut())?;
+            let call_secs = started.elapsed().as_secs_f64() - release_secs;
             println!(
                 "{}",
                 serde_json::json!({
                     "bytes": len,
+                    "call_secs": call_secs,
+                    "release_secs": release_secs,
                     "peak_rss_bytes": peak_rss_bytes()?,
                     "cpu_secs": crate::process_cpu_secs("self")?,
                 })
@@ -34,8 +38,9 @@ pub fn run(args: &[String]) -> Result<()> {
     }
 }
 
-/// One `tank_blob` through the C ABI; the bytes are dropped unread.
-fn fetch(registry: &str, repo: &str, digest: &str, cache: *mut TankCache) -> Result<usize> {
+/// One `tank_blob` through the C ABI; the bytes are released unread.
+/// Returns their length and how long the release took.
+fn fetch(registry: &str, repo: &str, digest: &str, cache: *mut TankCache) -> Result<(usize, f64)> {
     let (r, p, d) = (
         CString::new(registry)?,
         CString::new(repo)?,
@@ -60,8 +65,9 @@ fn fetch(registry: &str, repo: &str, digest: &str, cache: *mut TankCache) -> Res
             bail!("tank_blob {digest}: {status:?}: {msg}");
         }
         let len = out.len;
+        let released = Instant::now();
         tank_bytes_release(&mut out);
-        Ok(len)
+        Ok((len, released.elapsed().as_secs_f64()))
     }
 }
 

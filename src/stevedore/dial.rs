@@ -16,6 +16,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use url::{Host, Url};
 
@@ -50,47 +51,8 @@ impl Dialer {
     /// A fresh connection to `url`'s origin, ready for one request at a
     /// time.
     pub async fn dial(&self, url: &Url) -> Result<Sender> {
-        let port = url.port_or_known_default().unwrap_or(80);
-        let host = url.host().ok_or_else(|| {
-            Error::transport(reason::CONNECT, format!("GET {url}: the URL has no host"))
-        })?;
         let proxy = self.proxy_for(url);
-        let (to, to_port, what) = match proxy {
-            Some(p) => (
-                Host::parse(&p.host).map_err(|e| {
-                    Error::transport(
-                        reason::CONNECT,
-                        format!("GET {url}: proxy host {:?}: {e}", p.host),
-                    )
-                })?,
-                p.port,
-                "proxy ",
-            ),
-            None => (host.to_owned(), port, ""),
-        };
-        let budget = self.connect_timeout;
-        let tcp = tokio::time::timeout(budget, connect_tcp(&to, to_port, budget))
-            .await
-            .unwrap_or_else(|_| {
-                Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no connection within {budget:?}"),
-                ))
-            })
-            .map_err(|e| {
-                let reason = if e.kind() == io::ErrorKind::TimedOut {
-                    reason::TIMEOUT
-                } else {
-                    reason::CONNECT
-                };
-                Error::transport(
-                    reason,
-                    format!("GET {url}: cannot connect to {what}{to}:{to_port}: {e}"),
-                )
-            })?;
-        // Requests are small and written whole; waiting to coalesce them
-        // only adds a round trip of delay.
-        let _ = tcp.set_nodelay(true);
+        let tcp = self.open_tcp(url, proxy).await?;
         if url.scheme() != "https" {
             return handshake(url, tcp).await;
         }
@@ -108,17 +70,67 @@ impl Dialer {
                 })??,
             None => tcp,
         };
-        let name = match host {
-            Host::Domain(d) => ServerName::try_from(d.to_owned()).map_err(|e| {
+        let tls = self.start_tls(url, tcp).await?;
+        handshake(url, tls).await
+    }
+
+    /// TCP to the origin, or to the proxy that reaches it.
+    async fn open_tcp(&self, url: &Url, proxy: Option<&Proxy>) -> Result<TcpStream> {
+        let (host, port, what) = match proxy {
+            Some(p) => (p.host.clone(), p.port, "proxy "),
+            None => (
+                url.host().map(|h| h.to_owned()).ok_or_else(|| {
+                    Error::transport(reason::CONNECT, format!("GET {url}: the URL has no host"))
+                })?,
+                url.port_or_known_default().unwrap_or(80),
+                "",
+            ),
+        };
+        let budget = self.connect_timeout;
+        let tcp = tokio::time::timeout(budget, connect_tcp(&host, port, budget))
+            .await
+            .unwrap_or_else(|_| {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no connection within {budget:?}"),
+                ))
+            })
+            .map_err(|e| {
+                let reason = if e.kind() == io::ErrorKind::TimedOut {
+                    reason::TIMEOUT
+                } else {
+                    reason::CONNECT
+                };
+                Error::transport(
+                    reason,
+                    format!("GET {url}: cannot connect to {what}{host}:{port}: {e}"),
+                )
+            })?;
+        // Requests are small and written whole; waiting to coalesce them
+        // only adds a round trip of delay.
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
+    /// TLS to `url`'s host, verified against the roots, over `tcp`.
+    async fn start_tls(&self, url: &Url, tcp: TcpStream) -> Result<TlsStream<TcpStream>> {
+        let name = match url.host() {
+            Some(Host::Domain(d)) => ServerName::try_from(d.to_owned()).map_err(|e| {
                 Error::transport(
                     reason::TLS,
                     format!("GET {url}: {d:?} is not a TLS name: {e}"),
                 )
             })?,
-            Host::Ipv4(ip) => ServerName::IpAddress(IpAddr::V4(ip).into()),
-            Host::Ipv6(ip) => ServerName::IpAddress(IpAddr::V6(ip).into()),
+            Some(Host::Ipv4(ip)) => ServerName::IpAddress(IpAddr::V4(ip).into()),
+            Some(Host::Ipv6(ip)) => ServerName::IpAddress(IpAddr::V6(ip).into()),
+            None => {
+                return Err(Error::transport(
+                    reason::TLS,
+                    format!("GET {url}: the URL has no host"),
+                ))
+            }
         };
-        let tls = tokio::time::timeout(self.connect_timeout, self.tls.connect(name, tcp))
+        tokio::time::timeout(self.connect_timeout, self.tls.connect(name, tcp))
             .await
             .map_err(|_| {
                 Error::transport(
@@ -129,8 +141,7 @@ impl Dialer {
                     ),
                 )
             })?
-            .map_err(|e| Error::transport(reason::TLS, format!("GET {url}: TLS handshake: {e}")))?;
-        handshake(url, tls).await
+            .map_err(|e| Error::transport(reason::TLS, format!("GET {url}: TLS handshake: {e}")))
     }
 }
 

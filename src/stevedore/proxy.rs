@@ -15,9 +15,9 @@ use super::error::{reason, Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proxy {
-    /// `host:port` to connect to.
+    /// `host:port`, for messages.
     pub authority: String,
-    pub host: String,
+    pub host: Host<String>,
     pub port: u16,
     /// `Proxy-Authorization` for the credentials in the proxy URL.
     pub authorization: Option<HeaderValue>,
@@ -102,7 +102,7 @@ fn parse_proxy(value: &str) -> Result<Proxy> {
     if url.scheme() != "http" {
         return Err(invalid("only http:// proxies are supported"));
     }
-    let host = url.host_str().ok_or_else(|| invalid("no host"))?.to_owned();
+    let host = url.host().ok_or_else(|| invalid("no host"))?.to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
     let authorization = if url.username().is_empty() {
         None
