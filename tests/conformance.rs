@@ -534,3 +534,70 @@ fn a_sized_blob_is_read_no_further_than_its_size() {
     let wrote = wrote.load(Ordering::SeqCst) - 1;
     assert!(wrote < 16 << 20, "read on to {wrote} bytes");
 }
+
+/// A keep-alive origin whose first connection answers one request and then
+/// hangs up on the next, as a server whose idle timeout fired just as the
+/// request arrived. Records (connection, request on it) pairs.
+fn hang_up_on_reuse(body: &'static [u8]) -> (String, Arc<std::sync::Mutex<Vec<(usize, usize)>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for (conn_no, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { return };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                for req_no in 0.. {
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == "\r\n" => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    log.lock().unwrap().push((conn_no, req_no));
+                    if conn_no == 0 && req_no == 1 {
+                        return; // hang up, unanswered
+                    }
+                    let close = if conn_no == 0 {
+                        ""
+                    } else {
+                        "Connection: close\r\n"
+                    };
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{close}\r\n",
+                        body.len()
+                    );
+                    conn.write_all(head.as_bytes()).unwrap();
+                    conn.write_all(body).unwrap();
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn a_pooled_connection_the_server_dropped_is_replaced_at_once() {
+    const BODY: &[u8] = b"bytes over a reused connection";
+    let (addr, seen) = hang_up_on_reuse(BODY);
+    let digest = sha256(BODY);
+    assert_eq!(blob(&addr, "a/b", &digest, &Cache::none()).unwrap(), BODY);
+    let started = Instant::now();
+    assert_eq!(blob(&addr, "a/b", &digest, &Cache::none()).unwrap(), BODY);
+    let took = started.elapsed();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(0, 0), (0, 1), (1, 0)],
+        "the second call reused the first connection, then went to a new one"
+    );
+    assert!(
+        took < Duration::from_millis(900),
+        "the resend waited for a retry backoff: {took:?}"
+    );
+}
