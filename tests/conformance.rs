@@ -535,10 +535,13 @@ fn a_sized_blob_is_read_no_further_than_its_size() {
     assert!(wrote < 16 << 20, "read on to {wrote} bytes");
 }
 
+/// (connection number, request number on it), in arrival order.
+type Arrivals = Arc<std::sync::Mutex<Vec<(usize, usize)>>>;
+
 /// A keep-alive origin whose first connection answers one request and then
 /// hangs up on the next, as a server whose idle timeout fired just as the
-/// request arrived. Records (connection, request on it) pairs.
-fn hang_up_on_reuse(body: &'static [u8]) -> (String, Arc<std::sync::Mutex<Vec<(usize, usize)>>>) {
+/// request arrived.
+fn hang_up_on_reuse(body: &'static [u8]) -> (String, Arrivals) {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
