@@ -295,4 +295,25 @@ mod tests {
             assert_eq!(r.unwrap_err().reason, reason::PROXY, "{bad}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_no_proxy_and_url_is_handled_and_loopback_stays_direct(
+            no_proxy in "\\PC{0,60}",
+            host in "[a-z0-9.-]{1,20}",
+            port in proptest::option::of(1u16..),
+        ) {
+            let p = proxies(&[("https_proxy", "http://p:3128"), ("no_proxy", &no_proxy)]);
+            let authority = match port {
+                Some(port) => format!("{host}:{port}"),
+                None => host.clone(),
+            };
+            if let Ok(url) = Url::parse(&format!("https://{authority}/v2/")) {
+                let _ = p.for_url(&url);
+            }
+            for loopback in ["https://localhost/", "https://127.0.0.9:5000/", "https://[::1]/"] {
+                proptest::prop_assert_eq!(via(&p, loopback), None);
+            }
+        }
+    }
 }
