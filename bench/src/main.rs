@@ -107,14 +107,13 @@ fn main() -> Result<()> {
     // hashed nor kept. The registry shares this machine's cores with the
     // client, so its CPU time bounds what any client can reach.
     let registry_pid = rig.registry_pid(Which::Plain);
-    let mut served = Vec::new();
-    let wire = median(runs, || {
+    let pulls = timed_runs(runs, || {
         let before = process_cpu_secs(&registry_pid.to_string())?;
         let out = timed_output(Command::new("curl").args(["-s", "-o", "/dev/null", &curl_url]))?;
-        served.push(process_cpu_secs(&registry_pid.to_string())? - before);
-        Ok(out.0)
+        Ok((out.0, process_cpu_secs(&registry_pid.to_string())? - before))
     })?;
-    let registry_cpu = median_of(served.split_off(1));
+    let wire = median_of(pulls.iter().map(|p| p.0).collect());
+    let registry_cpu = median_of(pulls.iter().map(|p| p.1).collect());
     rows.push(Row {
         name: "wire only: curl -s -o /dev/null (plain)".into(),
         secs: wire,
@@ -125,30 +124,30 @@ fn main() -> Result<()> {
     for (which, label) in [(Which::Plain, "plain"), (Which::Cdn, "token + 307 to CDN")] {
         let reg = rig.registry(which).to_owned();
         let pid = rig.registry_pid(which).to_string();
-        let mut rss = Vec::new();
-        let mut cpu = Vec::new();
-        let mut process_secs = Vec::new();
-        // The call's own time: the worker process's start-up and the
-        // release of the buffer afterwards are shown beside it.
-        let secs = median(runs, || {
+        let pulls = timed_runs(runs, || {
             let registry_before = process_cpu_secs(&pid)?;
             let started = Instant::now();
             let out = worker_output(&["blob", &reg, &large.repo, &digest])?;
-            process_secs.push(started.elapsed().as_secs_f64());
-            let registry = process_cpu_secs(&pid)? - registry_before;
-            rss.push(out["peak_rss_bytes"].as_u64().context("peak_rss_bytes")?);
-            cpu.push((out["cpu_secs"].as_f64().context("cpu_secs")?, registry));
-            out["call_secs"].as_f64().context("call_secs")
+            let process_secs = started.elapsed().as_secs_f64();
+            Ok(BlobPull {
+                call_secs: out["call_secs"].as_f64().context("call_secs")?,
+                process_secs,
+                peak_rss: out["peak_rss_bytes"].as_u64().context("peak_rss_bytes")?,
+                tank_cpu: out["cpu_secs"].as_f64().context("cpu_secs")?,
+                registry_cpu: process_cpu_secs(&pid)? - registry_before,
+            })
         })?;
-        // The first sample of each is the warm-up run's.
-        let process_secs = median_of(process_secs.split_off(1));
-        let cpu = cpu.split_off(1);
-        let tank_cpu = median_of(cpu.iter().map(|c| c.0).collect());
-        let registry_cpu = median_of(cpu.iter().map(|c| c.1).collect());
+        let median_by = |f: fn(&BlobPull) -> f64| median_of(pulls.iter().map(f).collect());
+        // The call's own time: the worker process's start-up and the
+        // release of the buffer afterwards are shown beside it.
+        let secs = median_by(|p| p.call_secs);
+        let process_secs = median_by(|p| p.process_secs);
+        let tank_cpu = median_by(|p| p.tank_cpu);
+        let registry_cpu = median_by(|p| p.registry_cpu);
         if which == Which::Plain {
             floor = (tank_cpu + registry_cpu) / cores();
         }
-        let peak = rss.iter().copied().max().unwrap_or(0);
+        let peak = pulls.iter().map(|p| p.peak_rss).max().unwrap_or(0);
         worst_rss_over = worst_rss_over.max(peak.saturating_sub(bytes));
         rows.push(Row {
             name: format!("tank_blob via C ABI ({label})"),
@@ -280,21 +279,19 @@ fn many_layers(rig: &Rig, runs: usize) -> Result<ManyLayers> {
         .context("rig has no many-layer image")?;
     let reg = rig.registry(Which::Token).to_owned();
     let total: u64 = many.layers.iter().map(|d| many.blob_sizes[d]).sum();
-    let mut tokens = Vec::new();
-    let mut conns = Vec::new();
-    let tank = median(runs, || {
+    let pulls = timed_runs(runs, || {
         rig.clear_logs();
         let started = Instant::now();
         let out = worker_output(&["many", &reg, &many.repo, &many.layers.join(",")])?;
         let secs = started.elapsed().as_secs_f64();
-        tokens.push(rig.token_requests().len());
-        conns.push(
-            out["registry_connections"]
-                .as_u64()
-                .context("registry_connections")?,
-        );
-        Ok(secs)
+        let conns = out["registry_connections"]
+            .as_u64()
+            .context("registry_connections")?;
+        Ok((secs, rig.token_requests().len(), conns))
     })?;
+    let tank = median_of(pulls.iter().map(|p| p.0).collect());
+    let tokens: Vec<usize> = pulls.iter().map(|p| p.1).collect();
+    let conns: Vec<u64> = pulls.iter().map(|p| p.2).collect();
 
     let realm = rig
         .info()
@@ -376,15 +373,26 @@ fn worker_output(args: &[&str]) -> Result<serde_json::Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-/// The median of `runs` timed runs, after one untimed warm-up run (as
-/// hyperfine's --warmup): the first run after the rig starts pays for
-/// memory the rig's fixtures just churned.
-fn median(runs: usize, mut once: impl FnMut() -> Result<f64>) -> Result<f64> {
+/// One tank_blob worker run's figures.
+struct BlobPull {
+    call_secs: f64,
+    process_secs: f64,
+    peak_rss: u64,
+    tank_cpu: f64,
+    registry_cpu: f64,
+}
+
+/// What `runs` runs of `once` gave, after one untimed warm-up run whose
+/// result is dropped (as hyperfine's --warmup): the first run after the rig
+/// starts pays for memory the rig's fixtures just churned.
+fn timed_runs<T>(runs: usize, mut once: impl FnMut() -> Result<T>) -> Result<Vec<T>> {
     once()?;
-    let v = (0..runs.max(1))
-        .map(|_| once())
-        .collect::<Result<Vec<f64>>>()?;
-    Ok(median_of(v))
+    (0..runs.max(1)).map(|_| once()).collect()
+}
+
+/// The median of `runs` timed runs after a warm-up.
+fn median(runs: usize, once: impl FnMut() -> Result<f64>) -> Result<f64> {
+    Ok(median_of(timed_runs(runs, once)?))
 }
 
 fn median_of(mut v: Vec<f64>) -> f64 {
