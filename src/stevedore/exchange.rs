@@ -159,8 +159,8 @@ impl Response {
         &self.headers
     }
 
-    /// The body's length from `Content-Length`; `None` when chunked or
-    /// closed-delimited.
+    /// The body bytes still to come by `Content-Length` (the whole body
+    /// before the first chunk); `None` when chunked or close-delimited.
     pub fn content_length(&self) -> Option<u64> {
         http_body::Body::size_hint(&self.body).exact()
     }
