@@ -32,10 +32,14 @@ fn runtime() -> Result<&'static Runtime> {
         .map_err(|e| Error::internal(reason::RUNTIME, format!("cannot start the runtime: {e}")))
 }
 
-/// The process-wide client: one connection pool for every call.
+/// The process-wide client: one connection pool for every call, made inside
+/// the runtime whose workers will run its connections.
 pub fn client() -> Result<&'static Client> {
     CLIENT
-        .get_or_init(|| Client::new(Config::default()))
+        .get_or_init(|| {
+            let _inside = runtime()?.enter();
+            Client::new(Config::default())
+        })
         .as_ref()
         .map_err(Clone::clone)
 }

@@ -4,16 +4,14 @@
 pub mod auth;
 pub mod blob;
 pub mod challenge;
-mod dial;
 pub mod digest;
 pub mod error;
-mod exchange;
 mod fill_buffer;
 pub mod manifest;
 pub mod origin;
-mod pool;
 mod proxy;
 pub mod reference;
+mod tls;
 pub mod token_cache;
 pub mod transport;
 
@@ -26,8 +24,8 @@ pub use transport::Config;
 use reference::{Reference, Registry, Repository};
 use transport::Transport;
 
-/// A registry client: one connection pool, shared by every call made
-/// through it.
+/// A registry client: one HTTP client (and so one connection pool), shared
+/// by every call made through it.
 pub struct Client {
     transport: Transport,
 }

@@ -1,5 +1,4 @@
-//! Scheme, host and port: the unit a credential is bound to and a
-//! connection is pooled under.
+//! Scheme, host and port: the unit a credential is bound to.
 
 use url::Url;
 

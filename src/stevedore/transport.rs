@@ -10,9 +10,10 @@ use http::StatusCode;
 use url::Url;
 
 use super::error::{reason, Error, Result};
-use super::exchange::Exchanger;
-pub use super::exchange::Response;
 use super::origin::Origin;
+use super::{proxy, tls};
+
+pub type Response = reqwest::Response;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -43,17 +44,42 @@ impl Default for Config {
     }
 }
 
+/// Idle connections kept per origin: more than any sane number of threads
+/// pulling from one registry at once.
+const MAX_IDLE_PER_ORIGIN: usize = 32;
+const MAX_IDLE_TIME: Duration = Duration::from_secs(90);
+
 pub struct Transport {
-    exchanger: Exchanger,
+    client: reqwest::Client,
     config: Config,
 }
 
 impl Transport {
     pub fn new(config: Config) -> Result<Transport> {
-        Ok(Transport {
-            exchanger: Exchanger::new(config.connect_timeout, config.idle_timeout)?,
-            config,
-        })
+        let mut builder = reqwest::Client::builder()
+            .use_preconfigured_tls(tls::client_config()?)
+            // Redirects are ours to follow: the token must stay with its
+            // origin, and https must never fall back to http.
+            .redirect(reqwest::redirect::Policy::none())
+            .read_timeout(config.idle_timeout)
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(MAX_IDLE_TIME)
+            .pool_max_idle_per_host(MAX_IDLE_PER_ORIGIN)
+            // Requests are small and written whole; waiting to coalesce
+            // them only adds a round trip of delay.
+            .tcp_nodelay(true)
+            .user_agent(concat!("tank/", env!("CARGO_PKG_VERSION")));
+        let proxies = proxy::from_env()?;
+        if proxies.is_empty() {
+            builder = builder.no_proxy();
+        }
+        for p in proxies {
+            builder = builder.proxy(p);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| Error::internal(reason::RUNTIME, format!("HTTP client: {e}")))?;
+        Ok(Transport { client, config })
     }
 
     /// GETs `url`, following redirects and retrying transient failures.
@@ -100,7 +126,7 @@ impl Transport {
                     sent.insert(AUTHORIZATION, bearer_header(token)?);
                 }
             }
-            let resp = self.exchanger.get(&current, &sent).await?;
+            let resp = self.send(&current, sent).await?;
             if !is_redirect(resp.status()) {
                 return Ok(resp);
             }
@@ -116,6 +142,21 @@ impl Transport {
             current = next_location(&current, resp.headers())?;
             discard(resp).await;
             hops += 1;
+        }
+    }
+
+    /// One request. A pooled connection the server closed just as it was
+    /// reused ends the exchange before any answer; a GET is safe to send
+    /// again, at once and once, on a new connection.
+    async fn send(&self, url: &Url, headers: HeaderMap) -> Result<Response> {
+        let mut resent = false;
+        loop {
+            let request = self.client.get(url.clone()).headers(headers.clone());
+            match request.send().await {
+                Ok(resp) => return Ok(resp),
+                Err(e) if !resent && closed_before_answer(&e) => resent = true,
+                Err(e) => return Err(describe(url, &e)),
+            }
         }
     }
 
@@ -199,6 +240,83 @@ fn is_retryable_error(e: &Error) -> bool {
     )
 }
 
+fn sources(e: &reqwest::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(std::error::Error::source(e), |s| s.source())
+}
+
+fn closed_before_answer(e: &reqwest::Error) -> bool {
+    sources(e).any(|s| {
+        s.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+    })
+}
+
+/// Turns a reqwest failure into our error, naming the URL and the cause.
+fn describe(url: &Url, e: &reqwest::Error) -> Error {
+    let mut chain = e.to_string();
+    let mut reset = false;
+    let mut tls = false;
+    let mut proxy = None;
+    for s in sources(e) {
+        let text = s.to_string();
+        if !chain.ends_with(&text) {
+            chain.push_str(": ");
+            chain.push_str(&text);
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            reset |= matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            );
+            // An io::Error's source() skips the error it wraps, and
+            // tokio-rustls wraps rustls's in one.
+            tls |= io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+        }
+        tls |= s.downcast_ref::<rustls::Error>().is_some();
+        proxy = proxy.or_else(|| tunnel_refusal(s));
+    }
+    if let Some(status) = proxy {
+        let err = Error::transport(reason::PROXY, format!("GET {url}: {chain}"));
+        return match status {
+            Some(status) => Error::transport(
+                reason::PROXY,
+                format!("{} (the proxy answered HTTP {status})", err.message),
+            )
+            .with_status(status),
+            None => err,
+        };
+    }
+    let reason = if e.is_timeout() {
+        reason::TIMEOUT
+    } else if tls {
+        reason::TLS
+    } else if reset {
+        reason::CONNECTION_RESET
+    } else if e.is_connect() {
+        reason::CONNECT
+    } else {
+        reason::REQUEST_FAILED
+    };
+    Error::transport(reason, format!("GET {url}: {chain}"))
+}
+
+/// A proxy that would not open a tunnel: `Some(status)` when it said
+/// which. hyper-util keeps its tunnel error type private, so its words are
+/// all there is; a proxy that could not be reached is a connect failure.
+fn tunnel_refusal(e: &(dyn std::error::Error + 'static)) -> Option<Option<u16>> {
+    let text = e.to_string();
+    let what = text.strip_prefix("tunnel error: ")?;
+    match what {
+        "proxy authorization required" => Some(Some(407)),
+        "failed to create underlying connection" | "io error establishing tunnel" => None,
+        _ => Some(None),
+    }
+}
+
 /// A response body read chunk by chunk: stops as soon as it passes its
 /// limit, and checks what arrived against `Content-Length`.
 pub struct Body {
@@ -243,7 +361,8 @@ impl Body {
                     _ => Ok(None),
                 }
             }
-            Err(err) => {
+            Err(e) => {
+                let err = describe(&self.url, &e);
                 return Err(match self.declared {
                     Some(n) if self.received < n && err.reason == reason::REQUEST_FAILED => {
                         length_mismatch(&self.url, n, self.received, "the connection closed early")

@@ -10,6 +10,8 @@ pub struct RegistryRequest {
     pub method: String,
     /// The request target, e.g. `/v2/tank/oci-image/manifests/v1`.
     pub uri: String,
+    /// `HTTP/1.1`, `HTTP/2.0`
+    pub proto: String,
     pub status: u16,
     /// Response body bytes written (0 for HEAD and redirects).
     pub bytes: u64,
@@ -31,6 +33,7 @@ fn parse_line(line: &str) -> Option<RegistryRequest> {
     let mut parts = request.split(' ');
     let method = parts.next()?.to_owned();
     let uri = parts.next()?.to_owned();
+    let proto = parts.next().unwrap_or_default().to_owned();
     let mut fields = rest.splitn(3, ' ');
     let status = fields.next()?.parse().ok()?;
     let bytes = fields.next()?.parse().unwrap_or(0);
@@ -43,6 +46,7 @@ fn parse_line(line: &str) -> Option<RegistryRequest> {
     Some(RegistryRequest {
         method,
         uri,
+        proto,
         status,
         bytes,
         user_agent,
@@ -62,6 +66,7 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].method, "GET");
         assert_eq!(r[0].uri, "/v2/x/manifests/v1");
+        assert_eq!(r[0].proto, "HTTP/1.1");
         assert_eq!(r[0].status, 404);
         assert_eq!(r[0].bytes, 92);
         assert_eq!(r[0].user_agent, "tank/0.1 (a b)");

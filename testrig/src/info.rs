@@ -13,6 +13,8 @@ pub struct RigInfo {
     pub token: Option<TokenRegistryInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cdn: Option<CdnRegistryInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsRegistryInfo>,
     pub basic_auth: BasicAuthInfo,
     pub images: Images,
 }
@@ -41,6 +43,21 @@ pub struct CdnRegistryInfo {
     pub service: String,
     /// Base URL blob reads are redirected to (`http://127.0.0.1:PORT`).
     pub cdn: String,
+    pub storage: String,
+}
+
+/// The https registries: no auth, the plain registry's storage, a
+/// certificate for `127.0.0.1` and `localhost` signed by the rig's own CA.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TlsRegistryInfo {
+    /// `127.0.0.1:PORT`; pull from it as `https://127.0.0.1:PORT`.
+    pub registry: String,
+    /// As `registry`, but every blob read is redirected to `cdn`, an
+    /// `http://` URL a client must refuse to follow.
+    pub redirecting_registry: String,
+    pub cdn: String,
+    /// The CA certificate (PEM) a client must trust to talk to either.
+    pub ca_pem: String,
     pub storage: String,
 }
 

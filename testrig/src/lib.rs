@@ -1,10 +1,12 @@
 //! A rig of real servers on 127.0.0.1 for Tank's tests and benchmarks.
 //!
-//! [`Rig::start`] runs up to three CNCF distribution registries
+//! [`Rig::start`] runs up to five CNCF distribution registries
 //! (`docker-registry serve`, Debian's 2.8.2) in a temp dir, the token issuer
-//! the two protected ones trust, and a CDN for the one that redirects its blob
-//! reads, then pushes the same fixtures into each through the registry's own
-//! push API. Everything is stopped, and the temp dir removed, when the [`Rig`]
+//! the two protected ones trust, and a CDN for the ones that redirect their
+//! blob reads, then pushes the same fixtures into each through the
+//! registry's own push API. The two https registries (one plain, one that
+//! redirects blob reads to the http CDN) serve the plain registry's storage
+//! with a certificate signed by a CA the rig makes at start. Everything is stopped, and the temp dir removed, when the [`Rig`]
 //! is dropped.
 //!
 //! ```no_run
@@ -44,6 +46,7 @@ mod rig;
 mod serve;
 mod sockets;
 mod timefmt;
+mod tls;
 mod token;
 mod workdir;
 
@@ -51,7 +54,7 @@ pub use accesslog::RegistryRequest;
 pub use cdn::CdnRequest;
 pub use info::{
     BasicAuthInfo, CdnRegistryInfo, ImageInfo, Images, IndexEntryInfo, IndexInfo,
-    PlainRegistryInfo, RigInfo, TokenRegistryInfo,
+    PlainRegistryInfo, RigInfo, TlsRegistryInfo, TokenRegistryInfo,
 };
 pub use rig::{Rig, RigOptions, Which};
 pub use sockets::client_sockets_to;

@@ -15,7 +15,7 @@ use tank_testrig::{Rig, RigOptions};
 const USAGE: &str =
     "usage: tank-testrig [--plain-only] [--large-mib N] [--many-layers COUNTxMIB] [--no-stdin]
 
-Starts real registries (plain, token, cdn) with fixtures on 127.0.0.1, prints
+Starts real registries (plain, token, cdn, and https ones: tls, tls-redirect) with fixtures on 127.0.0.1, prints
 their addresses and the fixtures' digests as one line of JSON, then waits until
 stdin reaches EOF (unless --no-stdin) or SIGTERM/SIGINT/SIGHUP, and stops.
 While it runs, a line on stdin is a query answered by one JSON line on stdout:
@@ -37,6 +37,7 @@ fn parse_args() -> Result<Option<Args>> {
             "--plain-only" => {
                 options.token = false;
                 options.cdn = false;
+                options.tls = false;
             }
             "--large-mib" => {
                 let v = args.next().context("--large-mib needs a number")?;

@@ -137,6 +137,15 @@ pub(crate) struct RegistrySetup {
     pub(crate) token: Option<TokenAuthConfig>,
     /// Base URL of the redirect storage middleware.
     pub(crate) redirect: Option<String>,
+    /// Serve https with this certificate and key; readiness is checked
+    /// with this client setting.
+    pub(crate) tls: Option<ServeTls>,
+}
+
+pub(crate) struct ServeTls {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) client: std::sync::Arc<rustls::ClientConfig>,
 }
 
 /// YAML is a superset of JSON, so JSON string literals quote paths safely.
@@ -169,6 +178,17 @@ http:
             addr = q(addr),
             secret = q(&self.secret),
         );
+        if let Some(tls) = &self.tls {
+            // distribution offers h2 by ALPN whenever it serves TLS.
+            y.push_str(&format!(
+                "  tls:
+    certificate: {}
+    key: {}
+",
+                q(&tls.cert.to_string_lossy()),
+                q(&tls.key.to_string_lossy())
+            ));
+        }
         if let Some(t) = &self.token {
             y.push_str(&format!(
                 "auth:
@@ -220,7 +240,7 @@ impl RegistryProcess {
             fs::write(&setup.config_path, setup.config_yaml(&addr))
                 .with_context(|| format!("writing {}", setup.config_path.display()))?;
             let mut process = launch(spawner, setup, addr)?;
-            match process.wait_ready() {
+            match process.wait_ready(setup.tls.as_ref()) {
                 Ok(()) => return Ok(process),
                 Err(e) => {
                     let log = process.log();
@@ -269,12 +289,17 @@ impl RegistryProcess {
         self.log_start.store(len, Ordering::SeqCst);
     }
 
-    fn wait_ready(&mut self) -> Result<()> {
-        let agent = ureq::AgentBuilder::new()
+    fn wait_ready(&mut self, tls: Option<&ServeTls>) -> Result<()> {
+        let mut agent = ureq::AgentBuilder::new()
             .redirects(0)
-            .timeout(Duration::from_millis(500))
-            .build();
-        let url = format!("http://{}/v2/", self.addr);
+            .timeout(Duration::from_millis(500));
+        let mut scheme = "http";
+        if let Some(tls) = tls {
+            agent = agent.tls_config(tls.client.clone());
+            scheme = "https";
+        }
+        let agent = agent.build();
+        let url = format!("{scheme}://{}/v2/", self.addr);
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().context("polling the registry")? {

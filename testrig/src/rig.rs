@@ -12,9 +12,14 @@ use tempfile::TempDir;
 use crate::accesslog::{self, RegistryRequest};
 use crate::cdn::{CdnRequest, CdnServer};
 use crate::fixtures::{self, Fixtures};
-use crate::info::{BasicAuthInfo, CdnRegistryInfo, PlainRegistryInfo, RigInfo, TokenRegistryInfo};
+use crate::info::{
+    BasicAuthInfo, CdnRegistryInfo, PlainRegistryInfo, RigInfo, TlsRegistryInfo, TokenRegistryInfo,
+};
 use crate::push::{Pusher, TokenAuth};
-use crate::registry::{find_binary, RegistryProcess, RegistrySetup, Spawner, TokenAuthConfig};
+use crate::registry::{
+    find_binary, RegistryProcess, RegistrySetup, ServeTls, Spawner, TokenAuthConfig,
+};
+use crate::tls::Authority;
 use crate::token::{self, random_hex, Keys, TokenRequest, TokenServer};
 use crate::workdir;
 
@@ -28,17 +33,44 @@ pub enum Which {
     Token,
     /// Bearer token auth, blob reads redirected (307) to the CDN.
     Cdn,
+    /// https (HTTP/2 by ALPN), no auth, the plain registry's storage.
+    Tls,
+    /// As `Tls`, but blob reads are redirected (307) to the CDN's `http://`
+    /// URL: a redirect from https to http that clients must refuse.
+    TlsRedirect,
 }
 
 impl Which {
-    pub const ALL: [Which; 3] = [Which::Plain, Which::Token, Which::Cdn];
+    pub const ALL: [Which; 5] = [
+        Which::Plain,
+        Which::Token,
+        Which::Cdn,
+        Which::Tls,
+        Which::TlsRedirect,
+    ];
 
-    /// `plain`, `token` or `cdn` (also the storage dir's name).
+    /// `plain`, `token`, `cdn`, `tls` or `tls-redirect`.
     pub fn name(self) -> &'static str {
         match self {
             Which::Plain => "plain",
             Which::Token => "token",
             Which::Cdn => "cdn",
+            Which::Tls => "tls",
+            Which::TlsRedirect => "tls-redirect",
+        }
+    }
+
+    /// Whether it serves https.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Which::Tls | Which::TlsRedirect)
+    }
+
+    /// The storage dir's name: the https registries serve the plain one's.
+    fn storage_name(self) -> &'static str {
+        if self.is_tls() {
+            Which::Plain.name()
+        } else {
+            self.name()
         }
     }
 }
@@ -48,6 +80,9 @@ pub struct RigOptions {
     pub plain: bool,
     pub token: bool,
     pub cdn: bool,
+    /// Both https registries (`Tls`, `TlsRedirect`); needs `plain`, whose
+    /// storage they serve, and starts the CDN.
+    pub tls: bool,
     /// Adds `tank/large:v1`, one layer of this many MiB.
     pub large_mib: Option<u64>,
     /// Adds `tank/many:v1`: (count, MiB each) layers.
@@ -60,6 +95,7 @@ impl Default for RigOptions {
             plain: true,
             token: true,
             cdn: true,
+            tls: true,
             large_mib: None,
             many_layers: None,
         }
@@ -82,11 +118,20 @@ impl RigOptions {
         Self::only(Which::Cdn)
     }
 
+    /// The https registries, and the plain one whose storage they serve.
+    pub fn tls_only() -> Self {
+        RigOptions {
+            tls: true,
+            ..Self::plain_only()
+        }
+    }
+
     fn only(which: Which) -> Self {
         RigOptions {
             plain: which == Which::Plain,
             token: which == Which::Token,
             cdn: which == Which::Cdn,
+            tls: false,
             ..RigOptions::default()
         }
     }
@@ -96,6 +141,7 @@ impl RigOptions {
             Which::Plain => self.plain,
             Which::Token => self.token,
             Which::Cdn => self.cdn,
+            Which::Tls | Which::TlsRedirect => self.tls,
         }
     }
 }
@@ -126,6 +172,9 @@ impl Rig {
         if wanted.is_empty() {
             bail!("RigOptions asks for no registry at all");
         }
+        if opts.tls && !opts.plain {
+            bail!("RigOptions.tls needs plain: the https registries serve its storage");
+        }
 
         let dir = workdir::create()?;
         let root = dir.path().to_path_buf();
@@ -144,12 +193,23 @@ impl Rig {
         let cdn_log = Arc::new(Mutex::new(Vec::new()));
 
         let issuers = start_issuers(&wanted, &root, &password, &token_log)?;
-        let cdn = if opts.cdn {
+        let cdn = if opts.cdn || opts.tls {
             Some(CdnServer::start(root.join("cdn"), Arc::clone(&cdn_log))?)
         } else {
             None
         };
-        let setups = registry_setups(&wanted, binary, &root, &issuers, cdn.as_ref())?;
+        let authority = match opts.tls {
+            true => Some(Authority::generate(&root)?),
+            false => None,
+        };
+        let setups = registry_setups(
+            &wanted,
+            binary,
+            &root,
+            &issuers,
+            cdn.as_ref(),
+            authority.as_ref(),
+        )?;
 
         let verbose = std::env::var_os("TANK_RIG_VERBOSE").is_some();
         let phase = |what: &str| {
@@ -185,7 +245,15 @@ impl Rig {
         push_fixtures(&registries, &fixtures, auth_for, seed_root)?;
         phase("fixtures pushed");
 
-        let info = build_info(&registries, &issuers, &cdn, &root, &password, fixtures);
+        let info = build_info(
+            &registries,
+            &issuers,
+            &cdn,
+            authority.as_ref(),
+            &root,
+            &password,
+            fixtures,
+        );
         let rig = Rig {
             registries,
             issuers,
@@ -253,7 +321,7 @@ impl Rig {
 
     /// The registry's filesystem storage root (`rootdirectory`).
     pub fn storage_dir(&self, which: Which) -> PathBuf {
-        self.dir.path().join(which.name())
+        self.dir.path().join(which.storage_name())
     }
 
     /// Where the registry keeps a blob's bytes; overwrite it to make the
@@ -345,7 +413,10 @@ fn start_issuers(
     log: &Arc<Mutex<Vec<TokenRequest>>>,
 ) -> Result<Vec<Issuer>> {
     let mut issuers = Vec::new();
-    for &which in wanted.iter().filter(|w| **w != Which::Plain) {
+    for &which in wanted
+        .iter()
+        .filter(|w| matches!(w, Which::Token | Which::Cdn))
+    {
         let keys = Arc::new(Keys::generate()?);
         let cert = root.join(format!("issuer-{}.pem", which.name()));
         std::fs::write(&cert, keys.cert_pem())
@@ -366,7 +437,18 @@ fn registry_setups(
     root: &Path,
     issuers: &[Issuer],
     cdn: Option<&CdnServer>,
+    authority: Option<&Authority>,
 ) -> Result<Vec<(Which, RegistrySetup)>> {
+    let serve_tls = |which: Which| -> Result<Option<ServeTls>> {
+        match authority.filter(|_| which.is_tls()) {
+            Some(a) => Ok(Some(ServeTls {
+                cert: a.cert.clone(),
+                key: a.key.clone(),
+                client: a.client_config()?,
+            })),
+            None => Ok(None),
+        }
+    };
     // Upload sessions are signed with it; one value for all is fine.
     let secret = random_hex(16)?;
     let setups = wanted
@@ -385,22 +467,23 @@ fn registry_setups(
             // distribution 2.8 keeps only scheme and host of `baseurl` and
             // appends the storage driver path (/docker/registry/v2/...).
             let redirect = match (cdn, which) {
-                (Some(c), Which::Cdn) => Some(format!("{}/", c.base_url())),
+                (Some(c), Which::Cdn | Which::TlsRedirect) => Some(format!("{}/", c.base_url())),
                 _ => None,
             };
             let setup = RegistrySetup {
                 name,
                 binary: binary.clone(),
-                storage: root.join(name),
+                storage: root.join(which.storage_name()),
                 config_path: root.join(format!("{name}.yml")),
                 log_path: root.join(format!("{name}.log")),
                 secret: secret.clone(),
                 token,
                 redirect,
+                tls: serve_tls(which)?,
             };
-            (which, setup)
+            Ok((which, setup))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok(setups)
 }
 
@@ -449,7 +532,8 @@ fn push_fixtures(
 ) -> Result<()> {
     thread::scope(|s| {
         let mut handles = Vec::new();
-        for (which, process) in registries {
+        // The https registries serve the plain one's storage.
+        for (which, process) in registries.iter().filter(|(w, _)| !w.is_tls()) {
             for plan in &fixtures.repos {
                 let seed_into = seed_root.map(|r| r.join(which.name()));
                 let pusher = Pusher::new(process.addr(), auth_for(*which), seed_into);
@@ -472,6 +556,7 @@ fn build_info(
     registries: &[(Which, RegistryProcess)],
     issuers: &[Issuer],
     cdn: &Option<CdnServer>,
+    authority: Option<&Authority>,
     root: &Path,
     password: &str,
     fixtures: Fixtures,
@@ -489,7 +574,11 @@ fn build_info(
             .map(|i| i.server.realm_url())
             .unwrap_or_default()
     };
-    let storage = |which: Which| root.join(which.name()).to_string_lossy().into_owned();
+    let storage = |which: Which| {
+        root.join(which.storage_name())
+            .to_string_lossy()
+            .into_owned()
+    };
     RigInfo {
         plain: addr(Which::Plain).map(|registry| PlainRegistryInfo {
             registry,
@@ -508,6 +597,16 @@ fn build_info(
             cdn: cdn.as_ref().map(|c| c.base_url()).unwrap_or_default(),
             storage: storage(Which::Cdn),
         }),
+        tls: match (addr(Which::Tls), addr(Which::TlsRedirect), authority) {
+            (Some(registry), Some(redirecting_registry), Some(a)) => Some(TlsRegistryInfo {
+                registry,
+                redirecting_registry,
+                cdn: cdn.as_ref().map(|c| c.base_url()).unwrap_or_default(),
+                ca_pem: a.ca_pem.to_string_lossy().into_owned(),
+                storage: storage(Which::Tls),
+            }),
+            _ => None,
+        },
         basic_auth: BasicAuthInfo {
             username: token::USERNAME.to_owned(),
             password: password.to_owned(),
