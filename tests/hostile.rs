@@ -1471,3 +1471,30 @@ fn child_oversize_case() {
         peak.saturating_sub(baseline)
     );
 }
+
+#[test]
+fn a_certificate_nobody_here_trusts_fails_fast_as_tls() {
+    // A real https registry with a CA the rig made a moment ago, which
+    // this process was never told about (tls.rs is the binary that is).
+    let rig = start(RigOptions::tls_only());
+    let tls = rig.info().tls.clone().unwrap();
+    let img = &rig.info().images.oci_image;
+    let registry = format!("https://{}", tls.registry);
+    let e = fails(
+        "untrusted server certificate",
+        TankStatus::TANK_ERR_TRANSPORT,
+        "tls",
+        Duration::from_secs(1),
+        || manifest(&registry, &img.repo, &img.tag, &none()),
+    );
+    assert!(e.message.contains(&tls.registry), "names the host: {e:?}");
+    assert!(
+        e.message.to_ascii_lowercase().contains("certificate"),
+        "says why: {e:?}"
+    );
+    assert_eq!(
+        rig.registry_requests(Which::Tls),
+        [],
+        "no request was ever sent in the clear or otherwise"
+    );
+}

@@ -95,12 +95,15 @@ impl Transport {
         loop {
             let outcome = self.get_following_redirects(url, headers, bearer).await;
             if attempt >= self.config.max_retries {
-                return outcome;
+                return outcome.map_err(|f| f.error);
             }
             let wait = match &outcome {
                 Ok(resp) if is_retryable_status(resp.status()) => self.wait_for(attempt, resp),
-                Err(e) if is_retryable_error(e) => self.backoff(attempt),
-                _ => return outcome,
+                // Most often a pooled connection the server had just timed
+                // out: a new one will do, with no reason to wait.
+                Err(f) if f.unanswered && attempt == 0 => Duration::ZERO,
+                Err(f) if is_retryable_error(&f.error) => self.backoff(attempt),
+                _ => return outcome.map_err(|f| f.error),
             };
             if let Ok(resp) = outcome {
                 discard(resp).await;
@@ -115,7 +118,7 @@ impl Transport {
         url: &Url,
         headers: &HeaderMap,
         bearer: Option<&str>,
-    ) -> Result<Response> {
+    ) -> std::result::Result<Response, Failed> {
         let token_origin = Origin::of(url);
         let mut current = url.clone();
         let mut hops = 0;
@@ -137,7 +140,8 @@ impl Transport {
                         "GET {url}: more than {} redirects in a row",
                         self.config.max_redirects
                     ),
-                ));
+                )
+                .into());
             }
             current = next_location(&current, resp.headers())?;
             discard(resp).await;
@@ -145,19 +149,12 @@ impl Transport {
         }
     }
 
-    /// One request. A pooled connection the server closed just as it was
-    /// reused ends the exchange before any answer; a GET is safe to send
-    /// again, at once and once, on a new connection.
-    async fn send(&self, url: &Url, headers: HeaderMap) -> Result<Response> {
-        let mut resent = false;
-        loop {
-            let request = self.client.get(url.clone()).headers(headers.clone());
-            match request.send().await {
-                Ok(resp) => return Ok(resp),
-                Err(e) if !resent && closed_before_answer(&e) => resent = true,
-                Err(e) => return Err(describe(url, &e)),
-            }
-        }
+    async fn send(&self, url: &Url, headers: HeaderMap) -> std::result::Result<Response, Failed> {
+        let request = self.client.get(url.clone()).headers(headers);
+        request.send().await.map_err(|e| Failed {
+            error: describe(url, &e),
+            unanswered: closed_before_answer(&e),
+        })
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -179,6 +176,21 @@ impl Transport {
         match told {
             Some(secs) => Duration::from_secs(secs).min(self.config.max_retry_after),
             None => self.backoff(attempt),
+        }
+    }
+}
+
+/// A failed attempt, and whether the connection closed before any answer.
+struct Failed {
+    error: Error,
+    unanswered: bool,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Failed {
+        Failed {
+            error,
+            unanswered: false,
         }
     }
 }
@@ -244,6 +256,21 @@ fn sources(e: &reqwest::Error) -> impl Iterator<Item = &(dyn std::error::Error +
     std::iter::successors(std::error::Error::source(e), |s| s.source())
 }
 
+/// An io::Error's source() skips the error it wraps, and the TLS layers
+/// wrap rustls's error in one io::Error, then that in another.
+fn wraps_rustls_error(io: &std::io::Error) -> bool {
+    let mut inner = io.get_ref();
+    while let Some(e) = inner {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+    }
+    false
+}
+
 fn closed_before_answer(e: &reqwest::Error) -> bool {
     sources(e).any(|s| {
         s.downcast_ref::<hyper::Error>()
@@ -270,11 +297,7 @@ fn describe(url: &Url, e: &reqwest::Error) -> Error {
                     | std::io::ErrorKind::ConnectionAborted
                     | std::io::ErrorKind::BrokenPipe
             );
-            // An io::Error's source() skips the error it wraps, and
-            // tokio-rustls wraps rustls's in one.
-            tls |= io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+            tls |= wraps_rustls_error(io);
         }
         tls |= s.downcast_ref::<rustls::Error>().is_some();
         proxy = proxy.or_else(|| tunnel_refusal(s));

@@ -108,6 +108,7 @@ fn starts_everything_and_reports_one_line_of_json() {
     let back: RigInfo = serde_json::from_str(&json).unwrap();
     assert_eq!(&back, info);
     assert!(info.plain.is_some() && info.token.is_some() && info.cdn.is_some());
+    assert!(info.tls.is_some());
     assert!(info.images.large.is_none() && info.images.many.is_none());
     assert_eq!(info.basic_auth.username, "tank");
 
@@ -179,12 +180,7 @@ fn plain_registry_serves_fixtures_by_tag_with_their_digest() {
 
 #[test]
 fn token_registry_challenges_then_accepts_an_issued_token() {
-    let rig = Rig::start(RigOptions {
-        plain: false,
-        cdn: false,
-        ..RigOptions::default()
-    })
-    .unwrap();
+    let rig = Rig::start(RigOptions::token_only()).unwrap();
     let info = rig.info().token.clone().unwrap();
     let image = rig.info().images.oci_image.clone();
     let url = format!(
@@ -250,8 +246,8 @@ fn token_registry_challenges_then_accepts_an_issued_token() {
 #[test]
 fn cdn_registry_redirects_blob_reads_to_a_cdn_that_refuses_authorization() {
     let rig = Rig::start(RigOptions {
-        plain: false,
-        ..RigOptions::default()
+        token: true,
+        ..RigOptions::cdn_only()
     })
     .unwrap();
     let info = rig.info().cdn.clone().unwrap();
@@ -334,6 +330,77 @@ fn cdn_registry_redirects_blob_reads_to_a_cdn_that_refuses_authorization() {
     // Corrupting the stored bytes changes what the CDN serves.
     std::fs::write(rig.blob_data_path(Which::Cdn, layer), b"corrupt").unwrap();
     assert_eq!(body(call(agent.get(&location))), b"corrupt");
+}
+
+/// An agent that trusts the rig's CA alone.
+fn https_agent(ca_pem: &str) -> ureq::Agent {
+    let pem = std::fs::read(ca_pem).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile_certs(&pem) {
+        roots.add(cert).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    ureq::AgentBuilder::new()
+        .redirects(0)
+        .timeout(Duration::from_secs(10))
+        .tls_config(std::sync::Arc::new(config))
+        .build()
+}
+
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn https_registries_serve_the_plain_storage_with_the_rig_ca() {
+    let rig = Rig::start(RigOptions::tls_only()).unwrap();
+    let tls = rig.info().tls.clone().unwrap();
+    let image = rig.info().images.oci_image.clone();
+    let agent = https_agent(&tls.ca_pem);
+    let layer = &image.layers[0];
+
+    let url = format!("https://{}/v2/{}/blobs/{layer}", tls.registry, image.repo);
+    let response = call(agent.get(&url));
+    assert_eq!(response.status(), 200);
+    assert_eq!(&sha256(&body(response)), layer);
+    // Also by name: the certificate is for localhost too.
+    let port = tls.registry.rsplit(':').next().unwrap();
+    let by_name = format!("https://localhost:{port}/v2/");
+    assert_eq!(call(agent.get(&by_name)).status(), 200);
+
+    let url = format!(
+        "https://{}/v2/{}/blobs/{layer}",
+        tls.redirecting_registry, image.repo
+    );
+    let response = call(agent.get(&url));
+    assert_eq!(response.status(), 307);
+    let location = response.header("Location").unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("{}/", tls.cdn)) && tls.cdn.starts_with("http://"),
+        "{location}"
+    );
+
+    // A client that does not trust the rig's CA is refused.
+    let e = agent_without_ca().get(&by_name).call().unwrap_err();
+    assert!(
+        e.to_string().to_ascii_lowercase().contains("certificate"),
+        "{e}"
+    );
+    assert_eq!(rig.registry_requests(Which::Tls).len(), 2);
+}
+
+fn agent_without_ca() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build()
 }
 
 #[test]
