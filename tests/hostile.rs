@@ -1473,7 +1473,7 @@ fn child_oversize_case() {
 }
 
 #[test]
-fn a_certificate_nobody_here_trusts_fails_fast_as_tls() {
+fn https_with_a_certificate_nobody_here_trusts_fails_fast_as_tls() {
     // A real https registry with a CA the rig made a moment ago, which
     // this process was never told about (tls.rs is the binary that is).
     let rig = start(RigOptions::tls_only());
