@@ -15,9 +15,14 @@ defmodule Tank.Image.ConcurrencyTest do
   alias Tank.Test.{Pull, Rig}
 
   @tick_ms 10
-  # How late the timer may wake; a machine busy with other work can ask
-  # for more room with TANK_TEST_MAX_LATE_MS.
-  @max_late_ms String.to_integer(System.get_env("TANK_TEST_MAX_LATE_MS", "50"))
+  # How late the timer may wake: a NIF holding a normal scheduler would
+  # delay it by the whole download, while a download that keeps both of a
+  # small machine's cores busy (tank hashing, the registry serving) can
+  # delay any thread's wake-up by a good part of it under the VM's default
+  # flags. So the bound is half the download, at least this many ms;
+  # TANK_TEST_MAX_LATE_MS sets a fixed bound instead.
+  @min_late_ms 50
+  @fixed_late_ms System.get_env("TANK_TEST_MAX_LATE_MS")
   # OS time is noisy: the best of this many runs counts.
   @attempts 3
 
@@ -76,13 +81,14 @@ defmodule Tank.Image.ConcurrencyTest do
         assert run.normal_busy < 0.25
         assert run.dirty_io_busy_schedulers >= 0.5 * downloads
         runs = [run | runs]
-        if run.timer.max_ms < @max_late_ms, do: {:halt, runs}, else: {:cont, runs}
+        if on_time?(run), do: {:halt, runs}, else: {:cont, runs}
       end)
 
-    best = Enum.min_by(runs, & &1.timer.max_ms)
+    best = Enum.min_by(runs, &(&1.timer.max_ms - late_bound(&1)))
 
-    assert best.timer.max_ms < @max_late_ms,
-           "the timer fell #{best.timer.max_ms} ms behind in the best of #{length(runs)} attempts"
+    assert on_time?(best),
+           "the timer fell #{best.timer.max_ms} ms behind during a #{best.elapsed_ms} ms download " <>
+             "(bound #{late_bound(best)} ms) in the best of #{length(runs)} attempts"
 
     # The buffers went with the processes that held the binaries.
     assert eventually(fn -> Tank.Native.resource_counts().buffers <= before.buffers end)
@@ -116,6 +122,15 @@ defmodule Tank.Image.ConcurrencyTest do
     assert {:ok, _, ^kept} =
              Registry.manifest(Rig.registry(:token), image["repo"], image["tag"], kept)
   end
+
+  defp late_bound(run) do
+    case @fixed_late_ms do
+      nil -> max(@min_late_ms, div(run.elapsed_ms, 2))
+      ms -> String.to_integer(ms)
+    end
+  end
+
+  defp on_time?(run), do: run.timer.max_ms < late_bound(run)
 
   # `downloads` processes fetch the large blob (one shared cache) while a
   # timer ticks.
