@@ -22,7 +22,7 @@ step "C-ABI tests under valgrind"
 bash scripts/valgrind-abi.sh
 
 step "Go binding"
-bash examples/go/run-tests.sh
+bash examples/go/run-tests.sh -race -shuffle=on
 
 step "Elixir binding"
 bash examples/elixir/run-tests.sh
