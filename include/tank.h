@@ -26,6 +26,8 @@
  *   TANK_ERR_PROTOCOL        invalid_manifest_json, invalid_content_digest_header,
  *                            manifest_too_large, length_mismatch
  *   TANK_ERR_INTERNAL        panic, runtime, out_of_memory
+ *   TANK_ERR_CANCELLED       cancelled (a TankCancel was triggered)
+ *   TANK_ERR_IO              io (a local file or directory; the message names it and the OS error)
  */
 
 
@@ -39,6 +41,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+/**
+ * `size` when the caller does not know the blob's size.
+ */
+#define TANK_SIZE_UNKNOWN UINT64_MAX
 
 /**
  * What a fallible call returns. Codes are never renumbered; a retired code
@@ -80,6 +87,16 @@ enum TankStatus
    * A bug caught at the boundary, or the runtime could not run the call.
    */
   TANK_ERR_INTERNAL = 7,
+  /**
+   * The caller cancelled the call through its `TankCancel` (reason
+   * `cancelled`).
+   */
+  TANK_ERR_CANCELLED = 8,
+  /**
+   * A local file or directory could not be read or written (reason
+   * `io`); the message names the path and the OS error.
+   */
+  TANK_ERR_IO = 9,
 };
 #ifndef __cplusplus
 typedef uint32_t TankStatus;
@@ -91,6 +108,14 @@ typedef uint32_t TankStatus;
  * `tank_cache_free` once no call is using it.
  */
 typedef struct TankCache TankCache;
+
+/**
+ * A cancel switch for calls in flight. Opaque and thread-safe (a `Box`
+ * around a token that is shared by reference count): trigger it from any
+ * thread, at any time. Calls given it hold their own reference to the
+ * token, so freeing the switch while they run is safe.
+ */
+typedef struct TankCancel TankCancel;
 
 /**
  * A failed call's details. Opaque; free it with `tank_error_free`.
@@ -161,6 +186,14 @@ typedef struct TankManifest {
   void *_private;
 } TankManifest;
 
+/**
+ * Progress of a transfer: `done` bytes of `total` (0 while unknown).
+ * Called on the thread that made the call, never on one of tank's: at most
+ * every 100 ms and at least once a second while bytes arrive, and once
+ * more with `done == total` before a successful return.
+ */
+typedef void (*TankProgressFn)(void *user, uint64_t done, uint64_t total);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -191,6 +224,22 @@ TankStatus tank_blob(const char *registry,
                      struct TankError **err);
 
 /**
+ * As `tank_blob`, and `cancel` (NULL: none) ends the call with
+ * `TANK_ERR_CANCELLED` when triggered; one already triggered means no
+ * request is sent.
+ *
+ * # Safety
+ * As for `tank_blob`; `cancel` is NULL or live.
+ */
+TankStatus tank_blob_with(const char *registry,
+                          const char *repo,
+                          const char *digest,
+                          struct TankCache *cache,
+                          struct TankCancel *cancel,
+                          struct TankBytes *out,
+                          struct TankError **err);
+
+/**
  * As `tank_blob`, for a blob whose size the caller knows (the descriptor's
  * `size`): a `Content-Length` that differs, or a body that runs past
  * `size`, fails with `TANK_ERR_PROTOCOL` / `length_mismatch` before more
@@ -207,6 +256,21 @@ TankStatus tank_blob_sized(const char *registry,
                            struct TankCache *cache,
                            struct TankBytes *out,
                            struct TankError **err);
+
+/**
+ * As `tank_blob_sized`, with `cancel` as for `tank_blob_with`.
+ *
+ * # Safety
+ * As for `tank_blob`; `cancel` is NULL or live.
+ */
+TankStatus tank_blob_sized_with(const char *registry,
+                                const char *repo,
+                                const char *digest,
+                                uint64_t size,
+                                struct TankCache *cache,
+                                struct TankCancel *cancel,
+                                struct TankBytes *out,
+                                struct TankError **err);
 
 /**
  * Frees what `tank_blob` filled in and zeroes `*b`. NULL, a zeroed struct,
@@ -239,6 +303,30 @@ struct TankCache *tank_cache_new_with_ttl(uint64_t ttl_ms);
  * `cache` is NULL or a pointer from `tank_cache_new*`, not yet freed.
  */
 void tank_cache_free(struct TankCache *cache);
+
+/**
+ * A new, untriggered switch. Returns NULL only if allocation fails.
+ */
+struct TankCancel *tank_cancel_new(void);
+
+/**
+ * Ends every call using `c`, now and later, with `TANK_ERR_CANCELLED`
+ * (within 500 ms, whatever the call is waiting for). Idempotent; NULL is a
+ * no-op. A call that has already returned is not affected.
+ *
+ * # Safety
+ * `c` is NULL or a pointer from `tank_cancel_new`, not yet freed.
+ */
+void tank_cancel_trigger(struct TankCancel *c);
+
+/**
+ * Frees the switch. NULL is a no-op. Calls still using it keep it alive
+ * (and can still be cancelled by nobody), so this never waits.
+ *
+ * # Safety
+ * `c` is NULL or a pointer from `tank_cancel_new`, not yet freed.
+ */
+void tank_cancel_free(struct TankCancel *c);
 
 /**
  * The error's status. `TANK_ERR_BAD_INPUT` for a NULL `e`.
@@ -316,6 +404,22 @@ TankStatus tank_manifest(const char *registry,
                          struct TankError **err);
 
 /**
+ * As `tank_manifest`, and `cancel` (NULL: none) ends the call with
+ * `TANK_ERR_CANCELLED` when triggered; one already triggered means no
+ * request is sent.
+ *
+ * # Safety
+ * As for `tank_manifest`; `cancel` is NULL or live.
+ */
+TankStatus tank_manifest_with(const char *registry,
+                              const char *repo,
+                              const char *reference,
+                              struct TankCache *cache,
+                              struct TankCancel *cancel,
+                              struct TankManifest *out,
+                              struct TankError **err);
+
+/**
  * Frees what `tank_manifest` filled in and zeroes `*m`. NULL, a zeroed
  * struct, or one already released is a no-op.
  *
@@ -331,6 +435,43 @@ void tank_manifest_release(struct TankManifest *m);
  * is safe. Static; never free it.
  */
 const char *tank_status_name(uint32_t status);
+
+/**
+ * Fetches the blob `digest` from `repo` on `registry` into the file
+ * `path`, verified against the digest as it is written.
+ *
+ * - The bytes go to `<path>.partial` (same directory) and are hashed as
+ *   they are written; memory stays flat for any size. On success the file
+ *   is flushed, renamed to `path` in one step, and the directory flushed.
+ * - `size` is the descriptor's size, or `TANK_SIZE_UNKNOWN`; a body that
+ *   disagrees is `TANK_ERR_PROTOCOL` / `length_mismatch`, bytes that do
+ *   not hash to `digest` are `TANK_ERR_DIGEST_MISMATCH`; either way the
+ *   partial file is deleted and `path` is not touched.
+ * - A failure after bytes arrived (reset, timeout, cancel) keeps the
+ *   partial file; the next call for `path` resumes from it with a `Range`
+ *   request. A `path` that already holds the blob is `TANK_OK` with no
+ *   request. Two calls for one `path` at once download it once (a lock
+ *   file `<path>.lock` beside it, removed afterwards).
+ * - A file or directory the OS refuses is `TANK_ERR_IO`, naming it.
+ *
+ * `cache`, `cancel` and `progress` may be NULL; `progress_user` is passed
+ * to `progress` as it is.
+ *
+ * # Safety
+ * String arguments are NULL or NUL-terminated; `cache` and `cancel` are
+ * NULL or live; `progress` is NULL or callable with `progress_user`;
+ * `err` is NULL or writable.
+ */
+TankStatus tank_blob_to_file(const char *registry,
+                             const char *repo,
+                             const char *digest,
+                             uint64_t size,
+                             const char *path,
+                             struct TankCache *cache,
+                             struct TankCancel *cancel,
+                             TankProgressFn progress,
+                             void *progress_user,
+                             struct TankError **err);
 
 #ifdef __cplusplus
 }  // extern "C"

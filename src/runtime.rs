@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 use tokio::runtime::Runtime;
 
 use crate::stevedore::error::{reason, Error, Result};
-use crate::stevedore::{Client, Config};
+use crate::stevedore::{Client, Config, ProgressFn};
+use std::sync::Arc;
 
 static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
 static CLIENT: OnceLock<Result<Client>> = OnceLock::new();
@@ -51,6 +52,27 @@ where
     F: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
+    block_on_reporting(|_| future, |_, _| {})
+}
+
+/// What the runtime tells a parked caller.
+enum Event<T> {
+    Progress(u64, u64),
+    Done(Result<T>),
+}
+
+/// As [`block_on`], for work that reports progress: `make` gets a
+/// [`ProgressFn`] to hand to the core, and every report it makes is passed
+/// to `report` on the calling thread, never on one of tank's, in order and
+/// before the result.
+pub fn block_on_reporting<T, F>(
+    make: impl FnOnce(ProgressFn) -> F,
+    mut report: impl FnMut(u64, u64),
+) -> Result<T>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(Error::internal(
             reason::RUNTIME,
@@ -58,17 +80,25 @@ where
         ));
     }
     let runtime = runtime()?;
-    let (reply, answer) = mpsc::sync_channel(1);
-    runtime.spawn(async move {
-        let _ = reply.send(future.await);
+    let (events, arrivals) = mpsc::channel::<Event<T>>();
+    let reports = events.clone();
+    let progress: ProgressFn = Arc::new(move |done, total| {
+        let _ = reports.send(Event::Progress(done, total));
     });
-    // A dropped sender without an answer means the task panicked.
-    answer.recv().unwrap_or_else(|_| {
-        Err(Error::internal(
-            reason::PANIC,
-            "the request task panicked; this is a bug in tank",
-        ))
-    })
+    let future = make(progress);
+    runtime.spawn(async move {
+        let _ = events.send(Event::Done(future.await));
+    });
+    for event in arrivals {
+        match event {
+            Event::Progress(done, total) => report(done, total),
+            Event::Done(result) => return result,
+        }
+    }
+    Err(Error::internal(
+        reason::PANIC,
+        "the request task panicked; this is a bug in tank",
+    ))
 }
 
 #[cfg(test)]
@@ -89,6 +119,25 @@ mod tests {
     fn a_panicking_task_is_an_error() {
         let e = block_on::<(), _>(async { panic!("boom") }).unwrap_err();
         assert_eq!(e.reason, reason::PANIC);
+    }
+
+    #[test]
+    fn progress_reaches_the_calling_thread_before_the_result() {
+        let caller = std::thread::current().id();
+        let mut seen = Vec::new();
+        let result = block_on_reporting(
+            |progress| async move {
+                progress(1, 2);
+                progress(2, 2);
+                Ok("done")
+            },
+            |done, total| {
+                assert_eq!(std::thread::current().id(), caller);
+                seen.push((done, total));
+            },
+        );
+        assert_eq!(result.unwrap(), "done");
+        assert_eq!(seen, [(1, 2), (2, 2)]);
     }
 
     #[tokio::test]

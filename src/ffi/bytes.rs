@@ -2,8 +2,10 @@ use std::ffi::{c_char, c_void};
 use std::ptr;
 
 use super::cache::TankCache;
+use super::cancel::TankCancel;
 use super::{boundary, fetch_args, TankError, TankStatus};
 use crate::runtime;
+use crate::stevedore::cancel::cancellable;
 
 /// Bytes owned by tank until `tank_bytes_release`.
 #[repr(C)]
@@ -33,7 +35,35 @@ pub unsafe extern "C" fn tank_blob(
     out: *mut TankBytes,
     err: *mut *mut TankError,
 ) -> TankStatus {
-    fetch_blob(registry, repo, digest, None, cache, out, err)
+    fetch_blob(
+        registry,
+        repo,
+        digest,
+        None,
+        cache,
+        ptr::null_mut(),
+        out,
+        err,
+    )
+}
+
+/// As `tank_blob`, and `cancel` (NULL: none) ends the call with
+/// `TANK_ERR_CANCELLED` when triggered; one already triggered means no
+/// request is sent.
+///
+/// # Safety
+/// As for `tank_blob`; `cancel` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn tank_blob_with(
+    registry: *const c_char,
+    repo: *const c_char,
+    digest: *const c_char,
+    cache: *mut TankCache,
+    cancel: *mut TankCancel,
+    out: *mut TankBytes,
+    err: *mut *mut TankError,
+) -> TankStatus {
+    fetch_blob(registry, repo, digest, None, cache, cancel, out, err)
 }
 
 /// As `tank_blob`, for a blob whose size the caller knows (the descriptor's
@@ -54,26 +84,57 @@ pub unsafe extern "C" fn tank_blob_sized(
     out: *mut TankBytes,
     err: *mut *mut TankError,
 ) -> TankStatus {
-    fetch_blob(registry, repo, digest, Some(size), cache, out, err)
+    fetch_blob(
+        registry,
+        repo,
+        digest,
+        Some(size),
+        cache,
+        ptr::null_mut(),
+        out,
+        err,
+    )
+}
+
+/// As `tank_blob_sized`, with `cancel` as for `tank_blob_with`.
+///
+/// # Safety
+/// As for `tank_blob`; `cancel` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn tank_blob_sized_with(
+    registry: *const c_char,
+    repo: *const c_char,
+    digest: *const c_char,
+    size: u64,
+    cache: *mut TankCache,
+    cancel: *mut TankCancel,
+    out: *mut TankBytes,
+    err: *mut *mut TankError,
+) -> TankStatus {
+    fetch_blob(registry, repo, digest, Some(size), cache, cancel, out, err)
 }
 
 /// # Safety
-/// As for `tank_blob`.
+/// As for `tank_blob_with`.
+#[allow(clippy::too_many_arguments)]
 unsafe fn fetch_blob(
     registry: *const c_char,
     repo: *const c_char,
     digest: *const c_char,
     size: Option<u64>,
     cache: *mut TankCache,
+    cancel: *mut TankCancel,
     out: *mut TankBytes,
     err: *mut *mut TankError,
 ) -> TankStatus {
     boundary(err, || {
         let a = fetch_args(registry, repo, ("digest", digest), cache, out)?;
+        let cancel = TankCancel::shared(cancel);
         let bytes = runtime::block_on(async move {
-            runtime::client()?
-                .blob_sized(&a.registry, &a.repo, &a.target, size, a.cache.as_deref())
-                .await
+            let client = runtime::client()?;
+            let fetch =
+                client.blob_sized(&a.registry, &a.repo, &a.target, size, a.cache.as_deref());
+            cancellable(cancel.as_ref(), fetch).await
         })?;
         let owner = Box::new(bytes);
         out.write(TankBytes {

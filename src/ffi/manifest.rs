@@ -2,8 +2,10 @@ use std::ffi::{c_char, c_void, CString};
 use std::ptr;
 
 use super::cache::TankCache;
+use super::cancel::TankCancel;
 use super::{boundary, c_string, fetch_args, TankError, TankStatus};
 use crate::runtime;
+use crate::stevedore::cancel::cancellable;
 use crate::stevedore::{Descriptor, Manifest};
 
 /// A content descriptor: a config, a layer, or an index entry.
@@ -139,12 +141,32 @@ pub unsafe extern "C" fn tank_manifest(
     out: *mut TankManifest,
     err: *mut *mut TankError,
 ) -> TankStatus {
+    tank_manifest_with(registry, repo, reference, cache, ptr::null_mut(), out, err)
+}
+
+/// As `tank_manifest`, and `cancel` (NULL: none) ends the call with
+/// `TANK_ERR_CANCELLED` when triggered; one already triggered means no
+/// request is sent.
+///
+/// # Safety
+/// As for `tank_manifest`; `cancel` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn tank_manifest_with(
+    registry: *const c_char,
+    repo: *const c_char,
+    reference: *const c_char,
+    cache: *mut TankCache,
+    cancel: *mut TankCancel,
+    out: *mut TankManifest,
+    err: *mut *mut TankError,
+) -> TankStatus {
     boundary(err, || {
         let a = fetch_args(registry, repo, ("reference", reference), cache, out)?;
+        let cancel = TankCancel::shared(cancel);
         let manifest = runtime::block_on(async move {
-            runtime::client()?
-                .manifest(&a.registry, &a.repo, &a.target, a.cache.as_deref())
-                .await
+            let client = runtime::client()?;
+            let fetch = client.manifest(&a.registry, &a.repo, &a.target, a.cache.as_deref());
+            cancellable(cancel.as_ref(), fetch).await
         })?;
         out.write(fill(manifest));
         Ok(())

@@ -5,9 +5,11 @@
 
 pub mod bytes;
 pub mod cache;
+pub mod cancel;
 pub mod error;
 pub mod manifest;
 pub mod status;
+pub mod to_file;
 
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -24,6 +24,12 @@ pub enum TankStatus {
     TANK_ERR_PROTOCOL = 6,
     /// A bug caught at the boundary, or the runtime could not run the call.
     TANK_ERR_INTERNAL = 7,
+    /// The caller cancelled the call through its `TankCancel` (reason
+    /// `cancelled`).
+    TANK_ERR_CANCELLED = 8,
+    /// A local file or directory could not be read or written (reason
+    /// `io`); the message names the path and the OS error.
+    TANK_ERR_IO = 9,
 }
 
 impl TankStatus {
@@ -36,6 +42,8 @@ impl TankStatus {
             ErrorKind::Auth => TankStatus::TANK_ERR_AUTH,
             ErrorKind::Protocol => TankStatus::TANK_ERR_PROTOCOL,
             ErrorKind::Internal => TankStatus::TANK_ERR_INTERNAL,
+            ErrorKind::Cancelled => TankStatus::TANK_ERR_CANCELLED,
+            ErrorKind::Io => TankStatus::TANK_ERR_IO,
         }
     }
 }
@@ -54,6 +62,8 @@ pub extern "C" fn tank_status_name(status: u32) -> *const c_char {
         5 => "TANK_ERR_AUTH\0",
         6 => "TANK_ERR_PROTOCOL\0",
         7 => "TANK_ERR_INTERNAL\0",
+        8 => "TANK_ERR_CANCELLED\0",
+        9 => "TANK_ERR_IO\0",
         _ => "TANK_UNKNOWN_STATUS\0",
     };
     name.as_ptr().cast()

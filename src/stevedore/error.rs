@@ -21,6 +21,10 @@ pub enum ErrorKind {
     Protocol,
     /// A bug caught at the boundary, or the runtime could not run the call.
     Internal,
+    /// The caller cancelled the call.
+    Cancelled,
+    /// A local file or directory could not be read or written.
+    Io,
 }
 
 /// Stable reason identifiers. Each one belongs to exactly one [`ErrorKind`];
@@ -50,6 +54,8 @@ pub mod reason {
     pub const OUT_OF_MEMORY: &str = "out_of_memory";
     pub const PANIC: &str = "panic";
     pub const RUNTIME: &str = "runtime";
+    pub const CANCELLED: &str = "cancelled";
+    pub const IO: &str = "io";
 }
 
 /// A failed call: its kind, a stable reason id, a message naming the URL or
@@ -61,6 +67,8 @@ pub struct Error {
     pub message: String,
     pub http_status: Option<u16>,
     pub body: Option<String>,
+    /// The file or directory at fault, for `Io` errors.
+    pub path: Option<std::path::PathBuf>,
 }
 
 impl Error {
@@ -71,6 +79,7 @@ impl Error {
             message: message.into(),
             http_status: None,
             body: None,
+            path: None,
         }
     }
 
@@ -85,6 +94,7 @@ impl Error {
             message: format!("{url} answered HTTP {status}"),
             http_status: Some(status),
             body,
+            path: None,
         }
     }
 
@@ -102,6 +112,26 @@ impl Error {
 
     pub fn internal(reason: &'static str, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, reason, message)
+    }
+
+    pub fn cancelled() -> Self {
+        Self::new(
+            ErrorKind::Cancelled,
+            reason::CANCELLED,
+            "the call was cancelled",
+        )
+    }
+
+    /// `what` names the operation ("creating", "writing"), `path` the file
+    /// or directory the OS refused.
+    pub fn io(what: &str, path: &std::path::Path, e: &std::io::Error) -> Self {
+        let mut err = Self::new(
+            ErrorKind::Io,
+            reason::IO,
+            format!("{what} {}: {e}", path.display()),
+        );
+        err.path = Some(path.to_path_buf());
+        err
     }
 
     pub fn with_status(mut self, status: u16) -> Self {

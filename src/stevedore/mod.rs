@@ -3,21 +3,27 @@
 
 pub mod auth;
 pub mod blob;
+pub mod cancel;
 pub mod challenge;
 pub mod digest;
 pub mod error;
 mod fill_buffer;
+mod lock;
 pub mod manifest;
 pub mod origin;
+pub mod progress;
 mod proxy;
 pub mod reference;
 mod tls;
+mod to_file;
 pub mod token_cache;
 pub mod transport;
 
+pub use cancel::Cancel;
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::{Descriptor, Manifest, Platform};
+pub use progress::ProgressFn;
 pub use token_cache::TokenCache;
 pub use transport::Config;
 
@@ -77,5 +83,41 @@ impl Client {
         let repo = Repository::parse(repo)?;
         let digest = Digest::parse_argument("digest", digest)?;
         blob::fetch(&self.transport, cache, &registry, &repo, &digest, size).await
+    }
+
+    /// Fetches the blob `digest` into the file `path`: streamed through
+    /// `<path>.partial` (resumed from what an earlier call left there),
+    /// verified, flushed and renamed into place. Nothing is fetched when
+    /// `path` already holds the blob. `progress` gets `(done, total)` from
+    /// tank's threads; `cancel`, checked here too, ends waits for a lock
+    /// and hashes of what is on disk.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn blob_to_file(
+        &self,
+        registry: &str,
+        repo: &str,
+        digest: &str,
+        size: Option<u64>,
+        path: &std::path::Path,
+        cache: Option<&TokenCache>,
+        cancel: Option<&Cancel>,
+        progress: Option<ProgressFn>,
+    ) -> Result<()> {
+        let registry = Registry::parse(registry)?;
+        let repo = Repository::parse(repo)?;
+        let digest = Digest::parse_argument("digest", digest)?;
+        if path.as_os_str().is_empty() {
+            return Err(Error::bad_input("path is empty"));
+        }
+        let request = to_file::Request {
+            registry: &registry,
+            repo: &repo,
+            digest: &digest,
+            size,
+            path,
+            cancel,
+            progress,
+        };
+        cancel::cancellable(cancel, to_file::fetch(&self.transport, cache, request)).await
     }
 }

@@ -157,7 +157,11 @@ impl Transport {
         })
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn backoff(&self, attempt: u32) -> Duration {
         self.config
             .backoff_base
             .saturating_mul(1 << attempt.min(16))
@@ -349,6 +353,9 @@ pub struct Body {
     received: u64,
     /// At most this many bytes, else an error with this reason.
     limit: Option<(u64, &'static str)>,
+    /// A connection that closes early stays a transport error (the caller
+    /// resumes), instead of becoming a length mismatch.
+    resumable: bool,
 }
 
 impl Body {
@@ -359,7 +366,14 @@ impl Body {
             resp,
             received: 0,
             limit: None,
+            resumable: false,
         }
+    }
+
+    /// See `resumable`.
+    pub fn resumable(mut self) -> Body {
+        self.resumable = true;
+        self
     }
 
     /// Fails with `reason` as soon as more than `bytes` arrive.
@@ -387,7 +401,11 @@ impl Body {
             Err(e) => {
                 let err = describe(&self.url, &e);
                 return Err(match self.declared {
-                    Some(n) if self.received < n && err.reason == reason::REQUEST_FAILED => {
+                    Some(n)
+                        if !self.resumable
+                            && self.received < n
+                            && err.reason == reason::REQUEST_FAILED =>
+                    {
                         length_mismatch(&self.url, n, self.received, "the connection closed early")
                     }
                     _ => err,

@@ -8,10 +8,18 @@ use std::ptr;
 pub mod origin;
 
 use sha2::{Digest as _, Sha256};
-pub use tank::ffi::bytes::{tank_blob, tank_blob_sized, tank_bytes_release, TankBytes};
+#[allow(unused_imports)]
+pub use tank::ffi::bytes::{
+    tank_blob, tank_blob_sized, tank_blob_sized_with, tank_blob_with, tank_bytes_release, TankBytes,
+};
 pub use tank::ffi::cache::{tank_cache_free, tank_cache_new, tank_cache_new_with_ttl, TankCache};
+pub use tank::ffi::cancel::{tank_cancel_free, tank_cancel_new, tank_cancel_trigger, TankCancel};
 pub use tank::ffi::error::*;
-pub use tank::ffi::manifest::{tank_manifest, tank_manifest_release, TankDescriptor, TankManifest};
+#[allow(unused_imports)]
+pub use tank::ffi::manifest::{
+    tank_manifest, tank_manifest_release, tank_manifest_with, TankDescriptor, TankManifest,
+};
+pub use tank::ffi::to_file::{tank_blob_to_file, TANK_SIZE_UNKNOWN};
 pub use tank::ffi::TankStatus;
 #[allow(unused_imports)]
 pub use tank_testrig::{Rig, RigOptions, Which};
@@ -227,6 +235,80 @@ fn fetch_blob(
         assert!(out.data.is_null() && out.len == 0, "release zeroes");
         Ok(bytes)
     }
+}
+
+/// An owned cancel switch, freed on drop.
+pub struct Cancel(pub *mut TankCancel);
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel(tank_cancel_new())
+    }
+    pub fn trigger(&self) {
+        unsafe { tank_cancel_trigger(self.0) }
+    }
+}
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        unsafe { tank_cancel_free(self.0) }
+    }
+}
+
+// Documented thread-safe; the pointer is only shared.
+unsafe impl Send for Cancel {}
+unsafe impl Sync for Cancel {}
+
+/// The progress reports of one call, and the threads they came on.
+#[derive(Debug, Default)]
+pub struct Reports {
+    pub seen: Vec<(u64, u64)>,
+    pub threads: Vec<std::thread::ThreadId>,
+    pub at: Vec<std::time::Instant>,
+}
+
+unsafe extern "C" fn record(user: *mut std::ffi::c_void, done: u64, total: u64) {
+    let reports = &mut *user.cast::<Reports>();
+    reports.seen.push((done, total));
+    reports.threads.push(std::thread::current().id());
+    reports.at.push(std::time::Instant::now());
+}
+
+/// `tank_blob_to_file`, with progress recorded.
+pub fn blob_to_file(
+    registry: &str,
+    repo: &str,
+    digest: &str,
+    size: Option<u64>,
+    path: &std::path::Path,
+    cache: &Cache,
+    cancel: Option<&Cancel>,
+) -> (Result<(), CallError>, Reports) {
+    let (r, p, d) = (c(registry), c(repo), c(digest));
+    let path = c(path.to_str().expect("test paths are UTF-8"));
+    let mut reports = Reports::default();
+    let result = unsafe {
+        let mut err: *mut TankError = ptr::null_mut();
+        let status = tank_blob_to_file(
+            r.as_ptr(),
+            p.as_ptr(),
+            d.as_ptr(),
+            size.unwrap_or(TANK_SIZE_UNKNOWN),
+            path.as_ptr(),
+            cache.0,
+            cancel.map_or(ptr::null_mut(), |c| c.0),
+            Some(record),
+            (&mut reports as *mut Reports).cast(),
+            &mut err,
+        );
+        if status == TankStatus::TANK_OK {
+            assert!(err.is_null(), "err written on success");
+            Ok(())
+        } else {
+            Err(take_error(status, err))
+        }
+    };
+    (result, reports)
 }
 
 pub fn c(s: &str) -> CString {

@@ -167,12 +167,14 @@ pub fn respond_head(conn: &mut TcpStream, status: u16, headers: &[(&str, &str)])
 fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        206 => "Partial Content",
         301 => "Moved Permanently",
         302 => "Found",
         307 => "Temporary Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
+        416 => "Range Not Satisfiable",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
         503 => "Service Unavailable",

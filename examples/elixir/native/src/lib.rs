@@ -47,6 +47,8 @@ mod atoms {
         auth,
         protocol,
         internal,
+        cancelled,
+        io,
         token_caches,
         buffers,
         buffer_bytes,
@@ -275,6 +277,8 @@ fn detail_term<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
         ErrorKind::Auth => atoms::auth(),
         ErrorKind::Protocol => atoms::protocol(),
         ErrorKind::Internal => atoms::internal(),
+        ErrorKind::Cancelled => atoms::cancelled(),
+        ErrorKind::Io => atoms::io(),
     };
     let mut keys = vec![
         atoms::reason().encode(env),

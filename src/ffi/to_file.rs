@@ -1,0 +1,94 @@
+//! `tank_blob_to_file`: a blob of any size onto disk, with progress.
+
+use std::ffi::{c_char, c_void};
+use std::path::PathBuf;
+
+use super::cache::TankCache;
+use super::cancel::TankCancel;
+use super::{boundary, string_arg, TankError, TankStatus};
+use crate::runtime;
+use crate::stevedore::error::Error;
+
+/// `size` when the caller does not know the blob's size.
+pub const TANK_SIZE_UNKNOWN: u64 = u64::MAX;
+
+/// Progress of a transfer: `done` bytes of `total` (0 while unknown).
+/// Called on the thread that made the call, never on one of tank's: at most
+/// every 100 ms and at least once a second while bytes arrive, and once
+/// more with `done == total` before a successful return.
+pub type TankProgressFn = Option<unsafe extern "C" fn(user: *mut c_void, done: u64, total: u64)>;
+
+/// Fetches the blob `digest` from `repo` on `registry` into the file
+/// `path`, verified against the digest as it is written.
+///
+/// - The bytes go to `<path>.partial` (same directory) and are hashed as
+///   they are written; memory stays flat for any size. On success the file
+///   is flushed, renamed to `path` in one step, and the directory flushed.
+/// - `size` is the descriptor's size, or `TANK_SIZE_UNKNOWN`; a body that
+///   disagrees is `TANK_ERR_PROTOCOL` / `length_mismatch`, bytes that do
+///   not hash to `digest` are `TANK_ERR_DIGEST_MISMATCH`; either way the
+///   partial file is deleted and `path` is not touched.
+/// - A failure after bytes arrived (reset, timeout, cancel) keeps the
+///   partial file; the next call for `path` resumes from it with a `Range`
+///   request. A `path` that already holds the blob is `TANK_OK` with no
+///   request. Two calls for one `path` at once download it once (a lock
+///   file `<path>.lock` beside it, removed afterwards).
+/// - A file or directory the OS refuses is `TANK_ERR_IO`, naming it.
+///
+/// `cache`, `cancel` and `progress` may be NULL; `progress_user` is passed
+/// to `progress` as it is.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `cache` and `cancel` are
+/// NULL or live; `progress` is NULL or callable with `progress_user`;
+/// `err` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn tank_blob_to_file(
+    registry: *const c_char,
+    repo: *const c_char,
+    digest: *const c_char,
+    size: u64,
+    path: *const c_char,
+    cache: *mut TankCache,
+    cancel: *mut TankCancel,
+    progress: TankProgressFn,
+    progress_user: *mut c_void,
+    err: *mut *mut TankError,
+) -> TankStatus {
+    boundary(err, || {
+        let registry = string_arg("registry", registry)?;
+        let repo = string_arg("repo", repo)?;
+        let digest = string_arg("digest", digest)?;
+        let path = PathBuf::from(string_arg("path", path)?);
+        if path.as_os_str().is_empty() {
+            return Err(Error::bad_input("path is empty"));
+        }
+        let size = (size != TANK_SIZE_UNKNOWN).then_some(size);
+        let cache = TankCache::shared(cache);
+        let cancel = TankCancel::shared(cancel);
+        let wants_reports = progress.is_some();
+        runtime::block_on_reporting(
+            move |report| async move {
+                runtime::client()?
+                    .blob_to_file(
+                        &registry,
+                        &repo,
+                        &digest,
+                        size,
+                        &path,
+                        cache.as_deref(),
+                        cancel.as_ref(),
+                        wants_reports.then_some(report),
+                    )
+                    .await
+            },
+            |done, total| {
+                if let Some(f) = progress {
+                    // SAFETY: the caller vouches for `progress` with
+                    // `progress_user`; this runs on the caller's thread.
+                    unsafe { f(progress_user, done, total) }
+                }
+            },
+        )
+    })
+}

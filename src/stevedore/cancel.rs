@@ -1,0 +1,56 @@
+//! Cancellation: a token the caller triggers from any thread. A call ends
+//! at once when it fires, wherever it is waiting (a stalled body, a retry
+//! backoff, a lock): its future is dropped, which closes its connection.
+
+use std::future::Future;
+
+use super::error::{Error, Result};
+
+pub use tokio_util::sync::CancellationToken as Cancel;
+
+/// Runs `work` unless `cancel` fires first; a token already triggered
+/// means `work` never starts.
+pub async fn cancellable<T>(
+    cancel: Option<&Cancel>,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let Some(cancel) = cancel else {
+        return work.await;
+    };
+    if cancel.is_cancelled() {
+        return Err(Error::cancelled());
+    }
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(Error::cancelled()),
+        done = work => done,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trigger_ends_a_sleeping_call_and_a_fired_token_starts_nothing() {
+        let cancel = Cancel::new();
+        let trigger = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            trigger.cancel();
+        });
+        let slept = cancellable(Some(&cancel), async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(())
+        });
+        assert_eq!(slept.await.unwrap_err().reason, "cancelled");
+        let mut started = false;
+        let again = cancellable(Some(&cancel), async {
+            started = true;
+            Ok(())
+        });
+        assert!(again.await.is_err());
+        assert!(!started);
+    }
+}
