@@ -476,3 +476,102 @@ fn bad_input_from_many_threads_at_once() {
     });
     assert!(!wire.touched(), "a request was sent for bad input");
 }
+
+/// `tank_blob_to_file` with one bad argument at a time: NULL, not UTF-8,
+/// empty path, bad digest. NULL cache, cancel, progress and err are allowed.
+#[test]
+fn blob_to_file_checks_every_argument_before_any_request() {
+    let wire = Tripwire::new();
+    let reg = wire.registry();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blob").to_string_lossy().into_owned();
+    let good = [s(&reg), s("a/b"), s(&digest(&"a".repeat(64))), s(&path)];
+    let names = ["registry", "repo", "digest", "path"];
+    let call = |args: &[Arg; 4], with_err: bool| unsafe {
+        let t: Vec<_> = args.iter().map(terminated).collect();
+        let mut err: *mut TankError = ptr::null_mut();
+        let status = tank_blob_to_file(
+            as_ptr(&t[0]),
+            as_ptr(&t[1]),
+            as_ptr(&t[2]),
+            TANK_SIZE_UNKNOWN,
+            as_ptr(&t[3]),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            None,
+            ptr::null_mut(),
+            if with_err { &mut err } else { ptr::null_mut() },
+        );
+        if with_err {
+            take_error(status, err)
+        } else {
+            CallError {
+                status,
+                http_status: 0,
+                reason: String::new(),
+                message: String::new(),
+            }
+        }
+    };
+    for i in 0..4 {
+        for (what, bad) in [
+            ("NULL", None),
+            ("not UTF-8", raw(b"\xff\xfe")),
+            ("empty", s("")),
+        ] {
+            let mut args = good.clone();
+            args[i] = bad;
+            let e = call(&args, true);
+            assert_eq!(
+                e.status,
+                TankStatus::TANK_ERR_BAD_INPUT,
+                "{} {what}: {e:?}",
+                names[i]
+            );
+            assert!(e.message.contains(names[i]), "{} {what}: {e:?}", names[i]);
+            assert_eq!(call(&args, false).status, TankStatus::TANK_ERR_BAD_INPUT);
+        }
+    }
+    let mut args = good.clone();
+    args[2] = s("sha256:short");
+    assert_eq!(call(&args, true).status, TankStatus::TANK_ERR_BAD_INPUT);
+    assert!(!wire.touched(), "a request was sent");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "files were made"
+    );
+
+    // Size 0 for a blob that is not empty: the body is refused, not kept.
+    let o = Origin::start(|_, conn| respond(conn, 200, &[], b"not empty"));
+    let path = dir.path().join("zero");
+    let (r, reports) = blob_to_file(
+        o.addr(),
+        "a/b",
+        &common::sha256(b"not empty"),
+        Some(0),
+        &path,
+        &Cache::none(),
+        None,
+    );
+    let e = r.unwrap_err();
+    assert_eq!(
+        (e.status, e.reason.as_str()),
+        (TankStatus::TANK_ERR_PROTOCOL, "length_mismatch")
+    );
+    assert!(reports.seen.is_empty() || reports.seen.iter().all(|&(d, _)| d == 0));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn cancel_switches_take_null_and_repeated_triggers() {
+    unsafe {
+        tank_cancel_trigger(ptr::null_mut());
+        tank_cancel_free(ptr::null_mut());
+        let c = tank_cancel_new();
+        assert!(!c.is_null());
+        tank_cancel_trigger(c);
+        tank_cancel_trigger(c);
+        tank_cancel_free(c);
+    }
+}

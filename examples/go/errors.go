@@ -26,6 +26,8 @@ const (
 	StatusAuth           Status = 5 // the bearer-token handshake failed
 	StatusProtocol       Status = 6 // bad JSON, bad headers, sizes
 	StatusInternal       Status = 7 // a bug caught at the boundary
+	StatusCancelled      Status = 8 // the caller cancelled (a context, a TankCancel)
+	StatusIO             Status = 9 // a local file or directory could not be read or written
 )
 
 // Fails to compile unless the values above are tank.h's.
@@ -36,7 +38,9 @@ var _ = [1]struct{}{}[StatusOK^Status(C.TANK_OK)|
 	StatusTransport^Status(C.TANK_ERR_TRANSPORT)|
 	StatusAuth^Status(C.TANK_ERR_AUTH)|
 	StatusProtocol^Status(C.TANK_ERR_PROTOCOL)|
-	StatusInternal^Status(C.TANK_ERR_INTERNAL)]
+	StatusInternal^Status(C.TANK_ERR_INTERNAL)|
+	StatusCancelled^Status(C.TANK_ERR_CANCELLED)|
+	StatusIO^Status(C.TANK_ERR_IO)]
 
 // String gives the C name of the status, e.g. "TANK_ERR_HTTP", or
 // "TANK_UNKNOWN_STATUS".
@@ -65,7 +69,13 @@ type Error struct {
 	// Body is the start of the response body that came with the failure (a
 	// few KiB at most), or "".
 	Body string
+	// cause is the context's error when a context ended the call, so that
+	// errors.Is(err, context.Canceled) holds too.
+	cause error
 }
+
+// Unwrap gives the context error behind a StatusCancelled, else nil.
+func (e *Error) Unwrap() error { return e.cause }
 
 // Error formats the message and the reason id.
 func (e *Error) Error() string {
@@ -98,6 +108,10 @@ func (e *Error) Is(target error) bool {
 		return e.Status == StatusInternal
 	case ErrCacheClosed:
 		return e.Status == StatusBadInput && e.Reason == reasonCacheClosed
+	case ErrCancelled:
+		return e.Status == StatusCancelled
+	case ErrIO:
+		return e.Status == StatusIO
 	}
 	return false
 }
@@ -131,6 +145,12 @@ var (
 	// ErrCacheClosed: a call was given a Cache after its Close. It also
 	// matches ErrBadInput.
 	ErrCacheClosed = errors.New("tank: cache is closed")
+	// ErrCancelled: the call's context was cancelled or expired. The error
+	// also matches context.Canceled or context.DeadlineExceeded.
+	ErrCancelled = errors.New("tank: cancelled")
+	// ErrIO: a local file or directory could not be read or written; the
+	// message names it and the OS error.
+	ErrIO = errors.New("tank: local I/O failed")
 )
 
 const reasonCacheClosed = "cache_closed"

@@ -30,14 +30,17 @@ package tank
 #cgo CFLAGS: -I${SRCDIR}/../../include
 #include <stdlib.h>
 #include "tank.h"
+extern void tankGoProgress(void *user, uint64_t done, uint64_t total);
 */
 import "C"
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
 	"runtime"
+	"runtime/cgo"
 	"strings"
 	"sync"
 	"time"
@@ -222,6 +225,14 @@ func (a *cArgs) free() {
 // a digest ("sha256:<64 hex>"); a digest is checked against the bytes.
 // cache may be nil.
 func FetchManifest(registry, repo, reference string, cache *Cache) (*Manifest, error) {
+	return FetchManifestContext(context.Background(), registry, repo, reference, cache)
+}
+
+// FetchManifestContext is FetchManifest with a context: when ctx is
+// cancelled or expires the call ends within 500 ms, and its error matches
+// both ErrCancelled and ctx.Err() (context.Canceled or
+// context.DeadlineExceeded) under errors.Is.
+func FetchManifestContext(ctx context.Context, registry, repo, reference string, cache *Cache) (*Manifest, error) {
 	args, err := newCArgs("registry", registry, "repo", repo, "reference", reference)
 	if err != nil {
 		return nil, err
@@ -233,10 +244,12 @@ func FetchManifest(registry, repo, reference string, cache *Cache) (*Manifest, e
 	}
 	var out C.TankManifest
 	var cerr *C.TankError
-	status := C.tank_manifest(args[0], args[1], args[2], cc, &out, &cerr)
+	cancel := newCanceller(ctx)
+	status := C.tank_manifest_with(args[0], args[1], args[2], cc, cancel.ptr, &out, &cerr)
+	cancel.stop()
 	cache.release()
 	if status != C.TANK_OK {
-		return nil, takeError(status, cerr)
+		return nil, cancel.fail(status, cerr)
 	}
 	defer C.tank_manifest_release(&out)
 	return copyManifest(&out)
@@ -331,7 +344,7 @@ const unknownSize = -1
 // fetchBlob runs tank_blob, or tank_blob_sized when size is not
 // unknownSize. On success the caller owns the returned C buffer and must
 // call C.tank_bytes_release on it.
-func fetchBlob(registry, repo, digest string, size int64, cache *Cache) (C.TankBytes, error) {
+func fetchBlob(ctx context.Context, registry, repo, digest string, size int64, cache *Cache) (C.TankBytes, error) {
 	var out C.TankBytes
 	if size < 0 && size != unknownSize {
 		return out, &Error{Status: StatusBadInput, Reason: "bad_input", Message: fmt.Sprintf("size %d is negative", size)}
@@ -347,14 +360,16 @@ func fetchBlob(registry, repo, digest string, size int64, cache *Cache) (C.TankB
 	}
 	var cerr *C.TankError
 	var status C.TankStatus
+	cancel := newCanceller(ctx)
 	if size == unknownSize {
-		status = C.tank_blob(args[0], args[1], args[2], cc, &out, &cerr)
+		status = C.tank_blob_with(args[0], args[1], args[2], cc, cancel.ptr, &out, &cerr)
 	} else {
-		status = C.tank_blob_sized(args[0], args[1], args[2], C.uint64_t(size), cc, &out, &cerr)
+		status = C.tank_blob_sized_with(args[0], args[1], args[2], C.uint64_t(size), cc, cancel.ptr, &out, &cerr)
 	}
+	cancel.stop()
 	cache.release()
 	if status != C.TANK_OK {
-		return out, takeError(status, cerr)
+		return out, cancel.fail(status, cerr)
 	}
 	return out, nil
 }
@@ -368,7 +383,12 @@ func fetchBlob(registry, repo, digest string, size int64, cache *Cache) (C.TankB
 // memory, so a blob of N bytes briefly takes 2N. To write a large layer to
 // a file without that copy, use WriteBlob.
 func FetchBlob(registry, repo, digest string, cache *Cache) ([]byte, error) {
-	return fetchBlobCopy(registry, repo, digest, unknownSize, cache)
+	return FetchBlobContext(context.Background(), registry, repo, digest, cache)
+}
+
+// FetchBlobContext is FetchBlob with a context, as FetchManifestContext.
+func FetchBlobContext(ctx context.Context, registry, repo, digest string, cache *Cache) ([]byte, error) {
+	return fetchBlobCopy(ctx, registry, repo, digest, unknownSize, cache)
 }
 
 // FetchBlobSized is FetchBlob for a blob whose size the caller knows (a
@@ -377,14 +397,20 @@ func FetchBlob(registry, repo, digest string, cache *Cache) ([]byte, error) {
 // A wrong size is a *Error with Status StatusProtocol and Reason
 // "length_mismatch".
 func FetchBlobSized(registry, repo, digest string, size int64, cache *Cache) ([]byte, error) {
+	return FetchBlobSizedContext(context.Background(), registry, repo, digest, size, cache)
+}
+
+// FetchBlobSizedContext is FetchBlobSized with a context, as
+// FetchManifestContext.
+func FetchBlobSizedContext(ctx context.Context, registry, repo, digest string, size int64, cache *Cache) ([]byte, error) {
 	if size < 0 {
 		return nil, &Error{Status: StatusBadInput, Reason: "bad_input", Message: fmt.Sprintf("size %d is negative", size)}
 	}
-	return fetchBlobCopy(registry, repo, digest, size, cache)
+	return fetchBlobCopy(ctx, registry, repo, digest, size, cache)
 }
 
-func fetchBlobCopy(registry, repo, digest string, size int64, cache *Cache) ([]byte, error) {
-	b, err := fetchBlob(registry, repo, digest, size, cache)
+func fetchBlobCopy(ctx context.Context, registry, repo, digest string, size int64, cache *Cache) ([]byte, error) {
+	b, err := fetchBlob(ctx, registry, repo, digest, size, cache)
 	if err != nil {
 		return nil, err
 	}
@@ -397,7 +423,7 @@ func fetchBlobCopy(registry, repo, digest string, size int64, cache *Cache) ([]b
 // io.Writer, w must not keep the slice it is given. It returns the number
 // of bytes written; a write error is returned as is (not as a *Error).
 func WriteBlob(w io.Writer, registry, repo, digest string, cache *Cache) (int64, error) {
-	b, err := fetchBlob(registry, repo, digest, unknownSize, cache)
+	b, err := fetchBlob(context.Background(), registry, repo, digest, unknownSize, cache)
 	if err != nil {
 		return 0, err
 	}
@@ -411,4 +437,59 @@ func WriteBlob(w io.Writer, registry, repo, digest string, cache *Cache) (int64,
 		err = io.ErrShortWrite
 	}
 	return int64(n), err
+}
+
+// FetchBlobToFile fetches the blob digest into the file at path, verified
+// against the digest as it is written; memory stays flat for any size.
+// size is the descriptor's size, or any negative number when unknown.
+//
+// The bytes go to path + ".partial" and are renamed to path once verified
+// and flushed. A call that fails after bytes arrived (a dropped connection,
+// a cancelled ctx) leaves the partial file, and the next call for path
+// resumes from it; a path that already holds the blob is not fetched
+// again; two calls for one path at once download it once. A local file
+// that cannot be written is an error matching ErrIO.
+//
+// progress, when not nil, is called on the calling goroutine with the bytes
+// so far and the total (0 while unknown): at most every 100 ms while bytes
+// arrive, and once with done == total before a nil return. ctx works as in
+// FetchManifestContext.
+func FetchBlobToFile(ctx context.Context, registry, repo, digest string, size int64, path string,
+	cache *Cache, progress func(done, total int64)) error {
+	args, err := newCArgs("registry", registry, "repo", repo, "digest", digest)
+	if err != nil {
+		return err
+	}
+	defer args.free()
+	if strings.IndexByte(path, 0) >= 0 {
+		return badInput("bad_input", "path %q contains a NUL byte", path)
+	}
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	csize := C.uint64_t(C.TANK_SIZE_UNKNOWN)
+	if size >= 0 {
+		csize = C.uint64_t(size)
+	}
+	cc, err := cache.acquire()
+	if err != nil {
+		return err
+	}
+	var fn C.TankProgressFn
+	var user unsafe.Pointer
+	if progress != nil {
+		// A Go pointer to a handle (an integer) may cross for the call.
+		h := cgo.NewHandle(progress)
+		defer h.Delete()
+		fn = C.TankProgressFn(C.tankGoProgress)
+		user = unsafe.Pointer(&h)
+	}
+	var cerr *C.TankError
+	cancel := newCanceller(ctx)
+	status := C.tank_blob_to_file(args[0], args[1], args[2], csize, cpath, cc, cancel.ptr, fn, user, &cerr)
+	cancel.stop()
+	cache.release()
+	if status != C.TANK_OK {
+		return cancel.fail(status, cerr)
+	}
+	return nil
 }
