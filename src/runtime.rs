@@ -55,6 +55,17 @@ where
     block_on_reporting(|_| future, |_, _| {})
 }
 
+/// Starts `future` on the hidden runtime and returns at once, for callers
+/// that get the answer another way (the Elixir NIF sends it as a message).
+/// A panic in `future` is the handle's error, never the caller's.
+pub fn spawn<T, F>(future: F) -> Result<tokio::task::JoinHandle<T>>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    Ok(runtime()?.spawn(future))
+}
+
 /// What the runtime tells a parked caller.
 enum Event<T> {
     Progress(u64, u64),

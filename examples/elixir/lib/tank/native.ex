@@ -4,8 +4,12 @@ defmodule Tank.Native do
   `mix compile` into `priv/native/libtank_nif.so`). Call
   `Tank.Image.Registry` instead: it documents the contracts.
 
-  `manifest/4` and `blob/4` run on dirty I/O schedulers and block only
-  that scheduler thread while tank's hidden runtime does the I/O.
+  `manifest/5`, `blob/5` and `blob_to_file/8` return at once with
+  `{:ok, handle}` (or `{:error, reason}` for bad arguments); the answer
+  arrives as a message `{ref, result}`, `ref` being their first argument.
+  No scheduler is held meanwhile. The caller keeps `handle` until it has
+  the answer (`keep/1` after the `receive`): once the handle is collected,
+  because the caller exited or was killed, the call is cancelled.
   `new_token_cache/1` returns a NIF resource (freed by the garbage
   collector). A panic inside the NIF comes back as
   `{:error, {:request_failed, %{reason: :panic}}}`.
@@ -40,11 +44,23 @@ defmodule Tank.Native do
     {:error, reason}
   end
 
-  @doc "Fetches a manifest: `{:ok, info}` or `{:error, reason}`."
-  def manifest(_registry, _repo, _reference, _token_cache), do: :erlang.nif_error(:nif_not_loaded)
+  @doc "Starts a manifest fetch; the answer is `{ref, {:ok, info} | {:error, reason}}`."
+  def manifest(_ref, _registry, _repo, _reference, _token_cache),
+    do: :erlang.nif_error(:nif_not_loaded)
 
-  @doc "Fetches a blob, verified: `{:ok, bytes}` or `{:error, reason}`."
-  def blob(_registry, _repo, _digest, _token_cache), do: :erlang.nif_error(:nif_not_loaded)
+  @doc "Starts a blob fetch; the answer is `{ref, {:ok, bytes} | {:error, reason}}`."
+  def blob(_ref, _registry, _repo, _digest, _token_cache), do: :erlang.nif_error(:nif_not_loaded)
+
+  @doc """
+  Starts a blob download into `path`; the answer is `{ref, :ok | {:error,
+  reason}}`, and `progress` (a pid or nil) gets
+  `{:tank_progress, path, done, total}` meanwhile.
+  """
+  def blob_to_file(_ref, _registry, _repo, _digest, _path, _size, _token_cache, _progress),
+    do: :erlang.nif_error(:nif_not_loaded)
+
+  @doc "Keeps a call handle alive until its answer has been received."
+  def keep(_handle), do: :erlang.nif_error(:nif_not_loaded)
 
   @doc "A new token cache whose entries live at most `ttl_ms` milliseconds."
   def new_token_cache(_ttl_ms), do: :erlang.nif_error(:nif_not_loaded)

@@ -2,9 +2,15 @@
 //! `Tank.Native`). It calls tank's async core directly through the hidden
 //! runtime (`tank::runtime`), not through the C ABI.
 //!
-//! - `manifest/4` and `blob/4` run on dirty I/O schedulers: the scheduler
-//!   thread parks while a tokio worker does the I/O, so the VM's normal
-//!   schedulers never wait on the network.
+//! - `manifest/5`, `blob/5` and `blob_to_file/8` are asynchronous: each
+//!   checks its arguments, starts the work on tank's runtime and returns at
+//!   once with a call handle; the answer arrives later as a message
+//!   `{ref, result}` (through an `OwnedEnv`), so no scheduler, dirty or
+//!   not, is held while bytes move.
+//! - The call handle is a resource: when the caller's last reference to it
+//!   goes (the caller exits, is killed, or its `receive` is done), its
+//!   destructor triggers the call's cancel token, which drops the transfer
+//!   and closes its connection.
 //! - A token cache is a NIF resource holding an `Arc<TokenCache>`; the VM
 //!   drops it when no term refers to it any more.
 //! - Every NIF body runs under `catch_unwind`: a panic becomes
@@ -19,8 +25,10 @@ use std::time::Duration;
 
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term};
 use serde_json::{Map, Number, Value};
+use rustler::env::{OwnedEnv, SavedTerm};
+use rustler::LocalPid;
 use tank::stevedore::error::reason;
-use tank::stevedore::{Error, ErrorKind, Manifest, Result, TokenCache};
+use tank::stevedore::{Cancel, Error, ErrorKind, Manifest, ProgressFn, Result, TokenCache};
 
 mod atoms {
     rustler::atoms! {
@@ -49,6 +57,7 @@ mod atoms {
         internal,
         cancelled,
         io,
+        tank_progress,
         token_caches,
         buffers,
         buffer_bytes,
@@ -107,6 +116,74 @@ impl Drop for Buffer {
     }
 }
 
+/// One call in flight, as its caller holds it: dropping the last reference
+/// cancels the call.
+pub struct CallHandle(Cancel);
+
+#[rustler::resource_impl]
+impl Resource for CallHandle {}
+
+impl Drop for CallHandle {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// What a finished call turns into, in the message's own environment.
+type Reply = Box<dyn for<'a> FnOnce(Env<'a>) -> Term<'a> + Send>;
+
+/// Starts `work` on tank's runtime and returns `{:ok, handle}` at once; the
+/// caller gets `{ref, result}` when it ends, `result` built by `reply`.
+fn start<'a, T, F>(
+    env: Env<'a>,
+    call: Call,
+    ref_term: Term<'a>,
+    work: impl FnOnce(Cancel) -> F,
+    reply: impl for<'b> FnOnce(Env<'b>, T) -> Term<'b> + Send + 'static,
+) -> Result<Term<'a>>
+where
+    F: std::future::Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let cancel = Cancel::new();
+    let future = work(cancel.clone());
+    let caller = env.pid();
+    let mut owned = OwnedEnv::new();
+    let saved: SavedTerm = owned.save(ref_term);
+    let task = tank::runtime::spawn(future)?;
+    tank::runtime::spawn(async move {
+        let outcome = task.await.unwrap_or_else(|e| {
+            Err(Error::internal(
+                reason::PANIC,
+                format!("the request task failed ({e}); this is a bug in tank"),
+            ))
+        });
+        let finish: Reply = Box::new(move |env| match outcome {
+            Ok(value) => reply(env, value),
+            Err(e) => (atoms::error(), error_reason(env, call, &e)).encode(env),
+        });
+        send(&mut owned, &caller, saved, finish);
+    })?;
+    let handle = ResourceArc::new(CallHandle(cancel));
+    Ok((atoms::ok(), handle).encode(env))
+}
+
+/// Sends `{ref, finish(env)}`; a panic while building the term becomes
+/// the same error tuple a panicking call gives.
+fn send(owned: &mut OwnedEnv, to: &LocalPid, saved: SavedTerm, finish: Reply) {
+    let _ = owned.send_and_clear(to, move |env| {
+        let reference = saved.load(env);
+        let result = catch_unwind(AssertUnwindSafe(|| finish(env))).unwrap_or_else(|payload| {
+            let e = Error::internal(
+                reason::PANIC,
+                format!("the tank NIF panicked ({}); this is a bug in tank", panic_text(payload.as_ref())),
+            );
+            (atoms::error(), error_reason(env, Call::Blob, &e)).encode(env)
+        });
+        (reference, result).encode(env)
+    });
+}
+
 /// Which call failed: an HTTP status becomes `:manifest_http` or
 /// `:blob_http`, and only a blob has `{:digest_mismatch, :blob}`.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -115,9 +192,10 @@ enum Call {
     Blob,
 }
 
-#[rustler::nif(schedule = "DirtyIo")]
+#[rustler::nif]
 fn manifest<'a>(
     env: Env<'a>,
+    reference_tag: Term<'a>,
     registry: Term<'a>,
     repo: Term<'a>,
     reference: Term<'a>,
@@ -129,18 +207,23 @@ fn manifest<'a>(
         let reference = text_arg(reference, "reference")?;
         let cache = cache_arg(cache)?;
         let client = tank::runtime::client()?;
-        let manifest = tank::runtime::block_on(async move {
-            client
-                .manifest(&registry, &repo, &reference, cache.as_deref())
-                .await
-        })?;
-        Ok((atoms::ok(), manifest_term(env, manifest)).encode(env))
+        start(
+            env,
+            Call::Manifest,
+            reference_tag,
+            |cancel| async move {
+                let fetch = client.manifest(&registry, &repo, &reference, cache.as_deref());
+                tank::stevedore::cancel::cancellable(Some(&cancel), fetch).await
+            },
+            |env, manifest| (atoms::ok(), manifest_term(env, manifest)).encode(env),
+        )
     })
 }
 
-#[rustler::nif(schedule = "DirtyIo")]
+#[rustler::nif]
 fn blob<'a>(
     env: Env<'a>,
+    reference_tag: Term<'a>,
     registry: Term<'a>,
     repo: Term<'a>,
     digest: Term<'a>,
@@ -152,13 +235,73 @@ fn blob<'a>(
         let digest = text_arg(digest, "digest")?;
         let cache = cache_arg(cache)?;
         let client = tank::runtime::client()?;
-        let bytes = tank::runtime::block_on(async move {
-            client
-                .blob(&registry, &repo, &digest, cache.as_deref())
-                .await
-        })?;
-        Ok((atoms::ok(), bytes_term(env, bytes)).encode(env))
+        start(
+            env,
+            Call::Blob,
+            reference_tag,
+            |cancel| async move {
+                let fetch = client.blob(&registry, &repo, &digest, cache.as_deref());
+                tank::stevedore::cancel::cancellable(Some(&cancel), fetch).await
+            },
+            |env, bytes| (atoms::ok(), bytes_term(env, bytes)).encode(env),
+        )
     })
+}
+
+/// `blob_to_file(ref, registry, repo, digest, path, size, cache, progress)`:
+/// `size` is an integer or nil, `progress` a pid (or nil) that gets
+/// `{:tank_progress, path, done, total}`.
+#[allow(clippy::too_many_arguments)]
+#[rustler::nif]
+fn blob_to_file<'a>(
+    env: Env<'a>,
+    reference_tag: Term<'a>,
+    registry: Term<'a>,
+    repo: Term<'a>,
+    digest: Term<'a>,
+    path: Term<'a>,
+    size: Term<'a>,
+    cache: Term<'a>,
+    progress: Term<'a>,
+) -> Term<'a> {
+    guarded(env, Call::Blob, || {
+        let registry = text_arg(registry, "registry")?;
+        let repo = text_arg(repo, "repo")?;
+        let digest = text_arg(digest, "digest")?;
+        let path = text_arg(path, "path")?;
+        let size = optional_size(size)?;
+        let cache = cache_arg(cache)?;
+        let progress = progress_arg(progress, &path)?;
+        let client = tank::runtime::client()?;
+        start(
+            env,
+            Call::Blob,
+            reference_tag,
+            |cancel| async move {
+                let path = std::path::PathBuf::from(path);
+                let fetch = client.blob_to_file(
+                    &registry,
+                    &repo,
+                    &digest,
+                    size,
+                    &path,
+                    cache.as_deref(),
+                    Some(&cancel),
+                    progress,
+                );
+                fetch.await
+            },
+            |env, ()| atoms::ok().encode(env),
+        )
+    })
+}
+
+/// Keeps a call handle alive until the caller has its answer (calling this
+/// after `receive` is what keeps the handle from being collected, and the
+/// call cancelled, while the caller waits).
+#[rustler::nif]
+fn keep(_handle: ResourceArc<CallHandle>) -> Atom {
+    atoms::ok()
 }
 
 /// A new token cache whose entries live at most `ttl_ms` milliseconds.
@@ -232,6 +375,34 @@ fn text_arg(term: Term<'_>, name: &str) -> Result<String> {
         .map_err(|_| Error::bad_input(format!("{name} is not valid UTF-8")))
 }
 
+fn optional_size(term: Term<'_>) -> Result<Option<u64>> {
+    if term.decode::<Atom>().is_ok_and(|a| a == atoms::nil()) {
+        return Ok(None);
+    }
+    term.decode::<u64>()
+        .map(Some)
+        .map_err(|_| Error::bad_input("size must be a non-negative integer or nil"))
+}
+
+/// A pid to send progress to: each report becomes
+/// `{:tank_progress, path, done, total}`.
+fn progress_arg(term: Term<'_>, path: &str) -> Result<Option<ProgressFn>> {
+    if term.decode::<Atom>().is_ok_and(|a| a == atoms::nil()) {
+        return Ok(None);
+    }
+    let pid: LocalPid = term
+        .decode()
+        .map_err(|_| Error::bad_input("progress must be a pid or nil"))?;
+    let path = path.to_owned();
+    let report: ProgressFn = Arc::new(move |done, total| {
+        let mut owned = OwnedEnv::new();
+        let _ = owned.send_and_clear(&pid, |env| {
+            (atoms::tank_progress(), path.as_str(), done, total).encode(env)
+        });
+    });
+    Ok(Some(report))
+}
+
 fn cache_arg(term: Term<'_>) -> Result<Option<Arc<TokenCache>>> {
     if let Ok(cache) = term.decode::<ResourceArc<TokenCacheResource>>() {
         return Ok(Some(Arc::clone(&cache.0)));
@@ -259,6 +430,15 @@ fn error_reason<'a>(env: Env<'a>, call: Call, e: &Error) -> Term<'a> {
             if call == Call::Blob && e.reason == reason::DIGEST_MISMATCH =>
         {
             (atoms::digest_mismatch(), atoms::blob()).encode(env)
+        }
+        (ErrorKind::Cancelled, _) => atoms::cancelled().encode(env),
+        (ErrorKind::Io, _) => {
+            let path = e
+                .path
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (atoms::io(), path, e.message.as_str()).encode(env)
         }
         _ => (atoms::request_failed(), detail_term(env, e)).encode(env),
     }

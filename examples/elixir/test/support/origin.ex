@@ -5,7 +5,9 @@ defmodule Tank.Test.Origin do
   realm, a broken manifest, a redirect loop). Each connection serves one
   request: the script gets `%{method, path, headers, host}` and returns the
   response as `{status, headers, body}`, or `:stall` (say nothing, keep the
-  connection open). Linked to the test process that starts it.
+  connection open), or `{:partial, status, headers, prefix, watcher}` (send
+  the head and `prefix`, then nothing; `watcher` gets
+  `{:origin_client_closed, path}` when the client closes the connection). Linked to the test process that starts it.
   """
 
   def start(script) when is_function(script, 1) do
@@ -53,6 +55,13 @@ defmodule Tank.Test.Origin do
       case script.(request) do
         :stall ->
           Process.sleep(:infinity)
+
+        {:partial, status, headers, prefix, watcher} ->
+          # The head and the first bytes, then silence; `watcher` hears
+          # when the client hangs up.
+          :gen_tcp.send(socket, response(status, headers, prefix))
+          _ = :gen_tcp.recv(socket, 0, :infinity)
+          send(watcher, {:origin_client_closed, request.path})
 
         {status, headers, body} ->
           :gen_tcp.send(socket, response(status, headers, body))

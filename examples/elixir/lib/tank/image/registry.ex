@@ -8,11 +8,15 @@ defmodule Tank.Image.Registry do
 
     * `manifest/4` → `{:ok, info, token_cache}` (an image index / manifest
       list, or a single image manifest);
-    * `blob/4` → `{:ok, bytes}` (a layer or the image config).
+    * `blob/4` → `{:ok, bytes}` (a layer or the image config);
+    * `blob_to_file/5` → `:ok`, the blob verified in a file (an addition).
 
   The bearer-token handshake, manifest fetch, and digest-verified blob
-  download all live in tank's Rust core now; its calls run on dirty I/O
-  schedulers, so the VM's normal schedulers never wait on the network.
+  download all live in tank's Rust core now. No scheduler waits on the
+  network: the NIF starts the work on tank's threads and the answer comes
+  back as a message, so any number of calls run at once, and a caller that
+  exits or is killed cancels its call. `blob_to_file/5` streams a blob of
+  any size to disk, resumably, with progress messages.
 
   The 4th argument is an optional token cache (`t:token_cache/0`, made by
   `new_token_cache/1`) that `Tank.Image` threads across a pull so the bearer
@@ -130,7 +134,7 @@ defmodule Tank.Image.Registry do
   def manifest(registry, repo, reference, token_cache \\ nil) do
     with :ok <- check_strings(registry: registry, repo: repo, reference: reference),
          :ok <- check_cache(token_cache),
-         {:ok, info} <- Tank.Native.manifest(registry, repo, reference, token_cache) do
+         {:ok, info} <- await(&Tank.Native.manifest(&1, registry, repo, reference, token_cache)) do
       {:ok, info, token_cache}
     end
   end
@@ -149,9 +153,78 @@ defmodule Tank.Image.Registry do
   def blob(registry, repo, digest, token_cache \\ nil) do
     with :ok <- check_strings(registry: registry, repo: repo, digest: digest),
          :ok <- check_cache(token_cache) do
-      Tank.Native.blob(registry, repo, digest, token_cache)
+      await(&Tank.Native.blob(&1, registry, repo, digest, token_cache))
     end
   end
+
+  @doc """
+  Downloads the blob `digest` from `repo` on `registry` into the file at
+  `path`, verified against the digest as it is written: memory stays flat
+  for any size, and no scheduler is held while the bytes move.
+
+  The bytes go to `path <> ".partial"` and are renamed to `path` once
+  verified and flushed. A download that fails after bytes arrived (a
+  dropped connection, a caller that exited) keeps the partial file and the
+  next call for `path` resumes it; a `path` that already holds the blob is
+  `:ok` without a request; two calls for one `path` at once download it
+  once. A caller that exits or is killed cancels its download.
+
+  Options:
+
+    * `:size` — the descriptor's size, when known (the body must match it).
+    * `:token_cache` — a cache from `new_token_cache/1`.
+    * `:progress` — a pid that gets `{:tank_progress, path, done, total}`
+      at most every 100 ms while bytes arrive, and once with
+      `done == total` before `:ok`.
+
+  Errors are those of `blob/4`, and `{:error, :cancelled}`, and
+  `{:error, {:io, path, message}}` when a local file or directory could not
+  be written (`path` is the one the OS refused).
+  """
+  @spec blob_to_file(String.t(), String.t(), String.t(), Path.t(), keyword()) ::
+          :ok | {:error, error_reason() | :cancelled | {:io, String.t(), String.t()}}
+  def blob_to_file(registry, repo, digest, path, opts \\ []) do
+    opts = Keyword.validate!(opts, size: nil, token_cache: nil, progress: nil)
+    {size, cache, progress} = {opts[:size], opts[:token_cache], opts[:progress]}
+
+    with :ok <- check_strings(registry: registry, repo: repo, digest: digest, path: path),
+         :ok <- check_cache(cache),
+         :ok <- check_size(size),
+         :ok <- check_progress(progress) do
+      await(&Tank.Native.blob_to_file(&1, registry, repo, digest, path, size, cache, progress))
+    end
+  end
+
+  # Starts a NIF call and waits for its answer. The handle stays referenced
+  # until the answer is in (keep/1 after the receive): were it collected
+  # first, the call would be cancelled.
+  defp await(start) do
+    ref = make_ref()
+
+    case start.(ref) do
+      {:ok, handle} ->
+        receive do
+          {^ref, result} ->
+            Tank.Native.keep(handle)
+            result
+        end
+
+      {:error, _} = error ->
+        error
+    end
+  end
+
+  defp check_size(nil), do: :ok
+  defp check_size(size) when is_integer(size) and size >= 0, do: :ok
+
+  defp check_size(other),
+    do: {:error, {:bad_input, "size must be a non-negative integer or nil, got: #{inspect(other)}"}}
+
+  defp check_progress(nil), do: :ok
+  defp check_progress(pid) when is_pid(pid), do: :ok
+
+  defp check_progress(other),
+    do: {:error, {:bad_input, "progress must be a pid or nil, got: #{inspect(other)}"}}
 
   @doc """
   Creates a token cache to thread through a pull's `manifest/4` and

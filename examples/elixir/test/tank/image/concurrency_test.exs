@@ -2,8 +2,9 @@ defmodule Tank.Image.ConcurrencyTest do
   @moduledoc """
   Many processes at once, large downloads, and the garbage collector.
 
-  `manifest/4` and `blob/4` run on dirty I/O schedulers, so while they wait
-  on the network the VM's normal schedulers stay free: a timer process keeps
+  `manifest/4` and `blob/4` hold no scheduler while they wait on the
+  network (the NIF starts the work and the answer comes as a message), so
+  the VM's schedulers stay free: a timer process keeps
   ticking on time, and the normal schedulers' own wall-time statistics show
   them idle. (The timer is measured with OS time, so other programs loading
   the machine can delay it; the scheduler statistics cannot be fooled that
@@ -77,9 +78,10 @@ defmodule Tank.Image.ConcurrencyTest do
         # Each download held a zero-copy buffer of the blob's size...
         assert run.counts.buffers >= before.buffers + downloads
         assert run.counts.buffer_bytes >= before.buffer_bytes + downloads * size
-        # ...on a dirty I/O scheduler, while the normal ones stayed idle.
+        # ...while no scheduler, normal or dirty, was held: the NIF only
+        # started the download, and the answer came as a message.
         assert run.normal_busy < 0.25
-        assert run.dirty_io_busy_schedulers >= 0.5 * downloads
+        assert run.dirty_io_busy_schedulers < 0.25
         runs = [run | runs]
         if on_time?(run), do: {:halt, runs}, else: {:cont, runs}
       end)

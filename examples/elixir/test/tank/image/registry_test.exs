@@ -198,8 +198,28 @@ defmodule Tank.Image.RegistryTest do
             {fn -> Registry.manifest(reg, <<0xFF, 0xFE>>, "v1") end, "UTF-8"},
             {fn -> Registry.manifest(reg, "tank/x", "v1", :not_a_cache) end, "token_cache"},
             {fn -> Registry.blob(reg, "tank/x", Pull.sha256("x"), make_ref()) end, "token_cache"},
-            {fn -> Tank.Native.manifest(reg, "tank/x", "v1", 42) end, "token_cache"},
-            {fn -> Tank.Native.blob(reg, "tank/x", 7, nil) end, "digest"}
+            {fn -> Tank.Native.manifest(make_ref(), reg, "tank/x", "v1", 42) end, "token_cache"},
+            {fn -> Tank.Native.blob(make_ref(), reg, "tank/x", 7, nil) end, "digest"},
+            {fn -> Registry.blob_to_file(reg, "tank/x", Pull.sha256("x"), ~c"/tmp/x") end, "path"},
+            {fn -> Registry.blob_to_file(reg, "tank/x", Pull.sha256("x"), "") end, "path"},
+            {fn -> Registry.blob_to_file(reg, "tank/x", "sha256:zz", "/tmp/x") end, "digest"},
+            {fn -> Registry.blob_to_file(reg, "tank/x", Pull.sha256("x"), "/tmp/x", size: -1) end,
+             "size"},
+            {fn ->
+               Registry.blob_to_file(reg, "tank/x", Pull.sha256("x"), "/tmp/x", progress: :me)
+             end, "progress"},
+            {fn ->
+               Tank.Native.blob_to_file(
+                 make_ref(),
+                 reg,
+                 "tank/x",
+                 Pull.sha256("x"),
+                 "/tmp/x",
+                 "1",
+                 nil,
+                 nil
+               )
+             end, "size"}
           ] do
         assert {:error, {:bad_input, message}} = call.()
         assert is_binary(message) and message =~ pattern
