@@ -1,7 +1,7 @@
 //! What the benchmark measures in a child process of its own, so that peak
 //! RSS and connection counts belong to one pull and nothing else.
 
-use std::ffi::CString;
+use std::ffi::{c_void, CString};
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +11,9 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use tank::ffi::bytes::{tank_blob, tank_bytes_release, TankBytes};
 use tank::ffi::cache::{tank_cache_free, tank_cache_new, TankCache};
+use tank::ffi::cancel::{tank_cancel_free, tank_cancel_new, tank_cancel_trigger, TankCancel};
 use tank::ffi::error::{tank_error_free, tank_error_message, TankError};
+use tank::ffi::to_file::tank_blob_to_file;
 use tank::ffi::TankStatus;
 use tank_testrig::client_sockets_to;
 
@@ -34,7 +36,35 @@ pub fn run(args: &[String]) -> Result<()> {
             Ok(())
         }
         Some("many") if args.len() == 4 => many(&args[1], &args[2], &args[3]),
-        _ => bail!("worker: blob REG REPO DIGEST | many REG REPO DIGEST,DIGEST,..."),
+        // Cut: cancels the call once half the blob is on disk, as a fault
+        // would, leaving the partial file for the next call to resume.
+        Some(mode @ ("to_file" | "to_file_cut")) if args.len() == 6 => {
+            let size: u64 = args[4].parse()?;
+            let rss_before = current_rss_bytes()?;
+            let started = Instant::now();
+            let status = to_file(
+                &args[1],
+                &args[2],
+                &args[3],
+                size,
+                &args[5],
+                mode == "to_file_cut",
+            )?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "status": format!("{status:?}"),
+                    "call_secs": started.elapsed().as_secs_f64(),
+                    "rss_growth_bytes": peak_rss_bytes()?.saturating_sub(rss_before),
+                    "cpu_secs": crate::process_cpu_secs("self")?,
+                })
+            );
+            Ok(())
+        }
+        _ => bail!(
+            "worker: blob REG REPO DIGEST | many REG REPO DIGEST,DIGEST,... | \
+             to_file[_cut] REG REPO DIGEST SIZE PATH"
+        ),
     }
 }
 
@@ -68,6 +98,74 @@ fn fetch(registry: &str, repo: &str, digest: &str, cache: *mut TankCache) -> Res
         let released = Instant::now();
         tank_bytes_release(&mut out);
         Ok((len, released.elapsed().as_secs_f64()))
+    }
+}
+
+struct Cut {
+    cancel: *mut TankCancel,
+    at: u64,
+}
+
+unsafe extern "C" fn cut_at_half(user: *mut c_void, done: u64, _total: u64) {
+    let cut = &*user.cast::<Cut>();
+    if done >= cut.at {
+        tank_cancel_trigger(cut.cancel);
+    }
+}
+
+/// One `tank_blob_to_file` through the C ABI; `cut` cancels it half way.
+fn to_file(
+    registry: &str,
+    repo: &str,
+    digest: &str,
+    size: u64,
+    path: &str,
+    cut: bool,
+) -> Result<TankStatus> {
+    let (r, p, d, f) = (
+        CString::new(registry)?,
+        CString::new(repo)?,
+        CString::new(digest)?,
+        CString::new(path)?,
+    );
+    unsafe {
+        let cancel = tank_cancel_new();
+        let mut half = Cut {
+            cancel,
+            at: size / 2,
+        };
+        let mut err: *mut TankError = std::ptr::null_mut();
+        let status = tank_blob_to_file(
+            r.as_ptr(),
+            p.as_ptr(),
+            d.as_ptr(),
+            size,
+            f.as_ptr(),
+            std::ptr::null_mut(),
+            cancel,
+            if cut { Some(cut_at_half) } else { None },
+            (&mut half as *mut Cut).cast(),
+            &mut err,
+        );
+        tank_cancel_free(cancel);
+        let expected = if cut {
+            TankStatus::TANK_ERR_CANCELLED
+        } else {
+            TankStatus::TANK_OK
+        };
+        if status != expected {
+            let msg = if err.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(tank_error_message(err))
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            tank_error_free(err);
+            bail!("tank_blob_to_file {digest}: {status:?}: {msg}");
+        }
+        tank_error_free(err);
+        Ok(status)
     }
 }
 
@@ -119,11 +217,20 @@ fn many(registry: &str, repo: &str, digests: &str) -> Result<()> {
 }
 
 fn peak_rss_bytes() -> Result<u64> {
+    status_kib("VmHWM:")
+}
+
+fn current_rss_bytes() -> Result<u64> {
+    status_kib("VmRSS:")
+}
+
+/// A `/proc/self/status` field given in kB, as bytes.
+fn status_kib(field: &str) -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     let kib: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .context("VmHWM")?
+        .find_map(|l| l.strip_prefix(field))
+        .with_context(|| field.to_owned())?
         .trim()
         .trim_end_matches(" kB")
         .trim()

@@ -23,10 +23,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustler::{Atom, Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term};
-use serde_json::{Map, Number, Value};
 use rustler::env::{OwnedEnv, SavedTerm};
 use rustler::LocalPid;
+use rustler::{Atom, Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term};
+use serde_json::{Map, Number, Value};
 use tank::stevedore::error::reason;
 use tank::stevedore::{Cancel, Error, ErrorKind, Manifest, ProgressFn, Result, TokenCache};
 
@@ -176,7 +176,10 @@ fn send(owned: &mut OwnedEnv, to: &LocalPid, saved: SavedTerm, finish: Reply) {
         let result = catch_unwind(AssertUnwindSafe(|| finish(env))).unwrap_or_else(|payload| {
             let e = Error::internal(
                 reason::PANIC,
-                format!("the tank NIF panicked ({}); this is a bug in tank", panic_text(payload.as_ref())),
+                format!(
+                    "the tank NIF panicked ({}); this is a bug in tank",
+                    panic_text(payload.as_ref())
+                ),
             );
             (atoms::error(), error_reason(env, Call::Blob, &e)).encode(env)
         });
