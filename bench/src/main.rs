@@ -168,20 +168,14 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&shm)?;
     let out_path = shm.join("layer");
     let out = out_path.to_string_lossy().into_owned();
+    let layer_size = large.blob_sizes[&digest].to_string();
     let mut worst_to_file_growth: u64 = 0;
     let mut to_file_cpu = f64::NAN;
     for (which, label) in [(Which::Plain, "plain"), (Which::Cdn, "token + 307 to CDN")] {
         let reg = rig.registry(which).to_owned();
         let pulls = timed_runs(runs, || {
             let _ = std::fs::remove_file(&out_path);
-            let r = worker_output(&[
-                "to_file",
-                &reg,
-                &large.repo,
-                &digest,
-                &bytes.to_string(),
-                &out,
-            ])?;
+            let r = worker_output(&["to_file", &reg, &large.repo, &digest, &layer_size, &out])?;
             Ok((
                 r["call_secs"].as_f64().context("call_secs")?,
                 r["rss_growth_bytes"].as_u64().context("rss_growth_bytes")?,
@@ -213,7 +207,7 @@ fn main() -> Result<()> {
         &resume_reg,
         &large.repo,
         &digest,
-        &bytes.to_string(),
+        &layer_size,
         &out,
     ])?;
     worker_output(&[
@@ -221,7 +215,7 @@ fn main() -> Result<()> {
         &resume_reg,
         &large.repo,
         &digest,
-        &bytes.to_string(),
+        &layer_size,
         &out,
     ])?;
     let sent: u64 = rig

@@ -24,8 +24,9 @@ use super::reference::{Registry, Repository};
 use super::token_cache::{CacheKey, TokenCache};
 use super::transport::{body_excerpt, discard, Body, Transport};
 
-/// Chunks received but not yet written: a few MiB at most.
-const WRITE_QUEUE: usize = 64;
+/// Chunks received but not yet written: hyper hands out reads of up to
+/// about 400 KiB, so this bounds the queue at a few MiB.
+const WRITE_QUEUE: usize = 16;
 /// Reads of a file being hashed.
 const READ_BLOCK: usize = 1 << 20;
 /// Resumptions at once after a drop that came after some bytes: a peer that
