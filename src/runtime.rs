@@ -12,6 +12,7 @@ use tokio::runtime::Runtime;
 use crate::stevedore::error::{reason, Error, Result};
 use crate::stevedore::{Client, Config, ProgressFn};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
 static CLIENT: OnceLock<Result<Client>> = OnceLock::new();
@@ -66,6 +67,9 @@ where
     Ok(runtime()?.spawn(future))
 }
 
+/// The least time between two progress reports a caller sees.
+const REPORT_EVERY: Duration = Duration::from_millis(100);
+
 /// What the runtime tells a parked caller.
 enum Event<T> {
     Progress(u64, u64),
@@ -100,10 +104,43 @@ where
     runtime.spawn(async move {
         let _ = events.send(Event::Done(future.await));
     });
-    for event in arrivals {
+    // Reports are spaced by the core as they are made; the channel may
+    // bunch them, so they are spaced again here, as they are delivered. A
+    // report that comes too soon waits, replaced by any newer one; the last
+    // one goes out before the result, however soon.
+    let mut last: Option<Instant> = None;
+    let mut pending: Option<(u64, u64)> = None;
+    loop {
+        let due = last.map(|t| t + REPORT_EVERY);
+        let event = match (pending, due) {
+            (Some(_), Some(due)) => {
+                match arrivals.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                    Ok(event) => Some(event),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            _ => match arrivals.recv() {
+                Ok(event) => Some(event),
+                Err(_) => break,
+            },
+        };
         match event {
-            Event::Progress(done, total) => report(done, total),
-            Event::Done(result) => return result,
+            Some(Event::Progress(done, total)) => pending = Some((done, total)),
+            Some(Event::Done(result)) => {
+                if let Some((done, total)) = pending {
+                    report(done, total);
+                }
+                return result;
+            }
+            None => {}
+        }
+        if let Some((done, total)) = pending {
+            if last.map_or(true, |t| t.elapsed() >= REPORT_EVERY) {
+                report(done, total);
+                last = Some(Instant::now());
+                pending = None;
+            }
         }
     }
     Err(Error::internal(

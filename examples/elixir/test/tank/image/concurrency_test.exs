@@ -96,6 +96,51 @@ defmodule Tank.Image.ConcurrencyTest do
     assert eventually(fn -> Tank.Native.resource_counts().buffers <= before.buffers end)
   end
 
+  @tag timeout: 300_000
+  @tag :tmp_dir
+  test "2 x schedulers downloads of 64 MiB to disk at once: a 10 ms ticker is never 50 ms late",
+       %{tmp_dir: dir} do
+    image = Rig.image(:many)
+    layers = image["layers"]
+    count = 2 * System.schedulers_online()
+    registry = Rig.registry(:plain)
+
+    runs =
+      Enum.reduce_while(1..@attempts, [], fn attempt, runs ->
+        paths = for i <- 1..count, do: Path.join(dir, "#{attempt}-#{i}")
+        ticker = start_ticker()
+        started = System.monotonic_time(:millisecond)
+
+        results =
+          paths
+          |> Enum.with_index()
+          |> Enum.map(fn {path, i} ->
+            layer = Enum.at(layers, rem(i, length(layers)))
+            size = image["blob_sizes"][layer]
+            Task.async(fn -> Registry.blob_to_file(registry, image["repo"], layer, path, size: size) end)
+          end)
+          |> Task.await_many(120_000)
+
+        run = %{
+          timer: stop_ticker(ticker),
+          elapsed_ms: System.monotonic_time(:millisecond) - started,
+          downloads: count
+        }
+
+        IO.puts("\n    attempt #{attempt}: #{inspect(run)}")
+        assert Enum.all?(results, &(&1 == :ok)), inspect(results)
+        Enum.each(paths, &File.rm!/1)
+        runs = [run | runs]
+        if run.timer.max_ms <= 50, do: {:halt, runs}, else: {:cont, runs}
+      end)
+
+    best = Enum.min_by(runs, & &1.timer.max_ms)
+
+    assert best.timer.max_ms <= 50,
+           "the ticker fell #{best.timer.max_ms} ms behind during #{best.downloads} downloads " <>
+             "(#{best.elapsed_ms} ms) in the best of #{length(runs)} attempts"
+  end
+
   test "token caches are freed by the garbage collector once unreferenced" do
     before = Tank.Native.resource_counts().token_caches
     parent = self()
