@@ -26,12 +26,29 @@ fn runtime() -> Result<&'static Runtime> {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(workers)
                 .thread_name("tank-worker")
+                .on_thread_start(lower_priority)
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())
         })
         .as_ref()
         .map_err(|e| Error::internal(reason::RUNTIME, format!("cannot start the runtime: {e}")))
+}
+
+/// tank's threads (workers, and the blocking ones that hash and write)
+/// yield to the host's: a pull is background work, and a host that shares
+/// a small machine with it (the Erlang VM's schedulers, a Go program's
+/// threads) must not have its own threads wait behind tank's. Linux keeps a
+/// nice value per thread; elsewhere this does nothing.
+fn lower_priority() {
+    const NICE: libc::c_int = 5;
+    // SAFETY: setpriority on the calling thread (who = 0) has no memory
+    // effects; a refusal leaves the thread as it was.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+        libc::setpriority(libc::PRIO_PROCESS, 0, now.saturating_add(NICE).min(19));
+    }
 }
 
 /// The process-wide client: one connection pool for every call, made inside
