@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The benchmark: tank_blob against the SHA-256 limit, curl and skopeo, and a
-# 50-layer pull from 8 threads. Pass --quick for a 256 MiB layer instead of
+# 50-layer pull from 8 threads, and tank_blob_to_file against oci-client. Pass --quick for a 256 MiB layer instead of
 # 1 GiB, --runs N for the number of runs per row (default 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh docker-registry curl openssl skopeo
 cargo build --release -p tank-bench
+# The peer: oci-client, outside tank's workspace (its own lock and target).
+cargo build --release --manifest-path bench/oci-peer/Cargo.toml
 exec target/release/tank-bench "$@"

@@ -198,6 +198,45 @@ fn main() -> Result<()> {
             ),
         });
     }
+    // The peer, pulling the same blob from the same registries to the same
+    // tmpfs: oci-client's pull_blob into a tokio::fs::File.
+    let peer = std::env::current_dir()?.join("bench/oci-peer/target/release/oci-peer");
+    if !peer.is_file() {
+        bail!(
+            "{} is missing: cargo build --release --manifest-path bench/oci-peer/Cargo.toml \
+             (scripts/bench.sh does)",
+            peer.display()
+        );
+    }
+    let mut peer_ratios = Vec::new();
+    for (which, label) in [(Which::Plain, "plain"), (Which::Cdn, "token + 307 to CDN")] {
+        let reg = rig.registry(which).to_owned();
+        let secs = median(runs, || {
+            let _ = std::fs::remove_file(&out_path);
+            let out = timed_output(Command::new(&peer).args([
+                reg.as_str(),
+                large.repo.as_str(),
+                digest.as_str(),
+                layer_size.as_str(),
+                out.as_str(),
+            ]))?;
+            let got = worker::time_sha256_file(&out_path, &hex);
+            got.with_context(|| {
+                format!(
+                    "oci-peer wrote {} that does not hash to the layer",
+                    out_path.display()
+                )
+            })?;
+            out.1.trim().parse::<f64>().context("oci-peer's seconds")
+        })?;
+        peer_ratios.push((label, secs / tank_secs_to_file(&rows, label)));
+        rows.push(Row {
+            name: format!("oci-client pull_blob to /dev/shm ({label})"),
+            secs,
+            note: "auth + pull_blob, timed inside the peer".into(),
+        });
+    }
+
     // Resumed: cut at half (the call is cancelled), then a second call.
     let resume_reg = rig.registry(Which::Plain).to_owned();
     let _ = std::fs::remove_file(&out_path);
@@ -343,6 +382,17 @@ fn main() -> Result<()> {
                 sent as f64 / bytes as f64
             ),
             (sent as f64) <= 1.05 * bytes as f64,
+        ),
+        (
+            format!(
+                "to_file >= 1.3x faster than oci-client on both registries: {}",
+                peer_ratios
+                    .iter()
+                    .map(|(l, r)| format!("{r:.2}x ({l})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            peer_ratios.iter().all(|(_, r)| *r >= 1.3),
         ),
         (
             format!("50 layers: one token request per pull: {:?}", many.tokens),
