@@ -10,9 +10,9 @@ use std::sync::OnceLock;
 use tokio::runtime::Runtime;
 
 use crate::stevedore::error::{reason, Error, Result};
-use crate::stevedore::{Client, Config, ProgressFn};
+use crate::stevedore::{progress, Client, Config, ProgressFn};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
 static CLIENT: OnceLock<Result<Client>> = OnceLock::new();
@@ -84,9 +84,6 @@ where
     Ok(runtime()?.spawn(future))
 }
 
-/// The least time between two progress reports a caller sees.
-const REPORT_EVERY: Duration = Duration::from_millis(100);
-
 /// What the runtime tells a parked caller.
 enum Event<T> {
     Progress(u64, u64),
@@ -128,7 +125,7 @@ where
     let mut last: Option<Instant> = None;
     let mut pending: Option<(u64, u64)> = None;
     loop {
-        let due = last.map(|t| t + REPORT_EVERY);
+        let due = last.map(|t| t + progress::EVERY);
         let event = match (pending, due) {
             (Some(_), Some(due)) => {
                 match arrivals.recv_timeout(due.saturating_duration_since(Instant::now())) {
@@ -153,7 +150,7 @@ where
             None => {}
         }
         if let Some((done, total)) = pending {
-            if last.map_or(true, |t| t.elapsed() >= REPORT_EVERY) {
+            if last.map_or(true, |t| t.elapsed() >= progress::EVERY) {
                 report(done, total);
                 last = Some(Instant::now());
                 pending = None;

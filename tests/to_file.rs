@@ -543,43 +543,13 @@ fn cancel_ends_a_retry_wait_at_once_and_a_fired_switch_sends_nothing() {
     .0
     .unwrap_err();
     assert_eq!(e.status, TankStatus::TANK_ERR_CANCELLED);
-    unsafe {
-        let (r, p, d, t) = (c(&reg), c("a/b"), c(&sha256(b"x")), c("v1"));
-        let mut err = std::ptr::null_mut();
-        let mut bytes: TankBytes = std::mem::zeroed();
-        let s = tank_blob_with(
-            r.as_ptr(),
-            p.as_ptr(),
-            d.as_ptr(),
-            std::ptr::null_mut(),
-            cancel.0,
-            &mut bytes,
-            &mut err,
-        );
-        assert_eq!(take_error(s, err).status, TankStatus::TANK_ERR_CANCELLED);
-        let s = tank_blob_sized_with(
-            r.as_ptr(),
-            p.as_ptr(),
-            d.as_ptr(),
-            1,
-            std::ptr::null_mut(),
-            cancel.0,
-            &mut bytes,
-            &mut err,
-        );
-        assert_eq!(take_error(s, err).status, TankStatus::TANK_ERR_CANCELLED);
-        let mut m: TankManifest = std::mem::zeroed();
-        let s = tank_manifest_with(
-            r.as_ptr(),
-            p.as_ptr(),
-            t.as_ptr(),
-            std::ptr::null_mut(),
-            cancel.0,
-            &mut m,
-            &mut err,
-        );
-        assert_eq!(take_error(s, err).status, TankStatus::TANK_ERR_CANCELLED);
+    let x = sha256(b"x");
+    for size in [None, Some(1)] {
+        let e = fetch_blob(&reg, "a/b", &x, size, &Cache::none(), Some(&cancel)).unwrap_err();
+        assert_eq!(e.status, TankStatus::TANK_ERR_CANCELLED);
     }
+    let e = manifest_with(&reg, "a/b", "v1", &Cache::none(), Some(&cancel)).unwrap_err();
+    assert_eq!(e.status, TankStatus::TANK_ERR_CANCELLED);
     assert!(!wire.touched(), "a cancelled call sent a request");
 }
 
@@ -593,20 +563,9 @@ fn cancel_ends_a_stalled_in_memory_call_too_and_a_late_trigger_changes_nothing()
     let cancel = Arc::new(Cancel::new());
     let call = {
         let (addr, cancel) = (o.addr().to_owned(), cancel.clone());
-        std::thread::spawn(move || unsafe {
-            let (r, p, d) = (c(&addr), c("a/b"), c(&sha256(b"1234567890")));
-            let mut err = std::ptr::null_mut();
-            let mut bytes: TankBytes = std::mem::zeroed();
-            let s = tank_blob_with(
-                r.as_ptr(),
-                p.as_ptr(),
-                d.as_ptr(),
-                std::ptr::null_mut(),
-                cancel.0,
-                &mut bytes,
-                &mut err,
-            );
-            take_error(s, err)
+        std::thread::spawn(move || {
+            let digest = sha256(b"1234567890");
+            fetch_blob(&addr, "a/b", &digest, None, &Cache::none(), Some(&cancel)).unwrap_err()
         })
     };
     eventually("the request", || !o.requests().is_empty());

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 /// Where reports go: `(done, total)`, total 0 while unknown.
 pub type ProgressFn = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
-const EVERY: Duration = Duration::from_millis(100);
+/// The least time between two reports.
+pub const EVERY: Duration = Duration::from_millis(100);
 
 pub struct Progress {
     report: Option<ProgressFn>,

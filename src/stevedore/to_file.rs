@@ -105,9 +105,7 @@ pub async fn fetch(
         // The bytes kept from before may be what is wrong: one more try,
         // from zero, before calling the blob bad.
         false if resumed => {
-            let mut partial = partial;
-            blocking_mut(&mut partial, Partial::restart).await?;
-            let partial = download.run(partial).await?;
+            let partial = download.run(restarted(partial).await?).await?;
             let (partial, actual) = partial.finish_hash();
             check_digest(&download.url, partial, &actual, req.digest)?
         }
@@ -206,15 +204,9 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
         .map_err(|e| Error::internal(reason::PANIC, format!("a file task failed: {e}")))
 }
 
-async fn blocking_mut(partial: &mut Partial, work: fn(&mut Partial) -> Result<()>) -> Result<()> {
-    let mut taken = partial.take();
-    let (back, outcome) = blocking(move || {
-        let outcome = work(&mut taken);
-        (taken, outcome)
-    })
-    .await?;
-    *partial = back;
-    outcome
+/// Empties the partial file, off the runtime's workers.
+async fn restarted(mut partial: Partial) -> Result<Partial> {
+    blocking(move || partial.restart().map(|()| partial)).await?
 }
 
 /// `<path>.partial`: the bytes so far, and their hash so far.
@@ -316,16 +308,6 @@ impl Partial {
         self.file.take();
         let _ = std::fs::remove_file(&self.path);
     }
-
-    fn take(&mut self) -> Partial {
-        Partial {
-            file: self.file.take(),
-            path: self.path.clone(),
-            hasher: std::mem::replace(&mut self.hasher, Hasher::new(self.algorithm)),
-            algorithm: self.algorithm,
-            len: self.len,
-        }
-    }
 }
 
 /// One blob's transfer into its partial file, across as many responses as
@@ -362,7 +344,7 @@ impl Download<'_> {
             partial = back;
             match ended {
                 Ended::Complete => break,
-                Ended::StartOver => blocking_mut(&mut partial, Partial::restart).await?,
+                Ended::StartOver => partial = restarted(partial).await?,
                 Ended::Dropped { error, progressed } => {
                     if progressed && resumed_at_once < MAX_IMMEDIATE_RESUMES {
                         resumed_at_once += 1;
@@ -420,7 +402,7 @@ impl Download<'_> {
         let mut partial = partial;
         if !appending && from > 0 {
             // The registry ignored Range and sends the whole blob.
-            blocking_mut(&mut partial, Partial::restart).await?;
+            partial = restarted(partial).await?;
         }
         let start = partial.len;
         let mut body = Body::new(&self.url, resp).resumable();

@@ -136,18 +136,40 @@ pub fn manifest(
     reference: &str,
     cache: &Cache,
 ) -> Result<Fetched, CallError> {
+    manifest_with(registry, repo, reference, cache, None)
+}
+
+/// `tank_manifest_with` when `cancel` is given, else `tank_manifest`.
+pub fn manifest_with(
+    registry: &str,
+    repo: &str,
+    reference: &str,
+    cache: &Cache,
+    cancel: Option<&Cancel>,
+) -> Result<Fetched, CallError> {
     let (r, p, f) = (c(registry), c(repo), c(reference));
     unsafe {
         let mut out: TankManifest = std::mem::zeroed();
         let mut err: *mut TankError = ptr::null_mut();
-        let status = tank_manifest(
-            r.as_ptr(),
-            p.as_ptr(),
-            f.as_ptr(),
-            cache.0,
-            &mut out,
-            &mut err,
-        );
+        let status = match cancel {
+            None => tank_manifest(
+                r.as_ptr(),
+                p.as_ptr(),
+                f.as_ptr(),
+                cache.0,
+                &mut out,
+                &mut err,
+            ),
+            Some(cancel) => tank_manifest_with(
+                r.as_ptr(),
+                p.as_ptr(),
+                f.as_ptr(),
+                cache.0,
+                cancel.0,
+                &mut out,
+                &mut err,
+            ),
+        };
         if status != TankStatus::TANK_OK {
             assert!(
                 out._private.is_null() && out.raw.is_null(),
@@ -178,7 +200,7 @@ pub fn manifest(
 }
 
 pub fn blob(registry: &str, repo: &str, digest: &str, cache: &Cache) -> Result<Vec<u8>, CallError> {
-    fetch_blob(registry, repo, digest, None, cache)
+    fetch_blob(registry, repo, digest, None, cache, None)
 }
 
 /// `tank_blob_sized`: the blob must be exactly `size` bytes.
@@ -189,22 +211,25 @@ pub fn blob_sized(
     size: u64,
     cache: &Cache,
 ) -> Result<Vec<u8>, CallError> {
-    fetch_blob(registry, repo, digest, Some(size), cache)
+    fetch_blob(registry, repo, digest, Some(size), cache, None)
 }
 
-fn fetch_blob(
+/// `tank_blob_with` or `tank_blob_sized_with` (as `size` says) when
+/// `cancel` is given, else `tank_blob` or `tank_blob_sized`.
+pub fn fetch_blob(
     registry: &str,
     repo: &str,
     digest: &str,
     size: Option<u64>,
     cache: &Cache,
+    cancel: Option<&Cancel>,
 ) -> Result<Vec<u8>, CallError> {
     let (r, p, d) = (c(registry), c(repo), c(digest));
     unsafe {
         let mut out: TankBytes = std::mem::zeroed();
         let mut err: *mut TankError = ptr::null_mut();
-        let status = match size {
-            None => tank_blob(
+        let status = match (size, cancel) {
+            (None, None) => tank_blob(
                 r.as_ptr(),
                 p.as_ptr(),
                 d.as_ptr(),
@@ -212,12 +237,31 @@ fn fetch_blob(
                 &mut out,
                 &mut err,
             ),
-            Some(size) => tank_blob_sized(
+            (Some(size), None) => tank_blob_sized(
                 r.as_ptr(),
                 p.as_ptr(),
                 d.as_ptr(),
                 size,
                 cache.0,
+                &mut out,
+                &mut err,
+            ),
+            (None, Some(cancel)) => tank_blob_with(
+                r.as_ptr(),
+                p.as_ptr(),
+                d.as_ptr(),
+                cache.0,
+                cancel.0,
+                &mut out,
+                &mut err,
+            ),
+            (Some(size), Some(cancel)) => tank_blob_sized_with(
+                r.as_ptr(),
+                p.as_ptr(),
+                d.as_ptr(),
+                size,
+                cache.0,
+                cancel.0,
                 &mut out,
                 &mut err,
             ),

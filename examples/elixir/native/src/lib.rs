@@ -27,6 +27,7 @@ use rustler::env::{OwnedEnv, SavedTerm};
 use rustler::LocalPid;
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term};
 use serde_json::{Map, Number, Value};
+use tank::stevedore::cancel::cancellable;
 use tank::stevedore::error::reason;
 use tank::stevedore::{Cancel, Error, ErrorKind, Manifest, ProgressFn, Result, TokenCache};
 
@@ -134,6 +135,8 @@ type Reply = Box<dyn for<'a> FnOnce(Env<'a>) -> Term<'a> + Send>;
 
 /// Starts `work` on tank's runtime and returns `{:ok, handle}` at once; the
 /// caller gets `{ref, result}` when it ends, `result` built by `reply`.
+/// `work` is handed the call's cancel token (for waits of its own) and is
+/// dropped when the token fires.
 fn start<'a, T, F>(
     env: Env<'a>,
     call: Call,
@@ -146,7 +149,9 @@ where
     T: Send + 'static,
 {
     let cancel = Cancel::new();
-    let future = work(cancel.clone());
+    let work = work(cancel.clone());
+    let watched = cancel.clone();
+    let future = async move { cancellable(Some(&watched), work).await };
     let caller = env.pid();
     let mut owned = OwnedEnv::new();
     let saved: SavedTerm = owned.save(ref_term);
@@ -214,9 +219,10 @@ fn manifest<'a>(
             env,
             Call::Manifest,
             reference_tag,
-            |cancel| async move {
-                let fetch = client.manifest(&registry, &repo, &reference, cache.as_deref());
-                tank::stevedore::cancel::cancellable(Some(&cancel), fetch).await
+            |_| async move {
+                client
+                    .manifest(&registry, &repo, &reference, cache.as_deref())
+                    .await
             },
             |env, manifest| (atoms::ok(), manifest_term(env, manifest)).encode(env),
         )
@@ -242,9 +248,10 @@ fn blob<'a>(
             env,
             Call::Blob,
             reference_tag,
-            |cancel| async move {
-                let fetch = client.blob(&registry, &repo, &digest, cache.as_deref());
-                tank::stevedore::cancel::cancellable(Some(&cancel), fetch).await
+            |_| async move {
+                client
+                    .blob(&registry, &repo, &digest, cache.as_deref())
+                    .await
             },
             |env, bytes| (atoms::ok(), bytes_term(env, bytes)).encode(env),
         )
