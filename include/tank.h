@@ -48,6 +48,11 @@
 #define TANK_SIZE_UNKNOWN UINT64_MAX
 
 /**
+ * Blobs fetched at once when the caller does not say.
+ */
+#define DEFAULT_JOBS 4
+
+/**
  * What a fallible call returns. Codes are never renumbered; a retired code
  * stays reserved.
  */
@@ -193,6 +198,37 @@ typedef struct TankManifest {
  * more with `done == total` before a successful return.
  */
 typedef void (*TankProgressFn)(void *user, uint64_t done, uint64_t total);
+
+/**
+ * A parsed image reference. Filled in by `tank_reference_parse` and owned
+ * by the caller until `tank_reference_release`.
+ */
+typedef struct TankReference {
+  /**
+   * The host to contact, as `tank_manifest` takes it:
+   * "registry-1.docker.io", "ghcr.io", "localhost:5000", or with the
+   * reference's "http://"/"https://" prefix when it had one.
+   */
+  const char *registry;
+  /**
+   * "library/alpine"
+   */
+  const char *repository;
+  /**
+   * "latest" when neither tag nor digest was given; NULL when only a
+   * digest was.
+   */
+  const char *tag;
+  /**
+   * NULL when absent.
+   */
+  const char *digest;
+  /**
+   * Normalized, as people read it: "docker.io/library/alpine:latest".
+   */
+  const char *name;
+  void *_private;
+} TankReference;
 
 #ifdef __cplusplus
 extern "C" {
@@ -428,6 +464,70 @@ TankStatus tank_manifest_with(const char *registry,
  * `tank_manifest`.
  */
 void tank_manifest_release(struct TankManifest *m);
+
+/**
+ * Pulls the image `reference` ("alpine", "ghcr.io/o/r:1.2",
+ * "localhost:5000/x@sha256:…") into the OCI image layout directory
+ * `layout`, created when missing.
+ *
+ * - An index (manifest list) gives the image for `platform`
+ *   ("os/arch[/variant]"; NULL = this host's); none there is
+ *   `TANK_ERR_BAD_INPUT` / `no_matching_platform`, naming the platforms it
+ *   has.
+ * - The config and the layers arrive `jobs` at once (0 = 4), each
+ *   verified, into `blobs/<alg>/<hex>`; partials wait in `ingest/` and
+ *   resume on the next pull. Blobs already there are not fetched again.
+ * - `index.json` gets one entry for the image, named by the reference's
+ *   normalized name (`org.opencontainers.image.ref.name` and
+ *   `io.containerd.image.name`), replacing one of that name; it is
+ *   replaced in one step, last, so a failed pull leaves the layout valid.
+ * - `progress` gets bytes over all of the image's blobs, with the rules of
+ *   `tank_blob_to_file`; `cancel` ends the call as it does there.
+ * - `out`, when not NULL, receives the image manifest pulled (release it
+ *   with `tank_manifest_release`).
+ *
+ * `cache`, `cancel`, `progress` and `out` may be NULL; a NULL cache still
+ * earns one token for the whole pull.
+ *
+ * # Safety
+ * String arguments are NULL (`platform` may be) or NUL-terminated; `cache`
+ * and `cancel` are NULL or live; `progress` is NULL or callable with
+ * `progress_user`; `out` and `err` are NULL or writable.
+ */
+TankStatus tank_pull(const char *reference,
+                     const char *layout,
+                     const char *platform,
+                     uint32_t jobs,
+                     struct TankCache *cache,
+                     struct TankCancel *cancel,
+                     TankProgressFn progress,
+                     void *progress_user,
+                     struct TankManifest *out,
+                     struct TankError **err);
+
+/**
+ * Parses `reference` ("alpine", "ghcr.io/o/r:1.2",
+ * "localhost:5000/x@sha256:…") with Docker's normalization and writes it
+ * to `*out` (only on `TANK_OK`). A malformed reference is
+ * `TANK_ERR_BAD_INPUT`, naming what is wrong. No request is made.
+ *
+ * # Safety
+ * `reference` is NULL or NUL-terminated; `out` is NULL or writable; `err`
+ * is NULL or writable.
+ */
+TankStatus tank_reference_parse(const char *reference,
+                                struct TankReference *out,
+                                struct TankError **err);
+
+/**
+ * Frees what `tank_reference_parse` filled in and zeroes `*r`. NULL, a
+ * zeroed struct, or one already released is a no-op.
+ *
+ * # Safety
+ * `r` is NULL or points at a struct that is zeroed or was filled by
+ * `tank_reference_parse`.
+ */
+void tank_reference_release(struct TankReference *r);
 
 /**
  * The name of a status code ("TANK_ERR_HTTP"), or "TANK_UNKNOWN_STATUS"

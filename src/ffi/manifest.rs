@@ -58,7 +58,7 @@ struct Storage {
 
 /// Lays out `m` for C. Heap buffers do not move when their owners are moved
 /// into `Storage`, so the pointers taken here stay valid.
-fn fill(m: Manifest) -> TankManifest {
+pub(crate) fn fill(m: Manifest) -> TankManifest {
     let mut strings = Vec::new();
     let mut text = |s: &str| {
         let c = c_string(s);

@@ -8,6 +8,8 @@ pub mod cache;
 pub mod cancel;
 pub mod error;
 pub mod manifest;
+pub mod pull;
+pub mod reference;
 pub mod status;
 pub mod to_file;
 

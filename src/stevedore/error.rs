@@ -56,6 +56,7 @@ pub mod reason {
     pub const RUNTIME: &str = "runtime";
     pub const CANCELLED: &str = "cancelled";
     pub const IO: &str = "io";
+    pub const NO_MATCHING_PLATFORM: &str = "no_matching_platform";
 }
 
 /// A failed call: its kind, a stable reason id, a message naming the URL or
@@ -69,6 +70,8 @@ pub struct Error {
     pub body: Option<String>,
     /// The file or directory at fault, for `Io` errors.
     pub path: Option<std::path::PathBuf>,
+    /// The platforms an index has, for `no_matching_platform` errors.
+    pub platforms: Vec<String>,
 }
 
 impl Error {
@@ -80,6 +83,7 @@ impl Error {
             http_status: None,
             body: None,
             path: None,
+            platforms: Vec::new(),
         }
     }
 
@@ -95,6 +99,7 @@ impl Error {
             http_status: Some(status),
             body,
             path: None,
+            platforms: Vec::new(),
         }
     }
 
@@ -131,6 +136,14 @@ impl Error {
             format!("{what} {}: {e}", path.display()),
         );
         err.path = Some(path.to_path_buf());
+        err
+    }
+
+    /// An index with no image for the platform asked for; `platforms` are
+    /// the ones it has.
+    pub fn no_matching_platform(message: String, platforms: Vec<String>) -> Self {
+        let mut err = Self::new(ErrorKind::BadInput, reason::NO_MATCHING_PLATFORM, message);
+        err.platforms = platforms;
         err
     }
 

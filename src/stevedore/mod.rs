@@ -8,11 +8,15 @@ pub mod challenge;
 pub mod digest;
 pub mod error;
 mod fill_buffer;
+mod image_reference;
+mod layout;
 mod lock;
 pub mod manifest;
 pub mod origin;
+mod platform;
 pub mod progress;
 mod proxy;
+mod pull;
 pub mod reference;
 mod tls;
 mod to_file;
@@ -22,6 +26,7 @@ pub mod transport;
 pub use cancel::Cancel;
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};
+pub use image_reference::ImageReference;
 pub use manifest::{Descriptor, Manifest, Platform};
 pub use progress::ProgressFn;
 pub use token_cache::TokenCache;
@@ -115,9 +120,41 @@ impl Client {
             digest: &digest,
             size,
             path,
+            work: None,
             cancel,
             progress,
         };
         cancel::cancellable(cancel, to_file::fetch(&self.transport, cache, request)).await
+    }
+
+    /// Pulls the image `reference` into the OCI layout `layout` (created
+    /// when missing): for an index, the image for `platform` (`os/arch
+    /// [/variant]`, `None` = this host's); up to `jobs` blobs at once (0 =
+    /// 4). Returns the image manifest written.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn pull(
+        &self,
+        reference: &str,
+        layout: &std::path::Path,
+        platform: Option<&str>,
+        jobs: usize,
+        cache: Option<&TokenCache>,
+        cancel: Option<&Cancel>,
+        progress: Option<ProgressFn>,
+    ) -> Result<Manifest> {
+        let reference = ImageReference::parse(reference)?;
+        if layout.as_os_str().is_empty() {
+            return Err(Error::bad_input("layout is empty"));
+        }
+        let platform = platform.map(platform::PlatformSpec::parse).transpose()?;
+        let request = pull::Request {
+            reference: &reference,
+            layout,
+            platform: platform.as_ref(),
+            jobs,
+            cancel,
+            progress,
+        };
+        cancel::cancellable(cancel, pull::pull(&self.transport, cache, request)).await
     }
 }

@@ -39,6 +39,9 @@ pub struct Request<'a> {
     pub digest: &'a Digest,
     pub size: Option<u64>,
     pub path: &'a Path,
+    /// Where `.partial` and `.lock` are added for the download's own files;
+    /// `None` puts them beside `path`.
+    pub work: Option<&'a Path>,
     pub cancel: Option<&'a Cancel>,
     pub progress: Option<ProgressFn>,
 }
@@ -63,13 +66,14 @@ pub async fn fetch(
         progress.finish(len);
         return Ok(());
     }
-    let lock = Arc::new(PathLock::acquire(sibling(&path, "lock")).await?);
+    let work = req.work.unwrap_or(req.path);
+    let lock = Arc::new(PathLock::acquire(sibling(work, "lock")).await?);
     // Whoever held the lock before may have just finished this very blob.
     if let Some(len) = verify(req.cancel.cloned()).await? {
         progress.finish(len);
         return Ok(());
     }
-    let partial_path = sibling(&path, "partial");
+    let partial_path = sibling(work, "partial");
     let partial = {
         let (p, algorithm, size, cancel) = (
             partial_path.clone(),

@@ -1,0 +1,94 @@
+//! `tank_pull`: a whole image into an OCI image layout.
+
+use std::ffi::{c_char, c_void};
+use std::path::PathBuf;
+
+use super::cache::TankCache;
+use super::cancel::TankCancel;
+use super::manifest::{fill, TankManifest};
+use super::to_file::TankProgressFn;
+use super::{boundary, string_arg, TankError, TankStatus};
+use crate::runtime;
+use crate::stevedore::error::Error;
+
+/// Pulls the image `reference` ("alpine", "ghcr.io/o/r:1.2",
+/// "localhost:5000/x@sha256:…") into the OCI image layout directory
+/// `layout`, created when missing.
+///
+/// - An index (manifest list) gives the image for `platform`
+///   ("os/arch[/variant]"; NULL = this host's); none there is
+///   `TANK_ERR_BAD_INPUT` / `no_matching_platform`, naming the platforms it
+///   has.
+/// - The config and the layers arrive `jobs` at once (0 = 4), each
+///   verified, into `blobs/<alg>/<hex>`; partials wait in `ingest/` and
+///   resume on the next pull. Blobs already there are not fetched again.
+/// - `index.json` gets one entry for the image, named by the reference's
+///   normalized name (`org.opencontainers.image.ref.name` and
+///   `io.containerd.image.name`), replacing one of that name; it is
+///   replaced in one step, last, so a failed pull leaves the layout valid.
+/// - `progress` gets bytes over all of the image's blobs, with the rules of
+///   `tank_blob_to_file`; `cancel` ends the call as it does there.
+/// - `out`, when not NULL, receives the image manifest pulled (release it
+///   with `tank_manifest_release`).
+///
+/// `cache`, `cancel`, `progress` and `out` may be NULL; a NULL cache still
+/// earns one token for the whole pull.
+///
+/// # Safety
+/// String arguments are NULL (`platform` may be) or NUL-terminated; `cache`
+/// and `cancel` are NULL or live; `progress` is NULL or callable with
+/// `progress_user`; `out` and `err` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn tank_pull(
+    reference: *const c_char,
+    layout: *const c_char,
+    platform: *const c_char,
+    jobs: u32,
+    cache: *mut TankCache,
+    cancel: *mut TankCancel,
+    progress: TankProgressFn,
+    progress_user: *mut c_void,
+    out: *mut TankManifest,
+    err: *mut *mut TankError,
+) -> TankStatus {
+    boundary(err, || {
+        let reference = string_arg("reference", reference)?;
+        let layout = PathBuf::from(string_arg("layout", layout)?);
+        if layout.as_os_str().is_empty() {
+            return Err(Error::bad_input("layout is empty"));
+        }
+        let platform = match platform.is_null() {
+            true => None,
+            false => Some(string_arg("platform", platform)?),
+        };
+        let cache = TankCache::shared(cache);
+        let cancel = TankCancel::shared(cancel);
+        let wants_reports = progress.is_some();
+        let manifest = runtime::block_on_reporting(
+            move |report| async move {
+                runtime::client()?
+                    .pull(
+                        &reference,
+                        &layout,
+                        platform.as_deref(),
+                        jobs as usize,
+                        cache.as_deref(),
+                        cancel.as_ref(),
+                        wants_reports.then_some(report),
+                    )
+                    .await
+            },
+            |done, total| {
+                if let Some(f) = progress {
+                    // SAFETY: the caller vouches for `progress` with
+                    // `progress_user`; this runs on the caller's thread.
+                    unsafe { f(progress_user, done, total) }
+                }
+            },
+        )?;
+        if !out.is_null() {
+            out.write(fill(manifest));
+        }
+        Ok(())
+    })
+}

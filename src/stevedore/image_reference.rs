@@ -1,0 +1,430 @@
+//! An image reference as people write it (`alpine`, `ghcr.io/o/r:1.2`,
+//! `localhost:5000/x@sha256:…`): the distribution reference grammar with
+//! Docker's normalization, split into what a pull needs.
+
+use super::digest::Digest;
+use super::error::{Error, Result};
+use super::reference::{Reference, Registry, Repository};
+
+/// The name Docker Hub goes by in normalized references.
+const HUB_NAME: &str = "docker.io";
+/// The host Docker Hub answers on.
+const HUB_HOST: &str = "registry-1.docker.io";
+const MAX_TAG_LEN: usize = 128;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageReference {
+    /// The registry to contact, as `tank_manifest` takes it: `host[:port]`,
+    /// with the caller's `http://`/`https://` prefix when there was one.
+    pub registry: String,
+    pub repository: String,
+    /// `latest` when neither a tag nor a digest was given.
+    pub tag: Option<String>,
+    pub digest: Option<Digest>,
+    /// `docker.io/library/alpine:latest`: unique across registries, with
+    /// no scheme.
+    pub name: String,
+}
+
+impl ImageReference {
+    pub fn parse(input: &str) -> Result<ImageReference> {
+        let bad = |why: &str| {
+            let shown: String = input.chars().take(80).collect();
+            Error::bad_input(format!("reference {shown:?}: {why}"))
+        };
+        if input.is_empty() {
+            return Err(bad("empty"));
+        }
+        if input
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return Err(bad("contains whitespace or control characters"));
+        }
+        let (scheme, rest) = match input.split_once("://") {
+            Some((s, rest))
+                if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") =>
+            {
+                (Some(s.to_ascii_lowercase()), rest)
+            }
+            Some(_) => return Err(bad("only http:// or https:// may prefix a reference")),
+            None => (None, input),
+        };
+
+        let (rest, digest) = match rest.split_once('@') {
+            Some((name, d)) => {
+                let digest = Digest::parse(d).map_err(|e| bad(&format!("digest {}", e.0)))?;
+                (name, Some(digest))
+            }
+            None => (rest, None),
+        };
+        // A tag follows the last ':' that comes after the last '/'; an
+        // earlier ':' is a registry's port.
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (path, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => {
+                let at = last_slash + i;
+                (&rest[..at], Some(&rest[at + 1..]))
+            }
+            None => (rest, None),
+        };
+        if let Some(tag) = tag {
+            check_tag(tag).map_err(|why| bad(&why))?;
+        }
+
+        let (domain, remainder) = match path.split_once('/') {
+            Some((first, remainder))
+                if scheme.is_some() || first.contains(['.', ':']) || first == "localhost" =>
+            {
+                (Some(first), remainder)
+            }
+            _ if scheme.is_some() => {
+                return Err(bad(
+                    "a scheme must be followed by a registry and a repository",
+                ))
+            }
+            _ => (None, path),
+        };
+        let (host, hub) = match domain {
+            None => (HUB_NAME.to_owned(), true),
+            Some(d) => {
+                let authority = Registry::parse(d)
+                    .map_err(|e| bad(&e.message))?
+                    .authority()
+                    .to_owned();
+                let hub = authority == HUB_NAME || authority == "index.docker.io";
+                (if hub { HUB_NAME.to_owned() } else { authority }, hub)
+            }
+        };
+        let repository = if hub && !remainder.contains('/') {
+            format!("library/{remainder}")
+        } else {
+            remainder.to_owned()
+        };
+        let repository = Repository::parse(&repository)
+            .map_err(|e| bad(&e.message))?
+            .as_str()
+            .to_owned();
+
+        let tag = match (tag, &digest) {
+            (Some(t), _) => Some(t.to_owned()),
+            (None, None) => Some("latest".to_owned()),
+            (None, Some(_)) => None,
+        };
+        let mut name = format!("{host}/{repository}");
+        if let Some(t) = &tag {
+            name.push(':');
+            name.push_str(t);
+        }
+        if let Some(d) = &digest {
+            name.push('@');
+            name.push_str(&d.to_string());
+        }
+        let contact = if hub { HUB_HOST } else { host.as_str() };
+        let registry = match scheme {
+            Some(s) => format!("{s}://{contact}"),
+            None => contact.to_owned(),
+        };
+        Ok(ImageReference {
+            registry,
+            repository,
+            tag,
+            digest,
+            name,
+        })
+    }
+
+    /// What to ask the registry for: the digest when there is one.
+    pub fn target(&self) -> Reference {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => Reference::Digest(d.clone()),
+            (None, Some(t)) => Reference::Tag(t.clone()),
+            (None, None) => Reference::Tag("latest".to_owned()),
+        }
+    }
+}
+
+/// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`
+fn check_tag(tag: &str) -> std::result::Result<(), String> {
+    if tag.is_empty() {
+        return Err("empty tag after ':'".into());
+    }
+    if tag.len() > MAX_TAG_LEN {
+        return Err(format!(
+            "tag is {} characters long, at most {MAX_TAG_LEN} allowed",
+            tag.len()
+        ));
+    }
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let bytes = tag.as_bytes();
+    if !word(bytes[0]) || !bytes.iter().all(|&b| word(b) || b == b'.' || b == b'-') {
+        let shown: String = tag.chars().take(40).collect();
+        return Err(format!(
+            "tag {shown:?} is not letters, digits, '_', '.' and '-' (not starting with '.' or '-')"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    /// (input, registry, repository, tag, digest?, name)
+    /// input, registry, repository, tag, whether a digest, name
+    type Case = (
+        String,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        bool,
+        String,
+    );
+
+    fn good() -> Vec<Case> {
+        vec![
+            (
+                "alpine".into(),
+                HUB_HOST,
+                "library/alpine",
+                Some("latest"),
+                false,
+                "docker.io/library/alpine:latest".into(),
+            ),
+            (
+                "alpine:3.19".into(),
+                HUB_HOST,
+                "library/alpine",
+                Some("3.19"),
+                false,
+                "docker.io/library/alpine:3.19".into(),
+            ),
+            (
+                "library/alpine".into(),
+                HUB_HOST,
+                "library/alpine",
+                Some("latest"),
+                false,
+                "docker.io/library/alpine:latest".into(),
+            ),
+            (
+                "docker.io/alpine".into(),
+                HUB_HOST,
+                "library/alpine",
+                Some("latest"),
+                false,
+                "docker.io/library/alpine:latest".into(),
+            ),
+            (
+                "index.docker.io/alpine".into(),
+                HUB_HOST,
+                "library/alpine",
+                Some("latest"),
+                false,
+                "docker.io/library/alpine:latest".into(),
+            ),
+            (
+                "docker.io/library/alpine:edge".into(),
+                HUB_HOST,
+                "library/alpine",
+                Some("edge"),
+                false,
+                "docker.io/library/alpine:edge".into(),
+            ),
+            (
+                "bitnami/redis".into(),
+                HUB_HOST,
+                "bitnami/redis",
+                Some("latest"),
+                false,
+                "docker.io/bitnami/redis:latest".into(),
+            ),
+            (
+                "localhost".into(),
+                HUB_HOST,
+                "library/localhost",
+                Some("latest"),
+                false,
+                "docker.io/library/localhost:latest".into(),
+            ),
+            (
+                "localhost:5000".into(),
+                HUB_HOST,
+                "library/localhost",
+                Some("5000"),
+                false,
+                "docker.io/library/localhost:5000".into(),
+            ),
+            (
+                "localhost/x".into(),
+                "localhost",
+                "x",
+                Some("latest"),
+                false,
+                "localhost/x:latest".into(),
+            ),
+            (
+                "localhost:5000/x".into(),
+                "localhost:5000",
+                "x",
+                Some("latest"),
+                false,
+                "localhost:5000/x:latest".into(),
+            ),
+            (
+                "ghcr.io/o/r:1.2".into(),
+                "ghcr.io",
+                "o/r",
+                Some("1.2"),
+                false,
+                "ghcr.io/o/r:1.2".into(),
+            ),
+            (
+                "GHCR.io/o/r".into(),
+                "ghcr.io",
+                "o/r",
+                Some("latest"),
+                false,
+                "ghcr.io/o/r:latest".into(),
+            ),
+            (
+                "quay.io/a/b/c/d".into(),
+                "quay.io",
+                "a/b/c/d",
+                Some("latest"),
+                false,
+                "quay.io/a/b/c/d:latest".into(),
+            ),
+            (
+                "127.0.0.1:5000/tank/multiarch:v1".into(),
+                "127.0.0.1:5000",
+                "tank/multiarch",
+                Some("v1"),
+                false,
+                "127.0.0.1:5000/tank/multiarch:v1".into(),
+            ),
+            (
+                "[::1]:5000/x:y".into(),
+                "[::1]:5000",
+                "x",
+                Some("y"),
+                false,
+                "[::1]:5000/x:y".into(),
+            ),
+            (
+                format!("localhost:5000/x@{D}"),
+                "localhost:5000",
+                "x",
+                None,
+                true,
+                format!("localhost:5000/x@{D}"),
+            ),
+            (
+                format!("alpine@{D}"),
+                HUB_HOST,
+                "library/alpine",
+                None,
+                true,
+                format!("docker.io/library/alpine@{D}"),
+            ),
+            (
+                format!("alpine:3@{D}"),
+                HUB_HOST,
+                "library/alpine",
+                Some("3"),
+                true,
+                format!("docker.io/library/alpine:3@{D}"),
+            ),
+            (
+                "http://127.0.0.1:5000/x:y".into(),
+                "http://127.0.0.1:5000",
+                "x",
+                Some("y"),
+                false,
+                "127.0.0.1:5000/x:y".into(),
+            ),
+            (
+                "https://myreg/x".into(),
+                "https://myreg",
+                "x",
+                Some("latest"),
+                false,
+                "myreg/x:latest".into(),
+            ),
+            (
+                "a.b/c_d/e__f/g-h---i:T_a.g-1".into(),
+                "a.b",
+                "c_d/e__f/g-h---i",
+                Some("T_a.g-1"),
+                false,
+                "a.b/c_d/e__f/g-h---i:T_a.g-1".into(),
+            ),
+            (
+                format!("x:{}", "t".repeat(128)),
+                HUB_HOST,
+                "library/x",
+                Some(Box::leak("t".repeat(128).into_boxed_str())),
+                false,
+                format!("docker.io/library/x:{}", "t".repeat(128)),
+            ),
+        ]
+    }
+
+    #[test]
+    fn references_people_write() {
+        for (input, registry, repository, tag, has_digest, name) in good() {
+            let r = ImageReference::parse(&input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(r.registry, registry, "{input}");
+            assert_eq!(r.repository, repository, "{input}");
+            assert_eq!(r.tag.as_deref(), tag, "{input}");
+            assert_eq!(r.digest.is_some(), has_digest, "{input}");
+            assert_eq!(r.name, name, "{input}");
+            // The registry is what tank_manifest takes.
+            Registry::parse(&r.registry).unwrap_or_else(|e| panic!("{input}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_digest_is_what_gets_pulled() {
+        let r = ImageReference::parse(&format!("alpine:3@{D}")).unwrap();
+        assert_eq!(r.target().to_string(), D);
+        let r = ImageReference::parse("alpine:3").unwrap();
+        assert_eq!(r.target().to_string(), "3");
+    }
+
+    #[test]
+    fn hostile_references_are_refused_naming_the_fault() {
+        let long_repo = format!("x/{}", "a".repeat(254));
+        let long_tag = format!("x:{}", "t".repeat(129));
+        for (input, says) in [
+            ("", "empty"),
+            ("a//b", "component \"\""),
+            ("UPPER/x", "UPPER"),
+            ("ghcr.io/Owner/r", "Owner"),
+            ("x:tag@sha256:short", "digest"),
+            ("x@sha256:", "digest"),
+            ("x@md5:abc", "digest"),
+            (long_repo.as_str(), "at most 255"),
+            (long_tag.as_str(), "at most 128"),
+            ("x:", "empty tag"),
+            ("x:.hidden", "tag"),
+            ("x:a/b", "\"x:a\""),
+            ("/x", "component"),
+            ("x/", "component"),
+            ("a b", "whitespace"),
+            ("x\n", "whitespace"),
+            ("ftp://host/x", "only http"),
+            ("http://alpine", "scheme must be followed"),
+            ("host:99999/x", "host:99999"),
+            ("a:b/c", "a:b"),
+            ("ghcr.io/", "empty"),
+            ("x@", "digest"),
+        ] {
+            let e = ImageReference::parse(input).expect_err(input);
+            assert_eq!(e.kind, crate::stevedore::ErrorKind::BadInput, "{input}");
+            assert!(e.message.contains(says), "{input:?}: {}", e.message);
+        }
+    }
+}
