@@ -19,6 +19,8 @@ pub use tank::ffi::error::*;
 pub use tank::ffi::manifest::{
     tank_manifest, tank_manifest_release, tank_manifest_with, TankDescriptor, TankManifest,
 };
+pub use tank::ffi::pull::tank_pull;
+pub use tank::ffi::reference::{tank_reference_parse, tank_reference_release, TankReference};
 pub use tank::ffi::to_file::{tank_blob_to_file, TANK_SIZE_UNKNOWN};
 pub use tank::ffi::TankStatus;
 #[allow(unused_imports)]
@@ -178,24 +180,103 @@ pub fn manifest_with(
             return Err(take_error(status, err));
         }
         assert!(err.is_null(), "err written on success");
-        let fetched = Fetched {
-            media_type: cstr(out.media_type).unwrap(),
-            digest: cstr(out.digest).unwrap(),
-            raw: slice(out.raw, out.raw_len).to_vec(),
-            config: out.config.as_ref().map(desc),
-            layers: slice(out.layers, out.layers_len).iter().map(desc).collect(),
-            manifests: slice(out.manifests, out.manifests_len)
-                .iter()
-                .map(desc)
-                .collect(),
-        };
-        tank_manifest_release(&mut out);
-        assert!(
-            out._private.is_null() && out.raw.is_null() && out.raw_len == 0,
-            "release zeroes"
+        Ok(take_manifest(&mut out))
+    }
+}
+
+/// Copies a filled-in manifest out and releases it (twice: the second is a
+/// no-op).
+unsafe fn take_manifest(out: &mut TankManifest) -> Fetched {
+    let fetched = Fetched {
+        media_type: cstr(out.media_type).unwrap(),
+        digest: cstr(out.digest).unwrap(),
+        raw: slice(out.raw, out.raw_len).to_vec(),
+        config: out.config.as_ref().map(desc),
+        layers: slice(out.layers, out.layers_len).iter().map(desc).collect(),
+        manifests: slice(out.manifests, out.manifests_len)
+            .iter()
+            .map(desc)
+            .collect(),
+    };
+    tank_manifest_release(out);
+    assert!(
+        out._private.is_null() && out.raw.is_null() && out.raw_len == 0,
+        "release zeroes"
+    );
+    tank_manifest_release(out);
+    fetched
+}
+
+/// `tank_pull` with progress recorded; the image manifest on success.
+pub fn pull(
+    reference: &str,
+    layout: &std::path::Path,
+    platform: Option<&str>,
+    jobs: u32,
+    cache: &Cache,
+    cancel: Option<&Cancel>,
+) -> (Result<Fetched, CallError>, Reports) {
+    let reference = c(reference);
+    let layout = c(layout.to_str().expect("test paths are UTF-8"));
+    let platform = platform.map(c);
+    let mut reports = Reports::default();
+    let result = unsafe {
+        let mut out: TankManifest = std::mem::zeroed();
+        let mut err: *mut TankError = ptr::null_mut();
+        let status = tank_pull(
+            reference.as_ptr(),
+            layout.as_ptr(),
+            platform.as_ref().map_or(ptr::null(), |p| p.as_ptr()),
+            jobs,
+            cache.0,
+            cancel.map_or(ptr::null_mut(), |c| c.0),
+            Some(record),
+            (&mut reports as *mut Reports).cast(),
+            &mut out,
+            &mut err,
         );
-        tank_manifest_release(&mut out);
-        Ok(fetched)
+        if status == TankStatus::TANK_OK {
+            assert!(err.is_null(), "err written on success");
+            Ok(take_manifest(&mut out))
+        } else {
+            assert!(out._private.is_null(), "out written on failure");
+            Err(take_error(status, err))
+        }
+    };
+    (result, reports)
+}
+
+/// A reference as `tank_reference_parse` gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    pub name: String,
+}
+
+pub fn parse_reference(reference: &str) -> Result<Parsed, CallError> {
+    let input = c(reference);
+    unsafe {
+        let mut out: TankReference = std::mem::zeroed();
+        let mut err: *mut TankError = ptr::null_mut();
+        let status = tank_reference_parse(input.as_ptr(), &mut out, &mut err);
+        if status != TankStatus::TANK_OK {
+            assert!(out._private.is_null(), "out written on failure");
+            return Err(take_error(status, err));
+        }
+        let parsed = Parsed {
+            registry: cstr(out.registry).unwrap(),
+            repository: cstr(out.repository).unwrap(),
+            tag: cstr(out.tag),
+            digest: cstr(out.digest),
+            name: cstr(out.name).unwrap(),
+        };
+        tank_reference_release(&mut out);
+        assert!(out.name.is_null() && out._private.is_null(), "release zeroes");
+        tank_reference_release(&mut out);
+        Ok(parsed)
     }
 }
 
