@@ -575,3 +575,110 @@ fn cancel_switches_take_null_and_repeated_triggers() {
         tank_cancel_free(c);
     }
 }
+
+#[test]
+fn pull_checks_every_argument_before_any_request() {
+    let wire = Tripwire::new();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout").to_string_lossy().into_owned();
+    let reference = format!("{}/a/b:t", wire.registry());
+    let good = [s(&reference), s(&layout), s("linux/amd64")];
+    let names = ["reference", "layout", "platform"];
+    let call = |args: &[Arg; 3], with_err: bool| unsafe {
+        let t: Vec<_> = args.iter().map(terminated).collect();
+        let mut out: TankManifest = sentinel();
+        let mut err: *mut TankError = ptr::null_mut();
+        let status = tank_pull(
+            as_ptr(&t[0]),
+            as_ptr(&t[1]),
+            as_ptr(&t[2]),
+            0,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            None,
+            ptr::null_mut(),
+            &mut out,
+            if with_err { &mut err } else { ptr::null_mut() },
+        );
+        assert!(untouched(&out), "out written on failure");
+        if with_err {
+            take_error(status, err)
+        } else {
+            CallError {
+                status,
+                http_status: 0,
+                reason: String::new(),
+                message: String::new(),
+            }
+        }
+    };
+    for i in 0..3 {
+        for (what, bad) in [
+            ("NULL", None),
+            ("not UTF-8", raw(b"\xff\xfe")),
+            ("empty", s("")),
+        ] {
+            // A NULL platform is the host's: not bad input.
+            if i == 2 && bad.is_none() {
+                continue;
+            }
+            let mut args = good.clone();
+            args[i] = bad;
+            let e = call(&args, true);
+            assert_eq!(
+                (e.status, e.reason.as_str()),
+                (TankStatus::TANK_ERR_BAD_INPUT, "bad_input"),
+                "{} {what}: {e:?}",
+                names[i]
+            );
+            assert!(e.message.contains(names[i]), "{} {what}: {e:?}", names[i]);
+            assert_eq!(call(&args, false).status, TankStatus::TANK_ERR_BAD_INPUT);
+        }
+    }
+    for (i, bad) in [
+        (0, "UPPER/x"),
+        (0, "a//b"),
+        (0, "x:tag@sha256:short"),
+        (2, "linux"),
+        (2, "linux/amd64/v1/extra"),
+    ] {
+        let mut args = good.clone();
+        args[i] = s(bad);
+        let e = call(&args, true);
+        assert_eq!(e.status, TankStatus::TANK_ERR_BAD_INPUT, "{bad}: {e:?}");
+        assert!(e.message.contains(names[i]), "{bad}: {e:?}");
+    }
+    assert!(!wire.touched(), "a request was sent");
+    assert!(!dir.path().join("layout").exists(), "the layout was made");
+}
+
+#[test]
+fn reference_parse_takes_null_and_bad_text() {
+    unsafe {
+        let mut out: TankReference = sentinel();
+        let input = terminated(&s("alpine"));
+        let mut err: *mut TankError = ptr::null_mut();
+        for (reference, what) in [
+            (None, "NULL"),
+            (raw(b"\xff\xfe"), "UTF-8"),
+            (s(""), "empty"),
+            (s("a b"), "whitespace"),
+        ] {
+            let t = terminated(&reference);
+            let status = tank_reference_parse(as_ptr(&t), &mut out, &mut err);
+            let e = take_error(status, err);
+            err = ptr::null_mut();
+            assert_eq!(e.status, TankStatus::TANK_ERR_BAD_INPUT, "{what}");
+            assert!(e.message.contains("reference"), "{what}: {e:?}");
+            assert!(untouched(&out), "{what}: out written");
+            let status = tank_reference_parse(as_ptr(&t), &mut out, ptr::null_mut());
+            assert_eq!(status, TankStatus::TANK_ERR_BAD_INPUT, "{what}, NULL err");
+        }
+        let status = tank_reference_parse(as_ptr(&input), ptr::null_mut(), &mut err);
+        let e = take_error(status, err);
+        assert!(e.message.contains("out"), "{e:?}");
+        tank_reference_release(ptr::null_mut());
+        let mut zeroed: TankReference = std::mem::zeroed();
+        tank_reference_release(&mut zeroed);
+    }
+}

@@ -7,9 +7,40 @@ use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 fn index_json(layout: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap()
+    let path = layout.join("index.json");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).expect("index.json is JSON")
+}
+
+/// `index.json`'s entries: (ref.name, digest).
+fn entries(layout: &Path) -> Vec<(String, String)> {
+    let index = index_json(layout);
+    assert_eq!(index["schemaVersion"], 2);
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let mut names: Vec<_> = index["manifests"]
+        .as_array()
+        .expect("manifests is an array")
+        .iter()
+        .map(|e| {
+            let name = e["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .expect("every entry is named")
+                .to_owned();
+            assert_eq!(
+                e["annotations"]["io.containerd.image.name"], name,
+                "both names agree"
+            );
+            (name, e["digest"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    names.sort();
+    names
 }
 
 fn blob_path(layout: &Path, digest: &str) -> PathBuf {
@@ -17,26 +48,613 @@ fn blob_path(layout: &Path, digest: &str) -> PathBuf {
     layout.join("blobs").join(algo).join(hex)
 }
 
+/// Every file in `blobs/` hashes to its name, and `ingest/` holds nothing
+/// but what a failed pull left to resume.
+fn assert_blobs_verified(layout: &Path) {
+    let dir = layout.join("blobs").join("sha256");
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let f = f.unwrap();
+        let name = f.file_name().into_string().unwrap();
+        let bytes = std::fs::read(f.path()).unwrap();
+        assert_eq!(
+            sha256(&bytes),
+            format!("sha256:{name}"),
+            "blobs/ holds a bad blob"
+        );
+    }
+}
+
+fn ingest_files(layout: &Path) -> Vec<String> {
+    match std::fs::read_dir(layout.join("ingest")) {
+        Ok(dir) => dir
+            .map(|f| f.unwrap().file_name().into_string().unwrap())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn tool(name: &str, package: &str) -> Command {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{name} is missing: this test checks the layout with it (apt-get install {package})"
+    );
+    Command::new(name)
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn reference(rig: &Rig, which: Which, repo: &str, tag: &str) -> String {
+    format!("{}/{repo}:{tag}", rig.registry(which))
+}
+
+fn blob_requests(rig: &Rig, which: Which) -> Vec<tank_testrig::RegistryRequest> {
+    rig.registry_requests(which)
+        .into_iter()
+        .filter(|r| r.uri.contains("/blobs/"))
+        .collect()
+}
+
 #[test]
 fn a_multi_arch_image_for_one_platform() {
     let rig = start(RigOptions::plain_only());
     let idx = &rig.info().images.oci_index;
     let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("layout");
-    let reference = format!("{}/{}:{}", rig.registry(Which::Plain), idx.repo, idx.tag);
-    let (got, reports) = pull(&reference, &layout, Some("linux/arm64"), 0, &Cache::none(), None);
+    let layout = dir.path().join("new").join("layout");
+    let name = reference(&rig, Which::Plain, &idx.repo, &idx.tag);
+    let (got, reports) = pull(&name, &layout, Some("linux/arm64"), 0, &Cache::none(), None);
     let got = got.unwrap();
     let arm64 = idx.entry("linux/arm64/v8").unwrap();
-    assert_eq!(got.digest, arm64.digest);
-    let index = index_json(&layout);
-    let entries = index["manifests"].as_array().unwrap();
-    assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0]["digest"], arm64.digest.as_str());
-    assert_eq!(entries[0]["annotations"]["org.opencontainers.image.ref.name"], reference.as_str());
+    assert_eq!(got.digest, arm64.digest, "the platform's image manifest");
+    assert_eq!(got.config.as_ref().unwrap().digest, arm64.config);
+    assert_eq!(entries(&layout), [(name.clone(), arm64.digest.clone())]);
+    assert_eq!(
+        std::fs::read_to_string(layout.join("oci-layout")).unwrap(),
+        r#"{"imageLayoutVersion":"1.0.0"}"#
+    );
+    // The index too, and the image manifest, as sent.
+    assert!(blob_path(&layout, &idx.digest).is_file());
+    assert_eq!(
+        std::fs::read(blob_path(&layout, &arm64.digest)).unwrap(),
+        got.raw
+    );
     for d in std::iter::once(&arm64.config).chain(&arm64.layers) {
         assert!(blob_path(&layout, d).is_file(), "{d} missing");
     }
-    let total: u64 = std::iter::once(&arm64.config).chain(&arm64.layers).map(|d| idx.blob_sizes[d]).sum();
+    assert_blobs_verified(&layout);
+    assert!(
+        ingest_files(&layout).is_empty(),
+        "{:?}",
+        ingest_files(&layout)
+    );
+
+    let total: u64 = std::iter::once(&arm64.config)
+        .chain(&arm64.layers)
+        .map(|d| idx.blob_sizes[d])
+        .sum();
     assert_eq!(reports.seen.last(), Some(&(total, total)));
-    eprintln!("{reports:?}");
+    let caller = std::thread::current().id();
+    assert!(reports.threads.iter().all(|t| *t == caller));
+    assert!(reports.seen.iter().all(|&(d, t)| t == total && d <= total));
+    for w in reports
+        .at
+        .windows(2)
+        .take(reports.at.len().saturating_sub(2))
+    {
+        assert!(w[1] - w[0] >= std::time::Duration::from_millis(95));
+    }
+}
+
+#[test]
+fn platform_choice_on_the_rig_indexes() {
+    let rig = start(RigOptions::plain_only());
+    let images = &rig.info().images;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new();
+    let mut n = 0;
+    let mut pull_one = |repo: &str, tag: &str, platform: Option<&str>| {
+        n += 1;
+        let layout = dir.path().join(format!("l{n}"));
+        let name = reference(&rig, Which::Plain, repo, tag);
+        pull(&name, &layout, platform, 2, &cache, None).0
+    };
+    let oci = &images.oci_index;
+    let docker = &images.docker_list;
+    for (platform, want) in [
+        ("linux/amd64", "linux/amd64"),
+        ("linux/arm64", "linux/arm64/v8"),
+        ("linux/arm64/v8", "linux/arm64/v8"),
+        ("linux/aarch64", "linux/arm64/v8"),
+        ("linux/arm/v7", "linux/arm/v7"),
+        ("linux/arm", "linux/arm/v7"),
+    ] {
+        let got = pull_one(&oci.repo, &oci.tag, Some(platform)).unwrap();
+        assert_eq!(got.digest, oci.entry(want).unwrap().digest, "{platform}");
+    }
+    // NULL: this host's platform.
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "linux/amd64",
+        "aarch64" => "linux/arm64/v8",
+        other => panic!("no fixture for a {other} host"),
+    };
+    let got = pull_one(&docker.repo, &docker.tag, None).unwrap();
+    assert_eq!(got.digest, docker.entry(host).unwrap().digest);
+
+    for (repo, tag, platform) in [
+        (&oci.repo, &oci.tag, "linux/arm/v6"),
+        (&oci.repo, &oci.tag, "unknown/unknown"),
+        (&oci.repo, &oci.tag, "windows/amd64"),
+        (&docker.repo, &docker.tag, "linux/arm/v7"),
+    ] {
+        let e = pull_one(repo, tag, Some(platform)).unwrap_err();
+        assert_eq!(
+            (e.status, e.reason.as_str()),
+            (TankStatus::TANK_ERR_BAD_INPUT, "no_matching_platform"),
+            "{platform}: {e:?}"
+        );
+        assert!(e.message.contains(platform), "{platform}: {}", e.message);
+        assert!(e.message.contains("linux/amd64"), "{}", e.message);
+        if platform != "unknown/unknown" {
+            assert!(!e.message.contains("unknown/unknown"), "{}", e.message);
+        }
+    }
+    // A single image manifest is pulled as it is, whatever the platform.
+    let single = &images.oci_image;
+    let got = pull_one(&single.repo, &single.tag, Some("linux/s390x")).unwrap();
+    assert_eq!(got.digest, single.digest);
+}
+
+#[test]
+fn skopeo_and_umoci_accept_the_layout() {
+    let rig = start(RigOptions::plain_only());
+    let images = &rig.info().images;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let cache = Cache::new();
+    let mut names = Vec::new();
+    for (repo, tag, platform) in [
+        (&images.oci_index.repo, &images.oci_index.tag, "linux/arm64"),
+        (
+            &images.docker_list.repo,
+            &images.docker_list.tag,
+            "linux/amd64",
+        ),
+        (
+            &images.docker_image.repo,
+            &images.docker_image.tag,
+            "linux/amd64",
+        ),
+    ] {
+        let name = reference(&rig, Which::Plain, repo, tag);
+        pull(&name, &layout, Some(platform), 0, &cache, None)
+            .0
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        names.push(name);
+    }
+    assert_eq!(entries(&layout).len(), 3);
+    let layout_arg = layout.to_str().unwrap();
+    for (i, name) in names.iter().enumerate() {
+        let inspected = run_ok(tool("skopeo", "skopeo").args([
+            "inspect",
+            "--raw",
+            &format!("oci:{layout_arg}:{name}"),
+        ]));
+        let manifest: Value = serde_json::from_str(&inspected).unwrap();
+        assert!(manifest["layers"].is_array(), "{name}: {inspected}");
+        run_ok(tool("skopeo", "skopeo").args(["inspect", &format!("oci:{layout_arg}:{name}")]));
+        // skopeo checks every digest as it copies.
+        let copy = dir.path().join(format!("copy{i}"));
+        run_ok(tool("skopeo", "skopeo").args([
+            "copy",
+            "--quiet",
+            &format!("oci:{layout_arg}:{name}"),
+            &format!("dir:{}", copy.display()),
+        ]));
+        let bundle = dir.path().join(format!("bundle{i}"));
+        let mut umoci = tool("umoci", "umoci");
+        umoci.arg("unpack");
+        if unsafe { libc::geteuid() } != 0 {
+            umoci.arg("--rootless");
+        }
+        run_ok(umoci.args([
+            "--image",
+            &format!("{layout_arg}:{name}"),
+            bundle.to_str().unwrap(),
+        ]));
+        assert!(bundle.join("rootfs").is_dir(), "umoci unpacked nothing");
+        assert!(bundle.join("config.json").is_file());
+    }
+}
+
+#[test]
+fn a_second_pull_sends_no_blob_request_and_one_token_per_pull() {
+    let rig = start(RigOptions {
+        cdn: false,
+        tls: false,
+        ..RigOptions::default()
+    });
+    let idx = &rig.info().images.oci_index;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let name = reference(&rig, Which::Token, &idx.repo, &idx.tag);
+    rig.clear_logs();
+    // No cache from the caller: the pull keeps one of its own.
+    pull(&name, &layout, Some("linux/arm64"), 4, &Cache::none(), None)
+        .0
+        .unwrap();
+    assert_eq!(rig.token_requests().len(), 1, "{:?}", rig.token_requests());
+    let first = blob_requests(&rig, Which::Token);
+    let arm64 = idx.entry("linux/arm64/v8").unwrap();
+    assert_eq!(
+        first.iter().filter(|r| r.status == 200).count(),
+        1 + arm64.layers.len(),
+        "{first:?}"
+    );
+
+    rig.clear_logs();
+    let (again, reports) = pull(&name, &layout, Some("linux/arm64"), 4, &Cache::none(), None);
+    assert_eq!(again.unwrap().digest, arm64.digest);
+    assert_eq!(blob_requests(&rig, Which::Token), [], "blobs fetched again");
+    let total: u64 = std::iter::once(&arm64.config)
+        .chain(&arm64.layers)
+        .map(|d| idx.blob_sizes[d])
+        .sum();
+    assert_eq!(reports.seen.last(), Some(&(total, total)));
+    assert_eq!(entries(&layout), [(name, arm64.digest.clone())]);
+
+    // Pulled again under the same name for another platform: the entry is
+    // replaced, the other platform's blobs stay.
+    let name = reference(&rig, Which::Token, &idx.repo, &idx.tag);
+    pull(&name, &layout, Some("linux/amd64"), 4, &Cache::none(), None)
+        .0
+        .unwrap();
+    let amd64 = idx.entry("linux/amd64").unwrap();
+    assert_eq!(entries(&layout), [(name, amd64.digest.clone())]);
+    assert!(blob_path(&layout, &arm64.layers[0]).is_file());
+}
+
+#[test]
+fn pulls_into_one_layout_at_once_lose_no_entry_and_no_blob() {
+    let rig = start(RigOptions::plain_only());
+    let images = &rig.info().images;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let idx = &images.oci_index;
+    let arm64 = idx.entry("linux/arm64/v8").unwrap();
+    let reg = rig.registry(Which::Plain);
+    // The same image by tag and by digest shares every blob; the others
+    // are images of their own.
+    let names = [
+        format!("{reg}/{}:{}", idx.repo, idx.tag),
+        format!("{reg}/{}@{}", idx.repo, arm64.digest),
+        format!("{reg}/{}:{}", images.oci_image.repo, images.oci_image.tag),
+        format!(
+            "{reg}/{}:{}",
+            images.docker_image.repo, images.docker_image.tag
+        ),
+    ];
+    let cache = Cache::new();
+    std::thread::scope(|s| {
+        for name in &names {
+            let (layout, cache) = (&layout, &cache);
+            s.spawn(move || {
+                pull(name, layout, Some("linux/arm64"), 2, cache, None)
+                    .0
+                    .unwrap_or_else(|e| panic!("{name}: {e:?}"))
+            });
+        }
+    });
+    let got = entries(&layout);
+    let mut want: Vec<_> = names.to_vec();
+    want.sort();
+    assert_eq!(got.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), want);
+    assert_blobs_verified(&layout);
+    for image in [&images.oci_image, &images.docker_image] {
+        for d in std::iter::once(&image.config).chain(&image.layers) {
+            assert!(blob_path(&layout, d).is_file(), "{d} lost");
+        }
+    }
+    for d in std::iter::once(&arm64.config).chain(&arm64.layers) {
+        assert!(blob_path(&layout, d).is_file(), "{d} lost");
+    }
+    assert!(
+        ingest_files(&layout).is_empty(),
+        "{:?}",
+        ingest_files(&layout)
+    );
+}
+
+/// Cancels its pull once `at` bytes are reported.
+struct CancelAt {
+    cancel: Cancel,
+    at: u64,
+    fired: AtomicBool,
+}
+
+unsafe extern "C" fn cancel_at(user: *mut std::ffi::c_void, done: u64, _total: u64) {
+    let c = &*user.cast::<CancelAt>();
+    if done >= c.at {
+        c.fired.store(true, Ordering::SeqCst);
+        c.cancel.trigger();
+    }
+}
+
+#[test]
+fn a_cancelled_pull_resumes_where_it_stopped_and_leaves_the_layout_valid() {
+    let rig = start(RigOptions {
+        many_layers: Some((3, 16)),
+        ..RigOptions::plain_only()
+    });
+    let images = &rig.info().images;
+    let many = images.many.as_ref().expect("rig has the many-layer image");
+    let total: u64 = many.blob_sizes.values().sum();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    // An image already there, whose entry must survive.
+    let kept = reference(
+        &rig,
+        Which::Plain,
+        &images.oci_image.repo,
+        &images.oci_image.tag,
+    );
+    pull(&kept, &layout, None, 0, &Cache::none(), None)
+        .0
+        .unwrap();
+    let before = std::fs::read(layout.join("index.json")).unwrap();
+
+    let name = reference(&rig, Which::Plain, &many.repo, &many.tag);
+    let stop = CancelAt {
+        cancel: Cancel::new(),
+        at: total / 2,
+        fired: AtomicBool::new(false),
+    };
+    rig.clear_logs();
+    let (r, l) = (c(&name), c(layout.to_str().unwrap()));
+    let status = unsafe {
+        let mut err: *mut TankError = std::ptr::null_mut();
+        let status = tank_pull(
+            r.as_ptr(),
+            l.as_ptr(),
+            std::ptr::null(),
+            2,
+            std::ptr::null_mut(),
+            stop.cancel.0,
+            Some(cancel_at),
+            (&stop as *const CancelAt).cast_mut().cast(),
+            std::ptr::null_mut(),
+            &mut err,
+        );
+        if status != TankStatus::TANK_OK {
+            let e = take_error(status, err);
+            assert_eq!(e.reason, "cancelled", "{e:?}");
+        }
+        status
+    };
+    assert!(stop.fired.load(Ordering::SeqCst));
+    assert_eq!(status, TankStatus::TANK_ERR_CANCELLED);
+    assert_eq!(
+        std::fs::read(layout.join("index.json")).unwrap(),
+        before,
+        "index.json changed"
+    );
+    assert_blobs_verified(&layout);
+    // What is on disk: complete blobs, and partials waiting in ingest/.
+    let on_disk: u64 = many
+        .blob_sizes
+        .iter()
+        .map(|(d, &size)| {
+            if blob_path(&layout, d).is_file() {
+                return size;
+            }
+            let (algo, hex) = d.split_once(':').unwrap();
+            std::fs::metadata(layout.join("ingest").join(format!("{algo}-{hex}.partial")))
+                .map_or(0, |m| m.len())
+        })
+        .sum();
+    assert!(on_disk > 0, "nothing kept to resume from");
+
+    rig.clear_logs();
+    pull(&name, &layout, None, 2, &Cache::none(), None)
+        .0
+        .unwrap();
+    let resumed = blob_requests(&rig, Which::Plain);
+    let sent: u64 = resumed.iter().map(|r| r.bytes).sum();
+    // The cancelled call's last queued bytes may still have reached the
+    // partials after it returned: at most what was missing is sent.
+    assert!(
+        sent <= total - on_disk,
+        "the resumed pull fetched {sent} bytes, more than the {} missing",
+        total - on_disk
+    );
+    assert!(
+        resumed.iter().any(|r| r.status == 206),
+        "no blob was resumed with a range: {resumed:?}"
+    );
+    assert_eq!(entries(&layout).len(), 2);
+    assert_blobs_verified(&layout);
+    assert!(
+        ingest_files(&layout).is_empty(),
+        "{:?}",
+        ingest_files(&layout)
+    );
+}
+
+#[test]
+fn a_pull_that_fails_half_way_leaves_the_old_index() {
+    let rig = start(RigOptions::plain_only());
+    let images = &rig.info().images;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let kept = reference(
+        &rig,
+        Which::Plain,
+        &images.oci_image.repo,
+        &images.oci_image.tag,
+    );
+    pull(&kept, &layout, None, 0, &Cache::none(), None)
+        .0
+        .unwrap();
+    let before = std::fs::read(layout.join("index.json")).unwrap();
+
+    // The registry loses one layer of another image: its pull fails after
+    // the other blobs arrived.
+    let broken = &images.docker_image;
+    let lost = broken.layers.last().unwrap();
+    std::fs::remove_file(rig.blob_data_path(Which::Plain, lost)).unwrap();
+    let name = reference(&rig, Which::Plain, &broken.repo, &broken.tag);
+    let e = pull(&name, &layout, None, 1, &Cache::none(), None)
+        .0
+        .unwrap_err();
+    assert_eq!(e.status, TankStatus::TANK_ERR_HTTP, "{e:?}");
+    assert!(e.message.contains(lost), "{e:?}");
+    assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), before);
+    assert!(!blob_path(&layout, lost).exists());
+    assert!(
+        !blob_path(&layout, &broken.digest).exists(),
+        "manifest of a failed pull"
+    );
+    assert_blobs_verified(&layout);
+    let layout_arg = layout.to_str().unwrap();
+    run_ok(tool("skopeo", "skopeo").args(["inspect", &format!("oci:{layout_arg}:{kept}")]));
+}
+
+#[test]
+fn a_cancel_already_fired_sends_nothing_and_makes_nothing() {
+    let wire = Tripwire::new();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let cancel = Cancel::new();
+    cancel.trigger();
+    let name = format!("{}/a/b:c", wire.registry());
+    let e = pull(&name, &layout, None, 0, &Cache::none(), Some(&cancel))
+        .0
+        .unwrap_err();
+    assert_eq!(e.status, TankStatus::TANK_ERR_CANCELLED);
+    assert!(!wire.touched(), "a request was sent");
+    assert!(!layout.exists());
+}
+
+#[test]
+fn a_layout_that_cannot_be_made_is_an_io_error_naming_it() {
+    let wire = Tripwire::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let name = format!("{}/a/b:c", wire.registry());
+    let e = pull(&name, &file.join("layout"), None, 0, &Cache::none(), None)
+        .0
+        .unwrap_err();
+    assert_eq!(
+        (e.status, e.reason.as_str()),
+        (TankStatus::TANK_ERR_IO, "io")
+    );
+    assert!(e.message.contains(file.to_str().unwrap()), "{e:?}");
+    assert!(
+        !wire.touched(),
+        "a request was sent before the layout was checked"
+    );
+
+    // index.json that is not an index is not overwritten.
+    let rig = start(RigOptions::plain_only());
+    let image = &rig.info().images.oci_image;
+    let layout = dir.path().join("layout");
+    std::fs::create_dir_all(&layout).unwrap();
+    std::fs::write(layout.join("index.json"), b"not json").unwrap();
+    let name = reference(&rig, Which::Plain, &image.repo, &image.tag);
+    let e = pull(&name, &layout, None, 0, &Cache::none(), None)
+        .0
+        .unwrap_err();
+    assert_eq!(e.status, TankStatus::TANK_ERR_BAD_INPUT, "{e:?}");
+    assert!(e.message.contains("index.json"), "{e:?}");
+    assert_eq!(
+        std::fs::read(layout.join("index.json")).unwrap(),
+        b"not json"
+    );
+}
+
+#[test]
+fn references_through_the_c_abi() {
+    let d = format!("sha256:{}", "e".repeat(64));
+    for (input, registry, repository, tag, digest, name) in [
+        (
+            "alpine",
+            "registry-1.docker.io",
+            "library/alpine",
+            Some("latest"),
+            None,
+            "docker.io/library/alpine:latest".to_owned(),
+        ),
+        (
+            "ghcr.io/o/r:1.2",
+            "ghcr.io",
+            "o/r",
+            Some("1.2"),
+            None,
+            "ghcr.io/o/r:1.2".to_owned(),
+        ),
+        (
+            "localhost/x",
+            "localhost",
+            "x",
+            Some("latest"),
+            None,
+            "localhost/x:latest".to_owned(),
+        ),
+        (
+            &format!("localhost:5000/x@{d}"),
+            "localhost:5000",
+            "x",
+            None,
+            Some(d.as_str()),
+            format!("localhost:5000/x@{d}"),
+        ),
+        (
+            &format!("x:t@{d}"),
+            "registry-1.docker.io",
+            "library/x",
+            Some("t"),
+            Some(d.as_str()),
+            format!("docker.io/library/x:t@{d}"),
+        ),
+        (
+            "http://127.0.0.1:5000/a/b",
+            "http://127.0.0.1:5000",
+            "a/b",
+            Some("latest"),
+            None,
+            "127.0.0.1:5000/a/b:latest".to_owned(),
+        ),
+    ] {
+        let got = parse_reference(input).unwrap_or_else(|e| panic!("{input}: {e:?}"));
+        assert_eq!(
+            got,
+            Parsed {
+                registry: registry.into(),
+                repository: repository.into(),
+                tag: tag.map(Into::into),
+                digest: digest.map(Into::into),
+                name,
+            },
+            "{input}"
+        );
+    }
+    let long = format!("a/{}", "b".repeat(300));
+    for bad in ["a//b", "UPPER/x", "x:tag@sha256:short", long.as_str()] {
+        let e = parse_reference(bad).unwrap_err();
+        assert_eq!(e.status, TankStatus::TANK_ERR_BAD_INPUT, "{bad}");
+    }
 }

@@ -141,6 +141,35 @@ fn a_path_that_holds_the_blob_is_not_fetched_again() {
 }
 
 #[test]
+fn a_partial_that_holds_every_byte_is_committed_without_a_request() {
+    // The call before stopped between its last byte and the rename.
+    let wire = Tripwire::new();
+    let blob = payload();
+    let digest = common::sha256(&blob);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blob");
+    std::fs::write(partial_of(&path), &blob).unwrap();
+    let size = blob.len() as u64;
+    let (result, reports) = blob_to_file(
+        &wire.registry(),
+        "a/b",
+        &digest,
+        Some(size),
+        &path,
+        &Cache::none(),
+        None,
+    );
+    result.unwrap();
+    assert!(
+        !wire.touched(),
+        "a request was sent for bytes already on disk"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), blob);
+    assert_eq!(reports.seen.last(), Some(&(size, size)));
+    assert_eq!(names(dir.path()), ["blob"]);
+}
+
+#[test]
 fn a_real_registry_answers_the_resume_with_206() {
     let rig = start(RigOptions::plain_only());
     let reg = rig.registry(Which::Plain);

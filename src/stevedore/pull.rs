@@ -51,6 +51,11 @@ pub async fn pull(
         }
     };
     let registry = Registry::parse(&req.reference.registry)?;
+    // A layout that cannot be made fails the pull before any request.
+    let layout = {
+        let root = req.layout.to_path_buf();
+        blocking(move || Layout::open(&root)).await??
+    };
     let repo = Repository::parse(&req.reference.repository)?;
     let top = manifest::fetch(
         transport,
@@ -93,10 +98,6 @@ pub async fn pull(
         )
     })?;
 
-    let layout = {
-        let root = req.layout.to_path_buf();
-        blocking(move || Layout::open(&root)).await??
-    };
     // Each blob once, even when an image lists a layer twice.
     let mut blobs: Vec<(Digest, u64)> = Vec::new();
     for d in std::iter::once(config).chain(&image.layers) {
@@ -142,14 +143,15 @@ pub async fn pull(
     if let Some(index) = &index {
         layout.put_blob(&index.digest, &index.raw)?;
     }
-    layout.put_blob(&image.digest, &image.raw)?;
+    let (stored, stored_digest) = oci_form(&image);
+    layout.put_blob(&stored_digest, &stored)?;
     layout
         .add_image(
             &req.reference.name,
             json!({
-                "mediaType": image.media_type,
-                "digest": image.digest.to_string(),
-                "size": image.raw.len(),
+                "mediaType": manifest::OCI_MANIFEST,
+                "digest": stored_digest.to_string(),
+                "size": stored.len(),
             }),
         )
         .await?;
@@ -198,6 +200,56 @@ async fn fetch_blob(
         },
     )
     .await
+}
+
+/// Docker media types and their OCI equivalents: the same bytes, named as
+/// the OCI image spec names them.
+const OCI_NAMES: [(&str, &str); 4] = [
+    (
+        "application/vnd.docker.container.image.v1+json",
+        "application/vnd.oci.image.config.v1+json",
+    ),
+    (
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+    ),
+    (
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    ),
+    (
+        "application/vnd.docker.image.rootfs.diff.tar",
+        "application/vnd.oci.image.layer.v1.tar",
+    ),
+];
+
+/// The image manifest as the layout stores it: an OCI manifest as sent; a
+/// Docker schema 2 manifest with its media types renamed to OCI's (config
+/// and layers keep their bytes and digests), as `skopeo copy docker://
+/// oci:` does, because skopeo's and umoci's layout readers skip entries of
+/// Docker types. The renamed manifest has a digest of its own.
+fn oci_form(image: &Manifest) -> (Vec<u8>, Digest) {
+    if image.media_type != manifest::DOCKER_MANIFEST {
+        return (image.raw.clone(), image.digest.clone());
+    }
+    let rename = |d: &mut serde_json::Value| {
+        if let Some(t) = d.get("mediaType").and_then(|t| t.as_str()) {
+            if let Some((_, oci)) = OCI_NAMES.iter().find(|(docker, _)| *docker == t) {
+                d["mediaType"] = json!(oci);
+            }
+        }
+    };
+    let mut json = image.json.clone();
+    json.insert("mediaType".into(), json!(manifest::OCI_MANIFEST));
+    if let Some(config) = json.get_mut("config") {
+        rename(config);
+    }
+    if let Some(serde_json::Value::Array(layers)) = json.get_mut("layers") {
+        layers.iter_mut().for_each(rename);
+    }
+    let bytes = serde_json::to_vec(&json).expect("a JSON map serializes");
+    let digest = Digest::of(image.digest.algorithm(), &bytes);
+    (bytes, digest)
 }
 
 fn is_index(m: &Manifest) -> bool {

@@ -344,6 +344,12 @@ impl Download<'_> {
         let mut stalled = 0;
         let mut resumed_at_once = 0;
         loop {
+            // A partial that already holds all the bytes (the call before
+            // stopped between the last byte and the rename) needs no
+            // request: a range starting at the end would only get a 416.
+            if self.size == Some(partial.len) {
+                break;
+            }
             let (back, ended) = self.one_response(partial).await?;
             partial = back;
             match ended {

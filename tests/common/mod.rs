@@ -274,7 +274,10 @@ pub fn parse_reference(reference: &str) -> Result<Parsed, CallError> {
             name: cstr(out.name).unwrap(),
         };
         tank_reference_release(&mut out);
-        assert!(out.name.is_null() && out._private.is_null(), "release zeroes");
+        assert!(
+            out.name.is_null() && out._private.is_null(),
+            "release zeroes"
+        );
         tank_reference_release(&mut out);
         Ok(parsed)
     }
