@@ -658,3 +658,83 @@ fn references_through_the_c_abi() {
         assert_eq!(e.status, TankStatus::TANK_ERR_BAD_INPUT, "{bad}");
     }
 }
+
+/// An origin serving one image whose layer's bytes are not the ones its
+/// manifest names, and a manifest with a digest that is not one.
+#[test]
+fn a_hostile_registry_gets_no_blob_and_no_entry_into_the_layout() {
+    use common::origin::{respond, Origin};
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec();
+    let layer = b"the bytes the manifest promises".to_vec();
+    let manifest = |layer_digest: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": sha256(&config), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        "digest": layer_digest, "size": layer.len()}],
+        }))
+        .unwrap()
+    };
+    let good = manifest(&sha256(&layer));
+    let bad_digest = manifest("sha256:not-hex");
+    let (config_path, layer_path) = (
+        format!("/v2/x/y/blobs/{}", sha256(&config)),
+        format!("/v2/x/y/blobs/{}", sha256(&layer)),
+    );
+    let o = Origin::start(move |req, conn| {
+        let ct = [("Content-Type", "application/vnd.oci.image.manifest.v1+json")];
+        match req.path() {
+            "/v2/x/y/manifests/swapped" => respond(conn, 200, &ct, &good),
+            "/v2/x/y/manifests/bad-digest" => respond(conn, 200, &ct, &bad_digest),
+            p if p == config_path => respond(conn, 200, &[], &config),
+            // Same length, other bytes.
+            p if p == layer_path => respond(
+                conn,
+                200,
+                &[],
+                b"the bytes the registry swapped in"[..31].as_ref(),
+            ),
+            _ => respond(conn, 404, &[], b""),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let e = pull(
+        &format!("{}/x/y:swapped", o.addr()),
+        &layout,
+        None,
+        0,
+        &Cache::none(),
+        None,
+    )
+    .0
+    .unwrap_err();
+    assert_eq!(e.status, TankStatus::TANK_ERR_DIGEST_MISMATCH, "{e:?}");
+    assert!(
+        !layout.join("index.json").exists(),
+        "an entry for a bad image"
+    );
+    assert_blobs_verified(&layout);
+    assert!(!blob_path(&layout, &sha256(b"the bytes the manifest promises")).exists());
+
+    let e = pull(
+        &format!("{}/x/y:bad-digest", o.addr()),
+        &layout,
+        None,
+        0,
+        &Cache::none(),
+        None,
+    )
+    .0
+    .unwrap_err();
+    assert_eq!(
+        (e.status, e.reason.as_str()),
+        (TankStatus::TANK_ERR_PROTOCOL, "invalid_manifest_json"),
+        "{e:?}"
+    );
+    assert!(!layout.join("index.json").exists());
+}
