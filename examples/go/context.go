@@ -28,6 +28,11 @@ func newCanceller(ctx context.Context) *canceller {
 	if c.ptr == nil {
 		panic("tank: tank_cancel_new returned NULL (out of memory)")
 	}
+	if ctx.Err() != nil {
+		// Already over: the call starts cancelled, whenever the watch
+		// below gets to run.
+		C.tank_cancel_trigger(c.ptr)
+	}
 	c.done = make(chan struct{})
 	c.wg.Add(1)
 	go func() {

@@ -120,8 +120,11 @@ func (e *Error) Is(target error) bool {
 // it returns a *Error that matches them.
 var (
 	// ErrBadInput: an argument was rejected before any request was sent
-	// (malformed digest, repository or tag outside the distribution grammar,
-	// a NUL byte in a string, a closed cache).
+	// (malformed digest or reference, repository or tag outside the
+	// distribution grammar, a bad platform, a NUL byte in a string, a
+	// closed cache). Pull also returns it, with Reason
+	// "no_matching_platform", for an index without an image for the
+	// platform asked for.
 	ErrBadInput = errors.New("tank: bad input")
 	// ErrHTTP: the request ended in an HTTP error status, after retries and
 	// the token handshake. Error.HTTPStatus says which.

@@ -17,6 +17,10 @@
 //		...
 //	}
 //
+// Pull does all of that for one image reference ("alpine",
+// "ghcr.io/org/app:v1.2") and writes the image into an OCI image layout
+// directory.
+//
 // Registries are "host[:port]"; loopback hosts speak plain HTTP and every
 // other host HTTPS, and an "http://" or "https://" prefix overrides that.
 // Failed calls return a *Error; see the Err* sentinels.
@@ -30,7 +34,6 @@ package tank
 #cgo CFLAGS: -I${SRCDIR}/../../include
 #include <stdlib.h>
 #include "tank.h"
-extern void tankGoProgress(void *user, uint64_t done, uint64_t total);
 */
 import "C"
 
@@ -40,7 +43,6 @@ import (
 	"io"
 	"math"
 	"runtime"
-	"runtime/cgo"
 	"strings"
 	"sync"
 	"time"
@@ -474,19 +476,12 @@ func FetchBlobToFile(ctx context.Context, registry, repo, digest string, size in
 	if err != nil {
 		return err
 	}
-	var fn C.TankProgressFn
-	var user unsafe.Pointer
-	if progress != nil {
-		// A Go pointer to a handle (an integer) may cross for the call.
-		h := cgo.NewHandle(progress)
-		defer h.Delete()
-		fn = C.TankProgressFn(C.tankGoProgress)
-		user = unsafe.Pointer(&h)
-	}
+	report := newProgressFn(progress)
 	var cerr *C.TankError
 	cancel := newCanceller(ctx)
-	status := C.tank_blob_to_file(args[0], args[1], args[2], csize, cpath, cc, cancel.ptr, fn, user, &cerr)
+	status := C.tank_blob_to_file(args[0], args[1], args[2], csize, cpath, cc, cancel.ptr, report.fn, report.user, &cerr)
 	cancel.stop()
+	report.release()
 	cache.release()
 	if status != C.TANK_OK {
 		return cancel.fail(status, cerr)

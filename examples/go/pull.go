@@ -1,0 +1,132 @@
+package tank
+
+/*
+#include <stdlib.h>
+#include "tank.h"
+*/
+import "C"
+
+import (
+	"context"
+	"math"
+	"strings"
+	"unsafe"
+)
+
+// Reference is an image reference as people write it ("alpine",
+// "ghcr.io/org/app:1.2", "localhost:5000/x@sha256:..."), split and
+// normalized as Docker does. Fields that are absent are "".
+type Reference struct {
+	// Registry is the host to contact, as FetchManifest takes it:
+	// "registry-1.docker.io" for Docker Hub, "ghcr.io", "localhost:5000",
+	// with the reference's "http://" or "https://" prefix when it had one.
+	Registry string
+	// Repository is the full repository path, "library/alpine" for
+	// "alpine".
+	Repository string
+	// Tag is "latest" when the reference gave neither a tag nor a digest,
+	// "" when it gave only a digest.
+	Tag string
+	// Digest is "sha256:<hex>", or "".
+	Digest string
+	// Name is the normalized reference as people read it, without a
+	// scheme: "docker.io/library/alpine:latest". Pull files the image
+	// under this name in the layout's index.json.
+	Name string
+}
+
+// ParseReference parses s with Docker's normalization, without any
+// request. A malformed reference is a *Error matching ErrBadInput whose
+// message names what is wrong.
+func ParseReference(s string) (Reference, error) {
+	if strings.IndexByte(s, 0) >= 0 {
+		return Reference{}, badInput("bad_input", "reference %q contains a NUL byte", s)
+	}
+	cs := C.CString(s)
+	defer C.free(unsafe.Pointer(cs))
+	var out C.TankReference
+	var cerr *C.TankError
+	if status := C.tank_reference_parse(cs, &out, &cerr); status != C.TANK_OK {
+		return Reference{}, takeError(status, cerr)
+	}
+	defer C.tank_reference_release(&out)
+	return Reference{
+		Registry:   goString(out.registry),
+		Repository: goString(out.repository),
+		Tag:        goString(out.tag),
+		Digest:     goString(out.digest),
+		Name:       goString(out.name),
+	}, nil
+}
+
+// PullOptions are Pull's optional settings; the zero value (or a nil
+// *PullOptions) means the defaults.
+type PullOptions struct {
+	// Platform picks the image out of an index: "os/arch[/variant]", e.g.
+	// "linux/arm64" or "linux/arm/v7"; "" means this host's. Aliases are
+	// normalized (aarch64 is arm64, which means arm64/v8) and attestation
+	// entries never match.
+	Platform string
+	// Jobs is how many blobs download at once; 0 means 4.
+	Jobs int
+	// Cache is the token cache to use; nil still earns a single token for
+	// the whole pull.
+	Cache *Cache
+	// Progress, when not nil, is called on the calling goroutine with the
+	// bytes so far over all of the image's blobs (config and layers) and
+	// their total, as in FetchBlobToFile: at most every 100 ms while bytes
+	// arrive, and once with done == total before a nil return.
+	Progress func(done, total int64)
+}
+
+// Pull pulls the image reference ("alpine", "ghcr.io/org/app:1.2",
+// "localhost:5000/x@sha256:...", see ParseReference) into the OCI image
+// layout directory layout, creating it when missing, and returns the image
+// manifest it pulled (for an index, the entry for opts.Platform).
+//
+// The config and layers arrive opts.Jobs at once, each verified against
+// its digest, into layout/blobs/<alg>/<hex>; partial downloads wait in
+// layout/ingest and resume on the next pull, and blobs already in the
+// layout are not fetched again. index.json gets one entry for the image,
+// annotated with the reference's normalized name (Reference.Name) as
+// org.opencontainers.image.ref.name, replacing any entry of that name; it
+// is written last, in one step, so a failed pull leaves the layout valid.
+//
+// An index without an image for the platform is a *Error matching
+// ErrBadInput with Reason "no_matching_platform", whose message names the
+// platforms the index has. ctx works as in FetchManifestContext.
+func Pull(ctx context.Context, reference, layout string, opts *PullOptions) (*Manifest, error) {
+	if opts == nil {
+		opts = &PullOptions{}
+	}
+	if opts.Jobs < 0 || int64(opts.Jobs) > math.MaxUint32 {
+		return nil, badInput("bad_input", "jobs %d is not between 0 and %d", opts.Jobs, uint32(math.MaxUint32))
+	}
+	args, err := newCArgs("reference", reference, "layout", layout, "platform", opts.Platform)
+	if err != nil {
+		return nil, err
+	}
+	defer args.free()
+	var platform *C.char // NULL: the host's
+	if opts.Platform != "" {
+		platform = args[2]
+	}
+	cc, err := opts.Cache.acquire()
+	if err != nil {
+		return nil, err
+	}
+	report := newProgressFn(opts.Progress)
+	var out C.TankManifest
+	var cerr *C.TankError
+	cancel := newCanceller(ctx)
+	status := C.tank_pull(args[0], args[1], platform, C.uint32_t(opts.Jobs), cc, cancel.ptr,
+		report.fn, report.user, &out, &cerr)
+	cancel.stop()
+	report.release()
+	opts.Cache.release()
+	if status != C.TANK_OK {
+		return nil, cancel.fail(status, cerr)
+	}
+	defer C.tank_manifest_release(&out)
+	return copyManifest(&out)
+}
