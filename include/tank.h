@@ -13,7 +13,8 @@
  *   once. There is no thread-local error state.
  *
  * Reason ids (tank_error_reason) and the status that carries each:
- *   TANK_ERR_BAD_INPUT       bad_input
+ *   TANK_ERR_BAD_INPUT       bad_input, no_matching_platform (tank_pull: the index has no image for the platform;
+ *                            the message names the platforms it has)
  *   TANK_ERR_HTTP            http_status               (tank_error_http_status gives the status)
  *   TANK_ERR_DIGEST_MISMATCH digest_mismatch           (blob bytes != requested digest)
  *                            manifest_digest_mismatch  (manifest bytes != requested digest or Docker-Content-Digest)

@@ -580,6 +580,10 @@ fn a_layout_that_cannot_be_made_is_an_io_error_naming_it() {
         .unwrap_err();
     assert_eq!(e.status, TankStatus::TANK_ERR_BAD_INPUT, "{e:?}");
     assert!(e.message.contains("index.json"), "{e:?}");
+    assert!(
+        blob_requests(&rig, Which::Plain).is_empty(),
+        "blobs fetched for a layout the pull could not finish"
+    );
     assert_eq!(
         std::fs::read(layout.join("index.json")).unwrap(),
         b"not json"

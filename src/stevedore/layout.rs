@@ -31,6 +31,9 @@ impl Layout {
         for dir in [root.to_path_buf(), layout.ingest_dir(), root.join("blobs")] {
             std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, &e))?;
         }
+        // Checked now, so a pull into a layout it could not finish costs no
+        // download; read again under the lock when the entry is added.
+        layout.read_index()?;
         let marker = root.join("oci-layout");
         if !marker.is_file() {
             layout.replace(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -82,16 +85,7 @@ impl Layout {
     pub async fn add_image(&self, name: &str, manifest: Value) -> Result<()> {
         let path = self.root.join("index.json");
         let _held = PathLock::acquire(self.root.join("index.json.lock")).await?;
-        let mut index = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<Map<String, Value>>(&bytes).map_err(|e| {
-                Error::bad_input(format!(
-                    "{} is not an OCI image index ({e}); not overwriting it",
-                    path.display()
-                ))
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
-            Err(e) => return Err(Error::io("reading", &path, &e)),
-        };
+        let mut index = self.read_index()?;
         index.insert("schemaVersion".into(), json!(2));
         index.insert("mediaType".into(), json!(OCI_INDEX));
         let mut entries = match index.remove("manifests") {
@@ -107,6 +101,21 @@ impl Layout {
         index.insert("manifests".into(), Value::Array(entries));
         let bytes = serde_json::to_vec(&index).expect("a JSON map serializes");
         self.replace(&path, &bytes)
+    }
+
+    /// `index.json` as it is now; empty when there is none yet.
+    fn read_index(&self) -> Result<Map<String, Value>> {
+        let path = self.root.join("index.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<Map<String, Value>>(&bytes).map_err(|e| {
+                Error::bad_input(format!(
+                    "{} is not an OCI image index ({e}); not overwriting it",
+                    path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Map::new()),
+            Err(e) => Err(Error::io("reading", &path, &e)),
+        }
     }
 
     /// Writes `bytes` to a file of its own in `ingest/`, flushes it, renames
