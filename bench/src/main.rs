@@ -1,11 +1,14 @@
 //! `tank-bench`: how fast `tank_blob` pulls a large layer compared with the
 //! limit (SHA-256 of the same bytes from the page cache), with `curl |
-//! openssl`, and with skopeo; and how a 50-layer image pulls from 8 threads
-//! sharing one cache. Every figure comes from this one run, against the rig's
-//! real registries on loopback.
+//! openssl`, and with skopeo; how a 50-layer image pulls from 8 threads
+//! sharing one cache; and how `tank_pull` pulls a whole image (50 x 1 MiB,
+//! and 4 layers of the large layer's size in all, from a second rig) into an
+//! OCI layout next to skopeo and oci-client. Every figure comes from this one
+//! run, against the rigs' real registries on loopback.
 //!
 //! Usage: tank-bench [--quick] [--runs N]
-//!   --quick   a 256 MiB layer instead of 1 GiB
+//!   --quick   a 256 MiB layer instead of 1 GiB (and 4 x 64 MiB instead of
+//!             4 x 256 MiB for the whole-image rows)
 //!   --runs N  timed runs per row, after one warm-up; the median is
 //!             reported (default 5)
 
@@ -365,11 +368,13 @@ fn main() -> Result<()> {
     );
 
     let many = many_layers(&rig, runs)?;
+    let pulls = whole_images(&rig, runs, mib, &peer)?;
+    print_image_pulls(&pulls, runs, &rows, mib);
 
     println!();
     println!("targets:");
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
-    let checks = [
+    let mut checks = vec![
         (
             format!("tank_blob plain <= 1.15x limit: {:.2}x", tank_plain / limit),
             tank_plain / limit <= 1.15,
@@ -447,6 +452,59 @@ fn main() -> Result<()> {
             many.ratio <= 1.5,
         ),
     ];
+    let fifty = &pulls[0];
+    let four = &pulls[1];
+    checks.extend([
+        (
+            format!(
+                "tank_pull {}: >= 3x faster than skopeo (whole processes): {:.2}x",
+                fifty.title,
+                fifty.skopeo / fifty.tank_process
+            ),
+            fifty.skopeo / fifty.tank_process >= 3.0,
+        ),
+        (
+            format!(
+                "tank_pull {}: >= 1.5x faster than oci-client: {:.2}x",
+                fifty.title,
+                fifty.oci_client / fifty.tank_call
+            ),
+            fifty.oci_client / fifty.tank_call >= 1.5,
+        ),
+        {
+            let seq = four.to_file_seq.unwrap_or(f64::NAN);
+            (
+                format!(
+                    "tank_pull {} within 1.2x of tank_blob_to_file of the same layers in turn: {:.2}x",
+                    four.title,
+                    four.tank_call / seq
+                ),
+                four.tank_call / seq <= 1.2,
+            )
+        },
+        (
+            format!(
+                "tank_pull: one token request per pull: {}",
+                pulls
+                    .iter()
+                    .map(|p| format!("{:?} ({})", p.tank_tokens, p.title))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            pulls.iter().all(|p| p.tank_tokens.iter().all(|&t| t == 1)),
+        ),
+        (
+            format!(
+                "tank_pull: a second pull into the same layout sends no blob request: {}",
+                pulls
+                    .iter()
+                    .map(|p| format!("{} ({})", p.again_blob_requests, p.title))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            pulls.iter().all(|p| p.again_blob_requests == 0),
+        ),
+    ]);
     for (what, ok) in checks {
         println!("  {:<8} {what}", verdict(ok));
     }
@@ -681,4 +739,404 @@ fn cpu_has(flag: &str) -> bool {
         .lines()
         .find(|l| l.starts_with("flags"))
         .is_some_and(|l| l.split_whitespace().any(|f| f == flag))
+}
+
+/// One tool's pulls of a whole image.
+struct PullRow {
+    name: String,
+    secs: f64,
+    /// Token requests, registry requests and connections, each run.
+    tokens: Vec<usize>,
+    requests: Vec<usize>,
+    connections: Vec<usize>,
+    note: String,
+}
+
+/// One run of one tool on a whole image.
+struct PullRun {
+    /// What the tool's row reports (see its note).
+    secs: f64,
+    /// The child process, start to exit.
+    process: f64,
+    /// The child's CPU time (user + sys).
+    cpu: f64,
+    tokens: usize,
+    /// Requests in the registry's access log.
+    requests: usize,
+    connections: usize,
+}
+
+/// What the whole-image rows of one image gave.
+struct ImagePulls {
+    title: String,
+    mib: f64,
+    rows: Vec<PullRow>,
+    /// tank_pull's median: inside the call, and the worker process's.
+    tank_call: f64,
+    tank_process: f64,
+    skopeo: f64,
+    oci_client: f64,
+    /// The same layers by tank_blob_to_file one after the other (only for
+    /// the 4-layer image).
+    to_file_seq: Option<f64>,
+    tank_tokens: Vec<usize>,
+    /// The second tank_pull into the same layout: /blobs/ requests the
+    /// registry logged, token requests, seconds.
+    again_blob_requests: usize,
+    again_tokens: usize,
+    again_secs: f64,
+}
+
+/// Removes a directory when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The whole-image rows: `tank_pull` (default jobs), `skopeo copy` to an
+/// `oci:` layout and the oci-client peer's image mode, each into an empty
+/// layout on /dev/shm, from the token registry: the 50 x 1 MiB image of
+/// `rig`, then a 4-layer image of `mib` MiB in all from a second rig (the
+/// token registry alone), where the same layers by `tank_blob_to_file` one
+/// after the other are the "same bytes" baseline.
+fn whole_images(
+    rig: &Rig,
+    runs: usize,
+    mib: u64,
+    peer: &std::path::Path,
+) -> Result<Vec<ImagePulls>> {
+    let scratch = Scratch(
+        std::path::PathBuf::from("/dev/shm")
+            .join(format!("tank-bench-pull-{}", std::process::id())),
+    );
+    std::fs::create_dir_all(&scratch.0)?;
+    let many = rig
+        .info()
+        .images
+        .many
+        .clone()
+        .context("rig has no many-layer image")?;
+    let mut all = vec![pull_image(
+        rig,
+        &many,
+        &format!("{} x 1 MiB layers", many.layers.len()),
+        runs,
+        &scratch.0,
+        peer,
+        false,
+    )?];
+
+    let each = mib / 4;
+    eprintln!("starting a second rig (token registry, 4 x {each} MiB image)...");
+    let four = Rig::start(RigOptions {
+        many_layers: Some((4, each)),
+        tls: false,
+        ..RigOptions::token_only()
+    })?;
+    let image = four
+        .info()
+        .images
+        .many
+        .clone()
+        .context("second rig has no many-layer image")?;
+    all.push(pull_image(
+        &four,
+        &image,
+        &format!("4 x {each} MiB layers"),
+        runs,
+        &scratch.0,
+        peer,
+        true,
+    )?);
+    Ok(all)
+}
+
+fn pull_image(
+    rig: &Rig,
+    image: &tank_testrig::ImageInfo,
+    title: &str,
+    runs: usize,
+    scratch: &std::path::Path,
+    peer: &std::path::Path,
+    to_file_baseline: bool,
+) -> Result<ImagePulls> {
+    let reg = rig.registry(Which::Token).to_owned();
+    let reference = format!("{reg}/{}:{}", image.repo, image.tag);
+    let blobs: Vec<&String> = std::iter::once(&image.config)
+        .chain(&image.layers)
+        .collect();
+    let total: u64 = blobs.iter().map(|d| image.blob_sizes[*d]).sum();
+    let layout = scratch.join("layout");
+    let layout_s = layout.to_string_lossy().into_owned();
+    // Every blob of the image at `dir/<hex>`, at its size: each tool
+    // verified the digests itself.
+    let check = |dir: &std::path::Path, which: &[&String]| -> Result<()> {
+        for d in which {
+            let path = dir.join(d.trim_start_matches("sha256:"));
+            let len = std::fs::metadata(&path)
+                .with_context(|| format!("{} is missing", path.display()))?
+                .len();
+            if len != image.blob_sizes[*d] {
+                bail!(
+                    "{} has {len} bytes, not {}",
+                    path.display(),
+                    image.blob_sizes[*d]
+                );
+            }
+        }
+        Ok(())
+    };
+    let blob_dir = layout.join("blobs/sha256");
+    // One run: an empty layout, fresh logs; `run` gives the seconds the
+    // tool reports.
+    let measure = |run: &mut dyn FnMut() -> Result<f64>| -> Result<PullRun> {
+        let _ = std::fs::remove_dir_all(&layout);
+        rig.clear_logs();
+        let cpu_before = children_cpu_secs();
+        let started = Instant::now();
+        let secs = run()?;
+        let process = started.elapsed().as_secs_f64();
+        let cpu = children_cpu_secs() - cpu_before;
+        // Waits for the registry's log to settle.
+        let requests = rig.registry_requests(Which::Token).len();
+        Ok(PullRun {
+            secs,
+            process,
+            cpu,
+            tokens: rig.token_requests().len(),
+            requests,
+            connections: connections_logged(&rig.registry_log(Which::Token)),
+        })
+    };
+    let summarize = |name: &str, runs: &[PullRun], note: &str| PullRow {
+        name: name.to_owned(),
+        secs: median_of(runs.iter().map(|r| r.secs).collect()),
+        tokens: runs.iter().map(|r| r.tokens).collect(),
+        requests: runs.iter().map(|r| r.requests).collect(),
+        connections: runs.iter().map(|r| r.connections).collect(),
+        note: format!(
+            "{note}; whole process {:.3} s, its CPU {:.2} s",
+            median_of(runs.iter().map(|r| r.process).collect()),
+            median_of(runs.iter().map(|r| r.cpu).collect())
+        ),
+    };
+    let mut rows = Vec::new();
+
+    let mut growth: u64 = 0;
+    let tank_runs = timed_runs(runs, || {
+        let r = measure(&mut || {
+            let out = worker_output(&["pull", &reference, &layout_s])?;
+            let grew = out["rss_growth_bytes"]
+                .as_u64()
+                .context("rss_growth_bytes")?;
+            growth = growth.max(grew);
+            out["call_secs"].as_f64().context("call_secs")
+        })?;
+        check(&blob_dir, &blobs)?;
+        if !layout.join("index.json").is_file() {
+            bail!("tank_pull wrote no index.json");
+        }
+        Ok(r)
+    })?;
+    let tank_call = median_of(tank_runs.iter().map(|r| r.secs).collect());
+    let tank_process = median_of(tank_runs.iter().map(|r| r.process).collect());
+    let tank_tokens: Vec<usize> = tank_runs.iter().map(|r| r.tokens).collect();
+    rows.push(summarize(
+        "tank_pull via C ABI (default jobs: 4)",
+        &tank_runs,
+        &format!(
+            "timed inside the call; peak RSS growth {:.1} MiB",
+            growth as f64 / 1048576.0
+        ),
+    ));
+
+    // Again into the layout the last run left: nothing to fetch but the
+    // manifest.
+    rig.clear_logs();
+    let started = Instant::now();
+    worker_output(&["pull", &reference, &layout_s])?;
+    let again_secs = started.elapsed().as_secs_f64();
+    let again_blob_requests = rig
+        .registry_requests(Which::Token)
+        .iter()
+        .filter(|r| r.uri.contains("/blobs/"))
+        .count();
+    let again_tokens = rig.token_requests().len();
+
+    // skopeo keeps the layers as they are only when told: by default an
+    // oci: destination gzips uncompressed layers, which these are.
+    let skopeo_runs = timed_runs(runs, || {
+        let r = measure(&mut || {
+            let started = Instant::now();
+            run_quiet(Command::new("skopeo").args([
+                "copy",
+                "--quiet",
+                "--src-tls-verify=false",
+                "--dest-oci-accept-uncompressed-layers",
+                &format!("docker://{reference}"),
+                &format!("oci:{layout_s}:{}", image.tag),
+            ]))?;
+            Ok(started.elapsed().as_secs_f64())
+        })?;
+        check(&blob_dir, &blobs)?;
+        Ok(r)
+    })?;
+    let skopeo = median_of(skopeo_runs.iter().map(|r| r.secs).collect());
+    rows.push(summarize(
+        "skopeo copy docker:// oci:",
+        &skopeo_runs,
+        "timed: the process; --dest-oci-accept-uncompressed-layers, else it gzips the layers",
+    ));
+
+    let peer_runs = timed_runs(runs, || {
+        let r = measure(&mut || {
+            let out = timed_output(Command::new(peer).args([
+                "image",
+                reg.as_str(),
+                image.repo.as_str(),
+                image.tag.as_str(),
+                layout_s.as_str(),
+            ]))?;
+            out.1.trim().parse::<f64>().context("oci-peer's seconds")
+        })?;
+        check(&blob_dir, &blobs)?;
+        Ok(r)
+    })?;
+    let oci_client = median_of(peer_runs.iter().map(|r| r.secs).collect());
+    rows.push(summarize(
+        "oci-client: manifest, then pull_blob x 16 at once",
+        &peer_runs,
+        "timed inside the peer; each blob into a tokio::fs::File",
+    ));
+
+    let to_file_seq = if to_file_baseline {
+        let list: String = image
+            .layers
+            .iter()
+            .map(|d| format!("{d}={}", image.blob_sizes[d]))
+            .collect::<Vec<_>>()
+            .join(",");
+        let seq_runs = timed_runs(runs, || {
+            let r = measure(&mut || {
+                std::fs::create_dir_all(&layout)?;
+                let out = worker_output(&["to_file_seq", &reg, &image.repo, &layout_s, &list])?;
+                out["call_secs"].as_f64().context("call_secs")
+            })?;
+            let layers: Vec<&String> = image.layers.iter().collect();
+            check(&layout, &layers)?;
+            Ok(r)
+        })?;
+        let secs = median_of(seq_runs.iter().map(|r| r.secs).collect());
+        rows.push(summarize(
+            "tank_blob_to_file, the 4 layers in turn",
+            &seq_runs,
+            "timed around the 4 calls; one cache; no manifest or config",
+        ));
+        Some(secs)
+    } else {
+        None
+    };
+    let _ = std::fs::remove_dir_all(&layout);
+
+    Ok(ImagePulls {
+        title: title.to_owned(),
+        mib: total as f64 / 1048576.0,
+        rows,
+        tank_call,
+        tank_process,
+        skopeo,
+        oci_client,
+        to_file_seq,
+        tank_tokens,
+        again_blob_requests,
+        again_tokens,
+        again_secs,
+    })
+}
+
+/// Connections that carried a request: distinct client addresses in the
+/// registry's logrus lines (`http.request.remoteaddr="127.0.0.1:PORT"`).
+/// The kernel's socket table would miss connections a client aborts (a
+/// close with bytes unread is a reset, which leaves no TIME_WAIT socket).
+fn connections_logged(log: &str) -> usize {
+    let key = "http.request.remoteaddr=\"";
+    log.lines()
+        .filter_map(|l| {
+            let at = l.find(key)? + key.len();
+            l[at..].split('"').next()
+        })
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
+/// `3` when every run gave 3, else `min-max`.
+fn spread(v: &[usize]) -> String {
+    match (v.iter().min(), v.iter().max()) {
+        (Some(lo), Some(hi)) if lo == hi => lo.to_string(),
+        (Some(lo), Some(hi)) => format!("{lo}-{hi}"),
+        _ => "-".into(),
+    }
+}
+
+fn print_image_pulls(pulls: &[ImagePulls], runs: usize, rows: &[Row], large_mib: u64) {
+    println!();
+    println!(
+        "whole image into an empty OCI layout on /dev/shm (tmpfs, so the VM's disk does not set \
+         the pace), token registry, median of {runs} runs after a warm-up:"
+    );
+    println!(
+        "  per pull: tokens = token requests; reqs = requests in the registry's access log; \
+         conns = connections to the registry that carried a request (distinct client addresses \
+         in its log); a-b: the range over the runs"
+    );
+    for p in pulls {
+        println!();
+        println!(
+            "{:<50} {:>9} {:>8} {:>7} {:>6} {:>6}  notes",
+            format!("{} ({:.0} MiB)", p.title, p.mib),
+            "median s",
+            "MiB/s",
+            "tokens",
+            "reqs",
+            "conns"
+        );
+        for r in &p.rows {
+            println!(
+                "{:<50} {:>9.3} {:>8.0} {:>7} {:>6} {:>6}  {}",
+                r.name,
+                r.secs,
+                p.mib / r.secs,
+                spread(&r.tokens),
+                spread(&r.requests),
+                spread(&r.connections),
+                r.note
+            );
+        }
+        println!(
+            "  skopeo / tank_pull (whole processes): {:.2}x; oci-client / tank_pull (inside each): {:.2}x",
+            p.skopeo / p.tank_process,
+            p.oci_client / p.tank_call
+        );
+        if let Some(seq) = p.to_file_seq {
+            println!(
+                "  tank_pull / to_file of the 4 layers in turn: {:.2}x",
+                p.tank_call / seq
+            );
+            if (p.mib - large_mib as f64).abs() < 1.0 {
+                for label in ["plain", "CDN"] {
+                    println!(
+                        "  tank_pull / tank_blob_to_file of the one {large_mib} MiB layer ({label} row above): {:.2}x",
+                        p.tank_call / tank_secs_to_file(rows, label)
+                    );
+                }
+            }
+        }
+        println!(
+            "  second tank_pull into the same layout: {} /blobs/ requests, {} token requests, {:.3} s (whole process)",
+            p.again_blob_requests, p.again_tokens, p.again_secs
+        );
+    }
 }

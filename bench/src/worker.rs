@@ -13,6 +13,7 @@ use tank::ffi::bytes::{tank_blob, tank_bytes_release, TankBytes};
 use tank::ffi::cache::{tank_cache_free, tank_cache_new, TankCache};
 use tank::ffi::cancel::{tank_cancel_free, tank_cancel_new, tank_cancel_trigger, TankCancel};
 use tank::ffi::error::{tank_error_free, tank_error_message, TankError};
+use tank::ffi::pull::tank_pull;
 use tank::ffi::to_file::tank_blob_to_file;
 use tank::ffi::TankStatus;
 use tank_testrig::client_sockets_to;
@@ -48,6 +49,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 &args[3],
                 size,
                 &args[5],
+                std::ptr::null_mut(),
                 mode == "to_file_cut",
             )?;
             println!(
@@ -61,9 +63,54 @@ pub fn run(args: &[String]) -> Result<()> {
             );
             Ok(())
         }
+        // A whole image into an OCI layout: default jobs, no cache given
+        // (the call earns its one token itself), host platform.
+        Some("pull") if args.len() == 3 => {
+            let rss_before = current_rss_bytes()?;
+            let started = Instant::now();
+            pull(&args[1], &args[2])?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "call_secs": started.elapsed().as_secs_f64(),
+                    "rss_growth_bytes": peak_rss_bytes()?.saturating_sub(rss_before),
+                    "cpu_secs": crate::process_cpu_secs("self")?,
+                })
+            );
+            Ok(())
+        }
+        // The same blobs by tank_blob_to_file, one after the other, through
+        // one cache (one token), each to DIR/<hex>.
+        Some("to_file_seq") if args.len() == 5 => {
+            let blobs: Vec<(&str, u64)> = args[4]
+                .split(',')
+                .map(|b| -> Result<(&str, u64)> {
+                    let (digest, size) = b.rsplit_once('=').context("DIGEST=SIZE")?;
+                    Ok((digest, size.parse()?))
+                })
+                .collect::<Result<_>>()?;
+            let cache = tank_cache_new();
+            let started = Instant::now();
+            for (digest, size) in &blobs {
+                let path = Path::new(&args[3]).join(digest.trim_start_matches("sha256:"));
+                let path = path.to_str().context("path")?;
+                to_file(&args[1], &args[2], digest, *size, path, cache, false)?;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            unsafe { tank_cache_free(cache) };
+            println!(
+                "{}",
+                serde_json::json!({
+                    "call_secs": secs,
+                    "cpu_secs": crate::process_cpu_secs("self")?,
+                })
+            );
+            Ok(())
+        }
         _ => bail!(
             "worker: blob REG REPO DIGEST | many REG REPO DIGEST,DIGEST,... | \
-             to_file[_cut] REG REPO DIGEST SIZE PATH"
+             to_file[_cut] REG REPO DIGEST SIZE PATH | pull REFERENCE LAYOUT | \
+             to_file_seq REG REPO DIR DIGEST=SIZE,..."
         ),
     }
 }
@@ -120,6 +167,7 @@ fn to_file(
     digest: &str,
     size: u64,
     path: &str,
+    cache: *mut TankCache,
     cut: bool,
 ) -> Result<TankStatus> {
     let (r, p, d, f) = (
@@ -141,7 +189,7 @@ fn to_file(
             d.as_ptr(),
             size,
             f.as_ptr(),
-            std::ptr::null_mut(),
+            cache,
             cancel,
             if cut { Some(cut_at_half) } else { None },
             (&mut half as *mut Cut).cast(),
@@ -166,6 +214,41 @@ fn to_file(
         }
         tank_error_free(err);
         Ok(status)
+    }
+}
+
+/// One `tank_pull` through the C ABI: `reference` into the layout at
+/// `layout`, default jobs, this host's platform, no cache, cancel or
+/// progress, the manifest not asked for.
+fn pull(reference: &str, layout: &str) -> Result<()> {
+    let (r, l) = (CString::new(reference)?, CString::new(layout)?);
+    unsafe {
+        let mut err: *mut TankError = std::ptr::null_mut();
+        let status = tank_pull(
+            r.as_ptr(),
+            l.as_ptr(),
+            std::ptr::null(),
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            None,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut err,
+        );
+        if status != TankStatus::TANK_OK {
+            let msg = if err.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(tank_error_message(err))
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            tank_error_free(err);
+            bail!("tank_pull {reference}: {status:?}: {msg}");
+        }
+        tank_error_free(err);
+        Ok(())
     }
 }
 
