@@ -81,7 +81,7 @@ pub async fn fetch(
             req.size,
             req.cancel.cloned(),
         );
-        blocking(move || Partial::open(p, algorithm, size, cancel.as_ref())).await??
+        blocking(move || Partial::open(p, lock, algorithm, size, cancel.as_ref())).await??
     };
     let mut download = Download {
         transport,
@@ -90,7 +90,6 @@ pub async fn fetch(
         key: CacheKey::pull(req.registry.authority(), req.repo.as_str()),
         size: req.size,
         progress,
-        lock,
     };
     let resumed = partial.len > 0;
     let partial = match download.run(partial).await {
@@ -220,6 +219,10 @@ struct Partial {
     hasher: Hasher,
     algorithm: Algorithm,
     len: u64,
+    /// Held as long as the partial exists, wherever it is (the writer
+    /// thread, a flush and rename still running after a cancelled call):
+    /// no other call touches these files before it is done with them.
+    _lock: Arc<PathLock>,
 }
 
 impl Partial {
@@ -228,6 +231,7 @@ impl Partial {
     /// can be is emptied.
     fn open(
         path: PathBuf,
+        lock: Arc<PathLock>,
         algorithm: Algorithm,
         size: Option<u64>,
         cancel: Option<&Cancel>,
@@ -247,6 +251,7 @@ impl Partial {
             hasher,
             algorithm,
             len,
+            _lock: lock,
         };
         if size.is_some_and(|s| len > s) {
             partial.restart()?;
@@ -323,9 +328,6 @@ struct Download<'a> {
     key: CacheKey,
     size: Option<u64>,
     progress: Progress,
-    /// Shared with the writer thread: the lock outlives a cancelled call
-    /// until its last queued bytes are on disk.
-    lock: Arc<PathLock>,
 }
 
 /// How one response ended.
@@ -437,9 +439,7 @@ impl Download<'_> {
         );
 
         let (chunks, mut queued) = mpsc::channel::<Bytes>(WRITE_QUEUE);
-        let lock = self.lock.clone();
         let writer = tokio::task::spawn_blocking(move || {
-            let _held = lock;
             let mut partial = partial;
             while let Some(chunk) = queued.blocking_recv() {
                 if let Err(e) = partial.append(&chunk) {
