@@ -6,8 +6,10 @@
 #   bash scripts/demo.sh
 #
 # Needs: Rust (cargo), gcc, make, python3; Debian's docker-registry package
-# (installed with apt-get when missing). The pulled image is left in
-# target/demo/multiarch (an OCI image layout) for a closer look.
+# (installed with apt-get when missing); skopeo, when installed, shows the
+# image it reads from the layout. The pulled image is left in
+# target/demo/multiarch (an OCI image layout) for a closer look, e.g.
+#   skopeo inspect oci:target/demo/multiarch:<the name tank-pull printed>
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -121,8 +123,8 @@ case "$(uname -m)" in
     *) HOST_PLATFORM="linux/$(uname -m)" ;;
 esac
 
-# registry, repo, tag, index digest, then the platform to pull and the digest
-# the rig says its image manifest has.
+# registry, repo, tag, index digest, then the platform to pull, the digest
+# the rig says its image manifest has, and whether the host's is on offer.
 if ! FIELDS="$(python3 - "$WORK/rig.json" "$HOST_PLATFORM" <<'PY'
 import json, sys
 
@@ -164,11 +166,18 @@ echo "platform:   $PLATFORM  (image manifest $EXPECTED_DIGEST)"
 [ -z "$NOTE" ] || echo "note:       $NOTE"
 
 # --- 4. the pull -------------------------------------------------------------------
-step "Pulling: examples/c/build/tank-pull $REGISTRY $REPO $TAG ${OUT#"$ROOT"/} --platform $PLATFORM"
+# tank-pull picks the host's platform out of the index by itself; only a host
+# the test image has no image for needs --platform.
+PULL_ARGS=("$REGISTRY" "$REPO" "$TAG" "$OUT")
+[ -z "$NOTE" ] || PULL_ARGS+=(--platform "$PLATFORM")
+step "Pulling: examples/c/build/tank-pull $REGISTRY $REPO $TAG ${OUT#"$ROOT"/}${NOTE:+ --platform $PLATFORM}"
 rm -rf "$OUT"
-if ! "$PULL" "$REGISTRY" "$REPO" "$TAG" "$OUT" --platform "$PLATFORM"; then
+if ! "$PULL" "${PULL_ARGS[@]}" | tee "$WORK/pulled"; then
     die "tank-pull failed"
 fi
+# tank-pull prints "name: <normalized reference>", "digest: ...", "layout: ...".
+NAME="$(sed -n 's/^name: *//p' "$WORK/pulled")"
+[ -n "$NAME" ] || die "tank-pull printed no name: line"
 
 # --- 5. what arrived -----------------------------------------------------------------
 step "What arrived in ${OUT#"$ROOT"/}"
@@ -179,12 +188,16 @@ done)
 step "index.json"
 python3 -m json.tool "$OUT/index.json"
 
-# The layout must point at the image manifest the rig pushed for this platform.
-python3 - "$OUT" "$EXPECTED_DIGEST" <<'PY' || die "the OCI layout does not match what the rig pushed"
+# The layout must name the image manifest the rig pushed for this platform.
+python3 - "$OUT" "$NAME" "$EXPECTED_DIGEST" <<'PY' || die "the OCI layout does not match what the rig pushed"
 import json, os, sys
-out, expected = sys.argv[1], sys.argv[2]
+out, name, expected = sys.argv[1:4]
 idx = json.load(open(os.path.join(out, "index.json")))
-got = idx["manifests"][0]["digest"]
+named = [m for m in idx["manifests"]
+         if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == name]
+if len(named) != 1:
+    sys.exit("index.json has %d entries named %s" % (len(named), name))
+got = named[0]["digest"]
 if got != expected:
     sys.exit("index.json names %s, the rig pushed %s" % (got, expected))
 def blob(d):
@@ -194,7 +207,12 @@ m = json.load(open(blob(got), "rb"))
 missing = [d["digest"] for d in [m["config"]] + m["layers"] if not os.path.isfile(blob(d["digest"]))]
 if missing:
     sys.exit("missing blobs: " + " ".join(missing))
-print("OK: index.json -> %s, config and %d layer(s) present" % (got, len(m["layers"])))
+print("OK: %s -> %s, config and %d layer(s) present" % (name, got, len(m["layers"])))
 PY
+
+if command -v skopeo >/dev/null 2>&1; then
+    step "skopeo inspect oci:${OUT#"$ROOT"/}:$NAME"
+    skopeo inspect "oci:$OUT:$NAME" || die "skopeo cannot read the layout"
+fi
 
 step "Done: the image is an OCI layout in ${OUT#"$ROOT"/}"
