@@ -49,11 +49,6 @@
 #define TANK_SIZE_UNKNOWN UINT64_MAX
 
 /**
- * Blobs fetched at once when the caller does not say.
- */
-#define DEFAULT_JOBS 4
-
-/**
  * What a fallible call returns. Codes are never renumbered; a retired code
  * stays reserved.
  */

@@ -22,7 +22,7 @@ use super::token_cache::TokenCache;
 use super::transport::Transport;
 
 /// Blobs fetched at once when the caller does not say.
-pub const DEFAULT_JOBS: usize = 4;
+const DEFAULT_JOBS: usize = 4;
 
 pub struct Request<'a> {
     pub reference: &'a ImageReference,

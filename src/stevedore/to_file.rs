@@ -349,7 +349,7 @@ impl Download<'_> {
             // A partial that already holds all the bytes (the call before
             // stopped between the last byte and the rename) needs no
             // request: a range starting at the end would only get a 416.
-            if self.size == Some(partial.len) {
+            if partial.len > 0 && self.size == Some(partial.len) {
                 break;
             }
             let (back, ended) = self.one_response(partial).await?;
