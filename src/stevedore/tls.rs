@@ -5,20 +5,40 @@
 use std::sync::Arc;
 
 use super::error::{reason, Error, Result};
+use super::trust::TlsSettings;
 
-pub fn client_config() -> Result<rustls::ClientConfig> {
+/// `extra`: a cache's own CAs and client certificate for one registry.
+pub fn client_config(extra: Option<&TlsSettings>) -> Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     // Unreadable system certificates are skipped: the Mozilla roots remain.
     // rustls-native-certs reads SSL_CERT_FILE / SSL_CERT_DIR when set.
     let native = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(native.certs);
+    if let Some(extra) = extra {
+        for ca in &extra.extra_roots {
+            roots.add(ca.clone()).map_err(|e| {
+                Error::bad_input(format!("a trusted CA certificate is not usable: {e}"))
+            })?;
+        }
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::internal(reason::RUNTIME, format!("TLS configuration: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut config = match extra.and_then(|e| e.identity.as_ref()) {
+        Some(id) => builder
+            .with_client_auth_cert(id.chain.clone(), id.key.clone_key())
+            .map_err(|e| {
+                Error::new(
+                    super::ErrorKind::BadInput,
+                    reason::CERTIFICATE,
+                    format!("the client certificate and key do not go together: {e}"),
+                )
+            })?,
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
