@@ -4,7 +4,7 @@ defmodule Tank.Native do
   `mix compile` into `priv/native/libtank_nif.so`). Call
   `Tank.Image.Registry` instead: it documents the contracts.
 
-  `manifest/5`, `blob/5` and `blob_to_file/8` return at once with
+  `manifest/5`, `blob/5`, `blob_to_file/8` and `pull/7` return at once with
   `{:ok, handle}` (or `{:error, reason}` for bad arguments); the answer
   arrives as a message `{ref, result}`, `ref` being their first argument.
   No scheduler is held meanwhile. The caller keeps `handle` until it has
@@ -57,6 +57,15 @@ defmodule Tank.Native do
   `{:tank_progress, path, done, total}` meanwhile.
   """
   def blob_to_file(_ref, _registry, _repo, _digest, _path, _size, _token_cache, _progress),
+    do: :erlang.nif_error(:nif_not_loaded)
+
+  @doc """
+  Starts a whole-image pull into the OCI layout `layout`; the answer is
+  `{ref, {:ok, info} | {:error, reason}}`, and `progress` (a pid or nil)
+  gets `{:tank_progress, reference, done, total}` meanwhile. `platform` is
+  a string or nil, `jobs` a positive integer.
+  """
+  def pull(_ref, _reference, _layout, _platform, _jobs, _token_cache, _progress),
     do: :erlang.nif_error(:nif_not_loaded)
 
   @doc "Keeps a call handle alive until its answer has been received."

@@ -2,11 +2,11 @@
 //! `Tank.Native`). It calls tank's async core directly through the hidden
 //! runtime (`tank::runtime`), not through the C ABI.
 //!
-//! - `manifest/5`, `blob/5` and `blob_to_file/8` are asynchronous: each
-//!   checks its arguments, starts the work on tank's runtime and returns at
-//!   once with a call handle; the answer arrives later as a message
-//!   `{ref, result}` (through an `OwnedEnv`), so no scheduler, dirty or
-//!   not, is held while bytes move.
+//! - `manifest/5`, `blob/5`, `blob_to_file/8` and `pull/7` are
+//!   asynchronous: each checks its arguments, starts the work on tank's
+//!   runtime and returns at once with a call handle; the answer arrives
+//!   later as a message `{ref, result}` (through an `OwnedEnv`), so no
+//!   scheduler, dirty or not, is held while bytes move.
 //! - The call handle is a resource: when the caller's last reference to it
 //!   goes (the caller exits, is killed, or its `receive` is done), its
 //!   destructor triggers the call's cancel token, which drops the transfer
@@ -19,6 +19,7 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,9 @@ use rustler::{Atom, Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term
 use serde_json::{Map, Number, Value};
 use tank::stevedore::cancel::cancellable;
 use tank::stevedore::error::reason;
-use tank::stevedore::{Cancel, Error, ErrorKind, Manifest, ProgressFn, Result, TokenCache};
+use tank::stevedore::{
+    Cancel, Error, ErrorKind, ImageReference, Manifest, ProgressFn, Result, TokenCache,
+};
 
 mod atoms {
     rustler::atoms! {
@@ -59,6 +62,7 @@ mod atoms {
         cancelled,
         io,
         tank_progress,
+        no_matching_platform,
         token_caches,
         buffers,
         buffer_bytes,
@@ -193,11 +197,13 @@ fn send(owned: &mut OwnedEnv, to: &LocalPid, saved: SavedTerm, finish: Reply) {
 }
 
 /// Which call failed: an HTTP status becomes `:manifest_http` or
-/// `:blob_http`, and only a blob has `{:digest_mismatch, :blob}`.
+/// `:blob_http` (for a pull, whichever request it answered), and only a
+/// blob, or a pull's blob, has `{:digest_mismatch, :blob}`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Call {
     Manifest,
     Blob,
+    Pull,
 }
 
 #[rustler::nif]
@@ -306,6 +312,57 @@ fn blob_to_file<'a>(
     })
 }
 
+/// `pull(ref, reference, layout, platform, jobs, cache, progress)`: the
+/// image `reference` into the OCI layout directory `layout`; `platform` is
+/// `"os/arch[/variant]"` or nil (the host's), `jobs` a positive integer,
+/// `progress` a pid (or nil) that gets `{:tank_progress, reference, done,
+/// total}` over all of the image's blobs. The answer is the image manifest
+/// pulled, as `manifest/5` gives it.
+#[allow(clippy::too_many_arguments)]
+#[rustler::nif]
+fn pull<'a>(
+    env: Env<'a>,
+    reference_tag: Term<'a>,
+    reference: Term<'a>,
+    layout: Term<'a>,
+    platform: Term<'a>,
+    jobs: Term<'a>,
+    cache: Term<'a>,
+    progress: Term<'a>,
+) -> Term<'a> {
+    guarded(env, Call::Pull, || {
+        let reference = text_arg(reference, "reference")?;
+        let layout = text_arg(layout, "layout")?;
+        let platform = optional_text(platform, "platform")?;
+        let jobs = jobs_arg(jobs)?;
+        let cache = cache_arg(cache)?;
+        let progress = progress_arg(progress, &reference)?;
+        // A reference outside the grammar is refused here, before any work
+        // starts (the core parses it again; that is cheap).
+        ImageReference::parse(&reference)?;
+        let client = tank::runtime::client()?;
+        start(
+            env,
+            Call::Pull,
+            reference_tag,
+            |cancel| async move {
+                let layout = PathBuf::from(layout);
+                let pull = client.pull(
+                    &reference,
+                    &layout,
+                    platform.as_deref(),
+                    jobs,
+                    cache.as_deref(),
+                    Some(&cancel),
+                    progress,
+                );
+                pull.await
+            },
+            |env, manifest| (atoms::ok(), manifest_term(env, manifest)).encode(env),
+        )
+    })
+}
+
 /// Keeps a call handle alive until the caller has its answer (calling this
 /// after `receive` is what keeps the handle from being collected, and the
 /// call cancelled, while the caller waits).
@@ -385,6 +442,22 @@ fn text_arg(term: Term<'_>, name: &str) -> Result<String> {
         .map_err(|_| Error::bad_input(format!("{name} is not valid UTF-8")))
 }
 
+fn optional_text(term: Term<'_>, name: &str) -> Result<Option<String>> {
+    if term.decode::<Atom>().is_ok_and(|a| a == atoms::nil()) {
+        return Ok(None);
+    }
+    text_arg(term, name).map(Some)
+}
+
+/// Blobs at once: at least one (the core's 0 would mean its default, which
+/// the Elixir side gives explicitly).
+fn jobs_arg(term: Term<'_>) -> Result<usize> {
+    term.decode::<usize>()
+        .ok()
+        .filter(|&jobs| jobs > 0)
+        .ok_or_else(|| Error::bad_input("jobs must be a positive integer"))
+}
+
 fn optional_size(term: Term<'_>) -> Result<Option<u64>> {
     if term.decode::<Atom>().is_ok_and(|a| a == atoms::nil()) {
         return Ok(None);
@@ -395,19 +468,20 @@ fn optional_size(term: Term<'_>) -> Result<Option<u64>> {
 }
 
 /// A pid to send progress to: each report becomes
-/// `{:tank_progress, path, done, total}`.
-fn progress_arg(term: Term<'_>, path: &str) -> Result<Option<ProgressFn>> {
+/// `{:tank_progress, name, done, total}` (`name`: the path of
+/// `blob_to_file`, the reference of `pull`).
+fn progress_arg(term: Term<'_>, name: &str) -> Result<Option<ProgressFn>> {
     if term.decode::<Atom>().is_ok_and(|a| a == atoms::nil()) {
         return Ok(None);
     }
     let pid: LocalPid = term
         .decode()
         .map_err(|_| Error::bad_input("progress must be a pid or nil"))?;
-    let path = path.to_owned();
+    let name = name.to_owned();
     let report: ProgressFn = Arc::new(move |done, total| {
         let mut owned = OwnedEnv::new();
         let _ = owned.send_and_clear(&pid, |env| {
-            (atoms::tank_progress(), path.as_str(), done, total).encode(env)
+            (atoms::tank_progress(), name.as_str(), done, total).encode(env)
         });
     });
     Ok(Some(report))
@@ -425,19 +499,25 @@ fn cache_arg(term: Term<'_>) -> Result<Option<Arc<TokenCache>>> {
     ))
 }
 
-/// The original module's error shapes (SPEC section 3).
+/// The original module's error shapes (SPEC section 3), and
+/// `{:no_matching_platform, platforms}` for a pull.
 fn error_reason<'a>(env: Env<'a>, call: Call, e: &Error) -> Term<'a> {
     match (e.kind, e.http_status) {
+        (ErrorKind::BadInput, _) if e.reason == reason::NO_MATCHING_PLATFORM => {
+            (atoms::no_matching_platform(), e.platforms.as_slice()).encode(env)
+        }
         (ErrorKind::BadInput, _) => (atoms::bad_input(), e.message.as_str()).encode(env),
         (ErrorKind::Http, Some(status)) => {
             let tag = match call {
                 Call::Manifest => atoms::manifest_http(),
                 Call::Blob => atoms::blob_http(),
+                Call::Pull if answered_manifest_request(e) => atoms::manifest_http(),
+                Call::Pull => atoms::blob_http(),
             };
             (tag, status).encode(env)
         }
         (ErrorKind::DigestMismatch, _)
-            if call == Call::Blob && e.reason == reason::DIGEST_MISMATCH =>
+            if call != Call::Manifest && e.reason == reason::DIGEST_MISMATCH =>
         {
             (atoms::digest_mismatch(), atoms::blob()).encode(env)
         }
@@ -452,6 +532,16 @@ fn error_reason<'a>(env: Env<'a>, call: Call, e: &Error) -> Term<'a> {
         }
         _ => (atoms::request_failed(), detail_term(env, e)).encode(env),
     }
+}
+
+/// Whether a pull's HTTP status answered a manifest request rather than a
+/// blob request. The core's error does not say so in a field; its message
+/// is `"<url> answered HTTP <status>"`, and the URL ends in
+/// `/manifests/<tag or digest>` or `/blobs/<digest>` (neither of which has
+/// a `/`), so the second-to-last path segment tells.
+fn answered_manifest_request(e: &Error) -> bool {
+    let url = e.message.split(" answered HTTP").next().unwrap_or_default();
+    url.rsplit('/').nth(1) == Some("manifests")
 }
 
 /// `%{reason: atom, kind: atom, message: binary}` plus `status` and `body`

@@ -9,14 +9,17 @@ defmodule Tank.Image.Registry do
     * `manifest/4` → `{:ok, info, token_cache}` (an image index / manifest
       list, or a single image manifest);
     * `blob/4` → `{:ok, bytes}` (a layer or the image config);
-    * `blob_to_file/5` → `:ok`, the blob verified in a file (an addition).
+    * `blob_to_file/5` → `:ok`, the blob verified in a file (an addition);
+    * `pull/3` → `{:ok, info}`, a whole image (the platform's, out of an
+      index) in an OCI image layout directory (an addition).
 
   The bearer-token handshake, manifest fetch, and digest-verified blob
   download all live in tank's Rust core now. No scheduler waits on the
   network: the NIF starts the work on tank's threads and the answer comes
   back as a message, so any number of calls run at once, and a caller that
   exits or is killed cancels its call. `blob_to_file/5` streams a blob of
-  any size to disk, resumably, with progress messages.
+  any size to disk, resumably, with progress messages; `pull/3` does that
+  for all of an image's blobs, several at once, into an OCI layout.
 
   The 4th argument is an optional token cache (`t:token_cache/0`, made by
   `new_token_cache/1`) that `Tank.Image` threads across a pull so the bearer
@@ -45,6 +48,10 @@ defmodule Tank.Image.Registry do
       `:protocol`, `:digest_mismatch` or `:internal`), `:message` (names the
       URL at fault) and, when there is one, `:status` (an HTTP status) and
       `:body` (an excerpt of the answer).
+
+  The additions (`blob_to_file/5`, `pull/3`) add `:cancelled`,
+  `{:io, path, message}` and, for `pull/3`,
+  `{:no_matching_platform, platforms}`; their docs say when.
   """
 
   @typedoc """
@@ -116,7 +123,15 @@ defmodule Tank.Image.Registry do
                optional(:body) => String.t()
              }}
 
+  @typedoc "What a failed `pull/3` returns after `:error`."
+  @type pull_error_reason() ::
+          error_reason()
+          | :cancelled
+          | {:io, String.t(), String.t()}
+          | {:no_matching_platform, [String.t()]}
+
   @default_ttl_ms 60_000
+  @default_jobs 4
 
   @doc """
   Fetches the manifest for `repo:reference` from `registry`.
@@ -195,6 +210,89 @@ defmodule Tank.Image.Registry do
     end
   end
 
+  @doc """
+  Pulls the image `reference` into the OCI image layout directory `layout`
+  (created when missing) and returns the image manifest pulled.
+
+  `reference` is written as for `docker pull`: `"alpine"`,
+  `"ghcr.io/org/app:v1"`, `"localhost:5000/app@sha256:…"`, with Docker's
+  normalization (no registry host means Docker Hub, where a one-part
+  repository is `library/…`; no tag means `latest`). Loopback registries
+  speak plain HTTP, every other one HTTPS, and an `http://` or `https://`
+  prefix overrides that, as for `manifest/4`.
+
+  When `reference` names an index (a manifest list), the image for
+  `:platform` is taken from it. Then the config and the layers arrive,
+  `:jobs` at once, each verified into `blobs/<alg>/<hex>`: partials wait in
+  `ingest/` and the next pull into `layout` resumes them, and blobs already
+  there are not fetched again. The manifests go into `blobs/` too. Last,
+  `index.json` gets one entry for the image, named by the normalized
+  reference (`org.opencontainers.image.ref.name` and
+  `io.containerd.image.name`, e.g. `"docker.io/library/alpine:latest"`),
+  replacing an entry of that name and keeping every other; it is replaced
+  in one step, so a pull that fails leaves a valid layout. A Docker schema 2
+  manifest is stored with OCI media types, as `skopeo copy` stores it (the
+  blobs keep their digests, the manifest gets one of its own), so its
+  entry's digest is not `info.digest`.
+
+  Options:
+
+    * `:platform` — `"os/arch"` or `"os/arch/variant"` (`"linux/arm64"`,
+      `"linux/arm/v7"`); default: the host's. Normalized as containerd does
+      (`aarch64` is `arm64`, `arm64` means `arm64/v8`, `arm` means
+      `arm/v7`) and then compared exactly; attestation entries
+      (`unknown/unknown`) never match. An image manifest that is not in an
+      index is pulled whatever its platform.
+    * `:jobs` — how many blobs download at once, a positive integer
+      (default #{@default_jobs}).
+    * `:token_cache` — a cache from `new_token_cache/1`. Without one, the
+      pull still earns a single token for all of its requests.
+    * `:progress` — a pid that gets `{:tank_progress, reference, done,
+      total}`, `reference` being the very string passed in and `done` the
+      bytes so far over all of the image's config and layers (`total`, their
+      sum), at most every 100 ms, and once with `done == total` before
+      `{:ok, info}`.
+
+  Returns `{:ok, info}`, `info` as `manifest/4` gives it, for the image
+  manifest pulled (for an index, the platform's image manifest).
+
+  Errors (`t:pull_error_reason/0`):
+
+    * those of `manifest/4` and `blob/4`: `{:manifest_http, status}` when a
+      manifest request ends in an HTTP status, `{:blob_http, status}` and
+      `{:digest_mismatch, :blob}` for the config and the layers, and
+      `{:request_failed, detail}`;
+    * `{:bad_input, message}` — a reference or a platform outside the
+      grammar (`"UPPER/x"`: repositories are lower case), an empty
+      `layout` or an option of the wrong type, all before any request; or,
+      at the end, a `layout` whose `index.json` is not an OCI image index
+      (it is left as it was);
+    * `{:no_matching_platform, platforms}` — the index has no image for
+      the platform; `platforms` lists those it has (`"os/arch[/variant]"`
+      as the index writes them, attestations left out);
+    * `:cancelled` and `{:io, path, message}`, as for `blob_to_file/5`.
+
+  No scheduler is held while the image arrives, and a caller that exits or
+  is killed cancels the pull: its connections close, and what arrived stays
+  in `ingest/` for the next pull to resume.
+  """
+  @spec pull(String.t(), Path.t(), keyword()) :: {:ok, info()} | {:error, pull_error_reason()}
+  def pull(reference, layout, opts \\ []) do
+    opts =
+      Keyword.validate!(opts, platform: nil, jobs: @default_jobs, token_cache: nil, progress: nil)
+
+    {platform, jobs} = {opts[:platform], opts[:jobs]}
+    {cache, progress} = {opts[:token_cache], opts[:progress]}
+
+    with :ok <- check_strings(reference: reference, layout: layout),
+         :ok <- check_platform(platform),
+         :ok <- check_jobs(jobs),
+         :ok <- check_cache(cache),
+         :ok <- check_progress(progress) do
+      await(&Tank.Native.pull(&1, reference, layout, platform, jobs, cache, progress))
+    end
+  end
+
   # Starts a NIF call and waits for its answer. The handle stays referenced
   # until the answer is in (keep/1 after the receive): were it collected
   # first, the call would be cancelled.
@@ -219,6 +317,17 @@ defmodule Tank.Image.Registry do
 
   defp check_size(other),
     do: {:error, {:bad_input, "size must be a non-negative integer or nil, got: #{inspect(other)}"}}
+
+  defp check_platform(nil), do: :ok
+  defp check_platform(platform) when is_binary(platform), do: :ok
+
+  defp check_platform(other),
+    do: {:error, {:bad_input, "platform must be a string or nil, got: #{inspect(other)}"}}
+
+  defp check_jobs(jobs) when is_integer(jobs) and jobs > 0, do: :ok
+
+  defp check_jobs(other),
+    do: {:error, {:bad_input, "jobs must be a positive integer, got: #{inspect(other)}"}}
 
   defp check_progress(nil), do: :ok
   defp check_progress(pid) when is_pid(pid), do: :ok
