@@ -13,7 +13,8 @@
  *   once. There is no thread-local error state.
  *
  * Reason ids (tank_error_reason) and the status that carries each:
- *   TANK_ERR_BAD_INPUT       bad_input
+ *   TANK_ERR_BAD_INPUT       bad_input, auth_config (an auth file that is missing or malformed; names the file),
+ *                            certificate (a CA or client certificate file that is not usable; names it)
  *   TANK_ERR_HTTP            http_status               (tank_error_http_status gives the status)
  *   TANK_ERR_DIGEST_MISMATCH digest_mismatch           (blob bytes != requested digest)
  *                            manifest_digest_mismatch  (manifest bytes != requested digest or Docker-Content-Digest)
@@ -22,7 +23,9 @@
  *                            proxy (a proxy setting tank cannot use, or a CONNECT refused:
  *                            tank_error_http_status gives the proxy's status)
  *   TANK_ERR_AUTH            token_request_failed (HTTP status of the token endpoint when it answered one),
- *                            no_token_in_response, missing_realm, invalid_realm
+ *                            no_token_in_response, missing_realm, invalid_realm (also: an https registry's
+ *                            plain-http realm, never asked), credential_helper (a docker-credential-* helper
+ *                            failed, was missing, answered nonsense or took over 10 s)
  *   TANK_ERR_PROTOCOL        invalid_manifest_json, invalid_content_digest_header,
  *                            manifest_too_large, length_mismatch
  *   TANK_ERR_INTERNAL        panic, runtime, out_of_memory

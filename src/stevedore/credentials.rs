@@ -76,12 +76,12 @@ impl Credential {
 /// `docker.io`, `index.docker.io` and `registry-1.docker.io` are one
 /// registry; everything else is `host[:port]`, lowercased, without scheme.
 pub fn registry_key(input: &str) -> String {
-    let s = input.trim();
+    let s = input.trim().to_ascii_lowercase();
     let s = s
         .strip_prefix("https://")
         .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    let host = s.split('/').next().unwrap_or("").to_ascii_lowercase();
+        .unwrap_or(&s);
+    let host = s.split('/').next().unwrap_or("").to_owned();
     match host.as_str() {
         "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io".to_owned(),
         _ => host,
@@ -95,12 +95,12 @@ const HUB_SERVER_URL: &str = "https://index.docker.io/v1/";
 /// An `auths` key: `https://index.docker.io/v1/`, `host`,
 /// `https://host/v1/`, or namespaced `host/org/repo`.
 fn auths_key(key: &str) -> (String, Vec<String>) {
-    let s = key.trim();
-    let had_scheme = s.starts_with("https://") || s.starts_with("http://");
-    let s = s
+    let lower = key.trim().to_ascii_lowercase();
+    let had_scheme = lower.starts_with("https://") || lower.starts_with("http://");
+    let s = lower
         .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
+        .or_else(|| lower.strip_prefix("http://"))
+        .unwrap_or(&lower);
     let mut parts = s.split('/').filter(|p| !p.is_empty());
     let host = registry_key(parts.next().unwrap_or(""));
     // `https://host/v1/` and `https://host/v2/` name the host alone.
@@ -358,10 +358,11 @@ impl Credentials {
     }
 }
 
-fn checked_key(registry: &str) -> Result<String> {
-    let key = registry_key(registry);
-    super::reference::Registry::parse(&key)?;
-    Ok(key)
+/// A registry as a settings call names it: `host[:port]`, an `http://` or
+/// `https://` prefix accepted and ignored, no path.
+pub fn checked_key(registry: &str) -> Result<String> {
+    let parsed = super::reference::Registry::parse(registry)?;
+    Ok(registry_key(parsed.authority()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

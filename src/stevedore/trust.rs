@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::credentials::registry_key;
+use super::credentials::{checked_key, registry_key};
 use super::error::{reason, Error, ErrorKind, Result};
 
 /// The certs directories searched when the caller names none.
@@ -122,7 +122,12 @@ impl Trust {
                 if !host_dir.is_dir() {
                     continue;
                 }
-                let Some(host) = host_dir.file_name().and_then(|n| n.to_str()) else {
+                // Only directories named like a registry are docker's.
+                let Some(host) = host_dir
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .filter(|h| checked_key(h).is_ok())
+                else {
                     continue;
                 };
                 found.push((host.to_owned(), read_host_dir(&host_dir)?));
@@ -139,8 +144,7 @@ impl Trust {
     }
 
     fn entry(&mut self, registry: &str) -> Result<&mut RegistryTrust> {
-        let key = registry_key(registry);
-        super::reference::Registry::parse(&key)?;
+        let key = checked_key(registry)?;
         Ok(self.registries.entry(key).or_default())
     }
 
