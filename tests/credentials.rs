@@ -310,11 +310,18 @@ fn tls_trust_per_registry_and_client_certificates() {
 
     // Mutual TLS: the certs directory holds the CA and the client pair.
     let mtls = https(tls.client_cert_registry.as_ref().unwrap());
+    // Refused for want of a client certificate: said so, and not retried
+    // as if the network had failed.
+    let started = std::time::Instant::now();
     let e = manifest(&mtls, &img.repo, &img.tag, &cache).unwrap_err();
     assert_eq!(
-        e.status,
-        TankStatus::TANK_ERR_TRANSPORT,
+        (e.status, e.reason.as_str()),
+        (TankStatus::TANK_ERR_TRANSPORT, "tls"),
         "no client certificate: {e:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "retried: {e:?}"
     );
     let cache = Cache::new();
     load_certs(&cache, Some(&tls.certs_dir)).unwrap();
@@ -491,7 +498,8 @@ fn settings_calls_check_their_arguments() {
     let r = c("ghcr.io");
     let path_like = c("host/with/path?x");
     let n = ptr::null();
-    let cases: Vec<(&str, Box<dyn Fn(*mut *mut TankError) -> TankStatus>)> = vec![
+    type Call<'a> = Box<dyn Fn(*mut *mut TankError) -> TankStatus + 'a>;
+    let cases: Vec<(&str, Call)> = vec![
         (
             "cache",
             Box::new(|e| unsafe {

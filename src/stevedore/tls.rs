@@ -2,13 +2,42 @@
 //! provider (the library never meets the host process's OpenSSL), the
 //! Mozilla roots plus the host's own, and HTTP/2 offered by ALPN.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::error::{reason, Error, Result};
 use super::trust::TlsSettings;
 
+/// Presents no certificate, and remembers that a server asked for one: a
+/// server that then drops the connection refused us for it, which would
+/// otherwise look like a network fault.
+#[derive(Debug, Default)]
+pub struct NoClientCertificate {
+    pub asked: AtomicBool,
+}
+
+impl rustls::client::ResolvesClientCert for NoClientCertificate {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.asked.store(true, Ordering::Relaxed);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
+}
+
 /// `extra`: a cache's own CAs and client certificate for one registry.
-pub fn client_config(extra: Option<&TlsSettings>) -> Result<rustls::ClientConfig> {
+/// `watch`, when given, is told when a server asks for a certificate and
+/// there is none to present.
+pub fn client_config(
+    extra: Option<&TlsSettings>,
+    watch: Option<Arc<NoClientCertificate>>,
+) -> Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     // Unreadable system certificates are skipped: the Mozilla roots remain.
@@ -37,7 +66,10 @@ pub fn client_config(extra: Option<&TlsSettings>) -> Result<rustls::ClientConfig
                     format!("the client certificate and key do not go together: {e}"),
                 )
             })?,
-        None => builder.with_no_client_auth(),
+        None => match watch {
+            Some(w) => builder.with_client_cert_resolver(w),
+            None => builder.with_no_client_auth(),
+        },
     };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)

@@ -2,6 +2,7 @@
 //! bearer token stays with its origin, retries with backoff and
 //! `Retry-After`, an idle (not total) receive timeout, and bounded body reads.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -53,6 +54,9 @@ const MAX_IDLE_TIME: Duration = Duration::from_secs(90);
 pub struct Transport {
     client: reqwest::Client,
     config: Config,
+    /// For a registry's own client without a client certificate: whether
+    /// its server asked for one.
+    unanswered_certificate_request: Option<Arc<tls::NoClientCertificate>>,
 }
 
 impl Transport {
@@ -63,8 +67,11 @@ impl Transport {
     /// A client of its own, for a registry with its own CAs or client
     /// certificate.
     pub fn with_tls(config: Config, tls: Option<&TlsSettings>) -> Result<Transport> {
+        let watch = tls
+            .filter(|t| t.identity.is_none())
+            .map(|_| Arc::new(tls::NoClientCertificate::default()));
         let mut builder = reqwest::Client::builder()
-            .use_preconfigured_tls(tls::client_config(tls)?)
+            .use_preconfigured_tls(tls::client_config(tls, watch.clone())?)
             // Redirects are ours to follow: the token must stay with its
             // origin, and https must never fall back to http.
             .redirect(reqwest::redirect::Policy::none())
@@ -86,7 +93,11 @@ impl Transport {
         let client = builder
             .build()
             .map_err(|e| Error::internal(reason::RUNTIME, format!("HTTP client: {e}")))?;
-        Ok(Transport { client, config })
+        Ok(Transport {
+            client,
+            config,
+            unanswered_certificate_request: watch,
+        })
     }
 
     /// GETs `url`, following redirects and retrying transient failures.
@@ -162,7 +173,7 @@ impl Transport {
     async fn send(&self, url: &Url, headers: HeaderMap) -> std::result::Result<Response, Failed> {
         let request = self.client.get(url.clone()).headers(headers);
         request.send().await.map_err(|e| Failed {
-            error: describe(url, &e),
+            error: self.refused_for_certificate(describe(url, &e)),
             unanswered: closed_before_answer(&e),
         })
     }
@@ -183,6 +194,27 @@ impl Transport {
             .send()
             .await
             .map_err(|e| describe(url, &e))
+    }
+
+    /// A connection dropped by a server that had asked for a client
+    /// certificate we could not present: a TLS refusal, not a network
+    /// fault to retry.
+    fn refused_for_certificate(&self, e: Error) -> Error {
+        let asked = self
+            .unanswered_certificate_request
+            .as_ref()
+            .is_some_and(|w| w.asked.load(std::sync::atomic::Ordering::Relaxed));
+        if !asked || !matches!(e.reason, reason::CONNECTION_RESET | reason::REQUEST_FAILED) {
+            return e;
+        }
+        Error::transport(
+            reason::TLS,
+            format!(
+                "{} (the server asked for a client certificate and none is configured for it: \
+                 see tank_cache_load_certs_dir)",
+                e.message
+            ),
+        )
     }
 
     pub fn config(&self) -> &Config {
@@ -358,6 +390,8 @@ fn describe(url: &Url, e: &reqwest::Error) -> Error {
             tls |= wraps_rustls_error(io);
         }
         tls |= s.downcast_ref::<rustls::Error>().is_some();
+        // h2 keeps the rustls error only as text.
+        tls |= text.contains("received fatal alert");
         proxy = proxy.or_else(|| tunnel_refusal(s));
     }
     if let Some(status) = proxy {

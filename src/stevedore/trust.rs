@@ -190,10 +190,8 @@ fn read_host_dir(dir: &Path) -> Result<RegistryTrust> {
                     key: private_key(&key)?,
                 });
             }
-            Some("key") => {
-                if !path.with_extension("cert").exists() {
-                    return Err(bad(path, "is a key with no .cert beside it"));
-                }
+            Some("key") if !path.with_extension("cert").exists() => {
+                return Err(bad(path, "is a key with no .cert beside it"));
             }
             _ => {}
         }
