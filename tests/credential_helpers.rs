@@ -125,6 +125,14 @@ fn credential_helpers_run_once_per_registry_and_fail_clearly() {
     let cache = with_helper(serde_json::json!({"credsStore": "none"}));
     manifest(&reg, &img.repo, &img.tag, &cache).unwrap();
 
+    // A registry that never asks who we are never starts a helper.
+    let cache = with_helper(serde_json::json!({"credsStore": "broken"}));
+    manifest(rig.registry(Which::Plain), &img.repo, &img.tag, &cache).unwrap();
+    assert!(
+        calls(bin.path(), "broken").is_empty(),
+        "a helper ran for an open registry"
+    );
+
     let mut said = Said::default();
     for (name, says) in [
         ("broken", "the keychain is locked"),

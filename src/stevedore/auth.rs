@@ -37,30 +37,38 @@ pub async fn authorized_get(
     url: &Url,
     headers: &HeaderMap,
 ) -> Result<Response> {
-    let credential = match cache {
-        Some(c) => {
-            c.credentials
-                .lookup(key.registry(), key.repository())
-                .await?
-        }
-        None => None,
+    // A credential helper runs only once the registry asks who we are.
+    let known = match cache {
+        Some(c) => c.credentials.known(key.registry(), key.repository()),
+        None => Some(None),
     };
-    let key = key.as_identity(credential.as_ref());
-    // Credentials never travel in the clear, except on loopback.
-    let credential = credential.filter(|_| carries_secrets(url));
-    let mut secrets: Vec<String> = credential
-        .iter()
-        .flat_map(|c| [c.secret().to_owned(), c.basic_header()])
-        .collect();
-
-    let sent = cache.and_then(|c| c.current(&key));
-    secrets.extend(sent.clone());
+    let first_key = key.as_identity(known.clone().flatten().as_ref());
+    let sent = cache.and_then(|c| c.current(&first_key));
+    let mut secrets: Vec<String> = sent.iter().cloned().collect();
     let resp = transport.get(url, headers, sent.as_deref()).await?;
     if resp.status() != StatusCode::UNAUTHORIZED || Origin::of(resp.url()) != Origin::of(url) {
         // A 401 from a redirect target (a CDN) is its own: it is answered
         // with nothing of the registry's.
         return Ok(with_secrets(resp, secrets));
     }
+    let credential = match (known, cache) {
+        (Some(c), _) => c,
+        (None, Some(cache)) => {
+            cache
+                .credentials
+                .lookup(key.registry(), key.repository())
+                .await?
+        }
+        (None, None) => None,
+    };
+    let key = key.as_identity(credential.as_ref());
+    // Credentials never travel in the clear, except on loopback.
+    let credential = credential.filter(|_| carries_secrets(url));
+    secrets.extend(
+        credential
+            .iter()
+            .flat_map(|c| [c.secret().to_owned(), c.basic_header()]),
+    );
     let challenges = challenges(resp.headers());
     let answer = if let Some(bearer) = challenges.iter().find(|c| c.is_bearer()) {
         discard(resp).await;

@@ -111,11 +111,17 @@ fn auths_key(key: &str) -> (String, Vec<String>) {
 
 #[derive(Debug)]
 struct AuthFile {
-    path: PathBuf,
     /// (registry, namespace path, credential)
     auths: Vec<(String, Vec<String>, Credential)>,
     cred_helpers: HashMap<String, String>,
     creds_store: Option<String>,
+}
+
+/// What a cache knows of a registry's credentials.
+enum Found {
+    Known(Option<Credential>),
+    /// The helper to ask, and the registry's key.
+    Helper(String, String),
 }
 
 /// Where a file says to get a registry's credentials.
@@ -178,7 +184,6 @@ impl AuthFile {
             Some(_) => return Err(bad("\"credsStore\" is not a helper name".into())),
         };
         Ok(AuthFile {
-            path: path.to_path_buf(),
             auths,
             cred_helpers,
             creds_store,
@@ -285,8 +290,11 @@ pub fn default_auth_files() -> Vec<(PathBuf, bool)> {
 pub struct Credentials {
     explicit: Mutex<HashMap<String, Credential>>,
     files: Mutex<Vec<AuthFile>>,
-    /// A helper runs at most once per registry per cache.
-    asked: tokio::sync::Mutex<HashMap<String, Option<Credential>>>,
+    /// What helpers answered, per registry: each runs at most once per
+    /// registry per cache.
+    answers: Mutex<HashMap<String, Option<Credential>>>,
+    /// One helper at a time, so calls at once do not ask twice.
+    helper_runs: tokio::sync::Mutex<()>,
 }
 
 impl Credentials {
@@ -317,38 +325,58 @@ impl Credentials {
     }
 
     /// Who to be at `registry` (an authority as tank contacts it) for
-    /// `repo`: the caller's setting, else the first file with an entry.
+    /// `repo`, when that is known without running a credential helper:
+    /// the caller's setting, else the first file with an entry (a helper's
+    /// answer once it has given one). `None` means a helper must be asked.
+    pub fn known(&self, registry: &str, repo: &str) -> Option<Option<Credential>> {
+        match self.source(registry, repo) {
+            Found::Known(c) => Some(c),
+            Found::Helper(..) => None,
+        }
+    }
+
+    /// As [`Credentials::known`], asking the helper when one must be asked:
+    /// at most once per registry, whatever the number of calls at once.
     pub async fn lookup(&self, registry: &str, repo: &str) -> Result<Option<Credential>> {
+        let (helper, key) = match self.source(registry, repo) {
+            Found::Known(c) => return Ok(c),
+            Found::Helper(h, key) => (h, key),
+        };
+        let _turn = self.helper_runs.lock().await;
+        if let Some(answer) = lock(&self.answers).get(&key) {
+            return Ok(answer.clone());
+        }
+        let server = if key == "docker.io" {
+            HUB_SERVER_URL
+        } else {
+            key.as_str()
+        };
+        let answer = cred_helper::get(&helper, server).await?;
+        lock(&self.answers).insert(key, answer.clone());
+        Ok(answer)
+    }
+
+    fn source(&self, registry: &str, repo: &str) -> Found {
         let key = registry_key(registry);
         if let Some(c) = lock(&self.explicit).get(&key) {
-            return Ok(Some(c.clone()));
+            return Found::Known(Some(c.clone()));
         }
         let found = {
             let files = lock(&self.files);
             files.iter().find_map(|f| {
                 f.source(&key, repo).map(|s| match s {
-                    Source::Known(c) => Ok(Some(c)),
-                    Source::Helper(h) => Err((h.to_owned(), f.path.clone())),
+                    Source::Known(c) => Found::Known(Some(c)),
+                    Source::Helper(h) => Found::Helper(h.to_owned(), key.clone()),
                 })
             })
         };
         match found {
-            None => Ok(None),
-            Some(Ok(c)) => Ok(c),
-            Some(Err((helper, _file))) => {
-                let mut asked = self.asked.lock().await;
-                if let Some(answer) = asked.get(&key) {
-                    return Ok(answer.clone());
-                }
-                let server = if key == "docker.io" {
-                    HUB_SERVER_URL
-                } else {
-                    key.as_str()
-                };
-                let answer = cred_helper::get(&helper, server).await?;
-                asked.insert(key, answer.clone());
-                Ok(answer)
-            }
+            None => Found::Known(None),
+            Some(Found::Helper(h, key)) => match lock(&self.answers).get(&key) {
+                Some(answer) => Found::Known(answer.clone()),
+                None => Found::Helper(h, key),
+            },
+            Some(known) => known,
         }
     }
 

@@ -114,6 +114,8 @@ impl TokenCache {
     /// defaults there; `None` means the process's shared client.
     pub fn transport_for(&self, registry: &str, config: &Config) -> Result<Option<Arc<Transport>>> {
         let key = registry_key(registry);
+        // trust, then transports: the order change_trust takes them in.
+        let trust = self.trust.lock().unwrap_or_else(PoisonError::into_inner);
         let mut transports = self
             .transports
             .lock()
@@ -121,11 +123,7 @@ impl TokenCache {
         if let Some(t) = transports.get(&key) {
             return Ok(Some(t.clone()));
         }
-        let settings = self
-            .trust
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .settings_for(&key);
+        let settings = trust.settings_for(&key);
         let Some(settings) = settings else {
             return Ok(None);
         };
