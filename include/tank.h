@@ -14,7 +14,9 @@
  *
  * Reason ids (tank_error_reason) and the status that carries each:
  *   TANK_ERR_BAD_INPUT       bad_input, no_matching_platform (tank_pull: the index has no image for the platform;
- *                            the message names the platforms it has)
+ *                            the message names the platforms it has), auth_config (an auth file that is missing
+ *                            or malformed; names the file), certificate (a CA or client certificate file that is
+ *                            not usable; names it)
  *   TANK_ERR_HTTP            http_status               (tank_error_http_status gives the status)
  *   TANK_ERR_DIGEST_MISMATCH digest_mismatch           (blob bytes != requested digest)
  *                            manifest_digest_mismatch  (manifest bytes != requested digest or Docker-Content-Digest)
@@ -23,7 +25,9 @@
  *                            proxy (a proxy setting tank cannot use, or a CONNECT refused:
  *                            tank_error_http_status gives the proxy's status)
  *   TANK_ERR_AUTH            token_request_failed (HTTP status of the token endpoint when it answered one),
- *                            no_token_in_response, missing_realm, invalid_realm
+ *                            no_token_in_response, missing_realm, invalid_realm (also: an https registry's
+ *                            plain-http realm, never asked), credential_helper (a docker-credential-* helper
+ *                            failed, was missing, answered nonsense or took over 10 s)
  *   TANK_ERR_PROTOCOL        invalid_manifest_json, invalid_content_digest_header,
  *                            manifest_too_large, length_mismatch
  *   TANK_ERR_INTERNAL        panic, runtime, out_of_memory
@@ -335,6 +339,86 @@ struct TankCache *tank_cache_new_with_ttl(uint64_t ttl_ms);
  * `cache` is NULL or a pointer from `tank_cache_new*`, not yet freed.
  */
 void tank_cache_free(struct TankCache *cache);
+
+/**
+ * Calls through `cache` to `registry` (`host[:port]`, an `http://` or
+ * `https://` prefix accepted and ignored; `docker.io`, `index.docker.io`
+ * and `registry-1.docker.io` all name Docker Hub) send this user name and
+ * password: as Basic credentials to a `Basic` challenge, or to the realm
+ * of a `Bearer` one. Replaces any credential set before for `registry`;
+ * beats anything loaded from auth files. Never sent over plain HTTP except
+ * to a loopback registry. Calls that start afterwards use it.
+ *
+ * # Safety
+ * `cache` is NULL or live; strings are NULL or NUL-terminated; `err` is
+ * NULL or writable.
+ */
+TankStatus tank_cache_set_basic_auth(struct TankCache *cache,
+                                     const char *registry,
+                                     const char *username,
+                                     const char *password,
+                                     struct TankError **err);
+
+/**
+ * As `tank_cache_set_basic_auth`, with an identity (refresh) token, as
+ * `docker login` keeps for registries with OAuth2 token servers.
+ *
+ * # Safety
+ * As for `tank_cache_set_basic_auth`.
+ */
+TankStatus tank_cache_set_identity_token(struct TankCache *cache,
+                                         const char *registry,
+                                         const char *token,
+                                         struct TankError **err);
+
+/**
+ * Adds the credentials of a docker `config.json` or podman `auth.json`
+ * behind any loaded before (`auths`, `credHelpers`, `credsStore`; helpers
+ * run when a call needs them, at most once per registry). `path` NULL
+ * searches, in order: `$REGISTRY_AUTH_FILE`,
+ * `$XDG_RUNTIME_DIR/containers/auth.json`,
+ * `$XDG_CONFIG_HOME/containers/auth.json` (default
+ * `~/.config/containers/auth.json`), `$DOCKER_CONFIG/config.json` (default
+ * `~/.docker/config.json`), skipping those that do not exist. A missing or
+ * malformed file given explicitly (also through `REGISTRY_AUTH_FILE`) is
+ * `TANK_ERR_BAD_INPUT` / `auth_config`, naming the file, never a secret.
+ *
+ * # Safety
+ * As for `tank_cache_set_basic_auth`.
+ */
+TankStatus tank_cache_load_auth_config(struct TankCache *cache,
+                                       const char *path,
+                                       struct TankError **err);
+
+/**
+ * Trusts the CA certificates in the PEM file `pem_path` for `registry`,
+ * or for every registry when `registry` is NULL, beside the system's and
+ * Mozilla's roots. A cache with trust of its own uses HTTP clients of its
+ * own. A file with no certificate is `TANK_ERR_BAD_INPUT` /
+ * `certificate`.
+ *
+ * # Safety
+ * As for `tank_cache_set_basic_auth`.
+ */
+TankStatus tank_cache_trust_ca_file(struct TankCache *cache,
+                                    const char *registry,
+                                    const char *pem_path,
+                                    struct TankError **err);
+
+/**
+ * Loads a certs directory as docker and podman lay it out:
+ * `<dir>/<host[:port]>/*.crt` are CAs for that registry, and `X.cert` with
+ * `X.key` its client certificate (mutual TLS). `dir` NULL loads
+ * `/etc/containers/certs.d`, then `/etc/docker/certs.d`, where they exist.
+ * A certificate without its key, or a file that is not PEM, is
+ * `TANK_ERR_BAD_INPUT` / `certificate`, and nothing from `dir` is kept.
+ *
+ * # Safety
+ * As for `tank_cache_set_basic_auth`.
+ */
+TankStatus tank_cache_load_certs_dir(struct TankCache *cache,
+                                     const char *dir,
+                                     struct TankError **err);
 
 /**
  * A new, untriggered switch. Returns NULL only if allocation fails.

@@ -26,13 +26,34 @@ fn runtime() -> Result<&'static Runtime> {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(workers)
                 .thread_name("tank-worker")
-                .on_thread_start(lower_priority)
+                .on_thread_start(on_thread_start)
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())
         })
         .as_ref()
         .map_err(|e| Error::internal(reason::RUNTIME, format!("cannot start the runtime: {e}")))
+}
+
+fn on_thread_start() {
+    lower_priority();
+    ignore_sigpipe();
+}
+
+/// A write to a connection the peer has closed raises SIGPIPE, whose
+/// default action ends the process: a C or Go host that has not ignored it
+/// would die of a registry hanging up. Blocked on tank's threads, the write
+/// fails with EPIPE instead, which tank reports.
+fn ignore_sigpipe() {
+    // SAFETY: sigemptyset/sigaddset fill a local set; pthread_sigmask
+    // changes only the calling thread's mask.
+    #[cfg(unix)]
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
 
 /// tank's threads (workers, and the blocking ones that hash and write)

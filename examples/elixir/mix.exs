@@ -24,8 +24,9 @@ defmodule Tank.MixProject do
     [extra_applications: [:logger] ++ test_applications(Mix.env())]
   end
 
-  # The tests check blob digests with :crypto; the library needs nothing.
-  defp test_applications(:test), do: [:crypto]
+  # The tests check blob digests with :crypto and make a key with
+  # :public_key; the library needs nothing.
+  defp test_applications(:test), do: [:crypto, :public_key]
   defp test_applications(_), do: []
 
   defp elixirc_paths(:test), do: ["lib", "test/support"]

@@ -23,7 +23,7 @@ const (
 	StatusHTTP           Status = 2 // the final answer was an HTTP error status
 	StatusDigestMismatch Status = 3 // bytes did not hash to their digest
 	StatusTransport      Status = 4 // connect, reset, timeout, TLS, unusable redirect
-	StatusAuth           Status = 5 // the bearer-token handshake failed
+	StatusAuth           Status = 5 // the token handshake or a credential helper failed
 	StatusProtocol       Status = 6 // bad JSON, bad headers, sizes
 	StatusInternal       Status = 7 // a bug caught at the boundary
 	StatusCancelled      Status = 8 // the caller cancelled (a context, a TankCancel)
@@ -62,7 +62,8 @@ type Error struct {
 	// Reason "token_request_failed", the token endpoint's), or 0.
 	HTTPStatus int
 	// Reason is a stable snake_case id, e.g. "http_status", "digest_mismatch",
-	// "connect", "token_request_failed"; include/tank.h lists them all.
+	// "connect", "tls", "token_request_failed", or a Reason* constant;
+	// include/tank.h lists them all.
 	Reason string
 	// Message is human-readable and names the URL or argument at fault.
 	Message string
@@ -122,7 +123,9 @@ var (
 	// ErrBadInput: an argument was rejected before any request was sent
 	// (malformed digest or reference, repository or tag outside the
 	// distribution grammar, a bad platform, a NUL byte in a string, a
-	// closed cache). Pull also returns it, with Reason
+	// closed cache), or a settings call was given a bad file: Reason
+	// ReasonAuthConfig for an auth file, ReasonCertificate for a PEM file
+	// or certs directory. Pull also returns it, with Reason
 	// "no_matching_platform", for an index without an image for the
 	// platform asked for.
 	ErrBadInput = errors.New("tank: bad input")
@@ -139,7 +142,9 @@ var (
 	ErrDigestMismatch = errors.New("tank: digest mismatch")
 	// ErrTransport: connect, reset, idle timeout, TLS, or an unusable redirect.
 	ErrTransport = errors.New("tank: transport failure")
-	// ErrAuth: the bearer-token handshake failed.
+	// ErrAuth: the bearer-token handshake failed (the token server refused
+	// the credentials: Reason "token_request_failed", HTTPStatus its
+	// status), or a credential helper failed (ReasonCredentialHelper).
 	ErrAuth = errors.New("tank: token handshake failed")
 	// ErrProtocol: the registry broke the protocol (bad JSON, bad headers, sizes).
 	ErrProtocol = errors.New("tank: protocol violation")

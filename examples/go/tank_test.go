@@ -19,11 +19,13 @@ import (
 	"tank.example/tank/internal/rigtest"
 )
 
-// One rig for the whole package, started and stopped by TestMain.
+// One rig for the whole package, with every registry it has (creds_test.go
+// needs the htpasswd, https and mutual-TLS ones), started and stopped by
+// TestMain.
 var rig *rigtest.Rig
 
 func TestMain(m *testing.M) {
-	os.Exit(rigtest.RunTests(m, "tank tests", func(r *rigtest.Rig) { rig = r }))
+	os.Exit(rigtest.RunTests(m, "tank tests", func(r *rigtest.Rig) { rig = r }, rigtest.Everything))
 }
 
 func sha256Digest(b []byte) string {

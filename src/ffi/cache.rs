@@ -1,6 +1,11 @@
+use std::ffi::c_char;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::{boundary, string_arg, TankError, TankStatus};
+use crate::stevedore::credentials::Credential;
+use crate::stevedore::error::Error;
 use crate::stevedore::TokenCache;
 
 /// A bearer-token cache shared by the calls of one pull. Opaque and
@@ -50,4 +55,164 @@ pub unsafe extern "C" fn tank_cache_free(cache: *mut TankCache) {
     if !cache.is_null() {
         drop(Box::from_raw(cache));
     }
+}
+
+/// The cache a settings call changes: NULL is bad input.
+///
+/// # Safety
+/// `cache` is NULL or a live pointer from `tank_cache_new*`.
+unsafe fn settings_of<'a>(cache: *mut TankCache) -> Result<&'a TokenCache, Error> {
+    cache
+        .as_ref()
+        .map(|c| &*c.tokens)
+        .ok_or_else(|| Error::bad_input("cache is NULL"))
+}
+
+/// A string argument that may not be empty.
+///
+/// # Safety
+/// `ptr` is NULL or NUL-terminated.
+unsafe fn text_arg(name: &str, ptr: *const c_char) -> Result<String, Error> {
+    let s = string_arg(name, ptr)?;
+    if s.is_empty() {
+        return Err(Error::bad_input(format!("{name} is empty")));
+    }
+    Ok(s)
+}
+
+/// A path argument that may be NULL (the standard places) but not empty.
+///
+/// # Safety
+/// `ptr` is NULL or NUL-terminated.
+unsafe fn optional_path(name: &str, ptr: *const c_char) -> Result<Option<PathBuf>, Error> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    text_arg(name, ptr).map(|s| Some(PathBuf::from(s)))
+}
+
+/// Calls through `cache` to `registry` (`host[:port]`, an `http://` or
+/// `https://` prefix accepted and ignored; `docker.io`, `index.docker.io`
+/// and `registry-1.docker.io` all name Docker Hub) send this user name and
+/// password: as Basic credentials to a `Basic` challenge, or to the realm
+/// of a `Bearer` one. Replaces any credential set before for `registry`;
+/// beats anything loaded from auth files. Never sent over plain HTTP except
+/// to a loopback registry. Calls that start afterwards use it.
+///
+/// # Safety
+/// `cache` is NULL or live; strings are NULL or NUL-terminated; `err` is
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn tank_cache_set_basic_auth(
+    cache: *mut TankCache,
+    registry: *const c_char,
+    username: *const c_char,
+    password: *const c_char,
+    err: *mut *mut TankError,
+) -> TankStatus {
+    boundary(err, || {
+        let settings = settings_of(cache)?;
+        let registry = text_arg("registry", registry)?;
+        let username = text_arg("username", username)?;
+        let password = string_arg("password", password)?;
+        settings
+            .credentials
+            .set(&registry, Credential::Basic { username, password })
+    })
+}
+
+/// As `tank_cache_set_basic_auth`, with an identity (refresh) token, as
+/// `docker login` keeps for registries with OAuth2 token servers.
+///
+/// # Safety
+/// As for `tank_cache_set_basic_auth`.
+#[no_mangle]
+pub unsafe extern "C" fn tank_cache_set_identity_token(
+    cache: *mut TankCache,
+    registry: *const c_char,
+    token: *const c_char,
+    err: *mut *mut TankError,
+) -> TankStatus {
+    boundary(err, || {
+        let settings = settings_of(cache)?;
+        let registry = text_arg("registry", registry)?;
+        let token = text_arg("token", token)?;
+        settings
+            .credentials
+            .set(&registry, Credential::IdentityToken(token))
+    })
+}
+
+/// Adds the credentials of a docker `config.json` or podman `auth.json`
+/// behind any loaded before (`auths`, `credHelpers`, `credsStore`; helpers
+/// run when a call needs them, at most once per registry). `path` NULL
+/// searches, in order: `$REGISTRY_AUTH_FILE`,
+/// `$XDG_RUNTIME_DIR/containers/auth.json`,
+/// `$XDG_CONFIG_HOME/containers/auth.json` (default
+/// `~/.config/containers/auth.json`), `$DOCKER_CONFIG/config.json` (default
+/// `~/.docker/config.json`), skipping those that do not exist. A missing or
+/// malformed file given explicitly (also through `REGISTRY_AUTH_FILE`) is
+/// `TANK_ERR_BAD_INPUT` / `auth_config`, naming the file, never a secret.
+///
+/// # Safety
+/// As for `tank_cache_set_basic_auth`.
+#[no_mangle]
+pub unsafe extern "C" fn tank_cache_load_auth_config(
+    cache: *mut TankCache,
+    path: *const c_char,
+    err: *mut *mut TankError,
+) -> TankStatus {
+    boundary(err, || {
+        let settings = settings_of(cache)?;
+        let path = optional_path("path", path)?;
+        settings.credentials.load(path.as_deref())
+    })
+}
+
+/// Trusts the CA certificates in the PEM file `pem_path` for `registry`,
+/// or for every registry when `registry` is NULL, beside the system's and
+/// Mozilla's roots. A cache with trust of its own uses HTTP clients of its
+/// own. A file with no certificate is `TANK_ERR_BAD_INPUT` /
+/// `certificate`.
+///
+/// # Safety
+/// As for `tank_cache_set_basic_auth`.
+#[no_mangle]
+pub unsafe extern "C" fn tank_cache_trust_ca_file(
+    cache: *mut TankCache,
+    registry: *const c_char,
+    pem_path: *const c_char,
+    err: *mut *mut TankError,
+) -> TankStatus {
+    boundary(err, || {
+        let settings = settings_of(cache)?;
+        let registry = match registry.is_null() {
+            true => None,
+            false => Some(text_arg("registry", registry)?),
+        };
+        let pem = PathBuf::from(text_arg("pem_path", pem_path)?);
+        settings.change_trust(|t| t.add_ca_file(registry.as_deref(), &pem))
+    })
+}
+
+/// Loads a certs directory as docker and podman lay it out:
+/// `<dir>/<host[:port]>/*.crt` are CAs for that registry, and `X.cert` with
+/// `X.key` its client certificate (mutual TLS). `dir` NULL loads
+/// `/etc/containers/certs.d`, then `/etc/docker/certs.d`, where they exist.
+/// A certificate without its key, or a file that is not PEM, is
+/// `TANK_ERR_BAD_INPUT` / `certificate`, and nothing from `dir` is kept.
+///
+/// # Safety
+/// As for `tank_cache_set_basic_auth`.
+#[no_mangle]
+pub unsafe extern "C" fn tank_cache_load_certs_dir(
+    cache: *mut TankCache,
+    dir: *const c_char,
+    err: *mut *mut TankError,
+) -> TankStatus {
+    boundary(err, || {
+        let settings = settings_of(cache)?;
+        let dir = optional_path("dir", dir)?;
+        settings.change_trust(|t| t.load_certs_dir(dir.as_deref()))
+    })
 }

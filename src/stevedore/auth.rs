@@ -1,6 +1,12 @@
-//! The bearer handshake: try with the cached token (or none), and on a 401
-//! with a Bearer challenge earn a token from the realm and retry once.
+//! The auth handshake: try with what the cache holds for this registry,
+//! scope and identity (or nothing), and on a 401 from the registry's own
+//! origin answer its challenge once: a Bearer token earned from the realm
+//! (anonymously, with Basic credentials, or with an identity token), or
+//! the caller's Basic credentials. Secrets go only to the registry's
+//! origin and its challenge's realm, never over plain HTTP beyond loopback,
+//! and are redacted from any body excerpt a message quotes.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use http::header::{HeaderMap, WWW_AUTHENTICATE};
@@ -10,16 +16,20 @@ use serde::Deserialize;
 use url::Url;
 
 use super::challenge::{self, Challenge};
+use super::credentials::Credential;
 use super::error::{reason, Error, Result};
+use super::origin::Origin;
 use super::token_cache::{CacheKey, IssuedToken, TokenCache};
-use super::transport::{body_excerpt, discard, Body, Response, Transport};
+use super::transport::{body_excerpt, discard, with_secrets, Body, Response, Transport};
 
 /// A token response larger than this is not a token response.
 const MAX_TOKEN_RESPONSE: u64 = 1 << 20;
+/// What tank calls itself to an OAuth2 token server.
+const CLIENT_ID: &str = "tank";
 
-/// GETs a registry URL with the bearer handshake. A final 401 (no usable
-/// challenge, or the fresh token was refused too) comes back as a response
-/// for the caller to report.
+/// GETs a registry URL with the auth handshake. A final 401 (no usable
+/// challenge, or the fresh token or credentials were refused too) comes
+/// back as a response for the caller to report.
 pub async fn authorized_get(
     transport: &Transport,
     cache: Option<&TokenCache>,
@@ -27,31 +37,96 @@ pub async fn authorized_get(
     url: &Url,
     headers: &HeaderMap,
 ) -> Result<Response> {
-    let sent = cache.and_then(|c| c.current(key));
+    // A credential helper runs only once the registry asks who we are.
+    let known = match cache {
+        Some(c) => c.credentials.known(key.registry(), key.repository()),
+        None => Some(None),
+    };
+    let first_key = key.as_identity(known.clone().flatten().as_ref());
+    let sent = cache.and_then(|c| c.current(&first_key));
+    let mut secrets: Vec<String> = sent.iter().cloned().collect();
     let resp = transport.get(url, headers, sent.as_deref()).await?;
-    if resp.status() != StatusCode::UNAUTHORIZED {
-        return Ok(resp);
+    if resp.status() != StatusCode::UNAUTHORIZED || Origin::of(resp.url()) != Origin::of(url) {
+        // A 401 from a redirect target (a CDN) is its own: it is answered
+        // with nothing of the registry's.
+        return Ok(with_secrets(resp, secrets));
     }
-    let Some(challenge) = bearer_challenge(resp.headers()) else {
-        return Ok(resp);
+    let credential = match (known, cache) {
+        (Some(c), _) => c,
+        (None, Some(cache)) => {
+            cache
+                .credentials
+                .lookup(key.registry(), key.repository())
+                .await?
+        }
+        (None, None) => None,
     };
-    discard(resp).await;
-    let fetch = || fetch_token(transport, &challenge);
-    let token = match cache {
-        Some(cache) => cache.obtain(key, sent.as_deref(), fetch).await?,
-        None => fetch().await?.token,
+    let key = key.as_identity(credential.as_ref());
+    // Credentials never travel in the clear, except on loopback.
+    let credential = credential.filter(|_| carries_secrets(url));
+    secrets.extend(
+        credential
+            .iter()
+            .flat_map(|c| [c.secret().to_owned(), c.basic_header()]),
+    );
+    let challenges = challenges(resp.headers());
+    let answer = if let Some(bearer) = challenges.iter().find(|c| c.is_bearer()) {
+        discard(resp).await;
+        let fetch = || async {
+            let issued = fetch_token(transport, url, bearer, credential.as_ref()).await?;
+            Ok(IssuedToken {
+                token: format!("Bearer {}", issued.token),
+                ..issued
+            })
+        };
+        match cache {
+            Some(cache) => cache.obtain(&key, sent.as_deref(), fetch).await?,
+            None => fetch().await?.token,
+        }
+    } else if let (Some(c), true) = (
+        &credential,
+        challenges
+            .iter()
+            .any(|c| c.scheme.eq_ignore_ascii_case("basic")),
+    ) {
+        discard(resp).await;
+        let header = c.basic_header();
+        if let Some(cache) = cache {
+            cache.remember(&key, header.clone());
+        }
+        header
+    } else {
+        return Ok(with_secrets(resp, secrets));
     };
-    transport.get(url, headers, Some(&token)).await
+    secrets.push(answer.clone());
+    if let Some(token) = answer.strip_prefix("Bearer ") {
+        secrets.push(token.to_owned());
+    }
+    let resp = transport.get(url, headers, Some(&answer)).await?;
+    Ok(with_secrets(resp, secrets))
 }
 
-/// The first Bearer challenge among all `WWW-Authenticate` headers.
-fn bearer_challenge(headers: &HeaderMap) -> Option<Challenge> {
+/// Every challenge among all `WWW-Authenticate` headers.
+fn challenges(headers: &HeaderMap) -> Vec<Challenge> {
     headers
         .get_all(WWW_AUTHENTICATE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(challenge::parse)
-        .find(Challenge::is_bearer)
+        .collect()
+}
+
+/// https, or plain http to a loopback host.
+fn carries_secrets(url: &Url) -> bool {
+    if url.scheme() == "https" {
+        return true;
+    }
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
 }
 
 #[derive(Deserialize)]
@@ -61,7 +136,14 @@ struct TokenResponse {
     expires_in: Option<serde_json::Value>,
 }
 
-pub async fn fetch_token(transport: &Transport, challenge: &Challenge) -> Result<IssuedToken> {
+/// A token from the challenge's realm for `registry_url`'s registry, as
+/// `credential` (anonymous when `None`).
+pub async fn fetch_token(
+    transport: &Transport,
+    registry_url: &Url,
+    challenge: &Challenge,
+    credential: Option<&Credential>,
+) -> Result<IssuedToken> {
     let realm = challenge.param("realm").ok_or_else(|| {
         Error::auth(
             reason::MISSING_REALM,
@@ -77,32 +159,80 @@ pub async fn fetch_token(transport: &Transport, challenge: &Challenge) -> Result
                 format!("the Bearer challenge's realm {realm:?} is not an http(s) URL"),
             )
         })?;
-    {
-        let mut query = url.query_pairs_mut();
-        for name in ["service", "scope"] {
-            if let Some(value) = challenge.param(name) {
-                query.append_pair(name, value);
+    if registry_url.scheme() == "https" && url.scheme() == "http" {
+        return Err(Error::auth(
+            reason::INVALID_REALM,
+            format!(
+                "the https registry {} named the plain-http realm {url}; refusing to ask it for a token",
+                Origin::of(registry_url).host_port()
+            ),
+        ));
+    }
+    // A realm in the clear beyond loopback is asked anonymously.
+    let credential = credential.filter(|_| carries_secrets(&url));
+    let service = challenge.param("service");
+    let scope = challenge.param("scope");
+    let mut secrets: Vec<String> = credential
+        .iter()
+        .flat_map(|c| [c.secret().to_owned(), c.basic_header()])
+        .collect();
+
+    let resp = match credential {
+        Some(Credential::IdentityToken(token)) => {
+            let mut form = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.as_str()),
+                ("client_id", CLIENT_ID),
+            ];
+            form.extend(service.map(|s| ("service", s)));
+            form.extend(scope.map(|s| ("scope", s)));
+            let resp = transport
+                .post_form(&url, &form)
+                .await
+                .map_err(|e| token_failed(&url, "POST", e.message))?;
+            if matches!(resp.status().as_u16(), 404 | 405) {
+                // A token server without OAuth2: the token as a password.
+                discard(resp).await;
+                None
+            } else {
+                Some(("POST", resp))
             }
         }
-    }
-    let failed =
-        |why: String| Error::auth(reason::TOKEN_REQUEST_FAILED, format!("GET {url}: {why}"));
-    let resp = transport
-        .get(&url, &HeaderMap::new(), None)
-        .await
-        .map_err(|e| failed(e.message))?;
+        _ => None,
+    };
+    let (method, resp) = match resp {
+        Some(r) => r,
+        None => {
+            {
+                let mut query = url.query_pairs_mut();
+                query.extend_pairs(service.map(|s| ("service", s)));
+                query.extend_pairs(scope.map(|s| ("scope", s)));
+                if let Some(Credential::Basic { username, .. }) = credential {
+                    query.append_pair("account", username);
+                }
+            }
+            let basic = credential.map(Credential::basic_header);
+            let resp = transport
+                .get(&url, &HeaderMap::new(), basic.as_deref())
+                .await
+                .map_err(|e| token_failed(&url, "GET", e.message))?;
+            ("GET", resp)
+        }
+    };
     let status = resp.status();
     if status != StatusCode::OK {
-        let body = body_excerpt(resp, 1024).await;
-        return Err(failed(format!("answered HTTP {}", status.as_u16()))
-            .with_status(status.as_u16())
-            .with_body(body));
+        let body = body_excerpt(with_secrets(resp, std::mem::take(&mut secrets)), 1024).await;
+        return Err(
+            token_failed(&url, method, format!("answered HTTP {}", status.as_u16()))
+                .with_status(status.as_u16())
+                .with_body(body),
+        );
     }
     let body = Body::new(&url, resp)
         .limit(MAX_TOKEN_RESPONSE, reason::LENGTH_MISMATCH)
         .read_to_vec()
         .await
-        .map_err(|e| failed(e.message))?;
+        .map_err(|e| token_failed(&url, method, e.message))?;
     // Parsed as a value first: serde would also fill the struct from a JSON
     // array such as `["token", null, null]`.
     let parsed: TokenResponse = serde_json::from_slice::<serde_json::Value>(&body)
@@ -111,7 +241,13 @@ pub async fn fetch_token(transport: &Transport, challenge: &Challenge) -> Result
             serde_json::Value::Object(_) => serde_json::from_value(v).map_err(|e| e.to_string()),
             _ => Err("JSON but not an object".to_owned()),
         })
-        .map_err(|e| failed(format!("the answer is not a JSON object: {e}")))?;
+        .map_err(|e| {
+            token_failed(
+                &url,
+                method,
+                format!("the answer is not a JSON object: {e}"),
+            )
+        })?;
     let token = [parsed.token, parsed.access_token]
         .into_iter()
         .flatten()
@@ -119,7 +255,7 @@ pub async fn fetch_token(transport: &Transport, challenge: &Challenge) -> Result
         .ok_or_else(|| {
             Error::auth(
                 reason::NO_TOKEN_IN_RESPONSE,
-                format!("GET {url}: the answer has no string \"token\" or \"access_token\""),
+                format!("{method} {url}: the answer has no string \"token\" or \"access_token\""),
             )
         })?;
     let expires_in = parsed
@@ -127,4 +263,62 @@ pub async fn fetch_token(transport: &Transport, challenge: &Challenge) -> Result
         .and_then(|v| v.as_u64())
         .map(Duration::from_secs);
     Ok(IssuedToken { token, expires_in })
+}
+
+fn token_failed(url: &Url, method: &str, why: String) -> Error {
+    Error::auth(
+        reason::TOKEN_REQUEST_FAILED,
+        format!("{method} {url}: {why}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stevedore::transport::Config;
+
+    fn bearer(realm: &str) -> Challenge {
+        Challenge {
+            scheme: "Bearer".into(),
+            params: vec![
+                ("realm".into(), realm.into()),
+                ("service".into(), "svc".into()),
+            ],
+        }
+    }
+
+    #[tokio::test]
+    async fn an_https_registry_never_sends_to_a_plain_http_realm() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let realm = format!("http://{}/token", listener.local_addr().unwrap());
+        let transport = Transport::new(Config::default()).unwrap();
+        let registry = Url::parse("https://registry.example/v2/x/manifests/y").unwrap();
+        let alice = Credential::Basic {
+            username: "alice".into(),
+            password: "s3cret".into(),
+        };
+        for credential in [None, Some(&alice)] {
+            let e = fetch_token(&transport, &registry, &bearer(&realm), credential)
+                .await
+                .unwrap_err();
+            assert_eq!(e.reason, reason::INVALID_REALM, "{e}");
+            assert!(!e.message.contains("s3cret"));
+        }
+        assert!(listener.accept().is_err(), "a request reached the realm");
+    }
+
+    #[test]
+    fn only_https_and_loopback_carry_secrets() {
+        for (url, ok) in [
+            ("https://r.example/v2/", true),
+            ("http://127.0.0.1:5000/v2/", true),
+            ("http://localhost:5000/v2/", true),
+            ("http://[::1]:5000/v2/", true),
+            ("http://r.example/v2/", false),
+            ("http://10.0.0.1:5000/v2/", false),
+        ] {
+            assert_eq!(carries_secrets(&Url::parse(url).unwrap()), ok, "{url}");
+        }
+    }
 }

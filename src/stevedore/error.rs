@@ -57,6 +57,9 @@ pub mod reason {
     pub const CANCELLED: &str = "cancelled";
     pub const IO: &str = "io";
     pub const NO_MATCHING_PLATFORM: &str = "no_matching_platform";
+    pub const AUTH_CONFIG: &str = "auth_config";
+    pub const CERTIFICATE: &str = "certificate";
+    pub const CREDENTIAL_HELPER: &str = "credential_helper";
 }
 
 /// A failed call: its kind, a stable reason id, a message naming the URL or

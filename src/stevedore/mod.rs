@@ -5,6 +5,8 @@ pub mod auth;
 pub mod blob;
 pub mod cancel;
 pub mod challenge;
+mod cred_helper;
+pub mod credentials;
 pub mod digest;
 pub mod error;
 mod fill_buffer;
@@ -22,6 +24,7 @@ mod tls;
 mod to_file;
 pub mod token_cache;
 pub mod transport;
+pub mod trust;
 
 pub use cancel::Cancel;
 pub use digest::Digest;
@@ -32,20 +35,36 @@ pub use progress::ProgressFn;
 pub use token_cache::TokenCache;
 pub use transport::Config;
 
+use std::sync::Arc;
+
 use reference::{Reference, Registry, Repository};
 use transport::Transport;
 
 /// A registry client: one HTTP client (and so one connection pool), shared
 /// by every call made through it.
 pub struct Client {
-    transport: Transport,
+    transport: Arc<Transport>,
 }
 
 impl Client {
     pub fn new(config: Config) -> Result<Client> {
         Ok(Client {
-            transport: Transport::new(config)?,
+            transport: Arc::new(Transport::new(config)?),
         })
+    }
+
+    /// The cache's own client for `registry` when it trusts more there
+    /// than the defaults, else the process's.
+    fn transport_for(
+        &self,
+        cache: Option<&TokenCache>,
+        registry: &Registry,
+    ) -> Result<Arc<Transport>> {
+        let own = match cache {
+            Some(c) => c.transport_for(registry.authority(), self.transport.config())?,
+            None => None,
+        };
+        Ok(own.unwrap_or_else(|| self.transport.clone()))
     }
 
     /// Fetches `repo:reference` from `registry`. Arguments are checked
@@ -60,7 +79,8 @@ impl Client {
         let registry = Registry::parse(registry)?;
         let repo = Repository::parse(repo)?;
         let reference = Reference::parse(reference)?;
-        manifest::fetch(&self.transport, cache, &registry, &repo, &reference).await
+        let transport = self.transport_for(cache, &registry)?;
+        manifest::fetch(&transport, cache, &registry, &repo, &reference).await
     }
 
     /// Fetches the blob `digest` from `repo`, verified against the digest.
@@ -87,7 +107,8 @@ impl Client {
         let registry = Registry::parse(registry)?;
         let repo = Repository::parse(repo)?;
         let digest = Digest::parse_argument("digest", digest)?;
-        blob::fetch(&self.transport, cache, &registry, &repo, &digest, size).await
+        let transport = self.transport_for(cache, &registry)?;
+        blob::fetch(&transport, cache, &registry, &repo, &digest, size).await
     }
 
     /// Fetches the blob `digest` into the file `path`: streamed through
@@ -124,7 +145,8 @@ impl Client {
             cancel,
             progress,
         };
-        cancel::cancellable(cancel, to_file::fetch(&self.transport, cache, request)).await
+        let transport = self.transport_for(cache, &registry)?;
+        cancel::cancellable(cancel, to_file::fetch(&transport, cache, request)).await
     }
 
     /// Pulls the image `reference` into the OCI layout `layout` (created
@@ -155,6 +177,8 @@ impl Client {
             cancel,
             progress,
         };
-        cancel::cancellable(cancel, pull::pull(&self.transport, cache, request)).await
+        let registry = Registry::parse(&reference.registry)?;
+        let transport = self.transport_for(cache, &registry)?;
+        cancel::cancellable(cancel, pull::pull(&transport, cache, request)).await
     }
 }

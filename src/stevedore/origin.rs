@@ -19,6 +19,15 @@ impl Origin {
             port: url.port_or_known_default(),
         }
     }
+
+    /// `host:port`, for messages.
+    pub fn host_port(&self) -> String {
+        match (&self.host, self.port) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.clone(),
+            _ => String::new(),
+        }
+    }
 }
 
 #[cfg(test)]

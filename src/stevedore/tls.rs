@@ -2,23 +2,75 @@
 //! provider (the library never meets the host process's OpenSSL), the
 //! Mozilla roots plus the host's own, and HTTP/2 offered by ALPN.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::error::{reason, Error, Result};
+use super::trust::TlsSettings;
 
-pub fn client_config() -> Result<rustls::ClientConfig> {
+/// Presents no certificate, and remembers that a server asked for one: a
+/// server that then drops the connection refused us for it, which would
+/// otherwise look like a network fault.
+#[derive(Debug, Default)]
+pub struct NoClientCertificate {
+    pub asked: AtomicBool,
+}
+
+impl rustls::client::ResolvesClientCert for NoClientCertificate {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.asked.store(true, Ordering::Relaxed);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
+}
+
+/// `extra`: a cache's own CAs and client certificate for one registry.
+/// `watch`, when given, is told when a server asks for a certificate and
+/// there is none to present.
+pub fn client_config(
+    extra: Option<&TlsSettings>,
+    watch: Option<Arc<NoClientCertificate>>,
+) -> Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     // Unreadable system certificates are skipped: the Mozilla roots remain.
     // rustls-native-certs reads SSL_CERT_FILE / SSL_CERT_DIR when set.
     let native = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(native.certs);
+    if let Some(extra) = extra {
+        for ca in &extra.extra_roots {
+            roots.add(ca.clone()).map_err(|e| {
+                Error::bad_input(format!("a trusted CA certificate is not usable: {e}"))
+            })?;
+        }
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::internal(reason::RUNTIME, format!("TLS configuration: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut config = match extra.and_then(|e| e.identity.as_ref()) {
+        Some(id) => builder
+            .with_client_auth_cert(id.chain.clone(), id.key.clone_key())
+            .map_err(|e| {
+                Error::new(
+                    super::ErrorKind::BadInput,
+                    reason::CERTIFICATE,
+                    format!("the client certificate and key do not go together: {e}"),
+                )
+            })?,
+        None => match watch {
+            Some(w) => builder.with_client_cert_resolver(w),
+            None => builder.with_no_client_auth(),
+        },
+    };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }

@@ -1,13 +1,17 @@
-//! Bearer tokens shared by the calls of one pull, keyed by registry and
-//! scope. Concurrent misses on one key wait for a single token request
-//! (single flight) instead of each running the handshake.
+//! What the calls of one pull share: bearer tokens, keyed by registry,
+//! scope and identity (concurrent misses on one key wait for a single
+//! token request instead of each running the handshake), and the caller's
+//! credentials and TLS trust, with the HTTP clients that trust needs.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::credentials::{registry_key, Credential, Credentials};
 use super::error::Result;
+use super::transport::{Config, Transport};
+use super::trust::Trust;
 
 /// The lifetime a token gets when its issuer does not say, and the floor
 /// under what it says (the distribution token spec's minimum).
@@ -21,6 +25,8 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
 pub struct CacheKey {
     registry: String,
     scope: String,
+    /// A credential's fingerprint; empty for anonymous calls.
+    identity: String,
 }
 
 impl CacheKey {
@@ -28,6 +34,27 @@ impl CacheKey {
         CacheKey {
             registry: registry_authority.to_owned(),
             scope: format!("repository:{repository}:pull"),
+            identity: String::new(),
+        }
+    }
+
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The repository this key is for.
+    pub fn repository(&self) -> &str {
+        self.scope
+            .strip_prefix("repository:")
+            .and_then(|s| s.strip_suffix(":pull"))
+            .unwrap_or("")
+    }
+
+    /// The same key for calls made as `credential`.
+    pub fn as_identity(&self, credential: Option<&Credential>) -> CacheKey {
+        CacheKey {
+            identity: credential.map(Credential::fingerprint).unwrap_or_default(),
+            ..self.clone()
         }
     }
 }
@@ -48,6 +75,11 @@ struct Slot {
 pub struct TokenCache {
     ttl: Duration,
     slots: Mutex<HashMap<CacheKey, Slot>>,
+    pub credentials: Credentials,
+    trust: Mutex<Trust>,
+    /// Clients built for registries with trust of their own; emptied when
+    /// the trust changes, so later calls see it.
+    transports: Mutex<HashMap<String, Arc<Transport>>>,
 }
 
 impl Default for TokenCache {
@@ -61,7 +93,43 @@ impl TokenCache {
         TokenCache {
             ttl,
             slots: Mutex::new(HashMap::new()),
+            credentials: Credentials::default(),
+            trust: Mutex::new(Trust::default()),
+            transports: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Changes this cache's TLS trust; calls that start afterwards see it.
+    pub fn change_trust(&self, change: impl FnOnce(&mut Trust) -> Result<()>) -> Result<()> {
+        let mut trust = self.trust.lock().unwrap_or_else(PoisonError::into_inner);
+        change(&mut trust)?;
+        self.transports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        Ok(())
+    }
+
+    /// The client for `registry` when this cache trusts more than the
+    /// defaults there; `None` means the process's shared client.
+    pub fn transport_for(&self, registry: &str, config: &Config) -> Result<Option<Arc<Transport>>> {
+        let key = registry_key(registry);
+        // trust, then transports: the order change_trust takes them in.
+        let trust = self.trust.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut transports = self
+            .transports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = transports.get(&key) {
+            return Ok(Some(t.clone()));
+        }
+        let settings = trust.settings_for(&key);
+        let Some(settings) = settings else {
+            return Ok(None);
+        };
+        let transport = Arc::new(Transport::with_tls(config.clone(), Some(&settings))?);
+        transports.insert(key, transport.clone());
+        Ok(Some(transport))
     }
 
     /// A token for `key` that is still valid, if there is one.
@@ -98,6 +166,14 @@ impl TokenCache {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.entry(key.clone()).or_default().token = Some((issued.token.clone(), expires_at));
         Ok(issued.token)
+    }
+
+    /// Keeps `value` (an `Authorization` header that worked, Basic
+    /// credentials) for `key`, so later calls send it at once.
+    pub fn remember(&self, key: &CacheKey, value: String) {
+        let expires_at = Instant::now() + self.ttl;
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.entry(key.clone()).or_default().token = Some((value, expires_at));
     }
 
     /// `min(cache TTL, max(expires_in, 60 s) - margin)`.

@@ -2,6 +2,7 @@
 //! bearer token stays with its origin, retries with backoff and
 //! `Retry-After`, an idle (not total) receive timeout, and bounded body reads.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use url::Url;
 
 use super::error::{reason, Error, Result};
 use super::origin::Origin;
+use super::trust::TlsSettings;
 use super::{proxy, tls};
 
 pub type Response = reqwest::Response;
@@ -52,12 +54,24 @@ const MAX_IDLE_TIME: Duration = Duration::from_secs(90);
 pub struct Transport {
     client: reqwest::Client,
     config: Config,
+    /// For a registry's own client without a client certificate: whether
+    /// its server asked for one.
+    unanswered_certificate_request: Option<Arc<tls::NoClientCertificate>>,
 }
 
 impl Transport {
     pub fn new(config: Config) -> Result<Transport> {
+        Transport::with_tls(config, None)
+    }
+
+    /// A client of its own, for a registry with its own CAs or client
+    /// certificate.
+    pub fn with_tls(config: Config, tls: Option<&TlsSettings>) -> Result<Transport> {
+        let watch = tls
+            .filter(|t| t.identity.is_none())
+            .map(|_| Arc::new(tls::NoClientCertificate::default()));
         let mut builder = reqwest::Client::builder()
-            .use_preconfigured_tls(tls::client_config()?)
+            .use_preconfigured_tls(tls::client_config(tls, watch.clone())?)
             // Redirects are ours to follow: the token must stay with its
             // origin, and https must never fall back to http.
             .redirect(reqwest::redirect::Policy::none())
@@ -79,21 +93,28 @@ impl Transport {
         let client = builder
             .build()
             .map_err(|e| Error::internal(reason::RUNTIME, format!("HTTP client: {e}")))?;
-        Ok(Transport { client, config })
+        Ok(Transport {
+            client,
+            config,
+            unanswered_certificate_request: watch,
+        })
     }
 
     /// GETs `url`, following redirects and retrying transient failures.
-    /// `bearer` is sent only to `url`'s own origin. Any final status is
-    /// returned as a response; only failures to get one are errors.
+    /// `authorization` (a whole header value, `Bearer …` or `Basic …`) is
+    /// sent only to `url`'s own origin. Any final status is returned as a
+    /// response; only failures to get one are errors.
     pub async fn get(
         &self,
         url: &Url,
         headers: &HeaderMap,
-        bearer: Option<&str>,
+        authorization: Option<&str>,
     ) -> Result<Response> {
         let mut attempt = 0;
         loop {
-            let outcome = self.get_following_redirects(url, headers, bearer).await;
+            let outcome = self
+                .get_following_redirects(url, headers, authorization)
+                .await;
             if attempt >= self.config.max_retries {
                 return outcome.map_err(|f| f.error);
             }
@@ -117,16 +138,16 @@ impl Transport {
         &self,
         url: &Url,
         headers: &HeaderMap,
-        bearer: Option<&str>,
+        authorization: Option<&str>,
     ) -> std::result::Result<Response, Failed> {
         let token_origin = Origin::of(url);
         let mut current = url.clone();
         let mut hops = 0;
         loop {
             let mut sent = headers.clone();
-            if let Some(token) = bearer {
+            if let Some(value) = authorization {
                 if Origin::of(&current) == token_origin {
-                    sent.insert(AUTHORIZATION, bearer_header(token)?);
+                    sent.insert(AUTHORIZATION, authorization_header(value)?);
                 }
             }
             let resp = self.send(&current, sent).await?;
@@ -152,9 +173,48 @@ impl Transport {
     async fn send(&self, url: &Url, headers: HeaderMap) -> std::result::Result<Response, Failed> {
         let request = self.client.get(url.clone()).headers(headers);
         request.send().await.map_err(|e| Failed {
-            error: describe(url, &e),
+            error: self.refused_for_certificate(describe(url, &e)),
             unanswered: closed_before_answer(&e),
         })
+    }
+
+    /// POSTs a form (an OAuth2 token request) once: no redirects, no
+    /// retries, as the token server's answer decides what comes next.
+    pub async fn post_form(&self, url: &Url, form: &[(&str, &str)]) -> Result<Response> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        self.client
+            .post(url.clone())
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| describe(url, &e))
+    }
+
+    /// A connection dropped by a server that had asked for a client
+    /// certificate we could not present: a TLS refusal, not a network
+    /// fault to retry.
+    fn refused_for_certificate(&self, e: Error) -> Error {
+        let asked = self
+            .unanswered_certificate_request
+            .as_ref()
+            .is_some_and(|w| w.asked.load(std::sync::atomic::Ordering::Relaxed));
+        if !asked || !matches!(e.reason, reason::CONNECTION_RESET | reason::REQUEST_FAILED) {
+            return e;
+        }
+        Error::transport(
+            reason::TLS,
+            format!(
+                "{} (the server asked for a client certificate and none is configured for it: \
+                 see tank_cache_load_certs_dir)",
+                e.message
+            ),
+        )
     }
 
     pub fn config(&self) -> &Config {
@@ -232,13 +292,39 @@ pub fn next_location(current: &Url, headers: &HeaderMap) -> Result<Url> {
     }
 }
 
-fn bearer_header(token: &str) -> Result<HeaderValue> {
-    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+fn authorization_header(value: &str) -> Result<HeaderValue> {
+    let mut header = HeaderValue::from_str(value).map_err(|_| {
         Error::auth(
             reason::NO_TOKEN_IN_RESPONSE,
             "the token endpoint answered a token that cannot be sent in a header",
         )
-    })
+    })?;
+    // Kept out of hyper's debug output and HTTP/2 header compression.
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+/// The secrets sent for a response: redacted from any excerpt of its body
+/// that a message quotes, so a server that echoes them leaks nothing.
+#[derive(Clone, Default)]
+pub struct SentSecrets(Vec<String>);
+
+pub fn with_secrets(mut resp: Response, secrets: Vec<String>) -> Response {
+    let secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 4).collect();
+    if !secrets.is_empty() {
+        resp.extensions_mut().insert(SentSecrets(secrets));
+    }
+    resp
+}
+
+fn redact(text: String, secrets: Option<&SentSecrets>) -> String {
+    let Some(secrets) = secrets else { return text };
+    // Longest first, so a secret inside another is not half shown.
+    let mut sorted: Vec<&String> = secrets.0.iter().collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    sorted
+        .into_iter()
+        .fold(text, |t, s| t.replace(s.as_str(), "<redacted>"))
 }
 
 fn is_redirect(status: StatusCode) -> bool {
@@ -304,6 +390,8 @@ fn describe(url: &Url, e: &reqwest::Error) -> Error {
             tls |= wraps_rustls_error(io);
         }
         tls |= s.downcast_ref::<rustls::Error>().is_some();
+        // h2 keeps the rustls error only as text.
+        tls |= text.contains("received fatal alert");
         proxy = proxy.or_else(|| tunnel_refusal(s));
     }
     if let Some(status) = proxy {
@@ -458,17 +546,35 @@ fn length_mismatch(url: &Url, declared: u64, received: u64, why: &str) -> Error 
     )
 }
 
-/// At most `max` bytes of an error body, for messages; never fails.
+/// At most `max` bytes of an error body, for messages, with the secrets
+/// sent for it redacted; never fails.
 pub async fn body_excerpt(resp: Response, max: usize) -> Option<String> {
     let mut resp = resp;
+    let secrets = resp.extensions().get::<SentSecrets>().cloned();
+    // Read past `max` by the longest secret, so one cut at the edge is
+    // still found whole.
+    let longest = secrets
+        .as_ref()
+        .map_or(0, |s| s.0.iter().map(String::len).max().unwrap_or(0));
     let mut out = Vec::new();
-    while out.len() < max {
+    while out.len() < max + longest {
         match resp.chunk().await {
-            Ok(Some(chunk)) => out.extend_from_slice(&chunk[..chunk.len().min(max - out.len())]),
+            Ok(Some(chunk)) => {
+                out.extend_from_slice(&chunk[..chunk.len().min(max + longest - out.len())])
+            }
             _ => break,
         }
     }
-    (!out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned())
+    if out.is_empty() {
+        return None;
+    }
+    let text = redact(String::from_utf8_lossy(&out).into_owned(), secrets.as_ref());
+    // Cut at a character boundary at or below `max`.
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(text[..end].to_owned())
 }
 
 #[cfg(test)]

@@ -88,6 +88,25 @@ pub(crate) struct Fixtures {
     pub(crate) images: Images,
 }
 
+impl Fixtures {
+    /// The four standard fixtures' repositories (not the benchmark ones).
+    pub(crate) fn standard_repos(&self) -> [&str; 4] {
+        let i = &self.images;
+        [
+            i.oci_image.repo.as_str(),
+            i.oci_index.repo.as_str(),
+            i.docker_image.repo.as_str(),
+            i.docker_list.repo.as_str(),
+        ]
+    }
+}
+
+/// The private twin of a fixture's repository: `tank/x` → `private/x`.
+pub(crate) fn private_repo(public: &str) -> String {
+    let name = public.rsplit('/').next().unwrap_or(public);
+    format!("{}{name}", crate::token::PRIVATE_PREFIX)
+}
+
 pub(crate) fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(bytes))
 }

@@ -15,6 +15,16 @@ pub struct RigInfo {
     pub cdn: Option<CdnRegistryInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsRegistryInfo>,
+    /// The https token registry whose realm is plain http (`tls_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_token: Option<TlsTokenRegistryInfo>,
+    /// The htpasswd (Basic auth) registry (`basic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_registry: Option<BasicRegistryInfo>,
+    /// The token registries' private repositories and the user who may
+    /// pull them; present when a token registry runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private: Option<PrivateInfo>,
     pub basic_auth: BasicAuthInfo,
     pub images: Images,
 }
@@ -43,6 +53,10 @@ pub struct CdnRegistryInfo {
     pub service: String,
     /// Base URL blob reads are redirected to (`http://127.0.0.1:PORT`).
     pub cdn: String,
+    /// The CDN's own token realm (`<cdn>/token`, service `tank-cdn`), named
+    /// in its challenges when they are on (`Rig::set_cdn_challenges`).
+    #[serde(default)]
+    pub cdn_realm: String,
     pub storage: String,
 }
 
@@ -56,12 +70,90 @@ pub struct TlsRegistryInfo {
     /// `http://` URL a client must refuse to follow.
     pub redirecting_registry: String,
     pub cdn: String,
-    /// The CA certificate (PEM) a client must trust to talk to either.
+    /// As `CdnRegistryInfo::cdn_realm`.
+    #[serde(default)]
+    pub cdn_realm: String,
+    /// The CA certificate (PEM) a client must trust to talk to any of the
+    /// https registries.
+    pub ca_pem: String,
+    pub storage: String,
+    /// A docker/podman-style certs directory: `<certs_dir>/<host:port>/ca.crt`
+    /// for every https registry (host `127.0.0.1` and `localhost`), plus
+    /// `client.cert` and `client.key` for `client_cert_registry`.
+    #[serde(default)]
+    pub certs_dir: String,
+    /// As `registry` (the plain storage), but the TLS handshake requires a
+    /// client certificate signed by `client_ca_pem` (`client_cert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_registry: Option<String>,
+    /// The CA that signed the client certificate (the registry's `clientcas`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_pem: Option<String>,
+    /// The client certificate, PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_pem: Option<String>,
+    /// Its private key, PEM (PKCS#8, P-256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_pem: Option<String>,
+}
+
+/// An https registry with token auth whose realm is plain `http://`: the
+/// token registry's storage (private repositories included), its own issuer
+/// (same users and rules), the rig CA's certificate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TlsTokenRegistryInfo {
+    /// `127.0.0.1:PORT`; pull from it as `https://127.0.0.1:PORT`.
+    pub registry: String,
+    /// `http://127.0.0.1:PORT/token`
+    pub realm: String,
+    pub service: String,
     pub ca_pem: String,
     pub storage: String,
 }
 
-/// The user the token issuers give `push` to (anonymous callers get `pull`).
+/// A registry with `auth: htpasswd` (bcrypt): no credentials, or wrong ones,
+/// draw 401 with `WWW-Authenticate: Basic realm="<realm>"`. Its own storage
+/// holds every fixture the plain registry has.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BasicRegistryInfo {
+    pub registry: String,
+    pub realm: String,
+    pub username: String,
+    pub password: String,
+    /// The htpasswd file the registry reads.
+    pub htpasswd: String,
+    pub storage: String,
+}
+
+/// The token registries' (`token`, `cdn`, `tls_token`) private repositories:
+/// the four standard fixtures again, under `private/...`, with the same
+/// digests. Anonymous tokens get no actions on them (the registry answers
+/// 401); `username`'s tokens get `pull`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PrivateInfo {
+    /// `alice`: send `username:password` by Basic auth on the token GET, or
+    /// POST `grant_type=password`.
+    pub username: String,
+    pub password: String,
+    /// alice's identity (refresh) token: POST `grant_type=refresh_token`, or
+    /// GET with Basic `identity_token_username:identity_token`. Also what a
+    /// GET with `offline_token=true` (or a POST with `access_type=offline`)
+    /// by alice answers as `refresh_token`.
+    pub identity_token: String,
+    /// `<token>`
+    pub identity_token_username: String,
+    /// `private/`
+    pub prefix: String,
+    /// Repository names: `private/oci-image`, `private/multiarch`,
+    /// `private/docker-image`, `private/docker-list`.
+    pub oci_image: String,
+    pub oci_index: String,
+    pub docker_image: String,
+    pub docker_list: String,
+}
+
+/// The user the token issuers give `push` to (anonymous callers get `pull`
+/// on public repositories).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BasicAuthInfo {
     pub username: String,

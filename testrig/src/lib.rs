@@ -1,13 +1,20 @@
 //! A rig of real servers on 127.0.0.1 for Tank's tests and benchmarks.
 //!
-//! [`Rig::start`] runs up to five CNCF distribution registries
-//! (`docker-registry serve`, Debian's 2.8.2) in a temp dir, the token issuer
-//! the two protected ones trust, and a CDN for the ones that redirect their
-//! blob reads, then pushes the same fixtures into each through the
-//! registry's own push API. The two https registries (one plain, one that
-//! redirects blob reads to the http CDN) serve the plain registry's storage
-//! with a certificate signed by a CA the rig makes at start. Everything is stopped, and the temp dir removed, when the [`Rig`]
-//! is dropped.
+//! [`Rig::start`] runs CNCF distribution registries (`docker-registry
+//! serve`, Debian's 2.8.2) in a temp dir, the token issuers the protected
+//! ones trust, and a CDN for the ones that redirect their blob reads, then
+//! pushes the same fixtures into each through the registry's own push API.
+//! By default five: plain, token and cdn over http, and two https ones (one
+//! plain, one that redirects blob reads to the http CDN) that serve the
+//! plain registry's storage with a certificate signed by a CA the rig makes
+//! at start. On request ([`RigOptions`]): `basic`, a registry with
+//! `auth: htpasswd` (bcrypt); `client_cert`, an https registry that demands
+//! a client certificate (mutual TLS); `tls_token`, an https registry whose
+//! token realm is plain http. The token registries also hold the standard
+//! fixtures under `private/...`, which only the user in
+//! [`RigInfo::private`] (by password or identity token; the issuers also
+//! answer OAuth2 POSTs) may pull. Everything is stopped, and the temp dir
+//! removed, when the [`Rig`] is dropped.
 //!
 //! ```no_run
 //! use tank_testrig::{Rig, RigOptions, Which};
@@ -53,8 +60,9 @@ mod workdir;
 pub use accesslog::RegistryRequest;
 pub use cdn::CdnRequest;
 pub use info::{
-    BasicAuthInfo, CdnRegistryInfo, ImageInfo, Images, IndexEntryInfo, IndexInfo,
-    PlainRegistryInfo, RigInfo, TlsRegistryInfo, TokenRegistryInfo,
+    BasicAuthInfo, BasicRegistryInfo, CdnRegistryInfo, ImageInfo, Images, IndexEntryInfo,
+    IndexInfo, PlainRegistryInfo, PrivateInfo, RigInfo, TlsRegistryInfo, TlsTokenRegistryInfo,
+    TokenRegistryInfo,
 };
 pub use rig::{Rig, RigOptions, Which};
 pub use sockets::client_sockets_to;

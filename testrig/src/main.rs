@@ -12,16 +12,31 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tank_testrig::{Rig, RigOptions};
 
-const USAGE: &str =
-    "usage: tank-testrig [--plain-only] [--large-mib N] [--many-layers COUNTxMIB] [--no-stdin]
+const USAGE: &str = "usage: tank-testrig [--plain-only] [--basic] [--client-cert] [--tls-token]
+                    [--everything] [--cdn-challenges]
+                    [--large-mib N] [--many-layers COUNTxMIB] [--no-stdin]
 
-Starts real registries (plain, token, cdn, and https ones: tls, tls-redirect) with fixtures on 127.0.0.1, prints
-their addresses and the fixtures' digests as one line of JSON, then waits until
+Starts real registries with fixtures on 127.0.0.1, prints their addresses,
+credentials and the fixtures' digests as one line of JSON, then waits until
 stdin reaches EOF (unless --no-stdin) or SIGTERM/SIGINT/SIGHUP, and stops.
+By default: plain, token and cdn (the token ones with private/* repositories
+that only the user in info.private may pull), and the https ones tls and
+tls-redirect. Also on request:
+  --basic          basic: auth htpasswd (bcrypt), user in info.basic_registry
+  --client-cert    tls-client-cert: https requiring a client certificate
+                   (info.tls.client_cert_registry, client_cert_pem, certs_dir)
+  --tls-token      tls-token: https with token auth whose realm is http
+  --everything     all three of the above
+  --cdn-challenges start the CDN with its own Bearer challenges on
 While it runs, a line on stdin is a query answered by one JSON line on stdout:
-  token-requests   every token request so far (which realm, scopes, credentials)
-  cdn-requests     every CDN request so far (path, whether it carried Authorization)
-  clear            forget both logs";
+  token-requests        every token request so far (which realm, GET or POST,
+                        grant type, client id, user name, scopes, status)
+  cdn-requests          every CDN request so far (path, whether it carried
+                        Authorization, Basic user name, the CDN's own token)
+  clear                 forget both logs
+  token-post 404|405    every issuer answers every POST with that status
+  token-post on         the issuers answer OAuth2 POSTs again (the default)
+  cdn-challenges on|off the CDN challenges blob reads with its own realm, or not";
 
 struct Args {
     options: RigOptions,
@@ -35,10 +50,25 @@ fn parse_args() -> Result<Option<Args>> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--plain-only" => {
-                options.token = false;
-                options.cdn = false;
-                options.tls = false;
+                options = RigOptions {
+                    large_mib: options.large_mib,
+                    many_layers: options.many_layers,
+                    cdn_challenges: options.cdn_challenges,
+                    ..RigOptions::plain_only()
+                };
             }
+            "--basic" => options.basic = true,
+            "--client-cert" => options.client_cert = true,
+            "--tls-token" => options.tls_token = true,
+            "--everything" => {
+                options = RigOptions {
+                    large_mib: options.large_mib,
+                    many_layers: options.many_layers,
+                    cdn_challenges: options.cdn_challenges,
+                    ..RigOptions::everything()
+                };
+            }
+            "--cdn-challenges" => options.cdn_challenges = true,
             "--large-mib" => {
                 let v = args.next().context("--large-mib needs a number")?;
                 options.large_mib = Some(v.parse().with_context(|| format!("--large-mib {v}"))?);
@@ -151,10 +181,16 @@ fn answer(rig: &Rig, command: &str) -> Result<()> {
         "token-requests" => serde_json::json!({
             "token_requests": rig.token_requests().iter().map(|r| serde_json::json!({
                 "which": r.which.name(),
+                "method": r.method,
                 "service": r.service,
                 "scopes": r.scopes,
                 "authorization": r.authorization,
                 "username": r.username,
+                "account": r.account,
+                "grant_type": r.grant_type,
+                "client_id": r.client_id,
+                "offline": r.offline,
+                "subject": r.subject,
                 "status": r.status,
             })).collect::<Vec<_>>()
         }),
@@ -163,6 +199,8 @@ fn answer(rig: &Rig, command: &str) -> Result<()> {
                 "method": r.method,
                 "path": r.path,
                 "authorization": r.authorization,
+                "username": r.username,
+                "cdn_token": r.cdn_token,
                 "status": r.status,
             })).collect::<Vec<_>>()
         }),
@@ -170,9 +208,28 @@ fn answer(rig: &Rig, command: &str) -> Result<()> {
             rig.clear_logs();
             serde_json::json!({"ok": true})
         }
-        other => {
-            serde_json::json!({"error": format!("unknown command {other:?}; try token-requests, cdn-requests, clear")})
+        "token-post on" => {
+            rig.set_token_post_status(None);
+            serde_json::json!({"ok": true})
         }
+        "cdn-challenges on" | "cdn-challenges off" => {
+            rig.set_cdn_challenges(command.ends_with(" on"));
+            serde_json::json!({"ok": true})
+        }
+        other => match other
+            .strip_prefix("token-post ")
+            .and_then(|s| s.trim().parse::<u16>().ok())
+            .filter(|s| (400..600).contains(s))
+        {
+            Some(status) => {
+                rig.set_token_post_status(Some(status));
+                serde_json::json!({"ok": true})
+            }
+            None => serde_json::json!({"error": format!(
+                "unknown command {other:?}; try token-requests, cdn-requests, clear, \
+                 token-post 404|405|on, cdn-challenges on|off"
+            )}),
+        },
     };
     let mut stdout = io::stdout().lock();
     writeln!(stdout, "{reply}").context("writing to stdout")?;

@@ -14,6 +14,15 @@ use crate::fixtures::{Blob, BlobData, Manifest, RepoPlan};
 
 const BLOB_LANES: usize = 3;
 
+/// How the pusher gets push rights.
+#[derive(Clone)]
+pub(crate) enum PushAuth {
+    /// A token from the registry's realm, asked for with Basic credentials.
+    Token(TokenAuth),
+    /// Basic credentials on every request (an htpasswd registry).
+    Basic { username: String, password: String },
+}
+
 /// How the pusher earns push rights on a token-protected registry.
 #[derive(Clone)]
 pub(crate) struct TokenAuth {
@@ -27,7 +36,7 @@ pub(crate) struct Pusher {
     agent: ureq::Agent,
     /// `http://127.0.0.1:PORT`
     base: String,
-    auth: Option<TokenAuth>,
+    auth: Option<PushAuth>,
     /// When set, generated (benchmark-sized) layers are written straight into
     /// this storage root instead of being uploaded; see [`Pusher::seed_blob`].
     seed_into: Option<PathBuf>,
@@ -56,7 +65,7 @@ fn expect_status(response: ureq::Response, want: u16, what: &str) -> Result<ureq
 impl Pusher {
     pub(crate) fn new(
         registry: &str,
-        auth: Option<TokenAuth>,
+        auth: Option<PushAuth>,
         seed_into: Option<PathBuf>,
     ) -> Pusher {
         let agent = ureq::AgentBuilder::new()
@@ -74,9 +83,10 @@ impl Pusher {
     }
 
     /// Pushes a repository's blobs, then its manifests in order (an index's
-    /// children before the index, which distribution insists on).
-    pub(crate) fn push_repo(&self, plan: &RepoPlan) -> Result<()> {
-        let bearer = self.bearer(&plan.repo)?;
+    /// children before the index, which distribution insists on), under
+    /// the name `repo` (the plan's own, or another one for the same content).
+    pub(crate) fn push_repo(&self, plan: &RepoPlan, repo: &str) -> Result<()> {
+        let bearer = self.authorization(repo)?;
         let bearer = bearer.as_deref();
         // Small requests, each mostly waiting on the registry: a few at once
         // shorten the longest repository's chain of round trips.
@@ -86,7 +96,7 @@ impl Pusher {
             let handles: Vec<_> = plan
                 .blobs
                 .chunks(per_lane)
-                .map(|blobs| s.spawn(move || self.put_blobs(&plan.repo, blobs, bearer)))
+                .map(|blobs| s.spawn(move || self.put_blobs(repo, blobs, bearer)))
                 .collect();
             for h in handles {
                 h.join().map_err(|_| anyhow!("a blob push panicked"))??;
@@ -94,10 +104,8 @@ impl Pusher {
             Ok::<_, anyhow::Error>(())
         })?;
         for manifest in &plan.manifests {
-            self.push_manifest(&plan.repo, manifest, bearer)
-                .with_context(|| {
-                    format!("pushing manifest {} to {}", manifest.reference, plan.repo)
-                })?;
+            self.push_manifest(repo, manifest, bearer)
+                .with_context(|| format!("pushing manifest {} to {repo}", manifest.reference))?;
         }
         Ok(())
     }
@@ -116,11 +124,20 @@ impl Pusher {
         Ok(())
     }
 
+    /// The `Authorization` value for pushing to `repo`, if one is needed.
+    fn authorization(&self, repo: &str) -> Result<Option<String>> {
+        match &self.auth {
+            None => Ok(None),
+            Some(PushAuth::Basic { username, password }) => Ok(Some(format!(
+                "Basic {}",
+                STANDARD.encode(format!("{username}:{password}"))
+            ))),
+            Some(PushAuth::Token(auth)) => self.bearer(auth, repo).map(Some),
+        }
+    }
+
     /// A push token for `repo`, asked for with the rig's Basic credentials.
-    fn bearer(&self, repo: &str) -> Result<Option<String>> {
-        let Some(auth) = &self.auth else {
-            return Ok(None);
-        };
+    fn bearer(&self, auth: &TokenAuth, repo: &str) -> Result<String> {
         let credentials = STANDARD.encode(format!("{}:{}", auth.username, auth.password));
         let scope = format!("repository:{repo}:pull,push");
         let what = format!("token request to {}", auth.realm);
@@ -139,7 +156,7 @@ impl Pusher {
         let token = body["token"]
             .as_str()
             .with_context(|| format!("{what}: no token in the answer"))?;
-        Ok(Some(format!("Bearer {token}")))
+        Ok(format!("Bearer {token}"))
     }
 
     fn request(&self, method: &str, url: &str, bearer: Option<&str>) -> ureq::Request {

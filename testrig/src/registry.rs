@@ -127,6 +127,13 @@ pub(crate) struct TokenAuthConfig {
     pub(crate) root_cert_bundle: PathBuf,
 }
 
+/// htpasswd (Basic) auth settings.
+pub(crate) struct HtpasswdConfig {
+    pub(crate) realm: String,
+    /// bcrypt entries, `user:$2y$...`.
+    pub(crate) path: PathBuf,
+}
+
 pub(crate) struct RegistrySetup {
     pub(crate) name: &'static str,
     pub(crate) binary: PathBuf,
@@ -135,6 +142,7 @@ pub(crate) struct RegistrySetup {
     pub(crate) log_path: PathBuf,
     pub(crate) secret: String,
     pub(crate) token: Option<TokenAuthConfig>,
+    pub(crate) htpasswd: Option<HtpasswdConfig>,
     /// Base URL of the redirect storage middleware.
     pub(crate) redirect: Option<String>,
     /// Serve https with this certificate and key; readiness is checked
@@ -145,6 +153,8 @@ pub(crate) struct RegistrySetup {
 pub(crate) struct ServeTls {
     pub(crate) cert: PathBuf,
     pub(crate) key: PathBuf,
+    /// Demand a client certificate signed by this CA (`clientcas`).
+    pub(crate) client_ca: Option<PathBuf>,
     pub(crate) client: std::sync::Arc<rustls::ClientConfig>,
 }
 
@@ -188,6 +198,15 @@ http:
                 q(&tls.cert.to_string_lossy()),
                 q(&tls.key.to_string_lossy())
             ));
+            if let Some(ca) = &tls.client_ca {
+                // distribution then requires and verifies a client certificate.
+                y.push_str(&format!(
+                    "    clientcas:
+      - {}
+",
+                    q(&ca.to_string_lossy())
+                ));
+            }
         }
         if let Some(t) = &self.token {
             y.push_str(&format!(
@@ -202,6 +221,17 @@ http:
                 q(&t.service),
                 q(&t.issuer),
                 q(&t.root_cert_bundle.to_string_lossy())
+            ));
+        }
+        if let Some(h) = &self.htpasswd {
+            y.push_str(&format!(
+                "auth:
+  htpasswd:
+    realm: {}
+    path: {}
+",
+                q(&h.realm),
+                q(&h.path.to_string_lossy())
             ));
         }
         if let Some(base) = &self.redirect {

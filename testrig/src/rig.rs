@@ -13,15 +13,22 @@ use crate::accesslog::{self, RegistryRequest};
 use crate::cdn::{CdnRequest, CdnServer};
 use crate::fixtures::{self, Fixtures};
 use crate::info::{
-    BasicAuthInfo, CdnRegistryInfo, PlainRegistryInfo, RigInfo, TlsRegistryInfo, TokenRegistryInfo,
+    BasicAuthInfo, BasicRegistryInfo, CdnRegistryInfo, PlainRegistryInfo, PrivateInfo, RigInfo,
+    TlsRegistryInfo, TlsTokenRegistryInfo, TokenRegistryInfo,
 };
-use crate::push::{Pusher, TokenAuth};
+use crate::push::{PushAuth, Pusher, TokenAuth};
 use crate::registry::{
-    find_binary, RegistryProcess, RegistrySetup, ServeTls, Spawner, TokenAuthConfig,
+    find_binary, HtpasswdConfig, RegistryProcess, RegistrySetup, ServeTls, Spawner, TokenAuthConfig,
 };
-use crate::tls::Authority;
-use crate::token::{self, random_hex, Keys, TokenRequest, TokenServer};
+use crate::tls::{self, Authority, ClientIdentity};
+use crate::token::{self, random_hex, Keys, Switches, TokenRequest, TokenServer, Users};
 use crate::workdir;
+
+/// The htpasswd registry's user and realm.
+const BASIC_USER: &str = "bob";
+const BASIC_REALM: &str = "tank-rig-basic";
+/// bcrypt's lowest cost: distribution checks the hash on every request.
+const BCRYPT_COST: u32 = 4;
 
 /// One of the rig's registries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -29,27 +36,40 @@ use crate::workdir;
 pub enum Which {
     /// No auth.
     Plain,
-    /// Bearer token auth.
+    /// Bearer token auth; `private/*` repositories only alice may pull
+    /// (see [`crate::PrivateInfo`]).
     Token,
-    /// Bearer token auth, blob reads redirected (307) to the CDN.
+    /// As `Token`, blob reads redirected (307) to the CDN.
     Cdn,
     /// https (HTTP/2 by ALPN), no auth, the plain registry's storage.
     Tls,
     /// As `Tls`, but blob reads are redirected (307) to the CDN's `http://`
     /// URL: a redirect from https to http that clients must refuse.
     TlsRedirect,
+    /// htpasswd (bcrypt) Basic auth, its own storage with every fixture.
+    Basic,
+    /// As `Tls` (the plain registry's storage), but the TLS handshake
+    /// requires a client certificate signed by the rig's client CA.
+    TlsClientCert,
+    /// https with Bearer token auth whose realm is plain `http://`: the
+    /// token registry's storage, its own issuer.
+    TlsToken,
 }
 
 impl Which {
-    pub const ALL: [Which; 5] = [
+    pub const ALL: [Which; 8] = [
         Which::Plain,
         Which::Token,
         Which::Cdn,
         Which::Tls,
         Which::TlsRedirect,
+        Which::Basic,
+        Which::TlsClientCert,
+        Which::TlsToken,
     ];
 
-    /// `plain`, `token`, `cdn`, `tls` or `tls-redirect`.
+    /// `plain`, `token`, `cdn`, `tls`, `tls-redirect`, `basic`,
+    /// `tls-client-cert` or `tls-token`.
     pub fn name(self) -> &'static str {
         match self {
             Which::Plain => "plain",
@@ -57,20 +77,31 @@ impl Which {
             Which::Cdn => "cdn",
             Which::Tls => "tls",
             Which::TlsRedirect => "tls-redirect",
+            Which::Basic => "basic",
+            Which::TlsClientCert => "tls-client-cert",
+            Which::TlsToken => "tls-token",
         }
     }
 
     /// Whether it serves https.
     pub fn is_tls(self) -> bool {
-        matches!(self, Which::Tls | Which::TlsRedirect)
+        matches!(
+            self,
+            Which::Tls | Which::TlsRedirect | Which::TlsClientCert | Which::TlsToken
+        )
     }
 
-    /// The storage dir's name: the https registries serve the plain one's.
+    /// Whether Bearer tokens from the rig's issuers guard it.
+    pub fn is_token(self) -> bool {
+        matches!(self, Which::Token | Which::Cdn | Which::TlsToken)
+    }
+
+    /// The storage dir's name: the https registries serve another's.
     fn storage_name(self) -> &'static str {
-        if self.is_tls() {
-            Which::Plain.name()
-        } else {
-            self.name()
+        match self {
+            Which::TlsToken => Which::Token.name(),
+            w if w.is_tls() => Which::Plain.name(),
+            w => w.name(),
         }
     }
 }
@@ -83,6 +114,16 @@ pub struct RigOptions {
     /// Both https registries (`Tls`, `TlsRedirect`); needs `plain`, whose
     /// storage they serve, and starts the CDN.
     pub tls: bool,
+    /// The htpasswd registry (`Which::Basic`).
+    pub basic: bool,
+    /// The mutual-TLS registry (`Which::TlsClientCert`); needs `tls`.
+    pub client_cert: bool,
+    /// The https token registry with an http realm (`Which::TlsToken`);
+    /// needs `tls` and `token`.
+    pub tls_token: bool,
+    /// Start the CDN with its own Bearer challenges on (see
+    /// [`Rig::set_cdn_challenges`]).
+    pub cdn_challenges: bool,
     /// Adds `tank/large:v1`, one layer of this many MiB.
     pub large_mib: Option<u64>,
     /// Adds `tank/many:v1`: (count, MiB each) layers.
@@ -96,6 +137,10 @@ impl Default for RigOptions {
             token: true,
             cdn: true,
             tls: true,
+            basic: false,
+            client_cert: false,
+            tls_token: false,
+            cdn_challenges: false,
             large_mib: None,
             many_layers: None,
         }
@@ -126,12 +171,43 @@ impl RigOptions {
         }
     }
 
+    /// The htpasswd registry alone.
+    pub fn basic_only() -> Self {
+        RigOptions {
+            plain: false,
+            basic: true,
+            ..Self::plain_only()
+        }
+    }
+
+    /// The https registries, the mutual-TLS one included, and the plain one
+    /// whose storage they serve.
+    pub fn client_cert_only() -> Self {
+        RigOptions {
+            client_cert: true,
+            ..Self::tls_only()
+        }
+    }
+
+    /// Every registry the rig has, every one of them on.
+    pub fn everything() -> Self {
+        RigOptions {
+            basic: true,
+            client_cert: true,
+            tls_token: true,
+            ..RigOptions::default()
+        }
+    }
+
     fn only(which: Which) -> Self {
         RigOptions {
             plain: which == Which::Plain,
             token: which == Which::Token,
             cdn: which == Which::Cdn,
             tls: false,
+            basic: false,
+            client_cert: false,
+            tls_token: false,
             ..RigOptions::default()
         }
     }
@@ -142,6 +218,9 @@ impl RigOptions {
             Which::Token => self.token,
             Which::Cdn => self.cdn,
             Which::Tls | Which::TlsRedirect => self.tls,
+            Which::Basic => self.basic,
+            Which::TlsClientCert => self.client_cert,
+            Which::TlsToken => self.tls_token,
         }
     }
 }
@@ -154,6 +233,7 @@ pub struct Rig {
     registries: Vec<(Which, RegistryProcess)>,
     issuers: Vec<Issuer>,
     cdn: Option<CdnServer>,
+    switches: Arc<Switches>,
     _spawner: Spawner,
     token_log: Arc<Mutex<Vec<TokenRequest>>>,
     cdn_log: Arc<Mutex<Vec<CdnRequest>>>,
@@ -175,6 +255,14 @@ impl Rig {
         if opts.tls && !opts.plain {
             bail!("RigOptions.tls needs plain: the https registries serve its storage");
         }
+        if opts.client_cert && !opts.tls {
+            bail!("RigOptions.client_cert needs tls (and plain, whose storage it serves)");
+        }
+        if opts.tls_token && !(opts.tls && opts.token) {
+            bail!(
+                "RigOptions.tls_token needs tls and token: it serves the token registry's storage"
+            );
+        }
 
         let dir = workdir::create()?;
         let root = dir.path().to_path_buf();
@@ -189,17 +277,35 @@ impl Rig {
             .spawn(move || fixtures::build(large, many, &scratch))
             .context("cannot start the fixture builder thread")?;
         let password = random_hex(16)?;
+        let users = Arc::new(Users {
+            push_password: password.clone(),
+            private_password: random_hex(16)?,
+            identity_token: random_hex(24)?,
+        });
+        let switches = Arc::new(Switches::default());
         let token_log = Arc::new(Mutex::new(Vec::new()));
         let cdn_log = Arc::new(Mutex::new(Vec::new()));
 
-        let issuers = start_issuers(&wanted, &root, &password, &token_log)?;
+        let issuers = start_issuers(&wanted, &root, &users, &switches, &token_log)?;
         let cdn = if opts.cdn || opts.tls {
-            Some(CdnServer::start(root.join("cdn"), Arc::clone(&cdn_log))?)
+            Some(CdnServer::start(
+                root.join("cdn"),
+                Arc::clone(&cdn_log),
+                opts.cdn_challenges,
+            )?)
         } else {
             None
         };
         let authority = match opts.tls {
             true => Some(Authority::generate(&root)?),
+            false => None,
+        };
+        let identity = match opts.client_cert {
+            true => Some(ClientIdentity::generate(&root)?),
+            false => None,
+        };
+        let basic = match opts.basic {
+            true => Some(BasicUser::create(&root)?),
             false => None,
         };
         let setups = registry_setups(
@@ -209,6 +315,8 @@ impl Rig {
             &issuers,
             cdn.as_ref(),
             authority.as_ref(),
+            identity.as_ref(),
+            basic.as_ref(),
         )?;
 
         let verbose = std::env::var_os("TANK_RIG_VERBOSE").is_some();
@@ -225,16 +333,21 @@ impl Rig {
             .join()
             .map_err(|_| anyhow!("the fixture builder panicked"))??;
 
-        let auth_for = |which: Which| -> Option<TokenAuth> {
-            issuers
-                .iter()
-                .find(|i| i.which == which)
-                .map(|i| TokenAuth {
+        let auth_for = |which: Which| -> Option<PushAuth> {
+            if which == Which::Basic {
+                return basic.as_ref().map(|b| PushAuth::Basic {
+                    username: BASIC_USER.to_owned(),
+                    password: b.password.clone(),
+                });
+            }
+            issuers.iter().find(|i| i.which == which).map(|i| {
+                PushAuth::Token(TokenAuth {
                     realm: i.server.realm_url(),
                     service: token::SERVICE.to_owned(),
                     username: token::USERNAME.to_owned(),
                     password: password.clone(),
                 })
+            })
         };
         phase("fixtures built");
         // See Pusher::seed_blob for why big generated layers skip the upload.
@@ -243,21 +356,30 @@ impl Rig {
             None => Some(root.as_path()),
         };
         push_fixtures(&registries, &fixtures, auth_for, seed_root)?;
+        add_private_repos(&root, &registries, &fixtures)?;
         phase("fixtures pushed");
+        let certs_dir = root.join("certs.d");
+        if let Some(a) = &authority {
+            write_certs_dir(&certs_dir, &registries, a, identity.as_ref())?;
+        }
 
-        let info = build_info(
-            &registries,
-            &issuers,
-            &cdn,
-            authority.as_ref(),
-            &root,
-            &password,
+        let info = build_info(Parts {
+            registries: &registries,
+            issuers: &issuers,
+            cdn: &cdn,
+            authority: authority.as_ref(),
+            identity: identity.as_ref(),
+            basic: basic.as_ref(),
+            users: &users,
+            certs_dir: &certs_dir,
+            root: &root,
             fixtures,
-        );
+        });
         let rig = Rig {
             registries,
             issuers,
             cdn,
+            switches,
             _spawner: spawner,
             token_log,
             cdn_log,
@@ -292,6 +414,34 @@ impl Rig {
         match self.process(which) {
             Some(p) => p.pid(),
             None => panic!("the rig was started without the {} registry", which.name()),
+        }
+    }
+
+    /// The registries this rig runs, in [`Which::ALL`] order.
+    pub fn started(&self) -> Vec<Which> {
+        Which::ALL
+            .into_iter()
+            .filter(|w| self.process(*w).is_some())
+            .collect()
+    }
+
+    /// `None` (the default): every issuer answers OAuth2 POSTs.
+    /// `Some(404)` or `Some(405)` (any status, really): every issuer answers
+    /// every POST with that status and an error body, as token servers
+    /// without OAuth2 do, so a client falls back to a GET.
+    pub fn set_token_post_status(&self, status: Option<u16>) {
+        self.switches.set_post_status(status);
+    }
+
+    /// On: the CDN challenges every blob read that lacks its own token with
+    /// 401 and `WWW-Authenticate: Bearer realm="<cdn>/token",service="tank-cdn"`;
+    /// its realm hands that token to anyone (and logs, in
+    /// [`Rig::cdn_requests`], whether the request carried credentials).
+    /// Off (the default): it serves any request without `Authorization`
+    /// and answers 400 to one with it. No-op without a CDN.
+    pub fn set_cdn_challenges(&self, on: bool) {
+        if let Some(c) = &self.cdn {
+            c.set_challenges(on);
         }
     }
 
@@ -404,24 +554,45 @@ struct Issuer {
     cert: PathBuf,
 }
 
+/// The htpasswd registry's user, and the file that holds its bcrypt hash.
+struct BasicUser {
+    password: String,
+    htpasswd: PathBuf,
+}
+
+impl BasicUser {
+    fn create(root: &Path) -> Result<BasicUser> {
+        let password = random_hex(16)?;
+        let hash = bcrypt::hash(&password, BCRYPT_COST).context("hashing the htpasswd password")?;
+        let htpasswd = root.join("htpasswd");
+        std::fs::write(&htpasswd, format!("{BASIC_USER}:{hash}\n"))
+            .with_context(|| format!("writing {}", htpasswd.display()))?;
+        Ok(BasicUser { password, htpasswd })
+    }
+}
+
 /// One issuer (key, cert, realm) per protected registry, as two real
 /// registries would have: a token earned at one is refused by the other.
 fn start_issuers(
     wanted: &[Which],
     root: &Path,
-    password: &str,
+    users: &Arc<Users>,
+    switches: &Arc<Switches>,
     log: &Arc<Mutex<Vec<TokenRequest>>>,
 ) -> Result<Vec<Issuer>> {
     let mut issuers = Vec::new();
-    for &which in wanted
-        .iter()
-        .filter(|w| matches!(w, Which::Token | Which::Cdn))
-    {
+    for &which in wanted.iter().filter(|w| w.is_token()) {
         let keys = Arc::new(Keys::generate()?);
         let cert = root.join(format!("issuer-{}.pem", which.name()));
         std::fs::write(&cert, keys.cert_pem())
             .with_context(|| format!("writing {}", cert.display()))?;
-        let server = TokenServer::start(which, keys, password.to_owned(), Arc::clone(log))?;
+        let server = TokenServer::start(
+            which,
+            keys,
+            Arc::clone(users),
+            Arc::clone(switches),
+            Arc::clone(log),
+        )?;
         issuers.push(Issuer {
             which,
             server,
@@ -431,6 +602,7 @@ fn start_issuers(
     Ok(issuers)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn registry_setups(
     wanted: &[Which],
     binary: PathBuf,
@@ -438,16 +610,25 @@ fn registry_setups(
     issuers: &[Issuer],
     cdn: Option<&CdnServer>,
     authority: Option<&Authority>,
+    identity: Option<&ClientIdentity>,
+    basic: Option<&BasicUser>,
 ) -> Result<Vec<(Which, RegistrySetup)>> {
     let serve_tls = |which: Which| -> Result<Option<ServeTls>> {
-        match authority.filter(|_| which.is_tls()) {
-            Some(a) => Ok(Some(ServeTls {
-                cert: a.cert.clone(),
-                key: a.key.clone(),
-                client: a.client_config()?,
-            })),
-            None => Ok(None),
-        }
+        let Some(a) = authority.filter(|_| which.is_tls()) else {
+            return Ok(None);
+        };
+        let identity = match which {
+            Which::TlsClientCert => {
+                Some(identity.context("the mutual-TLS registry needs the client identity")?)
+            }
+            _ => None,
+        };
+        Ok(Some(ServeTls {
+            cert: a.cert.clone(),
+            key: a.key.clone(),
+            client_ca: identity.map(|id| id.ca_pem.clone()),
+            client: a.client_config(identity)?,
+        }))
     };
     // Upload sessions are signed with it; one value for all is fine.
     let secret = random_hex(16)?;
@@ -478,6 +659,12 @@ fn registry_setups(
                 log_path: root.join(format!("{name}.log")),
                 secret: secret.clone(),
                 token,
+                htpasswd: basic
+                    .filter(|_| which == Which::Basic)
+                    .map(|b| HtpasswdConfig {
+                        realm: BASIC_REALM.to_owned(),
+                        path: b.htpasswd.clone(),
+                    }),
                 redirect,
                 tls: serve_tls(which)?,
             };
@@ -527,12 +714,12 @@ fn start_registries(
 fn push_fixtures(
     registries: &[(Which, RegistryProcess)],
     fixtures: &Fixtures,
-    auth_for: impl Fn(Which) -> Option<TokenAuth>,
+    auth_for: impl Fn(Which) -> Option<PushAuth>,
     seed_root: Option<&Path>,
 ) -> Result<()> {
     thread::scope(|s| {
         let mut handles = Vec::new();
-        // The https registries serve the plain one's storage.
+        // The https registries serve another one's storage.
         for (which, process) in registries.iter().filter(|(w, _)| !w.is_tls()) {
             for plan in &fixtures.repos {
                 let seed_into = seed_root.map(|r| r.join(which.name()));
@@ -540,7 +727,7 @@ fn push_fixtures(
                 let label = format!("{} registry ({})", which.name(), process.addr());
                 handles.push(s.spawn(move || {
                     pusher
-                        .push_repo(plan)
+                        .push_repo(plan, &plan.repo)
                         .with_context(|| format!("loading fixtures into the {label}"))
                 }));
             }
@@ -552,15 +739,102 @@ fn push_fixtures(
     })
 }
 
-fn build_info(
-    registries: &[(Which, RegistryProcess)],
-    issuers: &[Issuer],
-    cdn: &Option<CdnServer>,
-    authority: Option<&Authority>,
+/// The token registries' `private/...` repositories: the standard
+/// fixtures' repository trees (the link files their pushes left: layers,
+/// manifest revisions, tags) copied under the private names. Pushing them
+/// again through the API would cost every token rig ~0.2 s at start; the
+/// registry serves the copy exactly as it would a push (no cache is
+/// configured), and the blobs are shared, as a cross-repository mount
+/// would share them.
+fn add_private_repos(
     root: &Path,
-    password: &str,
+    registries: &[(Which, RegistryProcess)],
+    fixtures: &Fixtures,
+) -> Result<()> {
+    for (which, _) in registries
+        .iter()
+        .filter(|(w, _)| w.is_token() && !w.is_tls())
+    {
+        let repos = root
+            .join(which.storage_name())
+            .join("docker/registry/v2/repositories");
+        for public in fixtures.standard_repos() {
+            copy_tree(
+                &repos.join(public),
+                &repos.join(fixtures::private_repo(public)),
+            )
+            .with_context(|| format!("adding the private twin of {public} to {}", which.name()))?;
+        }
+    }
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", from.display()))?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target).with_context(|| {
+                format!("copying {} to {}", entry.path().display(), target.display())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// `<dir>/<host:port>/ca.crt` for every https registry, by IP and by name;
+/// the mutual-TLS one's also gets `client.cert` and `client.key`.
+fn write_certs_dir(
+    dir: &Path,
+    registries: &[(Which, RegistryProcess)],
+    authority: &Authority,
+    identity: Option<&ClientIdentity>,
+) -> Result<()> {
+    for (which, process) in registries.iter().filter(|(w, _)| w.is_tls()) {
+        let port = process.addr().rsplit(':').next().unwrap_or_default();
+        let identity = identity.filter(|_| *which == Which::TlsClientCert);
+        for host in ["127.0.0.1", "localhost"] {
+            tls::write_certs_dir_entry(
+                dir,
+                &format!("{host}:{port}"),
+                &authority.ca_pem,
+                identity,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// What [`build_info`] reads.
+struct Parts<'a> {
+    registries: &'a [(Which, RegistryProcess)],
+    issuers: &'a [Issuer],
+    cdn: &'a Option<CdnServer>,
+    authority: Option<&'a Authority>,
+    identity: Option<&'a ClientIdentity>,
+    basic: Option<&'a BasicUser>,
+    users: &'a Users,
+    certs_dir: &'a Path,
+    root: &'a Path,
     fixtures: Fixtures,
-) -> RigInfo {
+}
+
+fn build_info(parts: Parts<'_>) -> RigInfo {
+    let Parts {
+        registries,
+        issuers,
+        cdn,
+        authority,
+        identity,
+        basic,
+        users,
+        certs_dir,
+        root,
+        fixtures,
+    } = parts;
     let addr = |which: Which| {
         registries
             .iter()
@@ -579,6 +853,11 @@ fn build_info(
             .to_string_lossy()
             .into_owned()
     };
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let cdn_url = cdn.as_ref().map(|c| c.base_url()).unwrap_or_default();
+    let cdn_realm = cdn.as_ref().map(|c| c.realm_url()).unwrap_or_default();
+    let private = |public: &str| fixtures::private_repo(public);
+    let images = &fixtures.images;
     RigInfo {
         plain: addr(Which::Plain).map(|registry| PlainRegistryInfo {
             registry,
@@ -594,22 +873,64 @@ fn build_info(
             registry,
             realm: realm(Which::Cdn),
             service: token::SERVICE.to_owned(),
-            cdn: cdn.as_ref().map(|c| c.base_url()).unwrap_or_default(),
+            cdn: cdn_url.clone(),
+            cdn_realm: cdn_realm.clone(),
             storage: storage(Which::Cdn),
         }),
         tls: match (addr(Which::Tls), addr(Which::TlsRedirect), authority) {
             (Some(registry), Some(redirecting_registry), Some(a)) => Some(TlsRegistryInfo {
                 registry,
                 redirecting_registry,
-                cdn: cdn.as_ref().map(|c| c.base_url()).unwrap_or_default(),
-                ca_pem: a.ca_pem.to_string_lossy().into_owned(),
+                cdn: cdn_url.clone(),
+                cdn_realm: cdn_realm.clone(),
+                ca_pem: path(&a.ca_pem),
                 storage: storage(Which::Tls),
+                certs_dir: path(certs_dir),
+                client_cert_registry: addr(Which::TlsClientCert),
+                client_ca_pem: identity.map(|id| path(&id.ca_pem)),
+                client_cert_pem: identity.map(|id| path(&id.cert_pem)),
+                client_key_pem: identity.map(|id| path(&id.key_pem)),
             }),
             _ => None,
         },
+        tls_token: match (addr(Which::TlsToken), authority) {
+            (Some(registry), Some(a)) => Some(TlsTokenRegistryInfo {
+                registry,
+                realm: realm(Which::TlsToken),
+                service: token::SERVICE.to_owned(),
+                ca_pem: path(&a.ca_pem),
+                storage: storage(Which::TlsToken),
+            }),
+            _ => None,
+        },
+        basic_registry: match (addr(Which::Basic), basic) {
+            (Some(registry), Some(b)) => Some(BasicRegistryInfo {
+                registry,
+                realm: BASIC_REALM.to_owned(),
+                username: BASIC_USER.to_owned(),
+                password: b.password.clone(),
+                htpasswd: path(&b.htpasswd),
+                storage: storage(Which::Basic),
+            }),
+            _ => None,
+        },
+        private: match issuers.is_empty() {
+            true => None,
+            false => Some(PrivateInfo {
+                username: token::PRIVATE_USER.to_owned(),
+                password: users.private_password.clone(),
+                identity_token: users.identity_token.clone(),
+                identity_token_username: token::IDENTITY_TOKEN_USER.to_owned(),
+                prefix: token::PRIVATE_PREFIX.to_owned(),
+                oci_image: private(&images.oci_image.repo),
+                oci_index: private(&images.oci_index.repo),
+                docker_image: private(&images.docker_image.repo),
+                docker_list: private(&images.docker_list.repo),
+            }),
+        },
         basic_auth: BasicAuthInfo {
             username: token::USERNAME.to_owned(),
-            password: password.to_owned(),
+            password: users.push_password.clone(),
         },
         images: fixtures.images,
     }

@@ -35,10 +35,65 @@ fn answers_queries_on_stdin_and_stops_when_it_closes() {
     assert_eq!(reqs[0]["scopes"][0], "repository:tank/oci-image:pull");
     assert_eq!(reqs[0]["authorization"], false);
 
+    assert_eq!(reqs[0]["method"], "GET");
+    assert_eq!(reqs[0]["subject"], serde_json::Value::Null);
+
     writeln!(stdin, "cdn-requests").unwrap();
     assert!(next()["cdn_requests"].as_array().unwrap().is_empty());
     writeln!(stdin, "nonsense").unwrap();
     assert!(next()["error"].is_string());
+
+    // The POST switch, and back.
+    let private = info["private"].clone();
+    let identity = private["identity_token"].as_str().unwrap();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", identity),
+        ("service", "tank-rig"),
+        ("scope", "repository:private/oci-image:pull"),
+        ("client_id", "tank"),
+    ];
+    let post = || match ureq::post(&realm).send_form(&form) {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r.status(),
+        Err(e) => panic!("{e}"),
+    };
+    writeln!(stdin, "token-post 404").unwrap();
+    assert_eq!(next(), serde_json::json!({"ok": true}));
+    assert_eq!(post(), 404);
+    writeln!(stdin, "token-post on").unwrap();
+    assert_eq!(next(), serde_json::json!({"ok": true}));
+    assert_eq!(post(), 200);
+    writeln!(stdin, "token-post banana").unwrap();
+    assert!(next()["error"].is_string());
+    writeln!(stdin, "token-requests").unwrap();
+    let reqs = next();
+    let last = reqs["token_requests"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["method"], "POST");
+    assert_eq!(last["grant_type"], "refresh_token");
+    assert_eq!(last["client_id"], "tank");
+    assert_eq!(last["subject"], "alice");
+
+    // The CDN's own challenges, on and off.
+    let cdn = info["cdn"]["cdn"].as_str().unwrap().to_owned();
+    let blob = |path: &str| match ureq::get(&format!("{cdn}{path}")).call() {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r.status(),
+        Err(e) => panic!("{e}"),
+    };
+    writeln!(stdin, "cdn-challenges on").unwrap();
+    assert_eq!(next(), serde_json::json!({"ok": true}));
+    assert_eq!(blob("/docker/registry/v2/blobs/none"), 401);
+    writeln!(stdin, "cdn-challenges off").unwrap();
+    assert_eq!(next(), serde_json::json!({"ok": true}));
+    assert_eq!(blob("/docker/registry/v2/blobs/none"), 404);
+    writeln!(stdin, "cdn-requests").unwrap();
+    let reqs = next();
+    assert_eq!(reqs["cdn_requests"][0]["cdn_token"], false);
+    assert_eq!(reqs["cdn_requests"][0]["status"], 401);
 
     drop(stdin);
     let status = child.wait().unwrap();

@@ -101,14 +101,17 @@ fn anonymous_token(realm: &str, service: &str, repo: &str) -> String {
 
 #[test]
 fn starts_everything_and_reports_one_line_of_json() {
-    let rig = Rig::start(RigOptions::default()).unwrap();
+    let rig = Rig::start(RigOptions::everything()).unwrap();
+    assert_eq!(rig.started(), Which::ALL);
     let info = rig.info();
     let json = serde_json::to_string(info).unwrap();
     assert!(!json.contains('\n'));
     let back: RigInfo = serde_json::from_str(&json).unwrap();
     assert_eq!(&back, info);
     assert!(info.plain.is_some() && info.token.is_some() && info.cdn.is_some());
-    assert!(info.tls.is_some());
+    assert!(info.tls.is_some() && info.tls_token.is_some());
+    assert!(info.basic_registry.is_some() && info.private.is_some());
+    assert!(info.tls.as_ref().unwrap().client_cert_registry.is_some());
     assert!(info.images.large.is_none() && info.images.many.is_none());
     assert_eq!(info.basic_auth.username, "tank");
 
@@ -127,6 +130,40 @@ fn starts_everything_and_reports_one_line_of_json() {
     // Loading the fixtures is not counted.
     assert!(rig.token_requests().is_empty());
     assert!(rig.cdn_requests().is_empty());
+}
+
+#[test]
+fn the_default_rig_keeps_its_registries_and_gets_private_repositories() {
+    let rig = Rig::start(RigOptions::default()).unwrap();
+    assert_eq!(
+        rig.started(),
+        [
+            Which::Plain,
+            Which::Token,
+            Which::Cdn,
+            Which::Tls,
+            Which::TlsRedirect
+        ]
+    );
+    let info = rig.info();
+    assert!(info.basic_registry.is_none() && info.tls_token.is_none());
+    let tls = info.tls.as_ref().unwrap();
+    assert!(tls.client_cert_registry.is_none() && tls.client_cert_pem.is_none());
+    let private = info.private.as_ref().unwrap();
+    // The private twins share the public ones' blobs and manifests.
+    for which in [Which::Token, Which::Cdn] {
+        let repos = rig
+            .storage_dir(which)
+            .join("docker/registry/v2/repositories");
+        for repo in [&private.oci_image, &private.oci_index, &private.docker_list] {
+            assert!(repos.join(repo).join("_manifests/tags").is_dir(), "{repo}");
+        }
+    }
+    // The plain registries have none.
+    let plain = rig
+        .storage_dir(Which::Plain)
+        .join("docker/registry/v2/repositories");
+    assert!(!plain.join("private").exists());
 }
 
 #[test]

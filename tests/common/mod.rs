@@ -474,3 +474,113 @@ impl Tripwire {
         self.listener.accept().is_ok()
     }
 }
+
+// Private-registry settings on a cache (issue 14).
+
+#[allow(unused_imports)]
+pub use tank::ffi::cache::{
+    tank_cache_load_auth_config, tank_cache_load_certs_dir, tank_cache_set_basic_auth,
+    tank_cache_set_identity_token, tank_cache_trust_ca_file,
+};
+
+/// A call's outcome as a Result.
+pub unsafe fn settled(status: TankStatus, err: *mut TankError) -> Result<(), CallError> {
+    if status == TankStatus::TANK_OK {
+        assert!(err.is_null());
+        Ok(())
+    } else {
+        Err(take_error(status, err))
+    }
+}
+
+pub fn opt(s: Option<&str>) -> Option<std::ffi::CString> {
+    s.map(c)
+}
+
+pub fn ptr_of(s: &Option<std::ffi::CString>) -> *const std::ffi::c_char {
+    s.as_ref().map_or(ptr::null(), |s| s.as_ptr())
+}
+
+pub fn set_basic(cache: &Cache, registry: &str, user: &str, password: &str) {
+    let (r, u, p) = (c(registry), c(user), c(password));
+    let mut err = ptr::null_mut();
+    unsafe {
+        settled(
+            tank_cache_set_basic_auth(cache.0, r.as_ptr(), u.as_ptr(), p.as_ptr(), &mut err),
+            err,
+        )
+    }
+    .unwrap();
+}
+
+pub fn set_identity(cache: &Cache, registry: &str, token: &str) {
+    let (r, t) = (c(registry), c(token));
+    let mut err = ptr::null_mut();
+    unsafe {
+        settled(
+            tank_cache_set_identity_token(cache.0, r.as_ptr(), t.as_ptr(), &mut err),
+            err,
+        )
+    }
+    .unwrap();
+}
+
+pub fn load_auth(cache: &Cache, path: Option<&std::path::Path>) -> Result<(), CallError> {
+    let p = opt(path.map(|p| p.to_str().unwrap()));
+    let mut err = ptr::null_mut();
+    unsafe {
+        settled(
+            tank_cache_load_auth_config(cache.0, ptr_of(&p), &mut err),
+            err,
+        )
+    }
+}
+
+pub fn trust_ca(cache: &Cache, registry: Option<&str>, pem: &str) -> Result<(), CallError> {
+    let (r, p) = (opt(registry), c(pem));
+    let mut err = ptr::null_mut();
+    unsafe {
+        settled(
+            tank_cache_trust_ca_file(cache.0, ptr_of(&r), p.as_ptr(), &mut err),
+            err,
+        )
+    }
+}
+
+pub fn load_certs(cache: &Cache, dir: Option<&str>) -> Result<(), CallError> {
+    let d = opt(dir);
+    let mut err = ptr::null_mut();
+    unsafe {
+        settled(
+            tank_cache_load_certs_dir(cache.0, ptr_of(&d), &mut err),
+            err,
+        )
+    }
+}
+
+pub fn private(rig: &Rig) -> tank_testrig::PrivateInfo {
+    rig.info()
+        .private
+        .clone()
+        .expect("the rig has private repositories")
+}
+
+/// Every message and body excerpt the failures produced, for the secrets
+/// check.
+#[derive(Default)]
+pub struct Said(pub Vec<String>);
+
+impl Said {
+    pub fn err(&mut self, e: &CallError) {
+        self.0.push(format!("{e:?}"));
+    }
+
+    #[track_caller]
+    pub fn holds_none_of(&self, secrets: &[&str]) {
+        for s in &self.0 {
+            for secret in secrets {
+                assert!(!s.contains(secret), "a secret in an error: {s}");
+            }
+        }
+    }
+}

@@ -10,8 +10,8 @@ defmodule Tank.Native do
   No scheduler is held meanwhile. The caller keeps `handle` until it has
   the answer (`keep/1` after the `receive`): once the handle is collected,
   because the caller exited or was killed, the call is cancelled.
-  `new_token_cache/1` returns a NIF resource (freed by the garbage
-  collector). A panic inside the NIF comes back as
+  `new_token_cache/5` returns `{:ok, cache}`, a NIF resource (freed by the
+  garbage collector). A panic inside the NIF comes back as
   `{:error, {:request_failed, %{reason: :panic}}}`.
   """
 
@@ -71,8 +71,19 @@ defmodule Tank.Native do
   @doc "Keeps a call handle alive until its answer has been received."
   def keep(_handle), do: :erlang.nif_error(:nif_not_loaded)
 
-  @doc "A new token cache whose entries live at most `ttl_ms` milliseconds."
-  def new_token_cache(_ttl_ms), do: :erlang.nif_error(:nif_not_loaded)
+  @doc """
+  A new token cache whose entries live at most `ttl_ms` milliseconds, with
+  its credentials and TLS trust: `credentials` a list of
+  `{registry, :basic, username, password}` and
+  `{registry, :identity_token, token, nil}`; `auth_config` and `certs_dir`
+  nil, `:default` or a path; `ca_files` a list of `{registry | nil, path}`
+  (nil: every registry). Returns `{:ok, cache}` or
+  `{:error, {reason, message}}` (`reason` the core's id, e.g.
+  `:auth_config`, `:certificate`, `:bad_input`). Runs on a dirty I/O
+  scheduler: it reads files.
+  """
+  def new_token_cache(_ttl_ms, _credentials, _auth_config, _ca_files, _certs_dir),
+    do: :erlang.nif_error(:nif_not_loaded)
 
   @doc """
   `%{token_caches: n, buffers: n, buffer_bytes: n}`: token caches and

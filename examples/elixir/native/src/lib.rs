@@ -12,7 +12,11 @@
 //!   destructor triggers the call's cancel token, which drops the transfer
 //!   and closes its connection.
 //! - A token cache is a NIF resource holding an `Arc<TokenCache>`; the VM
-//!   drops it when no term refers to it any more.
+//!   drops it when no term refers to it any more. `new_token_cache/5` sets
+//!   its credentials and TLS trust (the core's `Credentials::set` / `load`
+//!   and `Trust::add_ca_file` / `load_certs_dir`) before handing it out, on
+//!   a dirty I/O scheduler since it reads files; every call given the cache
+//!   then uses them.
 //! - Every NIF body runs under `catch_unwind`: a panic becomes
 //!   `{:error, {:request_failed, %{reason: :panic, ...}}}`, never a crash.
 //! - Errors are rebuilt in the original module's shapes (SPEC section 3).
@@ -29,6 +33,7 @@ use rustler::LocalPid;
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term};
 use serde_json::{Map, Number, Value};
 use tank::stevedore::cancel::cancellable;
+use tank::stevedore::credentials::Credential;
 use tank::stevedore::error::reason;
 use tank::stevedore::{
     Cancel, Error, ErrorKind, ImageReference, Manifest, ProgressFn, Result, TokenCache,
@@ -66,6 +71,9 @@ mod atoms {
         token_caches,
         buffers,
         buffer_bytes,
+        basic,
+        identity_token,
+        default,
     }
 }
 
@@ -87,9 +95,9 @@ pub struct TokenCacheResource(Arc<TokenCache>);
 impl Resource for TokenCacheResource {}
 
 impl TokenCacheResource {
-    fn new(ttl: Duration) -> Self {
+    fn new(cache: TokenCache) -> Self {
         LIVE_CACHES.fetch_add(1, Ordering::Relaxed);
-        TokenCacheResource(Arc::new(TokenCache::new(ttl)))
+        TokenCacheResource(Arc::new(cache))
     }
 }
 
@@ -371,10 +379,171 @@ fn keep(_handle: ResourceArc<CallHandle>) -> Atom {
     atoms::ok()
 }
 
-/// A new token cache whose entries live at most `ttl_ms` milliseconds.
-#[rustler::nif]
-fn new_token_cache(ttl_ms: u64) -> ResourceArc<TokenCacheResource> {
-    ResourceArc::new(TokenCacheResource::new(Duration::from_millis(ttl_ms)))
+/// `new_token_cache(ttl_ms, credentials, auth_config, ca_files, certs_dir)`:
+/// a new token cache whose entries live at most `ttl_ms` milliseconds, and
+/// who its calls are and what they trust:
+///
+/// - `credentials`: `[{registry, :basic, username, password}]` and
+///   `[{registry, :identity_token, token, nil}]`, set in order (a later one
+///   for the same registry replaces an earlier one);
+/// - `auth_config`: nil, `:default` (the docker / podman search) or the
+///   path of a docker `config.json` / podman `auth.json`;
+/// - `ca_files`: `[{registry | nil, pem_path}]`, nil meaning every registry;
+/// - `certs_dir`: nil, `:default` (`/etc/containers/certs.d`,
+///   `/etc/docker/certs.d`) or the path of a certs directory.
+///
+/// Returns `{:ok, cache}` or `{:error, {reason, message}}`, `reason` the
+/// core's id (`:auth_config`, `:certificate`, `:bad_input`, ...) and
+/// `message` prefixed with the option at fault; no message holds a secret
+/// (the core's never quote one, and a bad credential term is described,
+/// not shown). It reads files, so it runs on a dirty I/O scheduler.
+#[rustler::nif(schedule = "DirtyIo")]
+fn new_token_cache<'a>(
+    env: Env<'a>,
+    ttl_ms: Term<'a>,
+    credentials: Term<'a>,
+    auth_config: Term<'a>,
+    ca_files: Term<'a>,
+    certs_dir: Term<'a>,
+) -> Term<'a> {
+    let built = catch_unwind(AssertUnwindSafe(|| {
+        let ttl_ms: u64 = ttl_ms
+            .decode()
+            .map_err(|_| Error::bad_input("ttl: must be a non-negative integer (milliseconds)"))?;
+        let cache = TokenCache::new(Duration::from_millis(ttl_ms));
+        for (registry, credential) in option("credentials", credentials_arg(credentials))? {
+            option("credentials", cache.credentials.set(&registry, credential))?;
+        }
+        if let Some(path) = option("auth_config", place_arg(auth_config, "auth_config"))? {
+            option("auth_config", cache.credentials.load(path.as_deref()))?;
+        }
+        let ca_files = option("ca_files", ca_files_arg(ca_files))?;
+        for (registry, pem) in &ca_files {
+            option(
+                "ca_files",
+                cache.change_trust(|t| t.add_ca_file(registry.as_deref(), pem)),
+            )?;
+        }
+        if let Some(dir) = option("certs_dir", place_arg(certs_dir, "certs_dir"))? {
+            option(
+                "certs_dir",
+                cache.change_trust(|t| t.load_certs_dir(dir.as_deref())),
+            )?;
+        }
+        Ok(ResourceArc::new(TokenCacheResource::new(cache)))
+    }))
+    .unwrap_or_else(|payload| {
+        Err(Error::internal(
+            reason::PANIC,
+            format!(
+                "the tank NIF panicked ({}); this is a bug in tank",
+                panic_text(payload.as_ref())
+            ),
+        ))
+    });
+    match built {
+        Ok(cache) => (atoms::ok(), cache).encode(env),
+        Err(e) => {
+            let why = Atom::from_str(env, e.reason).unwrap_or_else(|_| atoms::bad_input());
+            (atoms::error(), (why, e.message.as_str())).encode(env)
+        }
+    }
+}
+
+/// Prefixes an error's message with the `new_token_cache/1` option at
+/// fault.
+fn option<T>(name: &str, result: Result<T>) -> Result<T> {
+    result.map_err(|mut e| {
+        e.message = format!(":{name}: {}", e.message);
+        e
+    })
+}
+
+/// `[{registry, :basic, username, password} | {registry, :identity_token,
+/// token, nil}]`. Only the registry of a bad entry is ever named: the rest
+/// may be a secret.
+fn credentials_arg(term: Term<'_>) -> Result<Vec<(String, Credential)>> {
+    let entries: Vec<Term<'_>> = term
+        .decode()
+        .map_err(|_| Error::bad_input("must be a list"))?;
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let bad = || {
+                Error::bad_input(format!(
+                    "entry {} is not {{registry, {{username, password}}}} or \
+                     {{registry, {{:identity_token, token}}}} with non-empty strings \
+                     (a password may be empty)",
+                    i + 1
+                ))
+            };
+            let (registry, kind, first, second): (Term<'_>, Atom, Term<'_>, Term<'_>) =
+                entry.decode().map_err(|_| bad())?;
+            let registry = text_arg(registry, "registry").map_err(|_| bad())?;
+            let text = |t: Term<'_>| text_arg(t, "credential").map_err(|_| bad());
+            let credential = if kind == atoms::basic() {
+                let username = text(first)?;
+                let password = text(second)?;
+                if username.is_empty() {
+                    return Err(bad());
+                }
+                Credential::Basic { username, password }
+            } else if kind == atoms::identity_token() {
+                let token = text(first)?;
+                if token.is_empty() {
+                    return Err(bad());
+                }
+                Credential::IdentityToken(token)
+            } else {
+                return Err(bad());
+            };
+            if registry.is_empty() {
+                return Err(bad());
+            }
+            Ok((registry, credential))
+        })
+        .collect()
+}
+
+/// nil: nothing to load (`None`); `:default`: the standard places
+/// (`Some(None)`); a non-empty string: that path.
+fn place_arg(term: Term<'_>, name: &str) -> Result<Option<Option<PathBuf>>> {
+    if let Ok(atom) = term.decode::<Atom>() {
+        if atom == atoms::nil() {
+            return Ok(None);
+        }
+        if atom == atoms::default() {
+            return Ok(Some(None));
+        }
+    }
+    let bad = || Error::bad_input(format!("{name} must be nil, :default or a non-empty path"));
+    let path = text_arg(term, name).map_err(|_| bad())?;
+    if path.is_empty() {
+        return Err(bad());
+    }
+    Ok(Some(Some(PathBuf::from(path))))
+}
+
+/// `[{registry | nil, pem_path}]`.
+fn ca_files_arg(term: Term<'_>) -> Result<Vec<(Option<String>, PathBuf)>> {
+    let entries: Vec<(Term<'_>, Term<'_>)> = term.decode().map_err(|_| {
+        Error::bad_input("must be a list of {registry, pem_path} or {:all, pem_path}")
+    })?;
+    entries
+        .into_iter()
+        .map(|(registry, pem)| {
+            let registry = match registry.decode::<Atom>() {
+                Ok(a) if a == atoms::nil() => None,
+                _ => Some(text_arg(registry, "registry")?),
+            };
+            let pem = text_arg(pem, "pem_path")?;
+            if pem.is_empty() || registry.as_deref() == Some("") {
+                return Err(Error::bad_input("a registry or pem_path is empty"));
+            }
+            Ok((registry, PathBuf::from(pem)))
+        })
+        .collect()
 }
 
 /// Live token caches and zero-copy buffers: lets the tests (and anyone

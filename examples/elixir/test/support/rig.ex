@@ -33,6 +33,23 @@ defmodule Tank.Test.Rig do
 
   def image(name), do: info()["images"][to_string(name)]
 
+  @doc """
+  The token registries' private repositories (`private/...`, the standard
+  fixtures' twins, same digests) and the one user who may pull them:
+  `info.private` (`username`, `password`, `identity_token`, `oci_image`, ...).
+  """
+  def private, do: info()["private"]
+
+  @doc "The htpasswd registry (`--basic`): `registry`, `username`, `password`."
+  def basic_registry, do: info()["basic_registry"]
+
+  @doc """
+  The https registries: `registry`, `client_cert_registry` (`--client-cert`),
+  `ca_pem` (the rig's CA) and `certs_dir` (`<host:port>/ca.crt`, and
+  `client.cert` / `client.key` for the client-cert registry).
+  """
+  def tls, do: info()["tls"]
+
   @doc "Every token request since the start or the last `clear/0`."
   def token_requests, do: query("token-requests")["token_requests"]
 

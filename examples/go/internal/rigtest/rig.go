@@ -20,17 +20,34 @@ import (
 	"time"
 )
 
-// Info is the rig's JSON line (testrig/src/info.rs).
+// Info is the rig's JSON line (testrig/src/info.rs). The pointer fields
+// are nil when the rig was started without the registries they describe
+// (Everything starts them all).
 type Info struct {
-	Plain     PlainRegistry `json:"plain"`
-	Token     TokenRegistry `json:"token"`
-	CDN       CDNRegistry   `json:"cdn"`
+	Plain PlainRegistry `json:"plain"`
+	Token TokenRegistry `json:"token"`
+	CDN   CDNRegistry   `json:"cdn"`
+	// TLS: the https registries (on by default).
+	TLS *TLSRegistry `json:"tls"`
+	// TLSToken: an https token registry whose realm is plain http
+	// (--tls-token).
+	TLSToken *TLSTokenRegistry `json:"tls_token"`
+	// BasicRegistry: the htpasswd (Basic auth) registry (--basic).
+	BasicRegistry *BasicRegistry `json:"basic_registry"`
+	// Private: the token registries' private/* repositories and the user
+	// who may pull them.
+	Private *Private `json:"private"`
+	// BasicAuth is the user the token issuers give push to.
 	BasicAuth struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
 	} `json:"basic_auth"`
 	Images Images `json:"images"`
 }
+
+// Everything is the flag that starts every registry the rig has (--basic,
+// --client-cert and --tls-token on top of the default ones).
+const Everything = "--everything"
 
 type PlainRegistry struct {
 	Registry string `json:"registry"`
@@ -50,6 +67,71 @@ type CDNRegistry struct {
 	Service  string `json:"service"`
 	CDN      string `json:"cdn"`
 	Storage  string `json:"storage"`
+}
+
+// TLSRegistry describes the https registries: no auth, the plain
+// registry's storage, a server certificate for 127.0.0.1 and localhost
+// signed by the rig's own CA (in no system store). Pull from them as
+// "https://" + Registry.
+type TLSRegistry struct {
+	Registry string `json:"registry"`
+	// RedirectingRegistry redirects every blob read to CDN, an http:// URL
+	// a client must refuse to follow.
+	RedirectingRegistry string `json:"redirecting_registry"`
+	CDN                 string `json:"cdn"`
+	CDNRealm            string `json:"cdn_realm"`
+	// CAPEM is the path of the CA certificate (PEM) to trust.
+	CAPEM   string `json:"ca_pem"`
+	Storage string `json:"storage"`
+	// CertsDir is a docker/podman certs.d directory: <host:port>/ca.crt
+	// for every https registry (127.0.0.1 and localhost), plus client.cert
+	// and client.key for ClientCertRegistry.
+	CertsDir string `json:"certs_dir"`
+	// ClientCertRegistry requires a client certificate signed by
+	// ClientCAPEM (--client-cert); "" without it. The *PEM fields are paths.
+	ClientCertRegistry string `json:"client_cert_registry"`
+	ClientCAPEM        string `json:"client_ca_pem"`
+	ClientCertPEM      string `json:"client_cert_pem"`
+	ClientKeyPEM       string `json:"client_key_pem"`
+}
+
+// TLSTokenRegistry is an https registry with token auth whose realm is
+// plain http: the token registry's storage (private repositories
+// included) and its users.
+type TLSTokenRegistry struct {
+	Registry string `json:"registry"`
+	Realm    string `json:"realm"`
+	Service  string `json:"service"`
+	CAPEM    string `json:"ca_pem"`
+	Storage  string `json:"storage"`
+}
+
+// BasicRegistry is a registry with htpasswd auth: no or wrong credentials
+// draw 401 with a Basic challenge. Its storage holds every fixture.
+type BasicRegistry struct {
+	Registry string `json:"registry"`
+	Realm    string `json:"realm"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Htpasswd string `json:"htpasswd"`
+	Storage  string `json:"storage"`
+}
+
+// Private describes the token registries' private repositories: the four
+// standard fixtures again under Prefix, with the same tags and digests.
+// Anonymous tokens get no actions on them (the registry answers 401);
+// Username's tokens get pull.
+type Private struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	// IdentityToken is Username's identity (refresh) token.
+	IdentityToken         string `json:"identity_token"`
+	IdentityTokenUsername string `json:"identity_token_username"`
+	Prefix                string `json:"prefix"`
+	OCIImage              string `json:"oci_image"`
+	OCIIndex              string `json:"oci_index"`
+	DockerImage           string `json:"docker_image"`
+	DockerList            string `json:"docker_list"`
 }
 
 type Images struct {
@@ -105,16 +187,31 @@ func (ix *Index) Entry(platform string) (Entry, bool) {
 
 // TokenRequest is one request the rig's token issuers saw.
 type TokenRequest struct {
-	Which         string   `json:"which"` // "token" or "cdn"
+	Which         string   `json:"which"`  // "token", "cdn" or "tls-token"
+	Method        string   `json:"method"` // "GET", or "POST" for OAuth2
 	Service       *string  `json:"service"`
 	Scopes        []string `json:"scopes"`
 	Authorization bool     `json:"authorization"`
-	Username      *string  `json:"username"`
+	Username      *string  `json:"username"` // the Basic user name sent
+	Account       *string  `json:"account"`
+	GrantType     *string  `json:"grant_type"` // POST: "password" or "refresh_token"
+	ClientID      *string  `json:"client_id"`
+	Offline       bool     `json:"offline"`
+	Subject       *string  `json:"subject"` // whom the issued token is for; nil when anonymous
 	Status        int      `json:"status"`
 }
 
 // ErrNoCommands means the rig binary does not answer stdin commands.
 var ErrNoCommands = errors.New("the rig does not answer stdin commands (token-requests, cdn-requests, clear); rebuild tank-testrig")
+
+// ErrAttached means the rig is another process's (Attach): its commands
+// are that process's to send.
+var ErrAttached = errors.New("the rig was attached from " + EnvInfo + ": it takes no commands from this process")
+
+// EnvInfo is the environment variable through which a test process hands
+// its rig to a child test process it runs (see ChildEnv): RunTests in the
+// child attaches to that rig instead of starting one.
+const EnvInfo = "TANK_RIG_INFO"
 
 // Rig is a running tank-testrig process.
 type Rig struct {
@@ -146,13 +243,14 @@ func Binary() string {
 	return filepath.Join(root, "target", "release", "tank-testrig")
 }
 
-// Start runs the rig binary and waits (up to startTimeout) for its info.
-func Start(binary string, startTimeout time.Duration) (*Rig, error) {
+// Start runs the rig binary with args (its flags, e.g. Everything) and
+// waits (up to startTimeout) for its info.
+func Start(binary string, startTimeout time.Duration, args ...string) (*Rig, error) {
 	if _, err := os.Stat(binary); err != nil {
 		return nil, fmt.Errorf("%v: build it with `cargo build --release -p tank -p tank-testrig` from the crate root", err)
 	}
 	r := &Rig{
-		cmd:    exec.Command(binary),
+		cmd:    exec.Command(binary, args...),
 		lines:  make(chan string, 16),
 		stderr: &lockedBuffer{tee: os.Getenv("TANK_RIG_VERBOSE") != ""},
 	}
@@ -194,7 +292,42 @@ func Start(binary string, startTimeout time.Duration) (*Rig, error) {
 		r.Stop()
 		return nil, fmt.Errorf("tank-testrig info lacks the plain or token registry")
 	}
+	for _, a := range args {
+		if a != Everything {
+			continue
+		}
+		i := &r.Info
+		if i.TLS == nil || i.TLS.ClientCertRegistry == "" || i.TLS.CertsDir == "" ||
+			i.TLSToken == nil || i.BasicRegistry == nil || i.Private == nil {
+			r.Stop()
+			return nil, fmt.Errorf("tank-testrig %s: its info lacks a registry (tls, its client-cert one, tls_token, basic_registry or private); rebuild tank-testrig", Everything)
+		}
+	}
 	return r, nil
+}
+
+// Attach gives a Rig for a rig another process started, from its info
+// JSON: the registries work, commands (Command, Clear, ...) return
+// ErrAttached, Stop does nothing.
+func Attach(infoJSON string) (*Rig, error) {
+	r := &Rig{stderr: &lockedBuffer{}}
+	if err := json.Unmarshal([]byte(infoJSON), &r.Info); err != nil {
+		return nil, fmt.Errorf("%s: %v", EnvInfo, err)
+	}
+	if r.Info.Plain.Registry == "" || r.Info.Token.Registry == "" {
+		return nil, fmt.Errorf("%s lacks the plain or token registry", EnvInfo)
+	}
+	return r, nil
+}
+
+// ChildEnv is the environment entry ("TANK_RIG_INFO=...") that makes a
+// child test process attach to this rig.
+func (r *Rig) ChildEnv() (string, error) {
+	b, err := json.Marshal(r.Info)
+	if err != nil {
+		return "", err
+	}
+	return EnvInfo + "=" + string(b), nil
 }
 
 // Stderr is what the rig wrote to stderr so far.
@@ -204,6 +337,9 @@ func (r *Rig) Stderr() string { return r.stderr.String() }
 // 20 s). Safe to call more than once.
 func (r *Rig) Stop() error {
 	r.stopOnce.Do(func() {
+		if r.cmd == nil {
+			return // attached: the rig is another process's
+		}
 		r.stdin.Close()
 		done := make(chan error, 1)
 		go func() { done <- r.cmd.Wait() }()
@@ -223,6 +359,9 @@ func (r *Rig) Stop() error {
 func (r *Rig) Command(line string) (json.RawMessage, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return nil, ErrAttached
+	}
 	if r.noCommands {
 		return nil, ErrNoCommands
 	}
@@ -270,10 +409,12 @@ func (r *Rig) TokenRequests() ([]TokenRequest, error) {
 
 // CDNRequest is one request the rig's CDN saw.
 type CDNRequest struct {
-	Method        string `json:"method"`
-	Path          string `json:"path"`
-	Authorization bool   `json:"authorization"`
-	Status        int    `json:"status"`
+	Method        string  `json:"method"`
+	Path          string  `json:"path"`
+	Authorization bool    `json:"authorization"`
+	Username      *string `json:"username"`  // a Basic user name, if one was sent
+	CDNToken      bool    `json:"cdn_token"` // the CDN's own token was sent
+	Status        int     `json:"status"`
 }
 
 // CDNRequests returns every CDN request logged since the last Clear.
@@ -357,11 +498,21 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// RunTests starts a rig, hands it to use, runs the package's tests and
-// stops the rig; it returns the exit code for TestMain. Both test packages
-// share it so that start-up, shutdown and failure reporting are the same.
-func RunTests(m *testing.M, name string, use func(*Rig)) (code int) {
-	r, err := Start(Binary(), 90*time.Second)
+// RunTests starts a rig with args (its flags), hands it to use, runs the
+// package's tests and stops the rig; it returns the exit code for
+// TestMain. Both test packages share it so that start-up, shutdown and
+// failure reporting are the same.
+//
+// With EnvInfo set, it attaches to that rig instead (a child process run
+// by a test of the same package).
+func RunTests(m *testing.M, name string, use func(*Rig), args ...string) (code int) {
+	var r *Rig
+	var err error
+	if info := os.Getenv(EnvInfo); info != "" {
+		r, err = Attach(info)
+	} else {
+		r, err = Start(Binary(), 90*time.Second, args...)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: cannot start the rig: %v\n", name, err)
 		return 1
@@ -372,7 +523,7 @@ func RunTests(m *testing.M, name string, use func(*Rig)) (code int) {
 			fmt.Fprintf(os.Stderr, "%s: the rig did not stop cleanly: %v\n", name, err)
 			code = 1
 		}
-		if code != 0 {
+		if code != 0 && r.cmd != nil {
 			fmt.Fprintf(os.Stderr, "--- tank-testrig stderr:\n%s", r.Stderr())
 		}
 	}()

@@ -28,6 +28,37 @@ defmodule Tank.Image.Registry do
   same token wait for a single token request. `nil` disables caching, and
   every call runs the handshake again.
 
+  ## Private registries and TLS trust
+
+  A cache also carries who its calls are and what TLS they trust, set when
+  `new_token_cache/1` makes it, so every call that is handed the cache
+  (`manifest/4`, `blob/4`, `blob_to_file/5`, `pull/3`) uses them:
+
+      cache =
+        Tank.Image.Registry.new_token_cache(
+          credentials: [
+            {"ghcr.io", {"alice", System.fetch_env!("GHCR_TOKEN")}},
+            {"registry.example:5000", {:identity_token, refresh_token}}
+          ],
+          auth_config: :default,
+          ca_files: [{"registry.internal:443", "/etc/ssl/internal-ca.pem"}],
+          certs_dir: :default
+        )
+
+  Tokens are cached per identity: a token earned with credentials is never
+  handed to an anonymous call or to another user. A `nil` cache pulls
+  anonymously and trusts the system's and Mozilla's roots only. Bad
+  options, auth files or PEM files raise `ArgumentError` there and then;
+  see `new_token_cache/1`.
+
+  A private repository pulled without the credentials it needs, or with
+  ones an htpasswd registry refuses, is `{:manifest_http, 401}` (or
+  `{:blob_http, 401}`), as for any final 401; credentials the token realm
+  refuses are `{:request_failed, %{reason: :token_request_failed, status:
+  401}}`; a credential helper that fails is `{:request_failed, %{reason:
+  :credential_helper, kind: :auth}}`; a server certificate no trusted CA
+  signed is `{:request_failed, %{reason: :tls}}`.
+
   ## Errors
 
   Every function returns `{:error, reason}` rather than raising, with
@@ -77,9 +108,19 @@ defmodule Tank.Image.Registry do
   it occupies the slot the old client used for the bearer token.
 
   A cache is a NIF resource (a reference): the garbage collector frees it
-  once no process refers to it. It is safe to share between processes.
+  once no process refers to it. It is safe to share between processes. It
+  also holds the credentials and TLS trust `new_token_cache/1` was given.
   """
   @type token_cache() :: reference() | nil
+
+  @typedoc """
+  Who the calls through a cache are at one registry (`new_token_cache/1`'s
+  `:credentials`): a user name and password, or an identity (refresh)
+  token.
+  """
+  @type credential() ::
+          {registry :: String.t(), {username :: String.t(), password :: String.t()}}
+          | {registry :: String.t(), {:identity_token, String.t()}}
 
   @typedoc """
   The `:reason` of a `{:request_failed, detail}` error: a stable id from
@@ -105,6 +146,7 @@ defmodule Tank.Image.Registry do
           | :manifest_too_large
           | :length_mismatch
           | :out_of_memory
+          | :credential_helper
           | :panic
           | :runtime
 
@@ -336,8 +378,9 @@ defmodule Tank.Image.Registry do
     do: {:error, {:bad_input, "progress must be a pid or nil, got: #{inspect(other)}"}}
 
   @doc """
-  Creates a token cache to thread through a pull's `manifest/4` and
-  `blob/4` calls.
+  Creates a token cache to thread through a pull's `manifest/4`, `blob/4`,
+  `blob_to_file/5` and `pull/3` calls, and sets who those calls are and
+  what TLS they trust.
 
   Options:
 
@@ -345,23 +388,159 @@ defmodule Tank.Image.Registry do
       #{@default_ttl_ms}, the original's fixed 60 s). A token the issuer
       says expires sooner (`expires_in`, never taken below 60 s) is dropped
       a few seconds before that instead.
+    * `:credentials` — `[{registry, {username, password}}]` and
+      `[{registry, {:identity_token, token}}]` (`t:credential/0`), default
+      `[]`. `registry` is `host[:port]` as the calls name it (an `http://`
+      or `https://` prefix is ignored; `"docker.io"`, `"index.docker.io"`
+      and `"registry-1.docker.io"` are all Docker Hub). A registry's Bearer
+      challenge is answered by asking its token realm as that user (Basic
+      auth on the token GET), or with the identity (refresh) token `docker
+      login` keeps for OAuth2 token servers (an OAuth2 `refresh_token`
+      POST; a server without OAuth2 gets it as the password of the user
+      `<token>`, as docker sends it); a `Basic` challenge (an htpasswd
+      registry) is answered with the user name and password. A later entry
+      for the same registry replaces an earlier one, and these beat
+      anything from `:auth_config`.
+    * `:auth_config` — `:default` or the path of a docker `config.json` or
+      podman `auth.json` whose `auths`, `credHelpers` and `credsStore` say
+      who to be (a credential helper, `docker-credential-<name>`, runs when
+      a call needs it, at most once per registry per cache). `:default`
+      searches, in order, `$REGISTRY_AUTH_FILE`,
+      `$XDG_RUNTIME_DIR/containers/auth.json`,
+      `$XDG_CONFIG_HOME/containers/auth.json` (default
+      `~/.config/containers/auth.json`) and `$DOCKER_CONFIG/config.json`
+      (default `~/.docker/config.json`), skipping those that do not exist
+      (but `$REGISTRY_AUTH_FILE`, when set, must); the first with an entry
+      for a registry wins. The variables (and the `PATH` helpers are found
+      on) are the OS process's, as the VM started: OTP keeps
+      `System.put_env/2` to itself. Default `nil`: no auth file is read, as
+      the original read none.
+    * `:ca_files` — `[{registry, pem_path}]` and `[{:all, pem_path}]`:
+      trust the CA certificates in the PEM file for that registry, or for
+      every registry, beside the system's and Mozilla's roots (no
+      `SSL_CERT_FILE` needed). Default `[]`.
+    * `:certs_dir` — `:default` or the path of a certs directory laid out
+      as docker and podman lay it out: `<dir>/<host[:port]>/*.crt` are CAs
+      for that registry, and `X.cert` with `X.key` its client certificate
+      (mutual TLS). `:default` loads `/etc/containers/certs.d` and
+      `/etc/docker/certs.d` where they exist. Default `nil`: none.
+
+  Credentials go only to the registry and the realm its challenge names,
+  only over HTTPS (or plain HTTP to a loopback registry), and never appear
+  in an error's message or body excerpt. A cache with TLS trust of its own
+  opens connections of its own for the registries it concerns. A `nil`
+  cache has no credentials and trusts the defaults only.
+
+  Bad values raise `ArgumentError`, as `:ttl` does: an option of the wrong
+  shape (a bad credential entry is described by its position and registry,
+  never shown), a registry name outside the grammar, an auth file that is
+  missing or malformed, a PEM file with no certificate, a certs directory
+  that does not exist or holds a `.cert` without its `.key`. The message
+  names the option and the file at fault and never holds a secret. (A
+  client certificate and a key that do not go together are found when a
+  call first needs that registry: `{:error, {:bad_input, message}}`.)
 
   The cache is freed by the garbage collector once unreferenced; there is
   nothing to close.
   """
   @spec new_token_cache(keyword()) :: reference()
   def new_token_cache(opts \\ []) do
-    opts = Keyword.validate!(opts, ttl: @default_ttl_ms)
+    opts =
+      Keyword.validate!(opts,
+        ttl: @default_ttl_ms,
+        credentials: [],
+        auth_config: nil,
+        ca_files: [],
+        certs_dir: nil
+      )
 
-    case opts[:ttl] do
-      ttl when is_integer(ttl) and ttl >= 0 ->
-        Tank.Native.new_token_cache(ttl)
+    ttl = check_ttl!(opts[:ttl])
+    credentials = check_credentials!(opts[:credentials])
+    auth_config = check_place!(:auth_config, opts[:auth_config])
+    ca_files = check_ca_files!(opts[:ca_files])
+    certs_dir = check_place!(:certs_dir, opts[:certs_dir])
+
+    case Tank.Native.new_token_cache(ttl, credentials, auth_config, ca_files, certs_dir) do
+      {:ok, cache} -> cache
+      {:error, {_reason, message}} -> raise ArgumentError, "new_token_cache/1: " <> message
+    end
+  end
+
+  defp check_ttl!(ttl) when is_integer(ttl) and ttl >= 0, do: ttl
+
+  defp check_ttl!(other) do
+    raise ArgumentError,
+          "new_token_cache/1: :ttl must be a non-negative integer (milliseconds), got: " <>
+            inspect(other)
+  end
+
+  # Into the NIF's {registry, :basic, username, password} and
+  # {registry, :identity_token, token, nil}. A bad entry is never inspected:
+  # it may hold a password.
+  defp check_credentials!(credentials) when is_list(credentials) do
+    credentials
+    |> Enum.with_index(1)
+    |> Enum.map(fn
+      {{registry, {:identity_token, token}}, _}
+      when is_binary(registry) and registry != "" and is_binary(token) and token != "" ->
+        {registry, :identity_token, token, nil}
+
+      {{registry, {username, password}}, _}
+      when is_binary(registry) and registry != "" and is_binary(username) and username != "" and
+             is_binary(password) ->
+        {registry, :basic, username, password}
+
+      {entry, n} ->
+        for_registry =
+          case entry do
+            {registry, _} when is_binary(registry) -> " (for #{inspect(registry)})"
+            _ -> ""
+          end
+
+        raise ArgumentError,
+              "new_token_cache/1: :credentials entry #{n}#{for_registry} is not " <>
+                "{registry, {username, password}} or {registry, {:identity_token, token}} " <>
+                "with non-empty strings (a password may be empty); " <>
+                "its value is not shown, as it may hold a secret"
+    end)
+  end
+
+  defp check_credentials!(_other) do
+    raise ArgumentError,
+          "new_token_cache/1: :credentials must be a list of {registry, {username, password}} " <>
+            "or {registry, {:identity_token, token}} (its value is not shown, as it may hold a secret)"
+  end
+
+  defp check_place!(_name, nil), do: nil
+  defp check_place!(_name, :default), do: :default
+  defp check_place!(_name, path) when is_binary(path) and path != "", do: path
+
+  defp check_place!(name, other) do
+    raise ArgumentError,
+          "new_token_cache/1: #{inspect(name)} must be :default or a non-empty path (a string), " <>
+            "got: " <> inspect(other)
+  end
+
+  defp check_ca_files!(ca_files) when is_list(ca_files) do
+    Enum.map(ca_files, fn
+      {:all, path} when is_binary(path) and path != "" ->
+        {nil, path}
+
+      {registry, path}
+      when is_binary(registry) and registry != "" and is_binary(path) and path != "" ->
+        {registry, path}
 
       other ->
         raise ArgumentError,
-              "new_token_cache/1: :ttl must be a non-negative integer (milliseconds), got: " <>
-                inspect(other)
-    end
+              "new_token_cache/1: :ca_files entries must be {registry, pem_path} or " <>
+                "{:all, pem_path} with non-empty strings, got: " <> inspect(other)
+    end)
+  end
+
+  defp check_ca_files!(other) do
+    raise ArgumentError,
+          "new_token_cache/1: :ca_files must be a list of {registry, pem_path} or " <>
+            "{:all, pem_path}, got: " <> inspect(other)
   end
 
   defp check_strings(args) do

@@ -1,0 +1,167 @@
+package tank
+
+/*
+#include <stdlib.h>
+#include <string.h>
+#include "tank.h"
+*/
+import "C"
+
+import (
+	"strings"
+	"unsafe"
+)
+
+// Reasons the credential and trust settings add to Error.Reason.
+const (
+	// ReasonAuthConfig (StatusBadInput): an auth file (docker config.json,
+	// podman auth.json) is missing or malformed. The message names the
+	// file, never a secret in it.
+	ReasonAuthConfig = "auth_config"
+	// ReasonCertificate (StatusBadInput): a PEM file holds no certificate,
+	// is not PEM, or a certs directory has a client certificate without
+	// its key (or the directory cannot be read).
+	ReasonCertificate = "certificate"
+	// ReasonCredentialHelper (StatusAuth): a docker-credential-* helper
+	// named by an auth file could not run, failed, or printed no usable
+	// answer. It is returned by the fetch that needed the credentials, not
+	// by LoadAuthConfig.
+	ReasonCredentialHelper = "credential_helper"
+)
+
+// settingArg is one string argument of a settings call.
+type settingArg struct {
+	name, value string
+	// secret: never quoted in an error, and the C copy is wiped after.
+	secret bool
+	// nullIfEmpty: "" goes to C as NULL (the C call's default).
+	nullIfEmpty bool
+}
+
+// set runs one settings call on the cache: the arguments are checked (a
+// NUL byte is ErrBadInput, before any C call: C would cut the string
+// short there) and copied to C, and the cache is held for the call, so a
+// concurrent Close waits and a closed cache is ErrCacheClosed.
+func (c *Cache) set(call func(cc *C.TankCache, args []*C.char, cerr **C.TankError) C.TankStatus,
+	args ...settingArg) error {
+	if c == nil {
+		return badInput("bad_input", "the cache is nil: credentials and trust live in a Cache")
+	}
+	for _, a := range args {
+		if strings.IndexByte(a.value, 0) < 0 {
+			continue
+		}
+		if a.secret {
+			return badInput("bad_input", "%s contains a NUL byte", a.name)
+		}
+		return badInput("bad_input", "%s %q contains a NUL byte", a.name, a.value)
+	}
+	cs := make([]*C.char, len(args))
+	defer func() {
+		for i, p := range cs {
+			if p == nil {
+				continue
+			}
+			if args[i].secret {
+				C.memset(unsafe.Pointer(p), 0, C.size_t(len(args[i].value)))
+			}
+			C.free(unsafe.Pointer(p))
+		}
+	}()
+	for i, a := range args {
+		if !(a.nullIfEmpty && a.value == "") {
+			cs[i] = C.CString(a.value)
+		}
+	}
+	cc, err := c.acquire()
+	if err != nil {
+		return err
+	}
+	var cerr *C.TankError
+	status := call(cc, cs, &cerr)
+	c.release()
+	if status != C.TANK_OK {
+		return takeError(status, cerr)
+	}
+	return nil
+}
+
+// SetBasicAuth makes calls through the cache to registry send username
+// and password: as Basic credentials when the registry challenges with
+// Basic, or to the token realm when it challenges with Bearer. registry is
+// "host[:port]" as the fetch calls take it (an "http://" or "https://"
+// prefix is accepted and ignored; "docker.io", "index.docker.io" and
+// "registry-1.docker.io" all name Docker Hub).
+//
+// It replaces any credential set before for registry and beats anything
+// loaded by LoadAuthConfig; calls that start afterwards use it. libtank
+// never sends it over plain HTTP except to a loopback registry, never to
+// a CDN a blob read is redirected to, and never puts it in an error. An
+// empty registry or username, or a NUL byte in any argument, is
+// ErrBadInput (and the password is not quoted).
+func (c *Cache) SetBasicAuth(registry, username, password string) error {
+	return c.set(func(cc *C.TankCache, a []*C.char, e **C.TankError) C.TankStatus {
+		return C.tank_cache_set_basic_auth(cc, a[0], a[1], a[2], e)
+	},
+		settingArg{name: "registry", value: registry},
+		settingArg{name: "username", value: username},
+		settingArg{name: "password", value: password, secret: true})
+}
+
+// SetIdentityToken is SetBasicAuth with an identity (refresh) token, the
+// kind `docker login` keeps for registries whose token server speaks
+// OAuth2: libtank trades it for access tokens (an OAuth2 POST, or a GET
+// with "<token>" as the user name where the server has no OAuth2).
+func (c *Cache) SetIdentityToken(registry, token string) error {
+	return c.set(func(cc *C.TankCache, a []*C.char, e **C.TankError) C.TankStatus {
+		return C.tank_cache_set_identity_token(cc, a[0], a[1], e)
+	},
+		settingArg{name: "registry", value: registry},
+		settingArg{name: "token", value: token, secret: true})
+}
+
+// LoadAuthConfig adds the credentials of a docker config.json or podman
+// auth.json ("auths" with "auth" or "username"/"password" or
+// "identitytoken", "credHelpers", "credsStore") behind any loaded before;
+// SetBasicAuth and SetIdentityToken beat them. Credential helpers run when
+// a call first needs them, at most once per registry; one that fails makes
+// that call fail with ErrAuth and Reason ReasonCredentialHelper.
+//
+// path "" searches, in order, $REGISTRY_AUTH_FILE,
+// $XDG_RUNTIME_DIR/containers/auth.json,
+// $XDG_CONFIG_HOME/containers/auth.json (~/.config/containers/auth.json),
+// $DOCKER_CONFIG/config.json (~/.docker/config.json), skipping those that
+// do not exist, when it is called. A missing or malformed file given by
+// path (or by $REGISTRY_AUTH_FILE) is ErrBadInput with Reason
+// ReasonAuthConfig; the message names the file and holds no secret.
+func (c *Cache) LoadAuthConfig(path string) error {
+	return c.set(func(cc *C.TankCache, a []*C.char, e **C.TankError) C.TankStatus {
+		return C.tank_cache_load_auth_config(cc, a[0], e)
+	}, settingArg{name: "path", value: path, nullIfEmpty: true})
+}
+
+// TrustCAFile makes calls through the cache to registry trust the CA
+// certificates in the PEM file pemPath, beside the system's roots;
+// registry "" means every registry. A file with no certificate is
+// ErrBadInput with Reason ReasonCertificate. A cache with trust of its
+// own uses HTTP clients of its own; SSL_CERT_FILE and the like are not
+// needed.
+func (c *Cache) TrustCAFile(registry, pemPath string) error {
+	return c.set(func(cc *C.TankCache, a []*C.char, e **C.TankError) C.TankStatus {
+		return C.tank_cache_trust_ca_file(cc, a[0], a[1], e)
+	},
+		settingArg{name: "registry", value: registry, nullIfEmpty: true},
+		settingArg{name: "pem_path", value: pemPath})
+}
+
+// LoadCertsDir loads a certs directory as docker and podman lay it out:
+// <dir>/<host[:port]>/*.crt are CAs for that registry, and X.cert with
+// X.key its client certificate (mutual TLS). dir "" loads
+// /etc/containers/certs.d, then /etc/docker/certs.d, where they exist. A
+// certificate without its key, or a file that is not PEM, is ErrBadInput
+// with Reason ReasonCertificate, and nothing from dir is kept.
+func (c *Cache) LoadCertsDir(dir string) error {
+	return c.set(func(cc *C.TankCache, a []*C.char, e **C.TankError) C.TankStatus {
+		return C.tank_cache_load_certs_dir(cc, a[0], e)
+	}, settingArg{name: "dir", value: dir, nullIfEmpty: true})
+}
