@@ -41,7 +41,11 @@ fn soname() {
     }
     let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version");
     let soname = format!("libtank.so.{major}");
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
+    // Not rustc-cdylib-link-arg: cargo hands that one on to every cdylib
+    // that depends on tank (cargo#9562), and the Elixir NIF came out named
+    // libtank.so.0. rustc-link-arg stays in this package: the library, and
+    // its test executables, where a soname does nothing.
+    println!("cargo:rustc-link-arg=-Wl,-soname,{soname}");
 
     // OUT_DIR is <profile dir>/build/tank-<hash>/out.
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -401,6 +401,12 @@ fn readme_c_quick_start_builds_and_pulls_and_the_version_macros_agree() {
 
 /// GOPROXY off, no toolchain downloads, a writable cache (as
 /// examples/go/run-tests.sh sets them).
+///
+/// Go's build cache keys a cgo package on its `#cgo` lines and the CGO_*
+/// variables, not on what pkg-config answers (golang/go#24544): a package
+/// built against an earlier test's prefix, since deleted, would be linked
+/// from the cache with that prefix's `-L`. CGO_LDFLAGS naming this prefix
+/// (the `-L` pkg-config gives too) makes the key this prefix's.
 fn go(args: &[&str], dir: &Path, inst: &Installed) -> Command {
     let mut cmd = Command::new("go");
     cmd.args(args)
@@ -409,8 +415,8 @@ fn go(args: &[&str], dir: &Path, inst: &Installed) -> Command {
         .env("GOTOOLCHAIN", "local")
         .env("GOFLAGS", "")
         .env("PKG_CONFIG_PATH", inst.pkg_config_path())
+        .env("CGO_LDFLAGS", format!("-L{}", inst.lib().display()))
         .env_remove("PKG_CONFIG_LIBDIR")
-        .env_remove("CGO_LDFLAGS")
         .env_remove("CGO_CFLAGS")
         .env_remove("LD_LIBRARY_PATH");
     let home_writable = std::env::var_os("HOME")
