@@ -63,7 +63,9 @@ cd "$root"
 echo "+ cargo build --release -p tank -p tank-testrig" >&2
 "$cargo" build --release -p tank -p tank-testrig
 
-build=$root/target/release
+# target/release, or wherever CARGO_TARGET_DIR or a cargo config puts it.
+target_dir=$("$cargo" metadata --no-deps --format-version 1 | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+build=${target_dir:-$root/target}/release
 version=$("$cargo" pkgid -p tank)
 version=${version##*[#@]}
 [[ $version =~ ^([0-9]+)\.([0-9]+)\.([0-9]+) ]] || die "cannot read tank's version from cargo pkgid: $version"
