@@ -47,6 +47,19 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+/*
+ * The version of tank this header comes with (Cargo.toml's); tank_version()
+ * gives the version of the library a program runs with. The shared
+ * library's soname is libtank.so.0.
+ */
+#define TANK_VERSION_MAJOR 0
+#define TANK_VERSION_MINOR 2
+#define TANK_VERSION_PATCH 0
+#define TANK_VERSION "0.2.0"
+/* One number to compare in #if: 0xMMmmpp, e.g. TANK_VERSION_NUMBER >= 0x000200. */
+#define TANK_VERSION_NUMBER ((TANK_VERSION_MAJOR << 16) | (TANK_VERSION_MINOR << 8) | TANK_VERSION_PATCH)
+
+
 /**
  * `size` when the caller does not know the blob's size.
  */
@@ -235,7 +248,7 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * The library version, e.g. "0.1.0". Static; never free it.
+ * The library version, e.g. "0.2.0" (`TANK_VERSION` is the header's). Static; never free it.
  */
 const char *tank_version(void);
 

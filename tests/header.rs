@@ -4,13 +4,15 @@
 use std::path::Path;
 use std::process::Command;
 
+// tank_header_config: build.rs's configuration, word for word.
+include!("../header_config.rs");
+
 fn fresh_header() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).unwrap();
     let mut out = Vec::new();
     cbindgen::Builder::new()
         .with_crate(root)
-        .with_config(config)
+        .with_config(tank_header_config(root, env!("CARGO_PKG_VERSION")))
         .generate()
         .expect("cbindgen generates the header")
         .write(&mut out);
@@ -101,4 +103,57 @@ fn header_lists_every_reason_id() {
             "tank.h does not document reason id {id}"
         );
     }
+}
+
+/// The `version` of `[package]` in Cargo.toml, read from the file itself.
+fn cargo_toml_version() -> String {
+    let toml =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let mut in_package = false;
+    for line in toml.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if let Some(v) = line.strip_prefix("version = ").filter(|_| in_package) {
+            return v.trim_matches('"').to_string();
+        }
+    }
+    panic!("Cargo.toml has no [package] version");
+}
+
+/// The value of `#define NAME value` in `header`.
+fn define<'h>(header: &'h str, name: &str) -> &'h str {
+    let prefix = format!("#define {name} ");
+    header
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("tank.h does not define {name}"))
+        .trim()
+}
+
+#[test]
+fn version_macros_agree_with_cargo_toml_and_tank_version() {
+    let version = cargo_toml_version();
+    let header = committed_header();
+    assert_eq!(define(&header, "TANK_VERSION"), format!("\"{version}\""));
+    let core = version.split(['-', '+']).next().unwrap();
+    let parts: Vec<&str> = core.split('.').collect();
+    assert_eq!(parts.len(), 3, "{version}");
+    for (name, want) in ["MAJOR", "MINOR", "PATCH"].iter().zip(&parts) {
+        assert_eq!(
+            define(&header, &format!("TANK_VERSION_{name}")),
+            *want,
+            "TANK_VERSION_{name}"
+        );
+    }
+    assert_eq!(
+        define(&header, "TANK_VERSION_NUMBER"),
+        "((TANK_VERSION_MAJOR << 16) | (TANK_VERSION_MINOR << 8) | TANK_VERSION_PATCH)"
+    );
+    let running = unsafe { std::ffi::CStr::from_ptr(tank::ffi::tank_version()) };
+    assert_eq!(running.to_str().unwrap(), version, "tank_version()");
+    // The macros sit inside the include guard, before any declaration.
+    let guard = header.find("#define TANK_H").unwrap();
+    let first_decl = header.find("typedef").unwrap();
+    let at = header.find("#define TANK_VERSION_MAJOR").unwrap();
+    assert!(guard < at && at < first_decl, "version macros misplaced");
 }

@@ -1,9 +1,10 @@
-//go:build tank_shared
+//go:build tank_shared && !tank_pkgconfig
 
 package tank
 
 // With -tags tank_shared the package links target/release/libtank.so instead,
-// with an rpath pointing at that directory.
+// with an rpath pointing at that directory (where the build leaves the
+// libtank.so.0 link the soname asks for).
 
 /*
 #cgo LDFLAGS: -L${SRCDIR}/../../target/release -Wl,-rpath,${SRCDIR}/../../target/release -ltank
