@@ -9,7 +9,7 @@ include!("header_config.rs");
 fn main() {
     let root =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    for watched in ["src/ffi", "src/lib.rs", "cbindgen.toml", "header_config.rs"] {
+    for watched in ["src", "cbindgen.toml", "header_config.rs"] {
         println!("cargo:rerun-if-changed={watched}");
     }
     let version = std::env::var("CARGO_PKG_VERSION").expect("cargo sets CARGO_PKG_VERSION");
