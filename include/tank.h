@@ -420,7 +420,7 @@ TankStatus tank_cache_trust_ca_file(struct TankCache *cache,
 
 /**
  * Loads a certs directory as docker and podman lay it out:
- * `<dir>/<host[:port]>/*.crt` are CAs for that registry, and `X.cert` with
+ * the `.crt` files in `<dir>/<host[:port]>/` are CAs for that registry, and `X.cert` with
  * `X.key` its client certificate (mutual TLS). `dir` NULL loads
  * `/etc/containers/certs.d`, then `/etc/docker/certs.d`, where they exist.
  * A certificate without its key, or a file that is not PEM, is
