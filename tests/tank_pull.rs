@@ -15,24 +15,6 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tank_testrig::IndexEntryInfo;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// A tool the test checks the layout with; missing is a failure naming the
 /// Debian package, never a skip.
 fn tool(name: &str, package: &str) -> Command {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::cache::TankCache;
 use super::cancel::TankCancel;
 use super::manifest::{fill, TankManifest};
-use super::to_file::TankProgressFn;
+use super::to_file::{calling, TankProgressFn};
 use super::{boundary, string_arg, TankError, TankStatus};
 use crate::runtime;
 use crate::stevedore::error::Error;
@@ -78,13 +78,7 @@ pub unsafe extern "C" fn tank_pull(
                     )
                     .await
             },
-            |done, total| {
-                if let Some(f) = progress {
-                    // SAFETY: the caller vouches for `progress` with
-                    // `progress_user`; this runs on the caller's thread.
-                    unsafe { f(progress_user, done, total) }
-                }
-            },
+            calling(progress, progress_user),
         )?;
         if !out.is_null() {
             out.write(fill(manifest));

@@ -18,6 +18,18 @@ pub const TANK_SIZE_UNKNOWN: u64 = u64::MAX;
 /// more with `done == total` before a successful return.
 pub type TankProgressFn = Option<unsafe extern "C" fn(user: *mut c_void, done: u64, total: u64)>;
 
+/// The caller's progress callback as the runtime calls it, on the calling
+/// thread; nothing when there is none.
+pub(crate) fn calling(progress: TankProgressFn, user: *mut c_void) -> impl FnMut(u64, u64) {
+    move |done, total| {
+        if let Some(f) = progress {
+            // SAFETY: the caller vouches for `progress` with `user`; the
+            // runtime calls this on the caller's thread, during the call.
+            unsafe { f(user, done, total) }
+        }
+    }
+}
+
 /// Fetches the blob `digest` from `repo` on `registry` into the file
 /// `path`, verified against the digest as it is written.
 ///
@@ -82,13 +94,7 @@ pub unsafe extern "C" fn tank_blob_to_file(
                     )
                     .await
             },
-            |done, total| {
-                if let Some(f) = progress {
-                    // SAFETY: the caller vouches for `progress` with
-                    // `progress_user`; this runs on the caller's thread.
-                    unsafe { f(progress_user, done, total) }
-                }
-            },
+            calling(progress, progress_user),
         )
     })
 }
