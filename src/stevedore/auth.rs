@@ -6,7 +6,6 @@
 //! origin and its challenge's realm, never over plain HTTP beyond loopback,
 //! and are redacted from any body excerpt a message quotes.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use http::header::{HeaderMap, WWW_AUTHENTICATE};
@@ -19,6 +18,7 @@ use super::challenge::{self, Challenge};
 use super::credentials::Credential;
 use super::error::{reason, Error, Result};
 use super::origin::Origin;
+use super::reference::is_loopback;
 use super::token_cache::{CacheKey, IssuedToken, TokenCache};
 use super::transport::{body_excerpt, discard, with_secrets, Body, Response, Transport};
 
@@ -64,11 +64,7 @@ pub async fn authorized_get(
     let key = key.as_identity(credential.as_ref());
     // Credentials never travel in the clear, except on loopback.
     let credential = credential.filter(|_| carries_secrets(url));
-    secrets.extend(
-        credential
-            .iter()
-            .flat_map(|c| [c.secret().to_owned(), c.basic_header()]),
-    );
+    secrets.extend(credential.iter().flat_map(Credential::secrets));
     let challenges = challenges(resp.headers());
     let answer = if let Some(bearer) = challenges.iter().find(|c| c.is_bearer()) {
         discard(resp).await;
@@ -118,15 +114,7 @@ fn challenges(headers: &HeaderMap) -> Vec<Challenge> {
 
 /// https, or plain http to a loopback host.
 fn carries_secrets(url: &Url) -> bool {
-    if url.scheme() == "https" {
-        return true;
-    }
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
+    url.scheme() == "https" || url.host().is_some_and(|h| is_loopback(&h))
 }
 
 #[derive(Deserialize)]
@@ -172,10 +160,7 @@ pub async fn fetch_token(
     let credential = credential.filter(|_| carries_secrets(&url));
     let service = challenge.param("service");
     let scope = challenge.param("scope");
-    let mut secrets: Vec<String> = credential
-        .iter()
-        .flat_map(|c| [c.secret().to_owned(), c.basic_header()])
-        .collect();
+    let mut secrets: Vec<String> = credential.iter().flat_map(|c| c.secrets()).collect();
 
     let resp = match credential {
         Some(Credential::IdentityToken(token)) => {

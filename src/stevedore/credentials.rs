@@ -40,12 +40,14 @@ impl std::fmt::Debug for Credential {
 }
 
 impl Credential {
-    /// The secret a server must never see echoed back in a message.
-    pub fn secret(&self) -> &str {
-        match self {
+    /// What a server must never see echoed back in a message: the secret,
+    /// and the Basic header that carries it.
+    pub fn secrets(&self) -> [String; 2] {
+        let secret = match self {
             Credential::Basic { password, .. } => password,
             Credential::IdentityToken(t) => t,
-        }
+        };
+        [secret.clone(), self.basic_header()]
     }
 
     /// Keys the token cache: tokens earned by one identity are never

@@ -17,7 +17,7 @@ use super::manifest::{self, Descriptor, Manifest};
 use super::platform::PlatformSpec;
 use super::progress::{Progress, ProgressFn};
 use super::reference::{Reference, Registry, Repository};
-use super::to_file;
+use super::to_file::{self, blocking};
 use super::token_cache::TokenCache;
 use super::transport::Transport;
 
@@ -266,12 +266,6 @@ fn descriptor_digest(d: &Descriptor) -> Result<Digest> {
             format!("a descriptor's digest {}", e.0),
         )
     })
-}
-
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::internal(reason::PANIC, format!("a file task failed: {e}")))
 }
 
 /// Bytes done over all of an image's blobs, reported as one transfer.

@@ -41,11 +41,7 @@ impl Registry {
         }
         let probe = Url::parse(&format!("http://{authority}/")).map_err(|e| bad(&e.to_string()))?;
         let host = probe.host().ok_or_else(|| bad("no host"))?;
-        let loopback = match host {
-            url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-            url::Host::Ipv4(ip) => IpAddr::V4(ip).is_loopback(),
-            url::Host::Ipv6(ip) => IpAddr::V6(ip).is_loopback(),
-        };
+        let loopback = is_loopback(&host);
         let scheme = explicit_scheme.unwrap_or(if loopback { "http" } else { "https" });
         let authority = authority.to_ascii_lowercase();
         let base =
@@ -76,6 +72,15 @@ impl Registry {
         // is built as text rather than segment by segment.
         url.set_path(&format!("/v2/{}/{kind}/{last}", repo.0));
         url
+    }
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`.
+pub fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
+        url::Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
     }
 }
 

@@ -201,7 +201,9 @@ fn hash_into(
 }
 
 /// Runs blocking file work off the runtime's workers.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+pub(super) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| Error::internal(reason::PANIC, format!("a file task failed: {e}")))
