@@ -77,9 +77,9 @@ func (c *Cache) set(call func(cc *C.TankCache, args []*C.char, cerr **C.TankErro
 	if err != nil {
 		return err
 	}
+	defer c.release()
 	var cerr *C.TankError
 	status := call(cc, cs, &cerr)
-	c.release()
 	if status != C.TANK_OK {
 		return takeError(status, cerr)
 	}

@@ -23,7 +23,8 @@
 //
 // Registries are "host[:port]"; loopback hosts speak plain HTTP and every
 // other host HTTPS, and an "http://" or "https://" prefix overrides that.
-// Failed calls return a *Error; see the Err* sentinels.
+// Failed calls return a *Error; see the Err* sentinels. A call whose
+// progress func panicked returns a *PanicError instead.
 //
 // Memory: every result is copied into Go memory and the C memory is
 // released before the call returns. Go keeps no pointer into C memory
@@ -176,7 +177,8 @@ func (c *Cache) Close() error {
 }
 
 // acquire read-locks the cache for the length of one C call and returns
-// its handle (nil for a nil *Cache). release must follow a nil error.
+// its handle (nil for a nil *Cache). After a nil error, defer release: a
+// lock left held makes Close wait forever.
 func (c *Cache) acquire() (*C.TankCache, error) {
 	if c == nil {
 		return nil, nil
@@ -244,12 +246,12 @@ func FetchManifestContext(ctx context.Context, registry, repo, reference string,
 	if err != nil {
 		return nil, err
 	}
+	defer cache.release()
 	var out C.TankManifest
 	var cerr *C.TankError
 	cancel := newCanceller(ctx)
+	defer cancel.stop()
 	status := C.tank_manifest_with(args[0], args[1], args[2], cc, cancel.ptr, &out, &cerr)
-	cancel.stop()
-	cache.release()
 	if status != C.TANK_OK {
 		return nil, cancel.fail(status, cerr)
 	}
@@ -360,16 +362,16 @@ func fetchBlob(ctx context.Context, registry, repo, digest string, size int64, c
 	if err != nil {
 		return out, err
 	}
+	defer cache.release()
 	var cerr *C.TankError
 	var status C.TankStatus
 	cancel := newCanceller(ctx)
+	defer cancel.stop()
 	if size == unknownSize {
 		status = C.tank_blob_with(args[0], args[1], args[2], cc, cancel.ptr, &out, &cerr)
 	} else {
 		status = C.tank_blob_sized_with(args[0], args[1], args[2], C.uint64_t(size), cc, cancel.ptr, &out, &cerr)
 	}
-	cancel.stop()
-	cache.release()
 	if status != C.TANK_OK {
 		return out, cancel.fail(status, cerr)
 	}
@@ -476,15 +478,15 @@ func FetchBlobToFile(ctx context.Context, registry, repo, digest string, size in
 	if err != nil {
 		return err
 	}
-	report := newProgressFn(progress)
+	defer cache.release()
 	var cerr *C.TankError
 	cancel := newCanceller(ctx)
+	defer cancel.stop()
+	report := newProgressFn(progress, cancel)
+	defer report.release()
 	status := C.tank_blob_to_file(args[0], args[1], args[2], csize, cpath, cc, cancel.ptr, report.fn, report.user, &cerr)
-	cancel.stop()
-	report.release()
-	cache.release()
 	if status != C.TANK_OK {
-		return cancel.fail(status, cerr)
+		return report.outcome(cancel.fail(status, cerr))
 	}
-	return nil
+	return report.outcome(nil)
 }
