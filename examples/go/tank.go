@@ -46,6 +46,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -141,6 +142,10 @@ type Cache struct {
 	ptr *C.TankCache // nil once closed
 }
 
+// liveCaches counts the libtank caches made and not yet freed, so that a
+// test can see the finalizer free the forgotten ones.
+var liveCaches atomic.Int64
+
 // NewCache makes a token cache whose tokens live at most ttl (less when the
 // token issuer says so). A ttl of 0 or less means DefaultTTL; ttl is
 // rounded up to whole milliseconds.
@@ -155,6 +160,7 @@ func NewCache(ttl time.Duration) *Cache {
 	if p == nil {
 		panic("tank: tank_cache_new returned NULL (out of memory)")
 	}
+	liveCaches.Add(1)
 	c := &Cache{ptr: p}
 	runtime.SetFinalizer(c, (*Cache).Close)
 	return c
@@ -170,6 +176,7 @@ func (c *Cache) Close() error {
 	defer c.mu.Unlock()
 	if c.ptr != nil {
 		C.tank_cache_free(c.ptr)
+		liveCaches.Add(-1)
 		c.ptr = nil
 		runtime.SetFinalizer(c, nil)
 	}

@@ -592,11 +592,26 @@ func TestCacheClose(t *testing.T) {
 }
 
 func TestFinalizerFreesForgottenCaches(t *testing.T) {
-	for i := 0; i < 1000; i++ {
+	const forgotten = 1000
+	before := tank.LiveCaches()
+	for i := 0; i < forgotten; i++ {
 		tank.NewCache(time.Duration(i) * time.Millisecond)
 	}
-	runtime.GC()
-	runtime.GC()
+	if live := tank.LiveCaches(); live < before+forgotten {
+		t.Fatalf("%d live caches after making %d more than %d", live, forgotten, before)
+	}
+	// Finalizers run on their own goroutine some time after a collection
+	// found their objects unreachable: collect until they have all run.
+	// (Caches other tests forgot may go too, hence at most before.)
+	deadline := time.Now().Add(time.Minute)
+	for tank.LiveCaches() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d forgotten caches still live after a minute of collections",
+				tank.LiveCaches()-before, forgotten)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestErrorMatching(t *testing.T) {
