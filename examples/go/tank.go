@@ -13,9 +13,13 @@
 //	m, err := tank.FetchManifest("ghcr.io", "org/app", "v1.2", cache)
 //	if err != nil { ... }
 //	for _, l := range m.Layers {
-//		b, err := tank.FetchBlob("ghcr.io", "org/app", l.Digest, cache)
+//		b, err := tank.FetchBlobSized("ghcr.io", "org/app", l.Digest, l.Size, cache)
 //		...
 //	}
+//
+// A descriptor's digest and size are the registry's word: the calls check
+// the bytes against them, but a digest naming a file must be validated
+// first (see the package Example).
 //
 // Pull does all of that for one image reference ("alpine",
 // "ghcr.io/org/app:v1.2") and writes the image into an OCI image layout
@@ -391,8 +395,9 @@ func fetchBlob(ctx context.Context, registry, repo, digest string, size int64, c
 // be nil.
 //
 // libtank holds the whole blob in memory and this copies it once into Go
-// memory, so a blob of N bytes briefly takes 2N. To write a large layer to
-// a file without that copy, use WriteBlob.
+// memory, so a blob of N bytes briefly takes 2N, and N is whatever the
+// registry sends: when the size is known (a Descriptor's), use
+// FetchBlobSized, and for a layer, FetchBlobToFile.
 func FetchBlob(registry, repo, digest string, cache *Cache) ([]byte, error) {
 	return FetchBlobContext(context.Background(), registry, repo, digest, cache)
 }
@@ -433,6 +438,9 @@ func fetchBlobCopy(ctx context.Context, registry, repo, digest string, size int6
 // from libtank's buffer, without copying it into Go memory. Like every
 // io.Writer, w must not keep the slice it is given. It returns the number
 // of bytes written; a write error is returned as is (not as a *Error).
+//
+// It has no size bound: libtank buffers whatever the registry sends. To
+// write a layer to a file, use FetchBlobToFile with the descriptor's size.
 func WriteBlob(w io.Writer, registry, repo, digest string, cache *Cache) (int64, error) {
 	b, err := fetchBlob(context.Background(), registry, repo, digest, unknownSize, cache)
 	if err != nil {
