@@ -20,12 +20,17 @@ import (
 )
 
 // One rig for the whole package, with every registry it has (creds_test.go
-// needs the htpasswd, https and mutual-TLS ones), started and stopped by
+// needs the htpasswd, https and mutual-TLS ones) and a large image (a
+// transfer long enough to cancel in its middle), started and stopped by
 // TestMain.
 var rig *rigtest.Rig
 
+// largeMiB is the size of the rig's large layer.
+const largeMiB = "128"
+
 func TestMain(m *testing.M) {
-	os.Exit(rigtest.RunTests(m, "tank tests", func(r *rigtest.Rig) { rig = r }, rigtest.Everything))
+	os.Exit(rigtest.RunTests(m, "tank tests", func(r *rigtest.Rig) { rig = r },
+		rigtest.Everything, "--large-mib", largeMiB))
 }
 
 func sha256Digest(b []byte) string {
