@@ -75,7 +75,8 @@ type PullOptions struct {
 	// Progress, when not nil, is called on the calling goroutine with the
 	// bytes so far over all of the image's blobs (config and layers) and
 	// their total, as in FetchBlobToFile: at most every 100 ms while bytes
-	// arrive, and once with done == total before a nil return.
+	// arrive, and once with done == total before a nil return. If it
+	// panics, Pull is cancelled and returns a *PanicError.
 	Progress func(done, total int64)
 }
 

@@ -471,7 +471,8 @@ func WriteBlob(w io.Writer, registry, repo, digest string, cache *Cache) (int64,
 //
 // progress, when not nil, is called on the calling goroutine with the bytes
 // so far and the total (0 while unknown): at most every 100 ms while bytes
-// arrive, and once with done == total before a nil return. ctx works as in
+// arrive, and once with done == total before a nil return. If it panics,
+// the call is cancelled and returns a *PanicError. ctx works as in
 // FetchManifestContext.
 func FetchBlobToFile(ctx context.Context, registry, repo, digest string, size int64, path string,
 	cache *Cache, progress func(done, total int64)) error {
