@@ -38,6 +38,20 @@ type settingArg struct {
 	nullIfEmpty bool
 }
 
+// wipedSecret, when set (by a test), sees each wiped copy before it is
+// freed.
+var wipedSecret func(copy []byte)
+
+// wipe zeroes the n bytes of a secret's C copy at p, so that the secret
+// does not outlive the call in freed memory. (memset through cgo is a call
+// the C compiler cannot drop as a dead store before free.)
+func wipe(p *C.char, n int) {
+	C.memset(unsafe.Pointer(p), 0, C.size_t(n))
+	if wipedSecret != nil {
+		wipedSecret(unsafe.Slice((*byte)(unsafe.Pointer(p)), n))
+	}
+}
+
 // set runs one settings call on the cache: the arguments are checked (a
 // NUL byte is ErrBadInput, before any C call: C would cut the string
 // short there) and copied to C, and the cache is held for the call, so a
@@ -63,7 +77,7 @@ func (c *Cache) set(call func(cc *C.TankCache, args []*C.char, cerr **C.TankErro
 				continue
 			}
 			if args[i].secret {
-				C.memset(unsafe.Pointer(p), 0, C.size_t(len(args[i].value)))
+				wipe(p, len(args[i].value))
 			}
 			C.free(unsafe.Pointer(p))
 		}
@@ -77,9 +91,9 @@ func (c *Cache) set(call func(cc *C.TankCache, args []*C.char, cerr **C.TankErro
 	if err != nil {
 		return err
 	}
+	defer c.release()
 	var cerr *C.TankError
 	status := call(cc, cs, &cerr)
-	c.release()
 	if status != C.TANK_OK {
 		return takeError(status, cerr)
 	}
@@ -98,7 +112,9 @@ func (c *Cache) set(call func(cc *C.TankCache, args []*C.char, cerr **C.TankErro
 // never sends it over plain HTTP except to a loopback registry, never to
 // a CDN a blob read is redirected to, and never puts it in an error. An
 // empty registry or username, or a NUL byte in any argument, is
-// ErrBadInput (and the password is not quoted).
+// ErrBadInput (and the password is not quoted). The binding's C copy of
+// the password is zeroed before it is freed; password itself, a Go string,
+// cannot be.
 func (c *Cache) SetBasicAuth(registry, username, password string) error {
 	return c.set(func(cc *C.TankCache, a []*C.char, e **C.TankError) C.TankStatus {
 		return C.tank_cache_set_basic_auth(cc, a[0], a[1], a[2], e)

@@ -802,3 +802,29 @@ func TestSettingsConcurrentWithFetchesAndClose(t *testing.T) {
 		}
 	}
 }
+
+// The C copies the binding makes of a password and an identity token are
+// zeroed before they are freed. (The Go strings cannot be; see README.)
+func TestSecretCopiesAreWipedBeforeFree(t *testing.T) {
+	var seen [][]byte
+	stop := tank.WatchWipedSecrets(func(b []byte) { seen = append(seen, append([]byte(nil), b...)) })
+	defer stop()
+	cache := tank.NewCache(0)
+	defer cache.Close()
+	password, token := "correct horse battery staple", "an-identity-token-0123456789"
+	if err := cache.SetBasicAuth(rig.Info.BasicRegistry.Registry, "alice", password); err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.SetIdentityToken(rig.Info.Token.Registry, token); err != nil {
+		t.Fatal(err)
+	}
+	want := []int{len(password), len(token)}
+	if len(seen) != len(want) {
+		t.Fatalf("saw %d secret copies freed, want %d", len(seen), len(want))
+	}
+	for i, b := range seen {
+		if len(b) != want[i] || strings.Trim(string(b), "\x00") != "" {
+			t.Errorf("secret copy %d was freed holding %q, want %d zero bytes", i, b, want[i])
+		}
+	}
+}

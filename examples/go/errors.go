@@ -163,6 +163,30 @@ var (
 
 const reasonCacheClosed = "cache_closed"
 
+// PanicError is the error of a call (FetchBlobToFile, Pull) whose progress
+// func panicked. The panic is recovered where the func was called, inside
+// the call (it must not unwind through libtank's frames), the func is not
+// called again, the call is cancelled, and this is returned once the call
+// has ended, even if the call had succeeded. runtime.Goexit (t.FailNow and
+// the like) cannot be stopped that way: a progress func must not call it.
+type PanicError struct {
+	// Value is what the progress func panicked with.
+	Value interface{}
+	// Stack is the calling goroutine's stack at the panic.
+	Stack []byte
+}
+
+// Error says that a progress func panicked, and with what.
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("tank: progress func panicked: %v", e.Value)
+}
+
+// Unwrap gives Value when the func panicked with an error, else nil.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
 // badInput is an error raised on the Go side before calling into C, shaped
 // like the ones tank raises itself.
 func badInput(reason, format string, args ...interface{}) *Error {

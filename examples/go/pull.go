@@ -75,7 +75,8 @@ type PullOptions struct {
 	// Progress, when not nil, is called on the calling goroutine with the
 	// bytes so far over all of the image's blobs (config and layers) and
 	// their total, as in FetchBlobToFile: at most every 100 ms while bytes
-	// arrive, and once with done == total before a nil return.
+	// arrive, and once with done == total before a nil return. If it
+	// panics, Pull is cancelled and returns a *PanicError.
 	Progress func(done, total int64)
 }
 
@@ -115,18 +116,21 @@ func Pull(ctx context.Context, reference, layout string, opts *PullOptions) (*Ma
 	if err != nil {
 		return nil, err
 	}
-	report := newProgressFn(opts.Progress)
+	defer opts.Cache.release()
 	var out C.TankManifest
 	var cerr *C.TankError
 	cancel := newCanceller(ctx)
+	defer cancel.stop()
+	report := newProgressFn(opts.Progress, cancel)
+	defer report.release()
 	status := C.tank_pull(args[0], args[1], platform, C.uint32_t(opts.Jobs), cc, cancel.ptr,
 		report.fn, report.user, &out, &cerr)
-	cancel.stop()
-	report.release()
-	opts.Cache.release()
 	if status != C.TANK_OK {
-		return nil, cancel.fail(status, cerr)
+		return nil, report.outcome(cancel.fail(status, cerr))
 	}
 	defer C.tank_manifest_release(&out)
+	if err := report.outcome(nil); err != nil {
+		return nil, err
+	}
 	return copyManifest(&out)
 }

@@ -13,9 +13,13 @@
 //	m, err := tank.FetchManifest("ghcr.io", "org/app", "v1.2", cache)
 //	if err != nil { ... }
 //	for _, l := range m.Layers {
-//		b, err := tank.FetchBlob("ghcr.io", "org/app", l.Digest, cache)
+//		b, err := tank.FetchBlobSized("ghcr.io", "org/app", l.Digest, l.Size, cache)
 //		...
 //	}
+//
+// A descriptor's digest and size are the registry's word: the calls check
+// the bytes against them, but a digest naming a file must be validated
+// first (see the package Example).
 //
 // Pull does all of that for one image reference ("alpine",
 // "ghcr.io/org/app:v1.2") and writes the image into an OCI image layout
@@ -23,7 +27,8 @@
 //
 // Registries are "host[:port]"; loopback hosts speak plain HTTP and every
 // other host HTTPS, and an "http://" or "https://" prefix overrides that.
-// Failed calls return a *Error; see the Err* sentinels.
+// Failed calls return a *Error; see the Err* sentinels. A call whose
+// progress func panicked returns a *PanicError instead.
 //
 // Memory: every result is copied into Go memory and the C memory is
 // released before the call returns. Go keeps no pointer into C memory
@@ -45,6 +50,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -140,6 +146,10 @@ type Cache struct {
 	ptr *C.TankCache // nil once closed
 }
 
+// liveCaches counts the libtank caches made and not yet freed, so that a
+// test can see the finalizer free the forgotten ones.
+var liveCaches atomic.Int64
+
 // NewCache makes a token cache whose tokens live at most ttl (less when the
 // token issuer says so). A ttl of 0 or less means DefaultTTL; ttl is
 // rounded up to whole milliseconds.
@@ -154,6 +164,7 @@ func NewCache(ttl time.Duration) *Cache {
 	if p == nil {
 		panic("tank: tank_cache_new returned NULL (out of memory)")
 	}
+	liveCaches.Add(1)
 	c := &Cache{ptr: p}
 	runtime.SetFinalizer(c, (*Cache).Close)
 	return c
@@ -169,6 +180,7 @@ func (c *Cache) Close() error {
 	defer c.mu.Unlock()
 	if c.ptr != nil {
 		C.tank_cache_free(c.ptr)
+		liveCaches.Add(-1)
 		c.ptr = nil
 		runtime.SetFinalizer(c, nil)
 	}
@@ -176,7 +188,8 @@ func (c *Cache) Close() error {
 }
 
 // acquire read-locks the cache for the length of one C call and returns
-// its handle (nil for a nil *Cache). release must follow a nil error.
+// its handle (nil for a nil *Cache). After a nil error, defer release: a
+// lock left held makes Close wait forever.
 func (c *Cache) acquire() (*C.TankCache, error) {
 	if c == nil {
 		return nil, nil
@@ -244,12 +257,12 @@ func FetchManifestContext(ctx context.Context, registry, repo, reference string,
 	if err != nil {
 		return nil, err
 	}
+	defer cache.release()
 	var out C.TankManifest
 	var cerr *C.TankError
 	cancel := newCanceller(ctx)
+	defer cancel.stop()
 	status := C.tank_manifest_with(args[0], args[1], args[2], cc, cancel.ptr, &out, &cerr)
-	cancel.stop()
-	cache.release()
 	if status != C.TANK_OK {
 		return nil, cancel.fail(status, cerr)
 	}
@@ -360,16 +373,16 @@ func fetchBlob(ctx context.Context, registry, repo, digest string, size int64, c
 	if err != nil {
 		return out, err
 	}
+	defer cache.release()
 	var cerr *C.TankError
 	var status C.TankStatus
 	cancel := newCanceller(ctx)
+	defer cancel.stop()
 	if size == unknownSize {
 		status = C.tank_blob_with(args[0], args[1], args[2], cc, cancel.ptr, &out, &cerr)
 	} else {
 		status = C.tank_blob_sized_with(args[0], args[1], args[2], C.uint64_t(size), cc, cancel.ptr, &out, &cerr)
 	}
-	cancel.stop()
-	cache.release()
 	if status != C.TANK_OK {
 		return out, cancel.fail(status, cerr)
 	}
@@ -382,8 +395,9 @@ func fetchBlob(ctx context.Context, registry, repo, digest string, size int64, c
 // be nil.
 //
 // libtank holds the whole blob in memory and this copies it once into Go
-// memory, so a blob of N bytes briefly takes 2N. To write a large layer to
-// a file without that copy, use WriteBlob.
+// memory, so a blob of N bytes briefly takes 2N, and N is whatever the
+// registry sends: when the size is known (a Descriptor's), use
+// FetchBlobSized, and for a layer, FetchBlobToFile.
 func FetchBlob(registry, repo, digest string, cache *Cache) ([]byte, error) {
 	return FetchBlobContext(context.Background(), registry, repo, digest, cache)
 }
@@ -424,6 +438,9 @@ func fetchBlobCopy(ctx context.Context, registry, repo, digest string, size int6
 // from libtank's buffer, without copying it into Go memory. Like every
 // io.Writer, w must not keep the slice it is given. It returns the number
 // of bytes written; a write error is returned as is (not as a *Error).
+//
+// It has no size bound: libtank buffers whatever the registry sends. To
+// write a layer to a file, use FetchBlobToFile with the descriptor's size.
 func WriteBlob(w io.Writer, registry, repo, digest string, cache *Cache) (int64, error) {
 	b, err := fetchBlob(context.Background(), registry, repo, digest, unknownSize, cache)
 	if err != nil {
@@ -454,7 +471,8 @@ func WriteBlob(w io.Writer, registry, repo, digest string, cache *Cache) (int64,
 //
 // progress, when not nil, is called on the calling goroutine with the bytes
 // so far and the total (0 while unknown): at most every 100 ms while bytes
-// arrive, and once with done == total before a nil return. ctx works as in
+// arrive, and once with done == total before a nil return. If it panics,
+// the call is cancelled and returns a *PanicError. ctx works as in
 // FetchManifestContext.
 func FetchBlobToFile(ctx context.Context, registry, repo, digest string, size int64, path string,
 	cache *Cache, progress func(done, total int64)) error {
@@ -476,15 +494,15 @@ func FetchBlobToFile(ctx context.Context, registry, repo, digest string, size in
 	if err != nil {
 		return err
 	}
-	report := newProgressFn(progress)
+	defer cache.release()
 	var cerr *C.TankError
 	cancel := newCanceller(ctx)
+	defer cancel.stop()
+	report := newProgressFn(progress, cancel)
+	defer report.release()
 	status := C.tank_blob_to_file(args[0], args[1], args[2], csize, cpath, cc, cancel.ptr, report.fn, report.user, &cerr)
-	cancel.stop()
-	report.release()
-	cache.release()
 	if status != C.TANK_OK {
-		return cancel.fail(status, cerr)
+		return report.outcome(cancel.fail(status, cerr))
 	}
-	return nil
+	return report.outcome(nil)
 }

@@ -20,12 +20,17 @@ import (
 )
 
 // One rig for the whole package, with every registry it has (creds_test.go
-// needs the htpasswd, https and mutual-TLS ones), started and stopped by
+// needs the htpasswd, https and mutual-TLS ones) and a large image (a
+// transfer long enough to cancel in its middle), started and stopped by
 // TestMain.
 var rig *rigtest.Rig
 
+// largeMiB is the size of the rig's large layer.
+const largeMiB = "128"
+
 func TestMain(m *testing.M) {
-	os.Exit(rigtest.RunTests(m, "tank tests", func(r *rigtest.Rig) { rig = r }, rigtest.Everything))
+	os.Exit(rigtest.RunTests(m, "tank tests", func(r *rigtest.Rig) { rig = r },
+		rigtest.Everything, "--large-mib", largeMiB))
 }
 
 func sha256Digest(b []byte) string {
@@ -592,11 +597,26 @@ func TestCacheClose(t *testing.T) {
 }
 
 func TestFinalizerFreesForgottenCaches(t *testing.T) {
-	for i := 0; i < 1000; i++ {
+	const forgotten = 1000
+	before := tank.LiveCaches()
+	for i := 0; i < forgotten; i++ {
 		tank.NewCache(time.Duration(i) * time.Millisecond)
 	}
-	runtime.GC()
-	runtime.GC()
+	if live := tank.LiveCaches(); live < before+forgotten {
+		t.Fatalf("%d live caches after making %d more than %d", live, forgotten, before)
+	}
+	// Finalizers run on their own goroutine some time after a collection
+	// found their objects unreachable: collect until they have all run.
+	// (Caches other tests forgot may go too, hence at most before.)
+	deadline := time.Now().Add(time.Minute)
+	for tank.LiveCaches() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d forgotten caches still live after a minute of collections",
+				tank.LiveCaches()-before, forgotten)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestErrorMatching(t *testing.T) {

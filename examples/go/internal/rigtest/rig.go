@@ -139,6 +139,9 @@ type Images struct {
 	OCIIndex    Index `json:"oci_index"`
 	DockerImage Image `json:"docker_image"`
 	DockerList  Index `json:"docker_list"`
+	// Large is tank/large:v1, one generated layer of --large-mib MiB; nil
+	// without that flag.
+	Large *Image `json:"large"`
 }
 
 // Image is a single-platform image pushed by tag.
