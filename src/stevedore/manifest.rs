@@ -161,11 +161,16 @@ pub async fn fetch(
             ))
         }
     };
+    // The one place the type is read: everything downstream compares
+    // essences.
+    let declared = |t: &str| Some(essence(t)).filter(|t| !t.is_empty());
     let media_type = content_type
+        .as_deref()
+        .and_then(declared)
         .or_else(|| {
             json.get("mediaType")
                 .and_then(Value::as_str)
-                .map(str::to_owned)
+                .and_then(declared)
         })
         .unwrap_or_else(|| OCI_MANIFEST.to_owned());
     Ok(Manifest {
@@ -177,6 +182,15 @@ pub async fn fetch(
         json,
         raw,
     })
+}
+
+/// A media type's essence, `type/subtype`: parameters (`; charset=utf-8`)
+/// dropped, whitespace trimmed, lowercased (media types are
+/// case-insensitive, RFC 9110 8.3.1), so that every comparison with the
+/// constants above holds whatever decoration a server adds.
+pub fn essence(media_type: &str) -> String {
+    let without_parameters = media_type.split(';').next().unwrap_or_default();
+    without_parameters.trim().to_ascii_lowercase()
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -221,6 +235,26 @@ mod tests {
             ACCEPTED.join(", "),
             "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json"
         );
+    }
+
+    #[test]
+    fn a_media_type_is_its_essence() {
+        for (header, want) in [
+            (DOCKER_MANIFEST, DOCKER_MANIFEST),
+            (
+                "application/vnd.docker.distribution.manifest.v2+json; charset=utf-8",
+                DOCKER_MANIFEST,
+            ),
+            (
+                "  Application/VND.OCI.Image.Index.v1+JSON ;charset=\"UTF-8\"; x=y",
+                OCI_INDEX,
+            ),
+            ("application/vnd.oci.image.manifest.v1+json;", OCI_MANIFEST),
+            ("", ""),
+            ("; charset=utf-8", ""),
+        ] {
+            assert_eq!(essence(header), want, "{header:?}");
+        }
     }
 
     #[test]
