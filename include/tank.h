@@ -173,9 +173,8 @@ typedef struct TankDescriptor {
  */
 typedef struct TankManifest {
   /**
-   * The `Content-Type`'s essence (`type/subtype`, lowercase, no
-   * parameters), else the JSON's `mediaType`'s, else the OCI image
-   * manifest type.
+   * The `Content-Type` as sent, else the JSON's `mediaType`, else the OCI
+   * image manifest type.
    */
   const char *media_type;
   /**

@@ -95,8 +95,8 @@ type Descriptor struct {
 // Manifest is a fetched manifest: an image manifest (Config and Layers set)
 // or an index / manifest list (Manifests set).
 type Manifest struct {
-	// MediaType is the Content-Type's essence (type/subtype, lowercase, no
-	// parameters), else the JSON's mediaType, else the OCI image manifest type.
+	// MediaType is the Content-Type as sent, else the JSON's mediaType,
+	// else the OCI image manifest type.
 	MediaType string `json:"mediaType"`
 	// Digest is "sha256:<hex>" (or sha512 when the registry says so), the
 	// digest of Raw.

@@ -27,9 +27,8 @@ pub struct TankDescriptor {
 /// valid until then.
 #[repr(C)]
 pub struct TankManifest {
-    /// The `Content-Type`'s essence (`type/subtype`, lowercase, no
-    /// parameters), else the JSON's `mediaType`'s, else the OCI image
-    /// manifest type.
+    /// The `Content-Type` as sent, else the JSON's `mediaType`, else the OCI
+    /// image manifest type.
     pub media_type: *const c_char,
     /// "sha256:<hex>" (or sha512 when the registry's digest header says so).
     pub digest: *const c_char,

@@ -89,9 +89,8 @@ defmodule Tank.Image.Registry do
   A fetched manifest: its media type, content digest, raw bytes, and parsed
   JSON. `digest` is always an `"algo:hex"` string (`sha256:…` unless the
   registry says `sha512:…`): computed from `raw` when the registry omits the
-  `Docker-Content-Digest` header. `media_type` is the essence of the
-  `Content-Type` the registry sent (`type/subtype`, lowercase, no
-  parameters), else the JSON's `mediaType`, else the OCI image manifest
+  `Docker-Content-Digest` header. `media_type` is the `Content-Type` the
+  registry sent, else the JSON's `mediaType`, else the OCI image manifest
   type, so it is never `nil` in practice. `json` is the decoded document:
   maps with string keys, lists, integers, floats, strings, booleans, `nil`.
   """
