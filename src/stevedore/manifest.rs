@@ -161,16 +161,13 @@ pub async fn fetch(
             ))
         }
     };
-    // The one place the type is read: everything downstream compares
-    // essences.
-    let declared = |t: &str| Some(essence(t)).filter(|t| !t.is_empty());
+    // Kept as sent (the contract); comparisons go through `Manifest::is`.
     let media_type = content_type
-        .as_deref()
-        .and_then(declared)
+        .filter(|t| !essence(t).is_empty())
         .or_else(|| {
             json.get("mediaType")
                 .and_then(Value::as_str)
-                .and_then(declared)
+                .map(str::to_owned)
         })
         .unwrap_or_else(|| OCI_MANIFEST.to_owned());
     Ok(Manifest {
@@ -184,10 +181,17 @@ pub async fn fetch(
     })
 }
 
+impl Manifest {
+    /// Whether this manifest is of `media_type` (one of the constants
+    /// above), whatever parameters or case the server sent it with.
+    pub fn is(&self, media_type: &str) -> bool {
+        essence(&self.media_type) == media_type
+    }
+}
+
 /// A media type's essence, `type/subtype`: parameters (`; charset=utf-8`)
 /// dropped, whitespace trimmed, lowercased (media types are
-/// case-insensitive, RFC 9110 8.3.1), so that every comparison with the
-/// constants above holds whatever decoration a server adds.
+/// case-insensitive, RFC 9110 8.3.1).
 pub fn essence(media_type: &str) -> String {
     let without_parameters = media_type.split(';').next().unwrap_or_default();
     without_parameters.trim().to_ascii_lowercase()
