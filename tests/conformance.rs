@@ -410,7 +410,7 @@ fn scheme_rule_against_live_servers() {
     let tls_port = o.addr().rsplit(':').next().unwrap().to_owned();
     for registry in [
         format!("https://127.0.0.1:{tls_port}"),
-        format!("[::ffff:127.0.0.1]:{tls_port}"),
+        format!("[::ffff:7f00:1]:{tls_port}"),
     ] {
         let e = manifest(&registry, "a/b", "v1", &Cache::none()).unwrap_err();
         assert_eq!(

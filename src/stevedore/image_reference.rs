@@ -72,10 +72,13 @@ impl ImageReference {
             check_tag(tag).map_err(|why| bad(&why))?;
         }
 
+        if scheme.is_none() && is_image_id(input) {
+            return Err(bad(
+                "64 hex digits are an image ID, not a repository (a digest needs 'sha256:')",
+            ));
+        }
         let (domain, remainder) = match path.split_once('/') {
-            Some((first, remainder))
-                if scheme.is_some() || first.contains(['.', ':']) || first == "localhost" =>
-            {
+            Some((first, remainder)) if scheme.is_some() || names_a_registry(first) => {
                 (Some(first), remainder)
             }
             _ if scheme.is_some() => {
@@ -142,6 +145,23 @@ impl ImageReference {
             (None, None) => Reference::Tag("latest".to_owned()),
         }
     }
+}
+
+/// Whether the first of several components is a registry, as
+/// distribution's `splitDockerDomain` decides: `localhost`, or anything
+/// with a '.' or a ':'. Unlike it, capitals alone do not make a registry:
+/// `UPPER/x` is refused as a repository in capitals rather than sent to a
+/// host named `upper`.
+fn names_a_registry(first: &str) -> bool {
+    first == "localhost" || first.contains(['.', ':'])
+}
+
+/// distribution's `identifier`, `[a-f0-9]{64}`: refused as a name.
+fn is_image_id(input: &str) -> bool {
+    input.len() == 64
+        && input
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`
@@ -354,6 +374,14 @@ mod tests {
                 "myreg/x:latest".into(),
             ),
             (
+                format!("{}:1", &D[7..]),
+                HUB_HOST,
+                Box::leak(format!("library/{}", &D[7..]).into_boxed_str()),
+                Some("1"),
+                false,
+                format!("docker.io/library/{}:1", &D[7..]),
+            ),
+            (
                 "a.b/c_d/e__f/g-h---i:T_a.g-1".into(),
                 "a.b",
                 "c_d/e__f/g-h---i",
@@ -402,6 +430,7 @@ mod tests {
             ("", "empty"),
             ("a//b", "component \"\""),
             ("UPPER/x", "UPPER"),
+            ("upper/X", "X"),
             ("ghcr.io/Owner/r", "Owner"),
             ("x:tag@sha256:short", "digest"),
             ("x@sha256:", "digest"),
@@ -421,6 +450,19 @@ mod tests {
             ("a:b/c", "a:b"),
             ("ghcr.io/", "empty"),
             ("x@", "digest"),
+            // A port is digits; a host is labels with '-' only inside.
+            ("example.com:/x", "port \"\" is not digits"),
+            ("http://example.com:/x", "port"),
+            ("my_host.example/x", "\"my_host\""),
+            ("a..example/x", "label \"\""),
+            ("example./x", "label \"\""),
+            ("-a.example/x", "\"-a\""),
+            ("[::ffff:1.2.3.4]:5000/x", "IPv6"),
+            ("[::1]x/y", "expected ':'"),
+            (
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                "image ID",
+            ),
         ] {
             let e = ImageReference::parse(input).expect_err(input);
             assert_eq!(e.kind, crate::stevedore::ErrorKind::BadInput, "{input}");

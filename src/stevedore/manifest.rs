@@ -161,7 +161,9 @@ pub async fn fetch(
             ))
         }
     };
+    // Kept as sent (the contract); comparisons go through `Manifest::is`.
     let media_type = content_type
+        .filter(|t| !essence(t).is_empty())
         .or_else(|| {
             json.get("mediaType")
                 .and_then(Value::as_str)
@@ -177,6 +179,22 @@ pub async fn fetch(
         json,
         raw,
     })
+}
+
+impl Manifest {
+    /// Whether this manifest is of `media_type` (one of the constants
+    /// above), whatever parameters or case the server sent it with.
+    pub fn is(&self, media_type: &str) -> bool {
+        essence(&self.media_type) == media_type
+    }
+}
+
+/// A media type's essence, `type/subtype`: parameters (`; charset=utf-8`)
+/// dropped, whitespace trimmed, lowercased (media types are
+/// case-insensitive, RFC 9110 8.3.1).
+pub fn essence(media_type: &str) -> String {
+    let without_parameters = media_type.split(';').next().unwrap_or_default();
+    without_parameters.trim().to_ascii_lowercase()
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -221,6 +239,26 @@ mod tests {
             ACCEPTED.join(", "),
             "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json"
         );
+    }
+
+    #[test]
+    fn a_media_type_is_its_essence() {
+        for (header, want) in [
+            (DOCKER_MANIFEST, DOCKER_MANIFEST),
+            (
+                "application/vnd.docker.distribution.manifest.v2+json; charset=utf-8",
+                DOCKER_MANIFEST,
+            ),
+            (
+                "  Application/VND.OCI.Image.Index.v1+JSON ;charset=\"UTF-8\"; x=y",
+                OCI_INDEX,
+            ),
+            ("application/vnd.oci.image.manifest.v1+json;", OCI_MANIFEST),
+            ("", ""),
+            ("; charset=utf-8", ""),
+        ] {
+            assert_eq!(essence(header), want, "{header:?}");
+        }
     }
 
     #[test]

@@ -229,7 +229,7 @@ const OCI_NAMES: [(&str, &str); 4] = [
 /// oci:` does, because skopeo's and umoci's layout readers skip entries of
 /// Docker types. The renamed manifest has a digest of its own.
 fn oci_form(image: &Manifest) -> (Vec<u8>, Digest) {
-    if image.media_type != manifest::DOCKER_MANIFEST {
+    if !image.is(manifest::DOCKER_MANIFEST) {
         return (image.raw.clone(), image.digest.clone());
     }
     let rename = |d: &mut serde_json::Value| {
@@ -254,8 +254,8 @@ fn oci_form(image: &Manifest) -> (Vec<u8>, Digest) {
 
 fn is_index(m: &Manifest) -> bool {
     m.config.is_none()
-        && (m.media_type == manifest::OCI_INDEX
-            || m.media_type == manifest::DOCKER_MANIFEST_LIST
+        && (m.is(manifest::OCI_INDEX)
+            || m.is(manifest::DOCKER_MANIFEST_LIST)
             || !m.manifests.is_empty())
 }
 

@@ -20,7 +20,7 @@ impl Registry {
     /// Parses `host[:port]`, optionally prefixed by `http://` or `https://`.
     /// Without a prefix, loopback hosts speak plain HTTP and all others HTTPS.
     pub fn parse(input: &str) -> Result<Registry> {
-        let bad = |why: &str| Error::bad_input(format!("registry {input:?}: {why}"));
+        let bad = |why: &str| Error::bad_input(format!("registry {:?}: {why}", shown(input)));
         let (explicit_scheme, authority) = match input.split_once("://") {
             Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
                 "http" => (Some("http"), rest),
@@ -33,12 +33,9 @@ impl Registry {
         if authority.is_empty() {
             return Err(bad("empty host"));
         }
-        if authority
-            .bytes()
-            .any(|b| !(b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b)))
-        {
-            return Err(bad("expected host[:port] with no path, user or query"));
-        }
+        check_authority(authority).map_err(|why| bad(&why))?;
+        // The grammar allows what no address is (`1.2.3.999`, `[1:2]`, port
+        // 99999); the URL a request needs refuses those.
         let probe = Url::parse(&format!("http://{authority}/")).map_err(|e| bad(&e.to_string()))?;
         let host = probe.host().ok_or_else(|| bad("no host"))?;
         let loopback = is_loopback(&host);
@@ -75,6 +72,67 @@ impl Registry {
     }
 }
 
+/// distribution's `domainAndPort`: a domain name (labels of letters and
+/// digits, '-' only inside, joined by single dots; IPv4 addresses are such
+/// names) or an IPv6 address in brackets (hex digits and ':'), then
+/// optionally ':' and the port's digits.
+fn check_authority(authority: &str) -> std::result::Result<(), String> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let end = rest.find(']').ok_or("an IPv6 address without its ']'")?;
+            authority.split_at(end + 2)
+        }
+        None => authority.split_at(authority.find(':').unwrap_or(authority.len())),
+    };
+    if !port.is_empty() {
+        let digits = port
+            .strip_prefix(':')
+            .ok_or_else(|| format!("{:?} after the host: expected ':' and a port", shown(port)))?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("port {:?} is not digits", shown(digits)));
+        }
+    }
+    match host.strip_prefix('[') {
+        Some(bracketed) => {
+            let address = bracketed.strip_suffix(']').unwrap_or(bracketed);
+            if address.is_empty() || !address.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+                return Err(format!(
+                    "{:?} is not an IPv6 address of hex digits and ':'",
+                    shown(host)
+                ));
+            }
+        }
+        None => {
+            if let Some(label) = host.split('.').find(|l| !is_domain_label(l)) {
+                return Err(format!(
+                    "host label {:?} is not letters and digits with '-' only inside",
+                    shown(label)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// At most 80 characters of `s`, for messages: a megabyte of junk must not
+/// become a megabyte of message.
+fn shown(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+/// `[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]`
+fn is_domain_label(label: &str) -> bool {
+    let b = label.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(first), Some(last)) => {
+            first.is_ascii_alphanumeric()
+                && last.is_ascii_alphanumeric()
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        }
+        _ => false,
+    }
+}
+
 /// `localhost`, `127.0.0.0/8` or `::1`.
 pub fn is_loopback(host: &url::Host<&str>) -> bool {
     match host {
@@ -92,10 +150,7 @@ const MAX_REPOSITORY_LEN: usize = 255;
 
 impl Repository {
     pub fn parse(input: &str) -> Result<Repository> {
-        let bad = |why: &str| {
-            let shown: String = input.chars().take(80).collect();
-            Error::bad_input(format!("repository {shown:?}: {why}"))
-        };
+        let bad = |why: &str| Error::bad_input(format!("repository {:?}: {why}", shown(input)));
         if input.is_empty() {
             return Err(bad("empty"));
         }
@@ -167,9 +222,9 @@ impl Reference {
             && word(bytes[0])
             && bytes.iter().all(|&b| word(b) || b == b'.' || b == b'-');
         if !valid {
-            let shown: String = input.chars().take(80).collect();
             return Err(Error::bad_input(format!(
-                "reference {shown:?} is neither a digest (sha256:/sha512: + lowercase hex) nor a tag (letters, digits, '_', '.', '-', at most 128)"
+                "reference {:?} is neither a digest (sha256:/sha512: + lowercase hex) nor a tag (letters, digits, '_', '.', '-', at most 128)",
+                shown(input)
             )));
         }
         Ok(Reference::Tag(input.to_owned()))
@@ -237,6 +292,20 @@ mod tests {
             "host?x=1",
             "host:99999",
             "host\n",
+            "host:",
+            "host:x",
+            ":5000",
+            "my_host",
+            "-host",
+            "host-",
+            "a..b",
+            "a.",
+            ".a",
+            "[]",
+            "[::1",
+            "[::1]x",
+            "[::ffff:1.2.3.4]",
+            "[fe80::1%25eth0]",
         ] {
             assert!(Registry::parse(bad).is_err(), "{bad:?} accepted");
         }

@@ -6,6 +6,7 @@ use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 
 pub mod origin;
+pub mod tools;
 
 use sha2::{Digest as _, Sha256};
 #[allow(unused_imports)]
