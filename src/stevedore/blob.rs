@@ -14,6 +14,30 @@ use super::reference::{Registry, Repository};
 use super::token_cache::{CacheKey, TokenCache};
 use super::transport::{body_excerpt, Body, Transport};
 
+// Beside `fetch_at_most` rather than with the other calls in mod.rs, so
+// the limit's whole path is in this one file.
+impl super::Client {
+    /// As [`Client::blob_sized`](super::Client::blob_sized), and `limit`,
+    /// when given, is the most the caller will hold in memory: a longer
+    /// blob is `too_large` (a protocol error), and no more than `limit`
+    /// bytes are ever buffered for it.
+    pub async fn blob_at_most(
+        &self,
+        registry: &str,
+        repo: &str,
+        digest: &str,
+        size: Option<u64>,
+        limit: Option<u64>,
+        cache: Option<&TokenCache>,
+    ) -> Result<Vec<u8>> {
+        let registry = Registry::parse(registry)?;
+        let repo = Repository::parse(repo)?;
+        let digest = Digest::parse_argument("digest", digest)?;
+        let transport = self.transport_for(cache, &registry)?;
+        fetch_at_most(&transport, cache, &registry, &repo, &digest, size, limit).await
+    }
+}
+
 /// The hasher is handed the written part in ranges of about this size: one
 /// wake-up per range, not per network read. Smaller blobs are hashed inline.
 const HASH_BATCH: usize = 1 << 20;
@@ -30,7 +54,27 @@ pub async fn fetch(
     digest: &Digest,
     size: Option<u64>,
 ) -> Result<Vec<u8>> {
+    fetch_at_most(transport, cache, registry, repo, digest, size, None).await
+}
+
+/// As [`fetch`], and `limit`, when given, is the most the caller will hold
+/// in memory: a blob that is (or says it is) longer is `too_large`, found
+/// before more than `limit` bytes are buffered.
+pub async fn fetch_at_most(
+    transport: &Transport,
+    cache: Option<&TokenCache>,
+    registry: &Registry,
+    repo: &Repository,
+    digest: &Digest,
+    size: Option<u64>,
+    limit: Option<u64>,
+) -> Result<Vec<u8>> {
     let url = registry.blob_url(repo, digest);
+    if let Some(limit) = limit {
+        if let Some(size) = size.filter(|&s| s > limit) {
+            return Err(too_large(&url, size, limit));
+        }
+    }
     let key = CacheKey::pull(registry.authority(), repo.as_str());
     let resp = authorized_get(transport, cache, &key, &url, &HeaderMap::new()).await?;
     let status = resp.status();
@@ -47,6 +91,11 @@ pub async fn fetch(
             ));
         }
         body = body.limit(size, reason::LENGTH_MISMATCH);
+    } else if let Some(limit) = limit {
+        if let Some(n) = body.content_length().filter(|&n| n > limit) {
+            return Err(too_large(&url, n, limit));
+        }
+        body = body.limit(limit, reason::TOO_LARGE);
     }
     let declared = body
         .content_length()
@@ -150,6 +199,13 @@ async fn read_and_hash(
         bytes.extend_from_slice(&chunk);
     }
     Ok((bytes, hasher.finish()))
+}
+
+fn too_large(url: &Url, n: u64, limit: u64) -> Error {
+    Error::protocol(
+        reason::TOO_LARGE,
+        format!("GET {url}: a blob of {n} bytes is over the {limit}-byte limit"),
+    )
 }
 
 fn out_of_memory(url: &Url, n: usize) -> Error {

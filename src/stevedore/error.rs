@@ -51,6 +51,8 @@ pub mod reason {
     pub const INVALID_CONTENT_DIGEST_HEADER: &str = "invalid_content_digest_header";
     pub const MANIFEST_TOO_LARGE: &str = "manifest_too_large";
     pub const LENGTH_MISMATCH: &str = "length_mismatch";
+    /// A blob longer than the caller's in-memory limit.
+    pub const TOO_LARGE: &str = "too_large";
     pub const OUT_OF_MEMORY: &str = "out_of_memory";
     pub const PANIC: &str = "panic";
     pub const RUNTIME: &str = "runtime";

@@ -4,12 +4,15 @@ defmodule Tank.Native do
   `mix compile` into `priv/native/libtank_nif.so`). Call
   `Tank.Image.Registry` instead: it documents the contracts.
 
-  `manifest/5`, `blob/5`, `blob_to_file/8` and `pull/7` return at once with
+  `manifest/5`, `blob/7`, `blob_to_file/8` and `pull/7` return at once with
   `{:ok, handle}` (or `{:error, reason}` for bad arguments); the answer
   arrives as a message `{ref, result}`, `ref` being their first argument.
   No scheduler is held meanwhile. The caller keeps `handle` until it has
   the answer (`keep/1` after the `receive`): once the handle is collected,
   because the caller exited or was killed, the call is cancelled.
+  `cancel/1` cancels it at once (the answer, `{:error, :cancelled}` unless
+  the call had just finished, still comes), and `idle_ms/1` says how long
+  ago the call started or last reported progress.
   `new_token_cache/5` returns `{:ok, cache}`, a NIF resource (freed by the
   garbage collector). A panic inside the NIF comes back as
   `{:error, {:request_failed, %{reason: :panic}}}`.
@@ -48,8 +51,13 @@ defmodule Tank.Native do
   def manifest(_ref, _registry, _repo, _reference, _token_cache),
     do: :erlang.nif_error(:nif_not_loaded)
 
-  @doc "Starts a blob fetch; the answer is `{ref, {:ok, bytes} | {:error, reason}}`."
-  def blob(_ref, _registry, _repo, _digest, _token_cache), do: :erlang.nif_error(:nif_not_loaded)
+  @doc """
+  Starts a blob fetch; the answer is `{ref, {:ok, bytes} | {:error,
+  reason}}`. `size` is the exact size or nil; `max_size` (an integer) the
+  most the blob may be, else `too_large`.
+  """
+  def blob(_ref, _registry, _repo, _digest, _token_cache, _size, _max_size),
+    do: :erlang.nif_error(:nif_not_loaded)
 
   @doc """
   Starts a blob download into `path`; the answer is `{ref, :ok | {:error,
@@ -70,6 +78,12 @@ defmodule Tank.Native do
 
   @doc "Keeps a call handle alive until its answer has been received."
   def keep(_handle), do: :erlang.nif_error(:nif_not_loaded)
+
+  @doc "Cancels the call now; its answer still comes."
+  def cancel(_handle), do: :erlang.nif_error(:nif_not_loaded)
+
+  @doc "Milliseconds since the call started or last reported progress."
+  def idle_ms(_handle), do: :erlang.nif_error(:nif_not_loaded)
 
   @doc """
   A new token cache whose entries live at most `ttl_ms` milliseconds, with

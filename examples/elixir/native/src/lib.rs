@@ -10,7 +10,12 @@
 //! - The call handle is a resource: when the caller's last reference to it
 //!   goes (the caller exits, is killed, or its `receive` is done), its
 //!   destructor triggers the call's cancel token, which drops the transfer
-//!   and closes its connection.
+//!   and closes its connection. `cancel/1` triggers it at once (a caller
+//!   whose wait ran out), and `idle_ms/1` says how long ago the call last
+//!   showed it is alive (its start or a progress report), which bounds
+//!   the caller's wait for `blob_to_file` and `pull` by silence.
+//! - Passwords and identity tokens are copied out of their binaries into
+//!   [`Secret`]s, zeroed when dropped.
 //! - A token cache is a NIF resource holding an `Arc<TokenCache>`; the VM
 //!   drops it when no term refers to it any more. `new_token_cache/5` sets
 //!   its credentials and TLS trust (the core's `Credentials::set` / `load`
@@ -24,9 +29,9 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use rustler::env::{OwnedEnv, SavedTerm};
 use rustler::LocalPid;
@@ -38,6 +43,7 @@ use tank::stevedore::error::reason;
 use tank::stevedore::{
     Cancel, Error, ErrorKind, ImageReference, Manifest, ProgressFn, Result, TokenCache,
 };
+use zeroize::Zeroizing;
 
 mod atoms {
     rustler::atoms! {
@@ -129,16 +135,61 @@ impl Drop for Buffer {
     }
 }
 
+/// A password or identity token copied out of an Erlang binary: zeroed
+/// when dropped, so the NIF's copy does not outlive its use in memory.
+type Secret = Zeroizing<String>;
+
+// Checked by every build, as the crate has no test binary: were `Secret`
+// ever a plain `String` again, this would not compile.
+const _: () = {
+    const fn zeroed_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    zeroed_on_drop::<Secret>();
+};
+
+/// What a call's work is handed and its caller's handle holds: the cancel
+/// token and the time of the call's last sign of life.
+#[derive(Clone)]
+struct Watch {
+    cancel: Cancel,
+    /// Milliseconds on [`clock_ms`] when the call started or last reported
+    /// progress.
+    active_at: Arc<AtomicU64>,
+}
+
+impl Watch {
+    fn new() -> Watch {
+        Watch {
+            cancel: Cancel::new(),
+            active_at: Arc::new(AtomicU64::new(clock_ms())),
+        }
+    }
+
+    fn touch(&self) {
+        self.active_at.store(clock_ms(), Ordering::Relaxed);
+    }
+
+    fn idle_ms(&self) -> u64 {
+        clock_ms().saturating_sub(self.active_at.load(Ordering::Relaxed))
+    }
+}
+
+/// A monotonic clock in milliseconds, counted from its first reading.
+fn clock_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let elapsed = EPOCH.get_or_init(Instant::now).elapsed();
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// One call in flight, as its caller holds it: dropping the last reference
 /// cancels the call.
-pub struct CallHandle(Cancel);
+pub struct CallHandle(Watch);
 
 #[rustler::resource_impl]
 impl Resource for CallHandle {}
 
 impl Drop for CallHandle {
     fn drop(&mut self) {
-        self.0.cancel();
+        self.0.cancel.cancel();
     }
 }
 
@@ -147,22 +198,23 @@ type Reply = Box<dyn for<'a> FnOnce(Env<'a>) -> Term<'a> + Send>;
 
 /// Starts `work` on tank's runtime and returns `{:ok, handle}` at once; the
 /// caller gets `{ref, result}` when it ends, `result` built by `reply`.
-/// `work` is handed the call's cancel token (for waits of its own) and is
-/// dropped when the token fires.
+/// `work` is handed the call's [`Watch`] (its cancel token, for waits of
+/// its own, and where progress counts as a sign of life) and is dropped
+/// when the token fires.
 fn start<'a, T, F>(
     env: Env<'a>,
     call: Call,
     ref_term: Term<'a>,
-    work: impl FnOnce(Cancel) -> F,
+    work: impl FnOnce(&Watch) -> F,
     reply: impl for<'b> FnOnce(Env<'b>, T) -> Term<'b> + Send + 'static,
 ) -> Result<Term<'a>>
 where
     F: std::future::Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    let cancel = Cancel::new();
-    let work = work(cancel.clone());
-    let watched = cancel.clone();
+    let watch = Watch::new();
+    let work = work(&watch);
+    let watched = watch.cancel.clone();
     let future = async move { cancellable(Some(&watched), work).await };
     let caller = env.pid();
     let mut owned = OwnedEnv::new();
@@ -181,7 +233,7 @@ where
         });
         send(&mut owned, &caller, saved, finish);
     })?;
-    let handle = ResourceArc::new(CallHandle(cancel));
+    let handle = ResourceArc::new(CallHandle(watch));
     Ok((atoms::ok(), handle).encode(env))
 }
 
@@ -243,6 +295,10 @@ fn manifest<'a>(
     })
 }
 
+/// `blob(ref, registry, repo, digest, cache, size, max_size)`: `size` is
+/// the blob's exact size or nil, `max_size` the most it may be (an
+/// integer): a longer one is `too_large`, and never buffered past that.
+#[allow(clippy::too_many_arguments)]
 #[rustler::nif]
 fn blob<'a>(
     env: Env<'a>,
@@ -251,21 +307,33 @@ fn blob<'a>(
     repo: Term<'a>,
     digest: Term<'a>,
     cache: Term<'a>,
+    size: Term<'a>,
+    max_size: Term<'a>,
 ) -> Term<'a> {
     guarded(env, Call::Blob, || {
         let registry = text_arg(registry, "registry")?;
         let repo = text_arg(repo, "repo")?;
         let digest = text_arg(digest, "digest")?;
         let cache = cache_arg(cache)?;
+        let size = optional_size(size)?;
+        let max_size: u64 = max_size
+            .decode()
+            .map_err(|_| Error::bad_input("max_size must be a non-negative integer"))?;
         let client = tank::runtime::client()?;
         start(
             env,
             Call::Blob,
             reference_tag,
             |_| async move {
-                client
-                    .blob(&registry, &repo, &digest, cache.as_deref())
-                    .await
+                let fetch = client.blob_at_most(
+                    &registry,
+                    &repo,
+                    &digest,
+                    size,
+                    Some(max_size),
+                    cache.as_deref(),
+                );
+                fetch.await
             },
             |env, bytes| (atoms::ok(), bytes_term(env, bytes)).encode(env),
         )
@@ -295,25 +363,29 @@ fn blob_to_file<'a>(
         let path = text_arg(path, "path")?;
         let size = optional_size(size)?;
         let cache = cache_arg(cache)?;
-        let progress = progress_arg(progress, &path)?;
+        let progress = progress_arg(progress)?;
         let client = tank::runtime::client()?;
         start(
             env,
             Call::Blob,
             reference_tag,
-            |cancel| async move {
-                let path = std::path::PathBuf::from(path);
-                let fetch = client.blob_to_file(
-                    &registry,
-                    &repo,
-                    &digest,
-                    size,
-                    &path,
-                    cache.as_deref(),
-                    Some(&cancel),
-                    progress,
-                );
-                fetch.await
+            |watch| {
+                let progress = reporter(watch, progress, &path);
+                let cancel = watch.cancel.clone();
+                async move {
+                    let path = std::path::PathBuf::from(path);
+                    let fetch = client.blob_to_file(
+                        &registry,
+                        &repo,
+                        &digest,
+                        size,
+                        &path,
+                        cache.as_deref(),
+                        Some(&cancel),
+                        Some(progress),
+                    );
+                    fetch.await
+                }
             },
             |env, ()| atoms::ok().encode(env),
         )
@@ -344,7 +416,7 @@ fn pull<'a>(
         let platform = optional_text(platform, "platform")?;
         let jobs = jobs_arg(jobs)?;
         let cache = cache_arg(cache)?;
-        let progress = progress_arg(progress, &reference)?;
+        let progress = progress_arg(progress)?;
         // A reference outside the grammar is refused here, before any work
         // starts (the core parses it again; that is cheap).
         ImageReference::parse(&reference)?;
@@ -353,18 +425,22 @@ fn pull<'a>(
             env,
             Call::Pull,
             reference_tag,
-            |cancel| async move {
-                let layout = PathBuf::from(layout);
-                let pull = client.pull(
-                    &reference,
-                    &layout,
-                    platform.as_deref(),
-                    jobs,
-                    cache.as_deref(),
-                    Some(&cancel),
-                    progress,
-                );
-                pull.await
+            |watch| {
+                let progress = reporter(watch, progress, &reference);
+                let cancel = watch.cancel.clone();
+                async move {
+                    let layout = PathBuf::from(layout);
+                    let pull = client.pull(
+                        &reference,
+                        &layout,
+                        platform.as_deref(),
+                        jobs,
+                        cache.as_deref(),
+                        Some(&cancel),
+                        Some(progress),
+                    );
+                    pull.await
+                }
             },
             |env, manifest| (atoms::ok(), manifest_term(env, manifest)).encode(env),
         )
@@ -377,6 +453,21 @@ fn pull<'a>(
 #[rustler::nif]
 fn keep(_handle: ResourceArc<CallHandle>) -> Atom {
     atoms::ok()
+}
+
+/// Cancels a call now, as its handle's destructor would: the caller stops
+/// waiting (its bound ran out) but still holds the handle. The call's
+/// answer, `{:error, :cancelled}` unless it had just finished, follows.
+#[rustler::nif]
+fn cancel(handle: ResourceArc<CallHandle>) -> Atom {
+    handle.0.cancel.cancel();
+    atoms::ok()
+}
+
+/// Milliseconds since the call started or last reported progress.
+#[rustler::nif]
+fn idle_ms(handle: ResourceArc<CallHandle>) -> u64 {
+    handle.0.idle_ms()
 }
 
 /// `new_token_cache(ttl_ms, credentials, auth_config, ca_files, certs_dir)`:
@@ -481,20 +572,25 @@ fn credentials_arg(term: Term<'_>) -> Result<Vec<(String, Credential)>> {
             let (registry, kind, first, second): (Term<'_>, Atom, Term<'_>, Term<'_>) =
                 entry.decode().map_err(|_| bad())?;
             let registry = text_arg(registry, "registry").map_err(|_| bad())?;
-            let text = |t: Term<'_>| text_arg(t, "credential").map_err(|_| bad());
+            let secret = |t: Term<'_>| secret_arg(t, "credential").map_err(|_| bad());
+            // `take` moves a secret's buffer into the core's credential
+            // without a copy, leaving an empty string behind.
             let credential = if kind == atoms::basic() {
-                let username = text(first)?;
-                let password = text(second)?;
+                let username = text_arg(first, "username").map_err(|_| bad())?;
+                let mut password = secret(second)?;
                 if username.is_empty() {
                     return Err(bad());
                 }
-                Credential::Basic { username, password }
+                Credential::Basic {
+                    username,
+                    password: std::mem::take(&mut *password),
+                }
             } else if kind == atoms::identity_token() {
-                let token = text(first)?;
+                let mut token = secret(first)?;
                 if token.is_empty() {
                     return Err(bad());
                 }
-                Credential::IdentityToken(token)
+                Credential::IdentityToken(std::mem::take(&mut *token))
             } else {
                 return Err(bad());
             };
@@ -603,11 +699,20 @@ fn panic_text(payload: &(dyn Any + Send)) -> &str {
 }
 
 fn text_arg(term: Term<'_>, name: &str) -> Result<String> {
+    utf8_arg(term, name).map(str::to_owned)
+}
+
+/// As [`text_arg`], for a password or token: its one copy is a [`Secret`].
+fn secret_arg(term: Term<'_>, name: &str) -> Result<Secret> {
+    utf8_arg(term, name).map(|text| Zeroizing::new(text.to_owned()))
+}
+
+/// A binary's text, borrowed from the VM (no copy).
+fn utf8_arg<'a>(term: Term<'a>, name: &str) -> Result<&'a str> {
     let binary = term
-        .decode::<Binary>()
+        .decode::<Binary<'a>>()
         .map_err(|_| Error::bad_input(format!("{name} must be a string (a UTF-8 binary)")))?;
     std::str::from_utf8(binary.as_slice())
-        .map(str::to_owned)
         .map_err(|_| Error::bad_input(format!("{name} is not valid UTF-8")))
 }
 
@@ -636,24 +741,32 @@ fn optional_size(term: Term<'_>) -> Result<Option<u64>> {
         .map_err(|_| Error::bad_input("size must be a non-negative integer or nil"))
 }
 
-/// A pid to send progress to: each report becomes
-/// `{:tank_progress, name, done, total}` (`name`: the path of
-/// `blob_to_file`, the reference of `pull`).
-fn progress_arg(term: Term<'_>, name: &str) -> Result<Option<ProgressFn>> {
+/// A pid to send progress to, or nil.
+fn progress_arg(term: Term<'_>) -> Result<Option<LocalPid>> {
     if term.decode::<Atom>().is_ok_and(|a| a == atoms::nil()) {
         return Ok(None);
     }
-    let pid: LocalPid = term
-        .decode()
-        .map_err(|_| Error::bad_input("progress must be a pid or nil"))?;
+    term.decode()
+        .map(Some)
+        .map_err(|_| Error::bad_input("progress must be a pid or nil"))
+}
+
+/// Where a call's progress goes: every report is a sign of life for
+/// `watch`, and `pid`, when there is one, gets it as
+/// `{:tank_progress, name, done, total}` (`name`: the path of
+/// `blob_to_file`, the reference of `pull`).
+fn reporter(watch: &Watch, pid: Option<LocalPid>, name: &str) -> ProgressFn {
+    let watch = watch.clone();
     let name = name.to_owned();
-    let report: ProgressFn = Arc::new(move |done, total| {
-        let mut owned = OwnedEnv::new();
-        let _ = owned.send_and_clear(&pid, |env| {
-            (atoms::tank_progress(), name.as_str(), done, total).encode(env)
-        });
-    });
-    Ok(Some(report))
+    Arc::new(move |done, total| {
+        watch.touch();
+        if let Some(pid) = &pid {
+            let mut owned = OwnedEnv::new();
+            let _ = owned.send_and_clear(pid, |env| {
+                (atoms::tank_progress(), name.as_str(), done, total).encode(env)
+            });
+        }
+    })
 }
 
 fn cache_arg(term: Term<'_>) -> Result<Option<Arc<TokenCache>>> {

@@ -7,7 +7,12 @@ defmodule Tank.Test.Origin do
   response as `{status, headers, body}`, or `:stall` (say nothing, keep the
   connection open), or `{:partial, status, headers, prefix, watcher}` (send
   the head and `prefix`, then nothing; `watcher` gets
-  `{:origin_client_closed, path}` when the client closes the connection). Linked to the test process that starts it.
+  `{:origin_client_closed, path}` when the client closes the connection), or
+  `{:endless, status, headers, piece, watcher}` (a chunked body of `piece`
+  after `piece`, for as long as the client reads; then `watcher` hears
+  `{:origin_client_closed, path}`), or `{:trickle, status, headers, pieces,
+  every_ms}` (each piece `every_ms` after the one before, then close).
+  Linked to the test process that starts it.
   """
 
   def start(script) when is_function(script, 1) do
@@ -63,11 +68,34 @@ defmodule Tank.Test.Origin do
           _ = :gen_tcp.recv(socket, 0, :infinity)
           send(watcher, {:origin_client_closed, request.path})
 
+        {:endless, status, headers, piece, watcher} ->
+          head = response(status, [{"transfer-encoding", "chunked"} | headers], "")
+          chunk = [Integer.to_string(byte_size(piece), 16), "\r\n", piece, "\r\n"]
+
+          with :ok <- :gen_tcp.send(socket, head), do: send_forever(socket, chunk)
+          send(watcher, {:origin_client_closed, request.path})
+
+        {:trickle, status, headers, pieces, every_ms} ->
+          length = pieces |> Enum.map(&byte_size/1) |> Enum.sum()
+          :gen_tcp.send(socket, response(status, [{"content-length", "#{length}"} | headers], ""))
+
+          Enum.reduce_while(pieces, :ok, fn piece, :ok ->
+            # The pace is what the test is about, not a wait for an event.
+            Process.sleep(every_ms)
+            {if(:gen_tcp.send(socket, piece) == :ok, do: :cont, else: :halt), :ok}
+          end)
+
+          :gen_tcp.close(socket)
+
         {status, headers, body} ->
           :gen_tcp.send(socket, response(status, headers, body))
           :gen_tcp.close(socket)
       end
     end
+  end
+
+  defp send_forever(socket, chunk) do
+    with :ok <- :gen_tcp.send(socket, chunk), do: send_forever(socket, chunk)
   end
 
   defp read_head(socket, acc) do
@@ -96,12 +124,16 @@ defmodule Tank.Test.Origin do
     %{method: method, path: target, headers: headers, host: host}
   end
 
-  @doc "An HTTP/1.1 response with Content-Length (unless given) and Connection: close."
+  @doc """
+  An HTTP/1.1 response with Content-Length (unless given, or the body is
+  chunked) and Connection: close.
+  """
   def response(status, headers, body) do
     headers =
-      if List.keymember?(headers, "content-length", 0),
-        do: headers,
-        else: [{"content-length", Integer.to_string(IO.iodata_length(body))} | headers]
+      if List.keymember?(headers, "content-length", 0) or
+           List.keymember?(headers, "transfer-encoding", 0),
+         do: headers,
+         else: [{"content-length", Integer.to_string(IO.iodata_length(body))} | headers]
 
     [
       "HTTP/1.1 #{status} X\r\n",

@@ -8,7 +8,9 @@ defmodule Tank.Image.Registry do
 
     * `manifest/4` → `{:ok, info, token_cache}` (an image index / manifest
       list, or a single image manifest);
-    * `blob/4` → `{:ok, bytes}` (a layer or the image config);
+    * `blob/4` → `{:ok, bytes}` (the image config, or any blob small enough
+      to hold in memory: at most `:max_size`, 512 MiB unless `blob/5` says
+      otherwise; use `blob_to_file/5` for layers);
     * `blob_to_file/5` → `:ok`, the blob verified in a file (an addition);
     * `pull/3` → `{:ok, info}`, a whole image (the platform's, out of an
       index) in an OCI image layout directory (an addition).
@@ -83,6 +85,24 @@ defmodule Tank.Image.Registry do
   The additions (`blob_to_file/5`, `pull/3`) add `:cancelled`,
   `{:io, path, message}` and, for `pull/3`,
   `{:no_matching_platform, platforms}`; their docs say when.
+
+  ## Bounds
+
+  No call waits forever, and none holds more memory than it says:
+
+    * `manifest/5` and `blob/5` take a `:timeout` (the whole call,
+      default 10 minutes: well past tank's own bounds on each request, 15 s
+      to connect, 15 s of silence, a token answer, a few retries);
+    * `blob_to_file/5` and `pull/3`, which may rightly run for hours, take
+      an `:idle_timeout` instead: how long the call may go without
+      progress (default 10 minutes);
+    * past either the call is cancelled (its connections close) and the
+      answer is `{:error, {:request_failed, %{reason: :timeout, kind:
+      :transport}}}`;
+    * `blob/5` holds at most `:max_size` bytes (default 512 MiB): a longer
+      blob is `{:error, {:request_failed, %{reason: :too_large}}}`, found
+      before more than that is read. Layers belong on disk: use
+      `blob_to_file/5`, whose memory stays flat for any size.
   """
 
   @typedoc """
@@ -145,6 +165,7 @@ defmodule Tank.Image.Registry do
           | :invalid_content_digest_header
           | :manifest_too_large
           | :length_mismatch
+          | :too_large
           | :out_of_memory
           | :credential_helper
           | :panic
@@ -174,6 +195,15 @@ defmodule Tank.Image.Registry do
 
   @default_ttl_ms 60_000
   @default_jobs 4
+  @default_timeout_ms 600_000
+  @default_idle_timeout_ms 600_000
+  @default_max_size 512 * 1024 * 1024
+  # The longest `after` the VM takes.
+  @max_wait_ms 4_294_967_295
+  # How long a caller whose bound ran out waits for the cancelled call's
+  # answer (cancelling ends a call at once; this only guards against an
+  # answer that never comes).
+  @cancel_grace_ms 5_000
 
   @doc """
   Fetches the manifest for `repo:reference` from `registry`.
@@ -185,13 +215,28 @@ defmodule Tank.Image.Registry do
   `token_cache` is an optional cache from `new_token_cache/1`. Returns
   `{:ok, info, token_cache}`, echoing the very cache term passed in so the
   caller threads it into the pull's later fetches.
+
+  Options:
+
+    * `:timeout` — how long the whole call may take, in milliseconds
+      (default #{@default_timeout_ms}, 10 minutes); past it the call is
+      cancelled and the answer is `{:error, {:request_failed, %{reason:
+      :timeout}}}`.
   """
-  @spec manifest(String.t(), String.t(), String.t(), token_cache()) ::
+  @spec manifest(String.t(), String.t(), String.t(), token_cache(), keyword()) ::
           {:ok, info(), token_cache()} | {:error, error_reason()}
-  def manifest(registry, repo, reference, token_cache \\ nil) do
+  def manifest(registry, repo, reference, token_cache \\ nil, opts \\ []) do
+    opts = Keyword.validate!(opts, timeout: @default_timeout_ms)
+    timeout = opts[:timeout]
+
     with :ok <- check_strings(registry: registry, repo: repo, reference: reference),
          :ok <- check_cache(token_cache),
-         {:ok, info} <- await(&Tank.Native.manifest(&1, registry, repo, reference, token_cache)) do
+         :ok <- check_wait(:timeout, timeout),
+         {:ok, info} <-
+           await(
+             &Tank.Native.manifest(&1, registry, repo, reference, token_cache),
+             {:total, timeout}
+           ) do
       {:ok, info, token_cache}
     end
   end
@@ -204,13 +249,39 @@ defmodule Tank.Image.Registry do
   redirects, so the blob arrives already verified and the token is never
   handed to the CDN. A malformed `digest` is `{:error, {:bad_input, _}}`
   before any request is sent.
+
+  The blob is held in memory, so it is bounded: for layers, which may be
+  any size, use `blob_to_file/5`.
+
+  Options:
+
+    * `:size` — the descriptor's size, when known: the blob must be exactly
+      that long (else `{:error, {:request_failed, %{reason:
+      :length_mismatch}}}`), and no more is ever read.
+    * `:max_size` — the most bytes the blob may have (default
+      #{@default_max_size}, 512 MiB). A longer one, or a `Content-Length` or
+      `:size` saying so, is `{:error, {:request_failed, %{reason: :too_large,
+      kind: :protocol}}}`, found before more than `:max_size` bytes are read.
+    * `:timeout` — as for `manifest/5` (default 10 minutes, the whole
+      call); a blob too big to arrive in that time belongs on disk.
   """
-  @spec blob(String.t(), String.t(), String.t(), token_cache()) ::
+  @spec blob(String.t(), String.t(), String.t(), token_cache(), keyword()) ::
           {:ok, binary()} | {:error, error_reason()}
-  def blob(registry, repo, digest, token_cache \\ nil) do
+  def blob(registry, repo, digest, token_cache \\ nil, opts \\ []) do
+    opts =
+      Keyword.validate!(opts, size: nil, max_size: @default_max_size, timeout: @default_timeout_ms)
+
+    {size, max_size, timeout} = {opts[:size], opts[:max_size], opts[:timeout]}
+
     with :ok <- check_strings(registry: registry, repo: repo, digest: digest),
-         :ok <- check_cache(token_cache) do
-      await(&Tank.Native.blob(&1, registry, repo, digest, token_cache))
+         :ok <- check_cache(token_cache),
+         :ok <- check_size(size),
+         :ok <- check_max_size(max_size),
+         :ok <- check_wait(:timeout, timeout) do
+      await(
+        &Tank.Native.blob(&1, registry, repo, digest, token_cache, size, max_size),
+        {:total, timeout}
+      )
     end
   end
 
@@ -233,6 +304,12 @@ defmodule Tank.Image.Registry do
     * `:progress` — a pid that gets `{:tank_progress, path, done, total}`
       at most every 100 ms while bytes arrive, and once with
       `done == total` before `:ok`.
+    * `:idle_timeout` — how long the download may go without progress, in
+      milliseconds (default #{@default_idle_timeout_ms}, 10 minutes; bytes
+      arriving are progress, so a long download is fine). Past it the call
+      is cancelled, the partial file kept, and the answer is
+      `{:error, {:request_failed, %{reason: :timeout}}}`. Waiting for
+      another call that is downloading the same `path` counts as silence.
 
   Errors are those of `blob/4`, and `{:error, :cancelled}`, and
   `{:error, {:io, path, message}}` when a local file or directory could not
@@ -241,14 +318,26 @@ defmodule Tank.Image.Registry do
   @spec blob_to_file(String.t(), String.t(), String.t(), Path.t(), keyword()) ::
           :ok | {:error, error_reason() | :cancelled | {:io, String.t(), String.t()}}
   def blob_to_file(registry, repo, digest, path, opts \\ []) do
-    opts = Keyword.validate!(opts, size: nil, token_cache: nil, progress: nil)
+    opts =
+      Keyword.validate!(opts,
+        size: nil,
+        token_cache: nil,
+        progress: nil,
+        idle_timeout: @default_idle_timeout_ms
+      )
+
     {size, cache, progress} = {opts[:size], opts[:token_cache], opts[:progress]}
+    idle_timeout = opts[:idle_timeout]
 
     with :ok <- check_strings(registry: registry, repo: repo, digest: digest, path: path),
          :ok <- check_cache(cache),
          :ok <- check_size(size),
-         :ok <- check_progress(progress) do
-      await(&Tank.Native.blob_to_file(&1, registry, repo, digest, path, size, cache, progress))
+         :ok <- check_progress(progress),
+         :ok <- check_wait(:idle_timeout, idle_timeout) do
+      await(
+        &Tank.Native.blob_to_file(&1, registry, repo, digest, path, size, cache, progress),
+        {:idle, idle_timeout}
+      )
     end
   end
 
@@ -294,6 +383,8 @@ defmodule Tank.Image.Registry do
       bytes so far over all of the image's config and layers (`total`, their
       sum), at most every 100 ms, and once with `done == total` before
       `{:ok, info}`.
+    * `:idle_timeout` — as for `blob_to_file/5`: how long the pull may go
+      without progress (default 10 minutes).
 
   Returns `{:ok, info}`, `info` as `manifest/4` gives it, for the image
   manifest pulled (for an index, the platform's image manifest).
@@ -321,38 +412,106 @@ defmodule Tank.Image.Registry do
   @spec pull(String.t(), Path.t(), keyword()) :: {:ok, info()} | {:error, pull_error_reason()}
   def pull(reference, layout, opts \\ []) do
     opts =
-      Keyword.validate!(opts, platform: nil, jobs: @default_jobs, token_cache: nil, progress: nil)
+      Keyword.validate!(opts,
+        platform: nil,
+        jobs: @default_jobs,
+        token_cache: nil,
+        progress: nil,
+        idle_timeout: @default_idle_timeout_ms
+      )
 
     {platform, jobs} = {opts[:platform], opts[:jobs]}
-    {cache, progress} = {opts[:token_cache], opts[:progress]}
+    {cache, progress, idle_timeout} = {opts[:token_cache], opts[:progress], opts[:idle_timeout]}
 
     with :ok <- check_strings(reference: reference, layout: layout),
          :ok <- check_platform(platform),
          :ok <- check_jobs(jobs),
          :ok <- check_cache(cache),
-         :ok <- check_progress(progress) do
-      await(&Tank.Native.pull(&1, reference, layout, platform, jobs, cache, progress))
+         :ok <- check_progress(progress),
+         :ok <- check_wait(:idle_timeout, idle_timeout) do
+      await(
+        &Tank.Native.pull(&1, reference, layout, platform, jobs, cache, progress),
+        {:idle, idle_timeout}
+      )
     end
   end
 
-  # Starts a NIF call and waits for its answer. The handle stays referenced
-  # until the answer is in (keep/1 after the receive): were it collected
-  # first, the call would be cancelled.
-  defp await(start) do
+  # Starts a NIF call and waits for its answer, at most `bound`: `{:total,
+  # ms}` for the whole call, `{:idle, ms}` since it last showed progress.
+  # The handle stays referenced until the answer is in (keep/1 after the
+  # receive): were it collected first, the call would be cancelled.
+  defp await(start, bound) do
     ref = make_ref()
 
     case start.(ref) do
       {:ok, handle} ->
-        receive do
-          {^ref, result} ->
-            Tank.Native.keep(handle)
-            result
-        end
+        {_, ms} = bound
+        wait(ref, handle, bound, ms)
 
       {:error, _} = error ->
         error
     end
   end
+
+  defp wait(ref, handle, bound, ms) do
+    receive do
+      {^ref, result} ->
+        Tank.Native.keep(handle)
+        result
+    after
+      ms ->
+        case bound do
+          {:idle, limit} ->
+            case Tank.Native.idle_ms(handle) do
+              idle when idle >= limit -> give_up(ref, handle, bound)
+              idle -> wait(ref, handle, bound, limit - idle)
+            end
+
+          {:total, _} ->
+            give_up(ref, handle, bound)
+        end
+    end
+  end
+
+  # Cancels the call and takes its answer out of the mailbox: cancelling
+  # ends the call at once, so the answer follows. A call that finished just
+  # before keeps its own answer.
+  defp give_up(ref, handle, bound) do
+    Tank.Native.cancel(handle)
+
+    receive do
+      {^ref, {:error, :cancelled}} -> timeout_error(bound)
+      {^ref, result} -> result
+    after
+      @cancel_grace_ms -> timeout_error(bound)
+    end
+  end
+
+  defp timeout_error({kind, ms}) do
+    what =
+      case kind do
+        :total -> "no answer within #{ms} ms (the :timeout option)"
+        :idle -> "no answer and no progress for #{ms} ms (the :idle_timeout option)"
+      end
+
+    {:error,
+     {:request_failed,
+      %{reason: :timeout, kind: :transport, message: what <> "; the call was cancelled"}}}
+  end
+
+  defp check_wait(_name, ms) when is_integer(ms) and ms > 0 and ms <= @max_wait_ms, do: :ok
+
+  defp check_wait(name, other) do
+    {:error,
+     {:bad_input,
+      "#{name} must be a positive integer of milliseconds (at most #{@max_wait_ms}), " <>
+        "got: #{inspect(other)}"}}
+  end
+
+  defp check_max_size(max_size) when is_integer(max_size) and max_size >= 0, do: :ok
+
+  defp check_max_size(other),
+    do: {:error, {:bad_input, "max_size must be a non-negative integer, got: #{inspect(other)}"}}
 
   defp check_size(nil), do: :ok
   defp check_size(size) when is_integer(size) and size >= 0, do: :ok

@@ -156,7 +156,7 @@ defmodule Tank.Image.RegistryTest do
     {:ok, specs} = Code.Typespec.fetch_specs(Registry)
     specced = for {{name, arity}, _} <- specs, do: {name, arity}
 
-    for {name, arities} <- [manifest: [3, 4], blob: [3, 4], new_token_cache: [0, 1]] do
+    for {name, arities} <- [manifest: [3, 4, 5], blob: [3, 4, 5], new_token_cache: [0, 1]] do
       assert Enum.any?(docs, &match?({{:function, ^name, _}, _, _, %{"en" => _}, _}, &1)),
              "#{name} has no @doc"
 
@@ -199,7 +199,9 @@ defmodule Tank.Image.RegistryTest do
             {fn -> Registry.manifest(reg, "tank/x", "v1", :not_a_cache) end, "token_cache"},
             {fn -> Registry.blob(reg, "tank/x", Pull.sha256("x"), make_ref()) end, "token_cache"},
             {fn -> Tank.Native.manifest(make_ref(), reg, "tank/x", "v1", 42) end, "token_cache"},
-            {fn -> Tank.Native.blob(make_ref(), reg, "tank/x", 7, nil) end, "digest"},
+            {fn -> Tank.Native.blob(make_ref(), reg, "tank/x", 7, nil, nil, 1024) end, "digest"},
+            {fn -> Tank.Native.blob(make_ref(), reg, "tank/x", Pull.sha256("x"), nil, nil, -1) end,
+             "max_size"},
             {fn -> Registry.blob_to_file(reg, "tank/x", Pull.sha256("x"), ~c"/tmp/x") end, "path"},
             {fn -> Registry.blob_to_file(reg, "tank/x", Pull.sha256("x"), "") end, "path"},
             {fn -> Registry.blob_to_file(reg, "tank/x", "sha256:zz", "/tmp/x") end, "digest"},
