@@ -421,6 +421,57 @@ fn a_second_pull_sends_no_blob_request_and_one_token_per_pull() {
     assert!(blob_path(&layout, &arm64.layers[0]).is_file());
 }
 
+/// The same length, other bytes: what a disk fault, or a hand that edited
+/// the layout, leaves in a blob file.
+fn damage(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    bytes.iter_mut().for_each(|b| *b ^= 0xff);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_blob_in_the_layout_is_fetched_again_not_reused() {
+    let rig = start(RigOptions::plain_only());
+    let image = &rig.info().images.oci_image;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let name = reference(&rig, Which::Plain, &image.repo, &image.tag);
+    pull(&name, &layout, None, 0, &Cache::none(), None)
+        .0
+        .unwrap();
+    assert_pulled_clean(&layout);
+
+    // A layer, the config and the image manifest (stored as sent: an OCI
+    // image's), each its size still.
+    let damaged = [&image.layers[1], &image.config, &image.digest];
+    for d in damaged {
+        damage(&blob_path(&layout, d));
+    }
+    let faults = layout_faults(&layout, Ended::Succeeded);
+    assert_eq!(
+        faults.len(),
+        damaged.len(),
+        "the check missed one: {faults:#?}"
+    );
+
+    rig.clear_logs();
+    let got = pull(&name, &layout, None, 0, &Cache::none(), None)
+        .0
+        .unwrap();
+    assert_eq!(got.digest, image.digest);
+    assert_pulled_clean(&layout);
+    // The damaged blobs came again; the sound ones were checked, not fetched.
+    let mut fetched: Vec<String> = blob_requests(&rig, Which::Plain)
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.uri.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    fetched.sort();
+    let mut want = vec![image.layers[1].clone(), image.config.clone()];
+    want.sort();
+    assert_eq!(fetched, want);
+}
+
 #[test]
 fn pulls_into_one_layout_at_once_lose_no_entry_and_no_blob() {
     let rig = start(RigOptions::plain_only());

@@ -1,12 +1,13 @@
-//! An OCI image layout on disk: `oci-layout`, `blobs/<alg>/<hex>` holding
-//! only complete, verified blobs (partials wait in `ingest/`), and
-//! `index.json`, replaced in one step under a lock so that pulls into the
-//! same layout at once lose no entry.
+//! An OCI image layout on disk: `oci-layout`, `blobs/<alg>/<hex>` where
+//! tank puts only complete, verified blobs (partials wait in `ingest/`) and
+//! uses one found there only once it checks out (a disk or a hand may have
+//! changed it since), and `index.json`, replaced in one step under a lock
+//! so that pulls into the same layout at once lose no entry.
 
 use std::collections::hash_map::RandomState;
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -70,19 +71,16 @@ impl Layout {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, &e))
     }
 
-    /// A blob is present when `blobs/` holds a file of its size: only
-    /// verified blobs are ever renamed there.
-    pub fn has_blob(&self, digest: &Digest, size: u64) -> bool {
-        std::fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
-    }
-
-    /// Puts bytes already verified (a manifest) into `blobs/`.
+    /// Puts bytes already verified (a manifest) into `blobs/`, unless the
+    /// file there holds exactly them: one that does not (damaged, or no
+    /// regular file) is replaced.
     pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
-        if self.has_blob(digest, bytes.len() as u64) {
+        let path = self.blob_path(digest);
+        if holds(&path, bytes) {
             return Ok(());
         }
         self.prepare_blob_dir(digest)?;
-        self.replace(&self.blob_path(digest), bytes)
+        self.replace(&path, bytes)
     }
 
     /// Adds `manifest` to `index.json` under `name`, replacing an entry of
@@ -145,6 +143,28 @@ impl Layout {
             .and_then(|d| d.sync_all())
             .map_err(|e| Error::io("flushing the directory", dir, &e))
     }
+}
+
+/// Whether `path` is a regular file holding exactly `bytes`; read through
+/// no symlink, and never waiting on a FIFO planted there.
+fn holds(path: &Path, bytes: &[u8]) -> bool {
+    let Ok(file) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    else {
+        return false;
+    };
+    if !file
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
+    {
+        return false;
+    }
+    let mut held = Vec::with_capacity(bytes.len());
+    file.take(bytes.len() as u64 + 1)
+        .read_to_end(&mut held)
+        .is_ok_and(|_| held == bytes)
 }
 
 /// A new file in `dir` that is ours alone, and its path. The name is

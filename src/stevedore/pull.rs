@@ -168,7 +168,9 @@ struct Source<'a> {
     cancel: Option<&'a Cancel>,
 }
 
-/// One blob into the layout, unless it is there already.
+/// One blob into the layout, unless it is there already: a file in
+/// `blobs/` counts once it hashes to its name (to_file checks), and one
+/// that does not is replaced by a verified download.
 async fn fetch_blob(
     source: &Source<'_>,
     layout: &Layout,
@@ -177,10 +179,6 @@ async fn fetch_blob(
     tally: Arc<Tally>,
     index: usize,
 ) -> Result<()> {
-    if layout.has_blob(digest, size) {
-        tally.set(index, size);
-        return Ok(());
-    }
     layout.prepare_blob_dir(digest)?;
     let path = layout.blob_path(digest);
     let work = layout.ingest_base(digest);
