@@ -48,29 +48,138 @@ fn blob_path(layout: &Path, digest: &str) -> PathBuf {
     layout.join("blobs").join(algo).join(hex)
 }
 
-/// Every file in `blobs/` hashes to its name, and `ingest/` holds nothing
-/// but what a failed pull left to resume.
-fn assert_blobs_verified(layout: &Path) {
-    let dir = layout.join("blobs").join("sha256");
-    for f in std::fs::read_dir(&dir).unwrap() {
-        let f = f.unwrap();
-        let name = f.file_name().into_string().unwrap();
-        let bytes = std::fs::read(f.path()).unwrap();
-        assert_eq!(
-            sha256(&bytes),
-            format!("sha256:{name}"),
-            "blobs/ holds a bad blob"
-        );
-    }
+/// How the pull before a layout check ended: what `ingest/` may hold.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Nothing: every partial became a blob, every lock was let go.
+    Succeeded,
+    /// A blob's partial (and its lock, while the call's writer winds down),
+    /// kept to resume from; nothing else.
+    Failed,
 }
 
-fn ingest_files(layout: &Path) -> Vec<String> {
-    match std::fs::read_dir(layout.join("ingest")) {
-        Ok(dir) => dir
-            .map(|f| f.unwrap().file_name().into_string().unwrap())
-            .collect(),
-        Err(_) => Vec::new(),
+/// What is wrong with a layout's files, one line each: a file in `blobs/`
+/// that does not hash to its name, and in `ingest/` anything the way the
+/// pull `ended` does not explain (a temp file left behind, a stray name, a
+/// partial of a blob already complete).
+fn layout_faults(layout: &Path, ended: Ended) -> Vec<String> {
+    let mut faults = Vec::new();
+    let names = |dir: &Path| -> Vec<String> {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => panic!("{}: {e}", dir.display()),
+        }
+    };
+    for algorithm in names(&layout.join("blobs")) {
+        if algorithm != "sha256" {
+            faults.push(format!(
+                "blobs/{algorithm}: not an algorithm this check knows"
+            ));
+            continue;
+        }
+        for hex in names(&layout.join("blobs").join(&algorithm)) {
+            let path = layout.join("blobs").join(&algorithm).join(&hex);
+            let actual = match std::fs::read(&path) {
+                Ok(bytes) => sha256(&bytes),
+                Err(e) => format!("unreadable ({e})"),
+            };
+            if actual != format!("sha256:{hex}") {
+                faults.push(format!("blobs/sha256/{hex} holds {actual}"));
+            }
+        }
     }
+    let blob_file = |name: &str, ext: &str| {
+        name.strip_suffix(ext)
+            .and_then(|base| base.strip_prefix("sha256-"))
+            .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(|hex| format!("sha256:{hex}"))
+    };
+    for name in names(&layout.join("ingest")) {
+        let fault = match ended {
+            Ended::Succeeded => Some("left behind"),
+            // A lock outlives its blob's rename by a moment; a partial
+            // never does.
+            Ended::Failed => match (blob_file(&name, ".partial"), blob_file(&name, ".lock")) {
+                (Some(d), _) if blob_path(layout, &d).exists() => {
+                    Some("kept for a blob already complete")
+                }
+                (Some(_), _) | (_, Some(_)) => None,
+                (None, None) => Some("left behind"),
+            },
+        };
+        if let Some(fault) = fault {
+            faults.push(format!("ingest/{name} {fault}"));
+        }
+    }
+    faults
+}
+
+/// After a pull that failed: blobs/ is verified, ingest/ holds only what
+/// a next pull resumes from.
+#[track_caller]
+fn assert_blobs_verified(layout: &Path) {
+    let faults = layout_faults(layout, Ended::Failed);
+    assert!(faults.is_empty(), "{faults:#?}");
+}
+
+/// After a pull that succeeded: blobs/ is verified, ingest/ is empty.
+#[track_caller]
+fn assert_pulled_clean(layout: &Path) {
+    let faults = layout_faults(layout, Ended::Succeeded);
+    assert!(faults.is_empty(), "{faults:#?}");
+}
+
+/// The check above, on a layout damaged by hand: it finds each fault it
+/// names, and nothing more.
+#[test]
+fn the_layout_check_finds_each_fault_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path();
+    let put = |relative: String, bytes: &[u8]| {
+        let path = layout.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    };
+    let hex = |bytes: &[u8]| sha256(bytes)["sha256:".len()..].to_owned();
+    put(format!("blobs/sha256/{}", hex(b"sound")), b"sound");
+    put(format!("blobs/sha256/{}", hex(b"named")), b"other");
+    put("ingest/write-1-0".into(), b"a temp file");
+    put(format!("ingest/sha256-{}.partial", hex(b"sound")), b"sou");
+    put(
+        format!("ingest/sha256-{}.partial", hex(b"unfinished")),
+        b"unf",
+    );
+    put(format!("ingest/sha256-{}.lock", hex(b"unfinished")), b"");
+
+    let faults = |ended| {
+        let mut f = layout_faults(layout, ended);
+        f.sort();
+        f
+    };
+    let bad_blob = format!("blobs/sha256/{} holds {}", hex(b"named"), sha256(b"other"));
+    assert_eq!(
+        faults(Ended::Failed),
+        [
+            bad_blob.clone(),
+            format!(
+                "ingest/sha256-{}.partial kept for a blob already complete",
+                hex(b"sound")
+            ),
+            "ingest/write-1-0 left behind".to_owned(),
+        ]
+    );
+    let mut after_success = vec![
+        bad_blob,
+        format!("ingest/sha256-{}.lock left behind", hex(b"unfinished")),
+        format!("ingest/sha256-{}.partial left behind", hex(b"unfinished")),
+        format!("ingest/sha256-{}.partial left behind", hex(b"sound")),
+        "ingest/write-1-0 left behind".to_owned(),
+    ];
+    after_success.sort();
+    assert_eq!(faults(Ended::Succeeded), after_success);
 }
 
 fn tool(name: &str, package: &str) -> Command {
@@ -125,12 +234,7 @@ fn a_multi_arch_image_for_one_platform() {
     for d in std::iter::once(&arm64.config).chain(&arm64.layers) {
         assert!(blob_path(&layout, d).is_file(), "{d} missing");
     }
-    assert_blobs_verified(&layout);
-    assert!(
-        ingest_files(&layout).is_empty(),
-        "{:?}",
-        ingest_files(&layout)
-    );
+    assert_pulled_clean(&layout);
 
     let total: u64 = std::iter::once(&arm64.config)
         .chain(&arm64.layers)
@@ -317,6 +421,57 @@ fn a_second_pull_sends_no_blob_request_and_one_token_per_pull() {
     assert!(blob_path(&layout, &arm64.layers[0]).is_file());
 }
 
+/// The same length, other bytes: what a disk fault, or a hand that edited
+/// the layout, leaves in a blob file.
+fn damage(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    bytes.iter_mut().for_each(|b| *b ^= 0xff);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_blob_in_the_layout_is_fetched_again_not_reused() {
+    let rig = start(RigOptions::plain_only());
+    let image = &rig.info().images.oci_image;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let name = reference(&rig, Which::Plain, &image.repo, &image.tag);
+    pull(&name, &layout, None, 0, &Cache::none(), None)
+        .0
+        .unwrap();
+    assert_pulled_clean(&layout);
+
+    // A layer, the config and the image manifest (stored as sent: an OCI
+    // image's), each its size still.
+    let damaged = [&image.layers[1], &image.config, &image.digest];
+    for d in damaged {
+        damage(&blob_path(&layout, d));
+    }
+    let faults = layout_faults(&layout, Ended::Succeeded);
+    assert_eq!(
+        faults.len(),
+        damaged.len(),
+        "the check missed one: {faults:#?}"
+    );
+
+    rig.clear_logs();
+    let got = pull(&name, &layout, None, 0, &Cache::none(), None)
+        .0
+        .unwrap();
+    assert_eq!(got.digest, image.digest);
+    assert_pulled_clean(&layout);
+    // The damaged blobs came again; the sound ones were checked, not fetched.
+    let mut fetched: Vec<String> = blob_requests(&rig, Which::Plain)
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.uri.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    fetched.sort();
+    let mut want = vec![image.layers[1].clone(), image.config.clone()];
+    want.sort();
+    assert_eq!(fetched, want);
+}
+
 #[test]
 fn pulls_into_one_layout_at_once_lose_no_entry_and_no_blob() {
     let rig = start(RigOptions::plain_only());
@@ -352,7 +507,7 @@ fn pulls_into_one_layout_at_once_lose_no_entry_and_no_blob() {
     let mut want: Vec<_> = names.to_vec();
     want.sort();
     assert_eq!(got.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), want);
-    assert_blobs_verified(&layout);
+    assert_pulled_clean(&layout);
     for image in [&images.oci_image, &images.docker_image] {
         for d in std::iter::once(&image.config).chain(&image.layers) {
             assert!(blob_path(&layout, d).is_file(), "{d} lost");
@@ -361,11 +516,6 @@ fn pulls_into_one_layout_at_once_lose_no_entry_and_no_blob() {
     for d in std::iter::once(&arm64.config).chain(&arm64.layers) {
         assert!(blob_path(&layout, d).is_file(), "{d} lost");
     }
-    assert!(
-        ingest_files(&layout).is_empty(),
-        "{:?}",
-        ingest_files(&layout)
-    );
 }
 
 /// Cancels its pull once `at` bytes are reported.
@@ -475,12 +625,7 @@ fn a_cancelled_pull_resumes_where_it_stopped_and_leaves_the_layout_valid() {
         "no blob was resumed with a range: {resumed:?}"
     );
     assert_eq!(entries(&layout).len(), 2);
-    assert_blobs_verified(&layout);
-    assert!(
-        ingest_files(&layout).is_empty(),
-        "{:?}",
-        ingest_files(&layout)
-    );
+    assert_pulled_clean(&layout);
 }
 
 #[test]

@@ -1,12 +1,15 @@
-//! An OCI image layout on disk: `oci-layout`, `blobs/<alg>/<hex>` holding
-//! only complete, verified blobs (partials wait in `ingest/`), and
-//! `index.json`, replaced in one step under a lock so that pulls into the
-//! same layout at once lose no entry.
+//! An OCI image layout on disk: `oci-layout`, `blobs/<alg>/<hex>` where
+//! tank puts only complete, verified blobs (partials wait in `ingest/`) and
+//! uses one found there only once it checks out (a disk or a hand may have
+//! changed it since), and `index.json`, replaced in one step under a lock
+//! so that pulls into the same layout at once lose no entry.
 
+use std::collections::hash_map::RandomState;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{json, Map, Value};
 
@@ -17,6 +20,9 @@ use super::lock::PathLock;
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
+/// Names tried for a temp file before giving up: with 64 random bits a
+/// second try already means someone is making names in our directory.
+const TEMP_NAME_TRIES: u32 = 8;
 
 pub struct Layout {
     root: PathBuf,
@@ -65,19 +71,16 @@ impl Layout {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, &e))
     }
 
-    /// A blob is present when `blobs/` holds a file of its size: only
-    /// verified blobs are ever renamed there.
-    pub fn has_blob(&self, digest: &Digest, size: u64) -> bool {
-        std::fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
-    }
-
-    /// Puts bytes already verified (a manifest) into `blobs/`.
+    /// Puts bytes already verified (a manifest) into `blobs/`, unless the
+    /// file there holds exactly them: one that does not (damaged, or no
+    /// regular file) is replaced.
     pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
-        if self.has_blob(digest, bytes.len() as u64) {
+        let path = self.blob_path(digest);
+        if holds(&path, bytes) {
             return Ok(());
         }
         self.prepare_blob_dir(digest)?;
-        self.replace(&self.blob_path(digest), bytes)
+        self.replace(&path, bytes)
     }
 
     /// Adds `manifest` to `index.json` under `name`, replacing an entry of
@@ -122,23 +125,15 @@ impl Layout {
     /// it over `target` and flushes the directory: a reader (or a crash)
     /// sees the old file or the new one, never a part.
     fn replace(&self, target: &Path, bytes: &[u8]) -> Result<()> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let temp = self.ingest_dir().join(format!(
-            "write-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)
-                .map_err(|e| Error::io("creating", &temp, &e))?;
-            file.write_all(bytes)
-                .and_then(|()| file.sync_all())
-                .map_err(|e| Error::io("writing", &temp, &e))?;
-            std::fs::rename(&temp, target).map_err(|e| Error::io("renaming a file to", target, &e))
-        })();
+        let (mut file, temp) = create_fresh(&self.ingest_dir(), "write-")?;
+        let written = file
+            .write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io("writing", &temp, &e))
+            .and_then(|()| {
+                std::fs::rename(&temp, target)
+                    .map_err(|e| Error::io("renaming a file to", target, &e))
+            });
         if written.is_err() {
             let _ = std::fs::remove_file(&temp);
         }
@@ -147,5 +142,92 @@ impl Layout {
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| Error::io("flushing the directory", dir, &e))
+    }
+}
+
+/// Whether `path` is a regular file holding exactly `bytes`; read through
+/// no symlink, and never waiting on a FIFO planted there.
+fn holds(path: &Path, bytes: &[u8]) -> bool {
+    let Ok(file) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    else {
+        return false;
+    };
+    if !file
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
+    {
+        return false;
+    }
+    let mut held = Vec::with_capacity(bytes.len());
+    file.take(bytes.len() as u64 + 1)
+        .read_to_end(&mut held)
+        .is_ok_and(|_| held == bytes)
+}
+
+/// A new file in `dir` that is ours alone, and its path. The name is
+/// `prefix` and 64 random bits, not the pid: writers in other PID
+/// namespaces (two containers sharing a layout volume, both pid 1) never
+/// pick it. Created exclusively and through no symlink, so a name someone
+/// else holds is another try, never their file.
+fn create_fresh(dir: &Path, prefix: &str) -> Result<(File, PathBuf)> {
+    let mut tries = 0;
+    loop {
+        // Each RandomState is keyed afresh from the OS's random source.
+        let random = RandomState::new().build_hasher().finish();
+        let path = dir.join(format!("{prefix}{random:016x}"));
+        let created = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path);
+        tries += 1;
+        match created {
+            Ok(file) => return Ok((file, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < TEMP_NAME_TRIES => {}
+            Err(e) => return Err(Error::io("creating", &path, &e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stevedore::digest::Algorithm;
+
+    /// Two containers sharing a layout volume are both pid 1: a name made
+    /// of the pid and a count is one the other writer may hold right now.
+    #[test]
+    fn another_writers_temp_file_is_neither_in_the_way_nor_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open(dir.path()).unwrap();
+        let ingest = dir.path().join("ingest");
+        let theirs: Vec<PathBuf> = (0..4096)
+            .map(|n| ingest.join(format!("write-{}-{n}", std::process::id())))
+            .collect();
+        for path in &theirs {
+            std::fs::write(path, b"another writer's").unwrap();
+        }
+        for i in 0..16 {
+            let bytes = format!("manifest {i}").into_bytes();
+            let digest = Digest::of(Algorithm::Sha256, &bytes);
+            layout.put_blob(&digest, &bytes).unwrap();
+            assert_eq!(std::fs::read(layout.blob_path(&digest)).unwrap(), bytes);
+        }
+        for path in &theirs {
+            assert_eq!(
+                std::fs::read(path).unwrap(),
+                b"another writer's",
+                "{}",
+                path.display()
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(&ingest).unwrap().count(),
+            theirs.len(),
+            "a temp file of ours left behind"
+        );
     }
 }

@@ -2,6 +2,8 @@
 //! manifest out of an index, the config and the layers (several at once,
 //! each through the verified, resumable to-file path), then `index.json`.
 
+use std::collections::HashSet;
+use std::hash::Hash;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -23,6 +25,14 @@ use super::transport::Transport;
 
 /// Blobs fetched at once when the caller does not say.
 const DEFAULT_JOBS: usize = 4;
+/// The most layers one image may list. No runtime stacks more: Docker
+/// refuses images deeper than 125 layers, and overlayfs mounts at most 500
+/// lower directories (the kernel's OVL_MAX_STACK), far fewer once their
+/// paths fill a page of mount options. 1024 takes every image a runtime
+/// can use, with room for artifacts that store files as layers, while a
+/// manifest of 45,000 layers (it fits in 4 MiB) costs no 45,000 requests,
+/// lock files and partials.
+const MAX_LAYERS: usize = 1024;
 
 pub struct Request<'a> {
     pub reference: &'a ImageReference,
@@ -98,16 +108,37 @@ pub async fn pull(
         )
     })?;
 
-    // Each blob once, even when an image lists a layer twice.
-    let mut blobs: Vec<(Digest, u64)> = Vec::new();
-    for d in std::iter::once(config).chain(&image.layers) {
-        let digest = descriptor_digest(d)?;
-        if !blobs.iter().any(|(seen, _)| *seen == digest) {
-            blobs.push((digest, d.size));
-        }
+    if image.layers.len() > MAX_LAYERS {
+        return Err(Error::protocol(
+            reason::MANIFEST_TOO_LARGE,
+            format!(
+                "{}: the image has {} layers; tank pulls images of at most {MAX_LAYERS}",
+                req.reference.name,
+                image.layers.len()
+            ),
+        ));
     }
-    let total: u64 = blobs.iter().map(|(_, size)| size).sum();
-    let tally = Arc::new(Tally::new(req.progress.clone(), total, blobs.len()));
+
+    // Each blob once, even when an image lists a layer twice.
+    let listed = std::iter::once(config)
+        .chain(&image.layers)
+        .map(|d| Ok((descriptor_digest(d)?, d.size)))
+        .collect::<Result<Vec<_>>>()?;
+    let blobs = first_of_each(listed);
+    // Sizes no image can have are the manifest's fault, found before any
+    // blob is asked for: no bytes came that a length could disagree with.
+    let tally = Tally::new(req.progress.clone(), blobs.iter().map(|(_, size)| *size))
+        .map(Arc::new)
+        .ok_or_else(|| {
+            Error::protocol(
+                reason::INVALID_MANIFEST_JSON,
+                format!(
+                    "{}: the image's blob sizes add up to more than {} bytes",
+                    req.reference.name,
+                    u64::MAX
+                ),
+            )
+        })?;
 
     let jobs = if req.jobs == 0 {
         DEFAULT_JOBS
@@ -168,7 +199,9 @@ struct Source<'a> {
     cancel: Option<&'a Cancel>,
 }
 
-/// One blob into the layout, unless it is there already.
+/// One blob into the layout, unless it is there already: a file in
+/// `blobs/` counts once it hashes to its name (to_file checks), and one
+/// that does not is replaced by a verified download.
 async fn fetch_blob(
     source: &Source<'_>,
     layout: &Layout,
@@ -177,10 +210,6 @@ async fn fetch_blob(
     tally: Arc<Tally>,
     index: usize,
 ) -> Result<()> {
-    if layout.has_blob(digest, size) {
-        tally.set(index, size);
-        return Ok(());
-    }
     layout.prepare_blob_dir(digest)?;
     let path = layout.blob_path(digest);
     let work = layout.ingest_base(digest);
@@ -259,6 +288,16 @@ fn is_index(m: &Manifest) -> bool {
             || !m.manifests.is_empty())
 }
 
+/// Each key's first item, in order; one look-up per item, however many
+/// there are.
+fn first_of_each<K: Hash + Eq + Clone, T>(items: impl IntoIterator<Item = (K, T)>) -> Vec<(K, T)> {
+    let mut seen = HashSet::new();
+    items
+        .into_iter()
+        .filter(|(k, _)| seen.insert(k.clone()))
+        .collect()
+}
+
 fn descriptor_digest(d: &Descriptor) -> Result<Digest> {
     Digest::parse(&d.digest).map_err(|e| {
         Error::protocol(
@@ -268,32 +307,132 @@ fn descriptor_digest(d: &Descriptor) -> Result<Digest> {
     })
 }
 
-/// Bytes done over all of an image's blobs, reported as one transfer.
+/// Bytes done over all of an image's blobs, reported as one transfer. A
+/// running total: a report costs the same for an image of many blobs.
 struct Tally {
-    done: Mutex<(Vec<u64>, Progress)>,
+    state: Mutex<TallyState>,
     total: u64,
 }
 
+struct TallyState {
+    /// Each blob's (size, bytes done).
+    blobs: Vec<(u64, u64)>,
+    /// The sum of the bytes done; no more than the total, as no blob counts
+    /// past its size.
+    done: u64,
+    progress: Progress,
+}
+
 impl Tally {
-    fn new(report: Option<ProgressFn>, total: u64, blobs: usize) -> Tally {
+    /// `None` when the sizes add up past what a u64 counts.
+    fn new(report: Option<ProgressFn>, sizes: impl Iterator<Item = u64>) -> Option<Tally> {
+        let blobs: Vec<(u64, u64)> = sizes.map(|size| (size, 0)).collect();
+        let total = blobs
+            .iter()
+            .try_fold(0u64, |sum, (size, _)| sum.checked_add(*size))?;
         let mut progress = Progress::new(report);
         progress.set_total(total);
-        Tally {
-            done: Mutex::new((vec![0; blobs], progress)),
+        Some(Tally {
+            state: Mutex::new(TallyState {
+                blobs,
+                done: 0,
+                progress,
+            }),
             total,
-        }
+        })
     }
 
+    /// Blob number `blob` has `done` bytes (fewer than before when it
+    /// started over).
     fn set(&self, blob: usize, done: u64) {
-        let mut guard = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        let (per_blob, progress) = &mut *guard;
-        per_blob[blob] = done;
-        let sum = per_blob.iter().sum::<u64>().min(self.total);
-        progress.update(sum);
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let TallyState {
+            blobs,
+            done: sum,
+            progress,
+        } = &mut *guard;
+        let (size, counted) = &mut blobs[blob];
+        let done = done.min(*size);
+        *sum = *sum - *counted + done;
+        *counted = done;
+        progress.update(*sum);
     }
 
     fn finish(&self) {
-        let mut guard = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        guard.1.finish(self.total);
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        guard.progress.finish(self.total);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A key that counts how often it is compared.
+    #[derive(Clone)]
+    struct Counted(u32);
+
+    impl std::hash::Hash for Counted {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            self.0.hash(state);
+        }
+    }
+
+    static COMPARED: AtomicU64 = AtomicU64::new(0);
+
+    impl PartialEq for Counted {
+        fn eq(&self, other: &Self) -> bool {
+            COMPARED.fetch_add(1, Ordering::Relaxed);
+            self.0 == other.0
+        }
+    }
+    impl Eq for Counted {}
+
+    /// A manifest of 45,000 layers fits in 4 MiB: deduplicating it must
+    /// cost a few comparisons per layer, not one per layer kept so far.
+    #[test]
+    fn deduplication_compares_each_layer_a_few_times_not_with_every_other() {
+        let n = 45_000u32;
+        // Every layer twice: the second of each is dropped.
+        let listed = (0..n).chain(0..n).map(|i| (Counted(i), i));
+        let kept = first_of_each(listed);
+        assert_eq!(kept.len(), n as usize);
+        assert!(kept.iter().enumerate().all(|(i, (k, _))| k.0 == i as u32));
+        let compared = COMPARED.load(Ordering::Relaxed);
+        assert!(
+            compared <= 4 * u64::from(n),
+            "{compared} comparisons for {} layers",
+            2 * n
+        );
+    }
+
+    fn done(tally: &Tally) -> u64 {
+        tally.state.lock().unwrap().done
+    }
+
+    #[test]
+    fn progress_is_a_running_total_that_no_blob_pushes_past_its_size() {
+        let half = u64::MAX / 2;
+        let tally = Tally::new(None, [half, half + 1].into_iter()).unwrap();
+        assert_eq!(tally.total, u64::MAX);
+        // More than the blob's size counts as its size.
+        tally.set(0, u64::MAX);
+        assert_eq!(done(&tally), half);
+        // A blob's report replaces its last one.
+        tally.set(1, 10);
+        tally.set(1, 20);
+        assert_eq!(done(&tally), half + 20);
+        tally.set(1, u64::MAX);
+        assert_eq!(done(&tally), u64::MAX);
+        // A blob that started over counts from zero again.
+        tally.set(0, 0);
+        assert_eq!(done(&tally), half + 1);
+    }
+
+    #[test]
+    fn sizes_past_a_u64_make_no_tally() {
+        assert!(Tally::new(None, [u64::MAX, 1].into_iter()).is_none());
+        assert!(Tally::new(None, [u64::MAX, 0].into_iter()).is_some());
     }
 }
