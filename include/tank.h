@@ -29,7 +29,8 @@
  *                            plain-http realm, never asked), credential_helper (a docker-credential-* helper
  *                            failed, was missing, answered nonsense or took over 10 s)
  *   TANK_ERR_PROTOCOL        invalid_manifest_json, invalid_content_digest_header,
- *                            manifest_too_large, length_mismatch
+ *                            manifest_too_large, length_mismatch,
+ *                            range_not_honoured (206 answers from another byte than asked, again and again)
  *   TANK_ERR_INTERNAL        panic, runtime, out_of_memory
  *   TANK_ERR_CANCELLED       cancelled (a TankCancel was triggered)
  *   TANK_ERR_IO              io (a local file or directory; the message names it and the OS error)

@@ -51,6 +51,9 @@ pub mod reason {
     pub const INVALID_CONTENT_DIGEST_HEADER: &str = "invalid_content_digest_header";
     pub const MANIFEST_TOO_LARGE: &str = "manifest_too_large";
     pub const LENGTH_MISMATCH: &str = "length_mismatch";
+    /// A registry answered a `Range` request with bytes from somewhere
+    /// else, again and again.
+    pub const RANGE_NOT_HONOURED: &str = "range_not_honoured";
     pub const OUT_OF_MEMORY: &str = "out_of_memory";
     pub const PANIC: &str = "panic";
     pub const RUNTIME: &str = "runtime";
