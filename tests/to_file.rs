@@ -8,6 +8,7 @@ mod common;
 use std::io::Write as _;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -698,11 +699,26 @@ fn local_files_that_cannot_be_written_are_io_errors_naming_them() {
         e.message.contains(&dir.path().display().to_string()),
         "{e:?}"
     );
-    // A full disk: the partial file is /dev/full, where every write fails.
+    // A disk that fills up mid-download: a child process whose every write
+    // past 64 KiB fails (a file size limit), so no real disk must fill.
     let full = dir.path().join("full");
-    std::os::unix::fs::symlink("/dev/full", partial_of(&full)).unwrap();
-    let e = io(&full);
-    assert!(e.message.contains("full.partial"), "{e:?}");
+    let out = run(Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_with_a_file_size_limit",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("TANK_TEST_ORIGIN", o.addr())
+        .env("TANK_TEST_DIGEST", &digest)
+        .env("TANK_TEST_PATH", &full));
+    let said = String::from_utf8_lossy(&out.stdout);
+    let line = said
+        .lines()
+        .find_map(|l| l.strip_prefix("CHILD "))
+        .unwrap_or_else(|| panic!("the child said nothing: {said}"));
+    assert!(line.starts_with("TANK_ERR_IO io "), "{line}");
+    assert!(line.contains("full.partial"), "{line}");
     assert!(!full.exists());
     assert!(!o.requests().is_empty());
 
@@ -737,4 +753,32 @@ fn local_files_that_cannot_be_written_are_io_errors_naming_them() {
         assert_eq!(e.status, TankStatus::TANK_ERR_BAD_INPUT);
         assert!(e.message.contains("path"), "{e:?}");
     }
+}
+
+/// Run by `local_files_that_cannot_be_written_are_io_errors_naming_them`
+/// in a child process: one download with every write past 64 KiB failing
+/// (`RLIMIT_FSIZE`, `EFBIG`); prints the error as `CHILD STATUS reason
+/// message`.
+#[test]
+#[ignore = "a child process of another test"]
+fn child_with_a_file_size_limit() {
+    let Ok(addr) = std::env::var("TANK_TEST_ORIGIN") else {
+        return;
+    };
+    let digest = std::env::var("TANK_TEST_DIGEST").unwrap();
+    let path = PathBuf::from(std::env::var("TANK_TEST_PATH").unwrap());
+    let limit = libc::rlimit {
+        rlim_cur: 64 * 1024,
+        rlim_max: 64 * 1024,
+    };
+    // SAFETY: plain calls on this process; writes past the limit then fail
+    // with EFBIG instead of raising SIGXFSZ.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+    let e = blob_to_file(&addr, "a/b", &digest, None, &path, &Cache::none(), None)
+        .0
+        .unwrap_err();
+    println!("CHILD {:?} {} {}", e.status, e.reason, e.message);
 }
