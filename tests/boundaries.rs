@@ -355,6 +355,43 @@ fn umask() -> u32 {
     u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
 }
 
+#[test]
+fn a_partial_swapped_for_another_file_mid_download_is_not_committed() {
+    let blob = Arc::new(payload());
+    let half = blob.len() / 2;
+    let swapped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (served, go_on) = (blob.clone(), swapped.clone());
+    let o = Origin::start(move |_, conn| {
+        let size = served.len().to_string();
+        respond_head(conn, 200, &[("Content-Length", &size)]);
+        let _ = conn.write_all(&served[..half]);
+        let _ = conn.flush();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !go_on.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = conn.write_all(&served[half..]);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blob");
+    let call = start_blob_to_file(o.addr(), &sha256(&blob), Some(blob.len() as u64), &path);
+    eventually("half the blob on disk", || {
+        len(&partial_of(&path)) == half as u64
+    });
+    // Someone with write access to the directory puts their own file at
+    // the partial's name; it must never become `path`.
+    std::fs::rename(partial_of(&path), dir.path().join("moved")).unwrap();
+    std::fs::write(partial_of(&path), b"someone else's bytes").unwrap();
+    swapped.store(true, Ordering::SeqCst);
+    let e = assert_error(
+        call.within(Duration::from_secs(20)),
+        TankStatus::TANK_ERR_IO,
+        "io",
+    );
+    assert!(e.message.contains("replaced"), "{e:?}");
+    assert!(!path.exists(), "a file tank did not write is at the path");
+}
+
 // ------------------------------------------------------------ item 6
 
 /// A process of our own that holds `lock` (flock) until killed.
