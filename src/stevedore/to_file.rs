@@ -2,6 +2,11 @@
 //! arrives (a blocking thread does both, so memory stays flat for any
 //! size), then flushed and renamed into place. What a failed call leaves in
 //! the partial file, the next call resumes with a `Range` request.
+//!
+//! Every request, body read, backoff and lock wait ends when the call's
+//! `Cancel` fires, and the writer always finishes what was queued before
+//! the call goes on (a retry) or returns: a caller may move, delete or
+//! resume the partial file as soon as a call has returned.
 
 use std::fs::File;
 use std::io::Read;
@@ -34,8 +39,8 @@ const READ_BLOCK: usize = 1 << 20;
 /// keeps sending a little and hanging up must not loop forever.
 const MAX_IMMEDIATE_RESUMES: u32 = 10;
 /// Starts from zero after a range was refused or answered from elsewhere:
-/// one is enough for a registry that cannot resume; a second allows for a
-/// resumed download that then turns out damaged.
+/// a registry that cannot resume needs one after each cut connection; past
+/// two, asking again is a loop, and the call ends as `range_not_honoured`.
 const MAX_RESTARTS: u32 = 2;
 
 pub struct Request<'a> {
