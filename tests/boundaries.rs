@@ -392,6 +392,16 @@ fn a_partial_swapped_for_another_file_mid_download_is_not_committed() {
     assert!(!path.exists(), "a file tank did not write is at the path");
 }
 
+#[test]
+fn a_fifo_at_the_path_does_not_block_the_call() {
+    let dir = tempfile::tempdir().unwrap();
+    download_after(dir.path(), |path| {
+        let name = c(path.to_str().unwrap());
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    });
+}
+
 // ------------------------------------------------------------ item 6
 
 /// A process of our own that holds `lock` (flock) until killed.

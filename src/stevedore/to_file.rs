@@ -8,8 +8,9 @@
 //! the call goes on (a retry) or returns: a caller may move, delete or
 //! resume the partial file as soon as a call has returned.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -158,18 +159,24 @@ async fn verified_len(
     cancel: Cancel,
 ) -> Result<Option<u64>> {
     blocking(move || {
-        let mut file = match File::open(&path) {
+        // Non-blocking: a FIFO at `path` must not hold the call until
+        // someone writes to it.
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&path);
+        let mut file = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("opening", &path, &e)),
         };
-        let len = file
+        let meta = file
             .metadata()
-            .map_err(|e| Error::io("reading", &path, &e))?
-            .len();
-        if size.is_some_and(|s| s != len) {
+            .map_err(|e| Error::io("reading", &path, &e))?;
+        if !meta.is_file() || size.is_some_and(|s| s != meta.len()) {
             return Ok(None);
         }
+        let len = meta.len();
         let mut hasher = Hasher::new(digest.algorithm());
         hash_into(&mut file, &path, &mut hasher, Some(&cancel))?;
         Ok((hasher.finish() == digest).then_some(len))
