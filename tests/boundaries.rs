@@ -65,7 +65,7 @@ fn serve(blob: &[u8], req: &Request, conn: &mut TcpStream) {
 }
 
 /// Serves a blob of `total` bytes of `fill` as fast as the client takes it,
-/// from where a `Range` asks; counts the bytes sent in `sent`.
+/// from where a `Range` asks; counts the bytes sent in `sent` as they go.
 fn serve_fill(total: u64, fill: u8, sent: &AtomicU64, req: &Request, conn: &mut TcpStream) {
     let from = range_start(req).unwrap_or(0).min(total);
     let rest = (total - from).to_string();
@@ -80,7 +80,16 @@ fn serve_fill(total: u64, fill: u8, sent: &AtomicU64, req: &Request, conn: &mut 
             )
         }
     }
-    sent.fetch_add(stream(conn, total - from, fill), Ordering::SeqCst);
+    // 64 KiB at a time, each counted as it goes out.
+    let mut left = total - from;
+    while left > 0 {
+        let n = stream(conn, left.min(64 * 1024), fill);
+        sent.fetch_add(n, Ordering::SeqCst);
+        if n == 0 {
+            break;
+        }
+        left -= n;
+    }
 }
 
 fn fill_digest(total: u64, fill: u8) -> String {
