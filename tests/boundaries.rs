@@ -14,12 +14,13 @@ mod common;
 use std::io::{BufRead, BufReader, Write as _};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use common::blob_files::*;
 use common::origin::{respond, respond_head, stream, Origin, Request};
 use common::*;
 
@@ -27,42 +28,6 @@ const MIB: u64 = 1 << 20;
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// How long the size of a file is watched after a call returned.
 const WATCH: Duration = Duration::from_millis(200);
-
-/// A blob of a few chunks: 1 MiB of a pattern that repeats rarely.
-fn payload() -> Vec<u8> {
-    (0..1u32 << 20)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect()
-}
-
-fn partial_of(path: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.partial", path.display()))
-}
-
-fn lock_of(path: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.lock", path.display()))
-}
-
-/// `bytes=N-` of a request, as N.
-fn range_start(r: &Request) -> Option<u64> {
-    r.header("range")?
-        .strip_prefix("bytes=")?
-        .strip_suffix('-')?
-        .parse()
-        .ok()
-}
-
-/// Serves `blob` as a registry would: `Range: bytes=N-` gets a 206 with the
-/// rest, anything else a 200 with all of it.
-fn serve(blob: &[u8], req: &Request, conn: &mut TcpStream) {
-    match range_start(req) {
-        Some(n) if (n as usize) < blob.len() => {
-            let range = format!("bytes {n}-{}/{}", blob.len() - 1, blob.len());
-            respond(conn, 206, &[("Content-Range", &range)], &blob[n as usize..]);
-        }
-        _ => respond(conn, 200, &[], blob),
-    }
-}
 
 /// Serves a blob of `total` bytes of `fill` as fast as the client takes it,
 /// from where a `Range` asks; counts the bytes sent in `sent` as they go.
@@ -94,19 +59,6 @@ fn serve_fill(total: u64, fill: u8, sent: &AtomicU64, req: &Request, conn: &mut 
 
 fn fill_digest(total: u64, fill: u8) -> String {
     sha256(&vec![fill; total as usize])
-}
-
-/// Waits (bounded) for a condition another thread brings about.
-fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn len(path: &Path) -> u64 {
-    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
 /// The size of `path` at once and again after [`WATCH`]: equal when
@@ -183,7 +135,7 @@ fn a_206_that_never_starts_where_asked_ends_as_range_not_honoured() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("blob");
         if resumed {
-            std::fs::write(partial_of(&path), &blob[..1000]).unwrap();
+            leave_partial(&path, &blob[..1000]);
         }
         let before = o.requests().len();
         let started = Instant::now();
@@ -224,7 +176,7 @@ fn a_content_length_past_u64_on_a_resumed_request_is_a_length_mismatch() {
     });
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blob");
-    std::fs::write(partial_of(&path), &blob[..1000]).unwrap();
+    leave_partial(&path, &blob[..1000]);
     // Size unknown: only the server's Content-Length gives the total.
     let call = start_blob_to_file(o.addr(), &sha256(&blob), None, &path);
     assert_error(
@@ -344,7 +296,7 @@ fn a_partial_with_a_second_name_is_not_resumed_and_its_other_name_is_untouched()
 fn a_trusted_partial_is_resumed_and_the_blob_gets_the_usual_mode() {
     let dir = tempfile::tempdir().unwrap();
     let requests = download_after(dir.path(), |path| {
-        std::fs::write(partial_of(path), &payload()[..1000]).unwrap();
+        leave_partial(path, &payload()[..1000]);
         std::fs::set_permissions(partial_of(path), std::fs::Permissions::from_mode(0o644)).unwrap();
     });
     assert_eq!(range_start(&requests[0]), Some(1000));

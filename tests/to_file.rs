@@ -12,23 +12,9 @@ use std::process::Command;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::blob_files::*;
 use common::origin::{reset, respond, respond_head, Origin, Request};
 use common::*;
-
-/// A blob of a few chunks: 1 MiB of a pattern that repeats rarely.
-fn payload() -> Vec<u8> {
-    (0..1u32 << 20)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect()
-}
-
-fn partial_of(path: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.partial", path.display()))
-}
-
-fn lock_of(path: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.lock", path.display()))
-}
 
 /// The file names in `dir`, sorted.
 fn names(dir: &Path) -> Vec<String> {
@@ -38,40 +24,6 @@ fn names(dir: &Path) -> Vec<String> {
         .collect();
     n.sort();
     n
-}
-
-/// `bytes=N-` of a request, as N.
-fn range_start(r: &Request) -> Option<u64> {
-    r.header("range")?
-        .strip_prefix("bytes=")?
-        .strip_suffix('-')?
-        .parse()
-        .ok()
-}
-
-/// Serves `blob` as a registry would: `Range: bytes=N-` gets a 206 with the
-/// rest, anything else a 200 with all of it.
-fn serve(blob: &[u8], req: &Request, conn: &mut TcpStream) {
-    match range_start(req) {
-        Some(n) if (n as usize) < blob.len() => {
-            let range = format!("bytes {n}-{}/{}", blob.len() - 1, blob.len());
-            respond(conn, 206, &[("Content-Range", &range)], &blob[n as usize..]);
-        }
-        _ => respond(conn, 200, &[], blob),
-    }
-}
-
-/// Waits (bounded) for a condition another thread brings about.
-fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn len(path: &Path) -> u64 {
-    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
 #[test]
@@ -149,7 +101,7 @@ fn a_partial_that_holds_every_byte_is_committed_without_a_request() {
     let digest = common::sha256(&blob);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blob");
-    std::fs::write(partial_of(&path), &blob).unwrap();
+    leave_partial(&path, &blob);
     let size = blob.len() as u64;
     let (result, reports) = blob_to_file(
         &wire.registry(),
@@ -180,7 +132,7 @@ fn a_real_registry_answers_the_resume_with_206() {
     let half = whole.len() / 2;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("layer");
-    std::fs::write(partial_of(&path), &whole[..half]).unwrap();
+    leave_partial(&path, &whole[..half]);
     rig.clear_logs();
     let (result, _) = blob_to_file(
         reg,
@@ -408,7 +360,7 @@ fn resume_case(
     });
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blob");
-    std::fs::write(partial_of(&path), partial).unwrap();
+    leave_partial(&path, partial);
     let (result, _) = blob_to_file(
         o.addr(),
         "a/b",
