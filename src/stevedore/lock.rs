@@ -53,13 +53,11 @@ impl PathLock {
 /// found there instead (never followed, and removed: a lock file is never
 /// a link, so nobody's lock goes with it).
 fn open(path: &std::path::Path) -> Result<Option<File>> {
-    let mut options = private_file::options();
-    // A FIFO planted at the name must not block the open.
-    std::os::unix::fs::OpenOptionsExt::custom_flags(
-        &mut options,
-        libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
-    );
-    let file = match options.create(true).truncate(false).open(path) {
+    let opened = private_file::options()
+        .create(true)
+        .truncate(false)
+        .open(path);
+    let file = match opened {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             std::fs::remove_file(path)

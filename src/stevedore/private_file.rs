@@ -9,14 +9,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Read-write, `O_NOFOLLOW | O_CLOEXEC`, created with mode 0600; the
-/// caller adds `create` or `create_new`.
+/// caller adds `create` or `create_new`. `O_NONBLOCK` too: a FIFO planted
+/// at the name must not hold the open (it changes nothing for a regular
+/// file, and callers check that they got one).
 pub fn options() -> OpenOptions {
     let mut options = OpenOptions::new();
     options
         .read(true)
         .write(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
     options
 }
 
