@@ -8,26 +8,13 @@ mod common;
 use std::io::Write as _;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::blob_files::*;
 use common::origin::{reset, respond, respond_head, Origin, Request};
 use common::*;
-
-/// A blob of a few chunks: 1 MiB of a pattern that repeats rarely.
-fn payload() -> Vec<u8> {
-    (0..1u32 << 20)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect()
-}
-
-fn partial_of(path: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.partial", path.display()))
-}
-
-fn lock_of(path: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.lock", path.display()))
-}
 
 /// The file names in `dir`, sorted.
 fn names(dir: &Path) -> Vec<String> {
@@ -37,40 +24,6 @@ fn names(dir: &Path) -> Vec<String> {
         .collect();
     n.sort();
     n
-}
-
-/// `bytes=N-` of a request, as N.
-fn range_start(r: &Request) -> Option<u64> {
-    r.header("range")?
-        .strip_prefix("bytes=")?
-        .strip_suffix('-')?
-        .parse()
-        .ok()
-}
-
-/// Serves `blob` as a registry would: `Range: bytes=N-` gets a 206 with the
-/// rest, anything else a 200 with all of it.
-fn serve(blob: &[u8], req: &Request, conn: &mut TcpStream) {
-    match range_start(req) {
-        Some(n) if (n as usize) < blob.len() => {
-            let range = format!("bytes {n}-{}/{}", blob.len() - 1, blob.len());
-            respond(conn, 206, &[("Content-Range", &range)], &blob[n as usize..]);
-        }
-        _ => respond(conn, 200, &[], blob),
-    }
-}
-
-/// Waits (bounded) for a condition another thread brings about.
-fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn len(path: &Path) -> u64 {
-    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
 #[test]
@@ -148,7 +101,7 @@ fn a_partial_that_holds_every_byte_is_committed_without_a_request() {
     let digest = common::sha256(&blob);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blob");
-    std::fs::write(partial_of(&path), &blob).unwrap();
+    leave_partial(&path, &blob);
     let size = blob.len() as u64;
     let (result, reports) = blob_to_file(
         &wire.registry(),
@@ -179,7 +132,7 @@ fn a_real_registry_answers_the_resume_with_206() {
     let half = whole.len() / 2;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("layer");
-    std::fs::write(partial_of(&path), &whole[..half]).unwrap();
+    leave_partial(&path, &whole[..half]);
     rig.clear_logs();
     let (result, _) = blob_to_file(
         reg,
@@ -407,7 +360,7 @@ fn resume_case(
     });
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blob");
-    std::fs::write(partial_of(&path), partial).unwrap();
+    leave_partial(&path, partial);
     let (result, _) = blob_to_file(
         o.addr(),
         "a/b",
@@ -698,11 +651,26 @@ fn local_files_that_cannot_be_written_are_io_errors_naming_them() {
         e.message.contains(&dir.path().display().to_string()),
         "{e:?}"
     );
-    // A full disk: the partial file is /dev/full, where every write fails.
+    // A disk that fills up mid-download: a child process whose every write
+    // past 64 KiB fails (a file size limit), so no real disk must fill.
     let full = dir.path().join("full");
-    std::os::unix::fs::symlink("/dev/full", partial_of(&full)).unwrap();
-    let e = io(&full);
-    assert!(e.message.contains("full.partial"), "{e:?}");
+    let out = run(Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_with_a_file_size_limit",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("TANK_TEST_ORIGIN", o.addr())
+        .env("TANK_TEST_DIGEST", &digest)
+        .env("TANK_TEST_PATH", &full));
+    let said = String::from_utf8_lossy(&out.stdout);
+    let line = said
+        .lines()
+        .find_map(|l| l.strip_prefix("CHILD "))
+        .unwrap_or_else(|| panic!("the child said nothing: {said}"));
+    assert!(line.starts_with("TANK_ERR_IO io "), "{line}");
+    assert!(line.contains("full.partial"), "{line}");
     assert!(!full.exists());
     assert!(!o.requests().is_empty());
 
@@ -737,4 +705,32 @@ fn local_files_that_cannot_be_written_are_io_errors_naming_them() {
         assert_eq!(e.status, TankStatus::TANK_ERR_BAD_INPUT);
         assert!(e.message.contains("path"), "{e:?}");
     }
+}
+
+/// Run by `local_files_that_cannot_be_written_are_io_errors_naming_them`
+/// in a child process: one download with every write past 64 KiB failing
+/// (`RLIMIT_FSIZE`, `EFBIG`); prints the error as `CHILD STATUS reason
+/// message`.
+#[test]
+#[ignore = "a child process of another test"]
+fn child_with_a_file_size_limit() {
+    let Ok(addr) = std::env::var("TANK_TEST_ORIGIN") else {
+        return;
+    };
+    let digest = std::env::var("TANK_TEST_DIGEST").unwrap();
+    let path = PathBuf::from(std::env::var("TANK_TEST_PATH").unwrap());
+    let limit = libc::rlimit {
+        rlim_cur: 64 * 1024,
+        rlim_max: 64 * 1024,
+    };
+    // SAFETY: plain calls on this process; writes past the limit then fail
+    // with EFBIG instead of raising SIGXFSZ.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+    let e = blob_to_file(&addr, "a/b", &digest, None, &path, &Cache::none(), None)
+        .0
+        .unwrap_err();
+    println!("CHILD {:?} {} {}", e.status, e.reason, e.message);
 }

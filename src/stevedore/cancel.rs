@@ -1,15 +1,19 @@
 //! Cancellation: a token the caller triggers from any thread. A call ends
 //! at once when it fires, wherever it is waiting (a stalled body, a retry
-//! backoff, a lock): its future is dropped, which closes its connection.
+//! backoff, a lock). What is waited on is dropped, which closes its
+//! connection; so work that writes files is never wrapped whole, only its
+//! waits: a dropped future would leave its blocking file work running.
 
 use std::future::Future;
+use std::time::Duration;
 
 use super::error::{Error, Result};
 
 pub use tokio_util::sync::CancellationToken as Cancel;
 
 /// Runs `work` unless `cancel` fires first; a token already triggered
-/// means `work` never starts.
+/// means `work` never starts. `work` must leave nothing running when
+/// dropped (a request, a body read, a sleep; not a file writer).
 pub async fn cancellable<T>(
     cancel: Option<&Cancel>,
     work: impl Future<Output = Result<T>>,
@@ -25,6 +29,15 @@ pub async fn cancellable<T>(
         _ = cancel.cancelled() => Err(Error::cancelled()),
         done = work => done,
     }
+}
+
+/// Sleeps for `wait`, unless `cancel` fires first.
+pub async fn sleep(cancel: Option<&Cancel>, wait: Duration) -> Result<()> {
+    cancellable(cancel, async {
+        tokio::time::sleep(wait).await;
+        Ok(())
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -53,6 +53,9 @@ pub mod reason {
     pub const LENGTH_MISMATCH: &str = "length_mismatch";
     /// A blob longer than the caller's in-memory limit.
     pub const TOO_LARGE: &str = "too_large";
+    /// A registry answered a `Range` request with bytes from somewhere
+    /// else, again and again.
+    pub const RANGE_NOT_HONOURED: &str = "range_not_honoured";
     pub const OUT_OF_MEMORY: &str = "out_of_memory";
     pub const PANIC: &str = "panic";
     pub const RUNTIME: &str = "runtime";

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
+use super::cancel::Cancel;
 use super::digest::Digest;
 use super::error::{Error, Result};
 use super::lock::PathLock;
@@ -85,9 +86,14 @@ impl Layout {
 
     /// Adds `manifest` to `index.json` under `name`, replacing an entry of
     /// that name and keeping every other.
-    pub async fn add_image(&self, name: &str, manifest: Value) -> Result<()> {
+    pub async fn add_image(
+        &self,
+        name: &str,
+        manifest: Value,
+        cancel: Option<&Cancel>,
+    ) -> Result<()> {
         let path = self.root.join("index.json");
-        let _held = PathLock::acquire(self.root.join("index.json.lock")).await?;
+        let _held = PathLock::acquire(self.root.join("index.json.lock"), cancel).await?;
         let mut index = self.read_index()?;
         index.insert("schemaVersion".into(), json!(2));
         index.insert("mediaType".into(), json!(OCI_INDEX));

@@ -1,17 +1,22 @@
 //! A lock on one destination path, held through a lock file beside it, so
 //! that two calls (threads or processes) fetching the same blob to the same
 //! place download it once, and calls for other paths never wait.
+//!
+//! The lock is an `flock` on the file: a holder that dies lets go with its
+//! last descriptor, so its lock file (left behind) is taken over by the
+//! next caller. A live holder is waited for, as long as the caller wants.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::MetadataExt;
+use std::fs::File;
+use std::io;
 use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use super::cancel::{sleep, Cancel};
 use super::error::{Error, Result};
+use super::private_file;
 
-/// How often a waiting call tries again; waiting is a sleep, so a cancel
-/// ends it at once.
+/// How often a waiting call tries again.
 const POLL: Duration = Duration::from_millis(20);
 
 /// Held until dropped: then the lock file is removed (by its holder, so a
@@ -22,50 +27,72 @@ pub struct PathLock {
 }
 
 impl PathLock {
-    pub async fn acquire(path: PathBuf) -> Result<PathLock> {
+    /// Waits until the lock is ours, or `cancel` fires.
+    pub async fn acquire(path: PathBuf, cancel: Option<&Cancel>) -> Result<PathLock> {
         loop {
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| Error::io("creating the lock file", &path, &e))?;
+            if cancel.is_some_and(Cancel::is_cancelled) {
+                return Err(Error::cancelled());
+            }
+            let Some(file) = open(&path)? else {
+                sleep(cancel, POLL).await?;
+                continue;
+            };
             while !try_lock(&file).map_err(|e| Error::io("locking", &path, &e))? {
-                tokio::time::sleep(POLL).await;
+                sleep(cancel, POLL).await?;
             }
             // The holder before us removes the file before it lets go: if
             // ours is no longer the one at `path`, lock the new one.
-            if same_file(&file, &path) {
+            if private_file::is_at(&file, &path) {
                 return Ok(PathLock { file, path });
             }
         }
     }
 }
 
+/// The lock file at `path`, made when missing; `None` when a symlink was
+/// found there instead (never followed, and removed: a lock file is never
+/// a link, so nobody's lock goes with it).
+fn open(path: &std::path::Path) -> Result<Option<File>> {
+    let opened = private_file::options()
+        .create(true)
+        .truncate(false)
+        .open(path);
+    let file = match opened {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            std::fs::remove_file(path)
+                .map_err(|e| Error::io("removing a symlink planted at", path, &e))?;
+            return Ok(None);
+        }
+        Err(e) => return Err(Error::io("creating the lock file", path, &e)),
+    };
+    let is_file = file
+        .metadata()
+        .map_err(|e| Error::io("reading", path, &e))?
+        .is_file();
+    if !is_file {
+        let e = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
+        return Err(Error::io("locking", path, &e));
+    }
+    Ok(Some(file))
+}
+
 impl Drop for PathLock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        private_file::remove_if_at(&self.file, &self.path);
         // Closing `file` after this releases the lock.
-        let _ = &self.file;
     }
 }
 
-fn try_lock(file: &File) -> std::io::Result<bool> {
+fn try_lock(file: &File) -> io::Result<bool> {
     // SAFETY: flock on a descriptor this File owns for the whole call.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
         return Ok(true);
     }
-    let e = std::io::Error::last_os_error();
+    let e = io::Error::last_os_error();
     match e.raw_os_error() {
         Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => Ok(false),
         _ => Err(e),
-    }
-}
-
-fn same_file(file: &File, path: &Path) -> bool {
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
     }
 }
 
@@ -77,8 +104,8 @@ mod tests {
     async fn one_holder_at_a_time_and_the_file_goes_with_the_last() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("blob.lock");
-        let first = PathLock::acquire(path.clone()).await.unwrap();
-        let waiting = tokio::spawn(PathLock::acquire(path.clone()));
+        let first = PathLock::acquire(path.clone(), None).await.unwrap();
+        let waiting = tokio::spawn(PathLock::acquire(path.clone(), None));
         tokio::time::sleep(POLL * 5).await;
         assert!(
             !waiting.is_finished(),
@@ -92,5 +119,39 @@ mod tests {
             !path.exists(),
             "the lock file is removed by its last holder"
         );
+    }
+
+    #[tokio::test]
+    async fn a_wait_for_a_live_holder_ends_when_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob.lock");
+        let _held = PathLock::acquire(path.clone(), None).await.unwrap();
+        let cancel = Cancel::new();
+        let waiting = {
+            let (path, cancel) = (path.clone(), cancel.clone());
+            tokio::spawn(async move { PathLock::acquire(path, Some(&cancel)).await })
+        };
+        tokio::time::sleep(POLL * 5).await;
+        assert!(!waiting.is_finished());
+        cancel.cancel();
+        let e = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the wait ended")
+            .unwrap()
+            .err()
+            .expect("no lock");
+        assert_eq!(e.reason, "cancelled");
+    }
+
+    #[tokio::test]
+    async fn a_symlink_at_the_lock_path_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob.lock");
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let held = PathLock::acquire(path.clone(), None).await.unwrap();
+        assert!(!target.exists(), "created through the symlink");
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+        drop(held);
     }
 }

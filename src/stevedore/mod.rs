@@ -15,7 +15,9 @@ mod layout;
 mod lock;
 pub mod manifest;
 pub mod origin;
+mod partial;
 mod platform;
+mod private_file;
 pub mod progress;
 mod proxy;
 mod pull;
@@ -115,8 +117,9 @@ impl Client {
     /// `<path>.partial` (resumed from what an earlier call left there),
     /// verified, flushed and renamed into place. Nothing is fetched when
     /// `path` already holds the blob. `progress` gets `(done, total)` from
-    /// tank's threads; `cancel`, checked here too, ends waits for a lock
-    /// and hashes of what is on disk.
+    /// tank's threads; `cancel` ends every wait (a request, a body, a
+    /// backoff, a lock, a hash of what is on disk), and the call returns
+    /// only once its writer has stopped.
     #[allow(clippy::too_many_arguments)]
     pub async fn blob_to_file(
         &self,
@@ -146,7 +149,9 @@ impl Client {
             progress,
         };
         let transport = self.transport_for(cache, &registry)?;
-        cancel::cancellable(cancel, to_file::fetch(&transport, cache, request)).await
+        // Not dropped when `cancel` fires: the download ends itself, its
+        // writer with it, so that nothing touches its files once it returns.
+        to_file::fetch(&transport, cache, request).await
     }
 
     /// Pulls the image `reference` into the OCI layout `layout` (created
@@ -179,6 +184,7 @@ impl Client {
         };
         let registry = Registry::parse(&reference.registry)?;
         let transport = self.transport_for(cache, &registry)?;
-        cancel::cancellable(cancel, pull::pull(&transport, cache, request)).await
+        // As for `blob_to_file`: the pull ends itself, its downloads first.
+        pull::pull(&transport, cache, request).await
     }
 }

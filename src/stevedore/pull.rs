@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 
-use super::cancel::Cancel;
+use super::cancel::{cancellable, Cancel};
 use super::digest::Digest;
 use super::error::{reason, Error, Result};
 use super::image_reference::ImageReference;
@@ -51,6 +51,9 @@ pub async fn pull(
     cache: Option<&TokenCache>,
     req: Request<'_>,
 ) -> Result<Manifest> {
+    if req.cancel.is_some_and(Cancel::is_cancelled) {
+        return Err(Error::cancelled());
+    }
     // One token per pull, also for a caller without a cache.
     let own_cache;
     let cache = match cache {
@@ -67,12 +70,15 @@ pub async fn pull(
         blocking(move || Layout::open(&root)).await??
     };
     let repo = Repository::parse(&req.reference.repository)?;
-    let top = manifest::fetch(
-        transport,
-        Some(cache),
-        &registry,
-        &repo,
-        &req.reference.target(),
+    let top = cancellable(
+        req.cancel,
+        manifest::fetch(
+            transport,
+            Some(cache),
+            &registry,
+            &repo,
+            &req.reference.target(),
+        ),
     )
     .await?;
     let (index, image) = if is_index(&top) {
@@ -80,12 +86,15 @@ pub async fn pull(
         let wanted = req.platform.unwrap_or(&host);
         let entry = wanted.choose(&top.manifests)?;
         let digest = descriptor_digest(entry)?;
-        let image = manifest::fetch(
-            transport,
-            Some(cache),
-            &registry,
-            &repo,
-            &Reference::Digest(digest),
+        let image = cancellable(
+            req.cancel,
+            manifest::fetch(
+                transport,
+                Some(cache),
+                &registry,
+                &repo,
+                &Reference::Digest(digest),
+            ),
         )
         .await?;
         if is_index(&image) {
@@ -145,12 +154,15 @@ pub async fn pull(
     } else {
         req.jobs
     };
+    // The downloads' own switch: the caller's cancel fires it, and so does
+    // the first download that fails, so that the others stop too.
+    let stop = req.cancel.map_or_else(Cancel::new, Cancel::child_token);
     let source = Source {
         transport,
         cache,
         registry: &registry,
         repo: &repo,
-        cancel: req.cancel,
+        cancel: &stop,
     };
     // Built in a loop, not by a closure in the stream: the futures must be
     // Send, which rustc cannot prove through a borrowing closure.
@@ -165,26 +177,37 @@ pub async fn pull(
             i,
         ));
     }
+    // Every download runs to its end (a stopped one ends at once, its
+    // writer with it) before the pull returns: none is dropped half-way.
     let mut downloads = stream::iter(work).buffer_unordered(jobs);
+    let mut failed = None;
     while let Some(done) = downloads.next().await {
-        done?;
+        if let (Err(e), None) = (done, &failed) {
+            stop.cancel();
+            failed = Some(e);
+        }
     }
     drop(downloads);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if req.cancel.is_some_and(Cancel::is_cancelled) {
+        return Err(Error::cancelled());
+    }
 
     if let Some(index) = &index {
         layout.put_blob(&index.digest, &index.raw)?;
     }
     let (stored, stored_digest) = oci_form(&image);
     layout.put_blob(&stored_digest, &stored)?;
+    // Cancellable only while it waits for index.json's lock.
+    let entry = json!({
+        "mediaType": manifest::OCI_MANIFEST,
+        "digest": stored_digest.to_string(),
+        "size": stored.len(),
+    });
     layout
-        .add_image(
-            &req.reference.name,
-            json!({
-                "mediaType": manifest::OCI_MANIFEST,
-                "digest": stored_digest.to_string(),
-                "size": stored.len(),
-            }),
-        )
+        .add_image(&req.reference.name, entry, req.cancel)
         .await?;
     tally.finish();
     Ok(image)
@@ -196,7 +219,7 @@ struct Source<'a> {
     cache: &'a TokenCache,
     registry: &'a Registry,
     repo: &'a Repository,
-    cancel: Option<&'a Cancel>,
+    cancel: &'a Cancel,
 }
 
 /// One blob into the layout, unless it is there already: a file in
@@ -224,7 +247,7 @@ async fn fetch_blob(
             size: Some(size),
             path: &path,
             work: Some(&work),
-            cancel: source.cancel,
+            cancel: Some(source.cancel),
             progress: Some(report),
         },
     )

@@ -2,9 +2,15 @@
 //! arrives (a blocking thread does both, so memory stays flat for any
 //! size), then flushed and renamed into place. What a failed call leaves in
 //! the partial file, the next call resumes with a `Range` request.
+//!
+//! Every request, body read, backoff and lock wait ends when the call's
+//! `Cancel` fires, and the writer always finishes what was queued before
+//! the call goes on (a retry) or returns: a caller may move, delete or
+//! resume the partial file as soon as a call has returned.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,10 +21,11 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use super::auth::authorized_get;
-use super::cancel::Cancel;
-use super::digest::{Algorithm, Digest, Hasher};
+use super::cancel::{cancellable, sleep, Cancel};
+use super::digest::{Digest, Hasher};
 use super::error::{reason, Error, ErrorKind, Result};
 use super::lock::PathLock;
+use super::partial::Partial;
 use super::progress::{Progress, ProgressFn};
 use super::reference::{Registry, Repository};
 use super::token_cache::{CacheKey, TokenCache};
@@ -32,6 +39,10 @@ const READ_BLOCK: usize = 1 << 20;
 /// Resumptions at once after a drop that came after some bytes: a peer that
 /// keeps sending a little and hanging up must not loop forever.
 const MAX_IMMEDIATE_RESUMES: u32 = 10;
+/// Starts from zero after a range was refused or answered from elsewhere:
+/// a registry that cannot resume needs one after each cut connection; past
+/// two, asking again is a loop, and the call ends as `range_not_honoured`.
+const MAX_RESTARTS: u32 = 2;
 
 pub struct Request<'a> {
     pub registry: &'a Registry,
@@ -51,6 +62,13 @@ pub async fn fetch(
     cache: Option<&TokenCache>,
     req: Request<'_>,
 ) -> Result<()> {
+    // A switch nobody triggers stands in for none: every wait below ends
+    // on it, and no future of this call is dropped half-way, so when the
+    // call returns, its writer and its file work have ended too.
+    let cancel = req.cancel.cloned().unwrap_or_default();
+    if cancel.is_cancelled() {
+        return Err(Error::cancelled());
+    }
     let path = req.path.to_path_buf();
     let mut progress = Progress::new(req.progress.clone());
     if path.is_dir() {
@@ -60,28 +78,26 @@ pub async fn fetch(
             &std::io::Error::from_raw_os_error(libc::EISDIR),
         ));
     }
-    let verify =
-        |cancel: Option<Cancel>| verified_len(path.clone(), req.digest.clone(), req.size, cancel);
-    if let Some(len) = verify(req.cancel.cloned()).await? {
+    let verify = || verified_len(path.clone(), req.digest.clone(), req.size, cancel.clone());
+    if let Some(len) = verify().await? {
         progress.finish(len);
         return Ok(());
     }
     let work = req.work.unwrap_or(req.path);
-    let lock = Arc::new(PathLock::acquire(sibling(work, "lock")).await?);
+    let lock = Arc::new(PathLock::acquire(sibling(work, "lock"), Some(&cancel)).await?);
     // Whoever held the lock before may have just finished this very blob.
-    if let Some(len) = verify(req.cancel.cloned()).await? {
+    if let Some(len) = verify().await? {
         progress.finish(len);
         return Ok(());
     }
-    let partial_path = sibling(work, "partial");
     let partial = {
         let (p, algorithm, size, cancel) = (
-            partial_path.clone(),
+            sibling(work, "partial"),
             req.digest.algorithm(),
             req.size,
-            req.cancel.cloned(),
+            cancel.clone(),
         );
-        blocking(move || Partial::open(p, lock, algorithm, size, cancel.as_ref())).await??
+        blocking(move || Partial::open(p, lock, algorithm, size, &cancel)).await??
     };
     let mut download = Download {
         transport,
@@ -90,18 +106,11 @@ pub async fn fetch(
         key: CacheKey::pull(req.registry.authority(), req.repo.as_str()),
         size: req.size,
         progress,
+        cancel,
+        budget: Budget::new(transport.config().max_retries),
     };
     let resumed = partial.len > 0;
-    let partial = match download.run(partial).await {
-        Ok(p) => p,
-        Err(e) => {
-            // Nothing to resume from is nothing to keep.
-            if std::fs::metadata(&partial_path).is_ok_and(|m| m.len() == 0) {
-                let _ = std::fs::remove_file(&partial_path);
-            }
-            return Err(e);
-        }
-    };
+    let partial = download.run(partial).await?;
     let (partial, actual) = partial.finish_hash();
     let partial = match actual == *req.digest {
         true => partial,
@@ -147,23 +156,29 @@ async fn verified_len(
     path: PathBuf,
     digest: Digest,
     size: Option<u64>,
-    cancel: Option<Cancel>,
+    cancel: Cancel,
 ) -> Result<Option<u64>> {
     blocking(move || {
-        let mut file = match File::open(&path) {
+        // Non-blocking: a FIFO at `path` must not hold the call until
+        // someone writes to it.
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&path);
+        let mut file = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("opening", &path, &e)),
         };
-        let len = file
+        let meta = file
             .metadata()
-            .map_err(|e| Error::io("reading", &path, &e))?
-            .len();
-        if size.is_some_and(|s| s != len) {
+            .map_err(|e| Error::io("reading", &path, &e))?;
+        if !meta.is_file() || size.is_some_and(|s| s != meta.len()) {
             return Ok(None);
         }
+        let len = meta.len();
         let mut hasher = Hasher::new(digest.algorithm());
-        hash_into(&mut file, &path, &mut hasher, cancel.as_ref())?;
+        hash_into(&mut file, &path, &mut hasher, Some(&cancel))?;
         Ok((hasher.finish() == digest).then_some(len))
     })
     .await?
@@ -171,7 +186,7 @@ async fn verified_len(
 
 /// Hashes the file's bytes, as many as its length says: a device that
 /// reads forever (or a file someone else is growing) is not followed.
-fn hash_into(
+pub(super) fn hash_into(
     file: &mut File,
     path: &Path,
     hasher: &mut Hasher,
@@ -214,115 +229,33 @@ async fn restarted(mut partial: Partial) -> Result<Partial> {
     blocking(move || partial.restart().map(|()| partial)).await?
 }
 
-/// `<path>.partial`: the bytes so far, and their hash so far.
-struct Partial {
-    file: Option<File>,
-    path: PathBuf,
-    hasher: Hasher,
-    algorithm: Algorithm,
-    len: u64,
-    /// Held as long as the partial exists, wherever it is (the writer
-    /// thread, a flush and rename still running after a cancelled call):
-    /// no other call touches these files before it is done with them.
-    _lock: Arc<PathLock>,
+/// What one call may spend on one blob: every way of asking again counts
+/// against a limit of its own, so no server can keep a call busy forever.
+struct Budget {
+    /// Resumptions at once after a drop that came after some bytes.
+    resumes: u32,
+    /// Tries again, after a backoff, after a drop that brought nothing.
+    retries: u32,
+    /// Starts from zero because a range was refused (416) or answered
+    /// from elsewhere.
+    restarts: u32,
+    /// Retries spent, for the backoff's length.
+    retried: u32,
 }
 
-impl Partial {
-    /// Opens (or creates) the partial file and hashes what it holds, so a
-    /// resumed download asks only for the rest. One longer than the blob
-    /// can be is emptied.
-    fn open(
-        path: PathBuf,
-        lock: Arc<PathLock>,
-        algorithm: Algorithm,
-        size: Option<u64>,
-        cancel: Option<&Cancel>,
-    ) -> Result<Partial> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io("creating", &path, &e))?;
-        let mut hasher = Hasher::new(algorithm);
-        let len = hash_into(&mut file, &path, &mut hasher, cancel)?;
-        let mut partial = Partial {
-            file: Some(file),
-            path,
-            hasher,
-            algorithm,
-            len,
-            _lock: lock,
-        };
-        if size.is_some_and(|s| len > s) {
-            partial.restart()?;
+impl Budget {
+    fn new(retries: u32) -> Budget {
+        Budget {
+            resumes: MAX_IMMEDIATE_RESUMES,
+            retries,
+            restarts: MAX_RESTARTS,
+            retried: 0,
         }
-        Ok(partial)
-    }
-
-    fn file(&mut self) -> &mut File {
-        self.file
-            .as_mut()
-            .expect("a partial file is open until commit")
-    }
-
-    /// Empties the file: the download starts over from byte 0.
-    fn restart(&mut self) -> Result<()> {
-        let path = self.path.clone();
-        let file = self.file();
-        file.set_len(0)
-            .and_then(|_| file.seek(SeekFrom::Start(0)).map(|_| ()))
-            .map_err(|e| Error::io("truncating", &path, &e))?;
-        self.hasher = Hasher::new(self.algorithm);
-        self.len = 0;
-        Ok(())
-    }
-
-    fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        let path = self.path.clone();
-        self.file()
-            .write_all(bytes)
-            .map_err(|e| Error::io("writing", &path, &e))?;
-        self.hasher.update(bytes);
-        self.len += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// The hash of everything written; the partial keeps a fresh hasher.
-    fn finish_hash(mut self) -> (Partial, Digest) {
-        let hasher = std::mem::replace(&mut self.hasher, Hasher::new(self.algorithm));
-        (self, hasher.finish())
-    }
-
-    /// Flushed, renamed over `target` in one step, and the directory
-    /// flushed too: a crash leaves no `target` or all of it.
-    fn commit(mut self, target: &Path) -> Result<()> {
-        let path = self.path.clone();
-        let file = self.file.take().expect("open until commit");
-        file.sync_all()
-            .map_err(|e| Error::io("flushing", &path, &e))?;
-        drop(file);
-        std::fs::rename(&path, target)
-            .map_err(|e| Error::io("renaming the blob to", target, &e))?;
-        let dir = match target.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io("flushing the directory", dir, &e))
-    }
-
-    /// Bytes that are known bad: nothing to resume from.
-    fn discard(mut self) {
-        self.file.take();
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
 /// One blob's transfer into its partial file, across as many responses as
-/// it takes.
+/// its [`Budget`] allows.
 struct Download<'a> {
     transport: &'a Transport,
     cache: Option<&'a TokenCache>,
@@ -330,6 +263,8 @@ struct Download<'a> {
     key: CacheKey,
     size: Option<u64>,
     progress: Progress,
+    cancel: Cancel,
+    budget: Budget,
 }
 
 /// How one response ended.
@@ -339,14 +274,13 @@ enum Ended {
     /// The connection failed mid-body; `progressed` says whether any bytes
     /// came first.
     Dropped { error: Error, progressed: bool },
-    /// The registry would not serve the range asked for: start over.
-    StartOver,
+    /// The registry would not serve the range asked for (`why`): start
+    /// over from zero.
+    StartOver { why: String },
 }
 
 impl Download<'_> {
     async fn run(&mut self, mut partial: Partial) -> Result<Partial> {
-        let mut stalled = 0;
-        let mut resumed_at_once = 0;
         loop {
             // A partial that already holds all the bytes (the call before
             // stopped between the last byte and the rename) needs no
@@ -358,17 +292,25 @@ impl Download<'_> {
             partial = back;
             match ended {
                 Ended::Complete => break,
-                Ended::StartOver => partial = restarted(partial).await?,
+                Ended::StartOver { why } => {
+                    if self.budget.restarts == 0 {
+                        return Err(range_not_honoured(&self.url, &why));
+                    }
+                    self.budget.restarts -= 1;
+                    partial = restarted(partial).await?;
+                }
                 Ended::Dropped { error, progressed } => {
-                    if progressed && resumed_at_once < MAX_IMMEDIATE_RESUMES {
-                        resumed_at_once += 1;
+                    if progressed && self.budget.resumes > 0 {
+                        self.budget.resumes -= 1;
                         continue;
                     }
-                    if stalled >= self.transport.config().max_retries {
+                    if self.budget.retries == 0 {
                         return Err(error);
                     }
-                    tokio::time::sleep(self.transport.backoff(stalled)).await;
-                    stalled += 1;
+                    self.budget.retries -= 1;
+                    let wait = self.transport.backoff(self.budget.retried);
+                    self.budget.retried += 1;
+                    sleep(Some(&self.cancel), wait).await?;
                 }
             }
         }
@@ -387,29 +329,45 @@ impl Download<'_> {
     }
 
     async fn one_response(&mut self, partial: Partial) -> Result<(Partial, Ended)> {
+        let cancel = Some(&self.cancel);
         let from = partial.len;
         let mut headers = HeaderMap::new();
         if from > 0 {
             headers.insert(RANGE, range_header(from));
         }
-        let resp =
-            authorized_get(self.transport, self.cache, &self.key, &self.url, &headers).await?;
+        let resp = cancellable(
+            cancel,
+            authorized_get(self.transport, self.cache, &self.key, &self.url, &headers),
+        )
+        .await?;
         let status = resp.status();
         let appending = match status {
             StatusCode::PARTIAL_CONTENT => {
-                if content_range_start(resp.headers()) != Some(from) {
-                    discard(resp).await;
-                    return Ok((partial, Ended::StartOver));
+                let starts = content_range_start(resp.headers());
+                if starts != Some(from) {
+                    let why = match (from, starts) {
+                        (0, _) => "a 206 to a request for the whole blob".to_owned(),
+                        (_, Some(s)) => format!("asked for bytes {from}-, got a 206 from {s}"),
+                        (_, None) => format!("asked for bytes {from}-, got a 206 without a range"),
+                    };
+                    // Asking again from zero would get the same answer.
+                    if from == 0 {
+                        return Err(range_not_honoured(&self.url, &why));
+                    }
+                    self.discard(resp).await?;
+                    return Ok((partial, Ended::StartOver { why }));
                 }
                 true
             }
             StatusCode::RANGE_NOT_SATISFIABLE if from > 0 => {
-                discard(resp).await;
-                return Ok((partial, Ended::StartOver));
+                self.discard(resp).await?;
+                let why = format!("asked for bytes {from}-, got a 416");
+                return Ok((partial, Ended::StartOver { why }));
             }
             s if s.is_success() => false,
             s => {
-                let body = body_excerpt(resp, 4096).await;
+                let body =
+                    cancellable(cancel, async { Ok(body_excerpt(resp, 4096).await) }).await?;
                 return Err(Error::http(s.as_u16(), self.url.as_str(), body));
             }
         };
@@ -434,11 +392,24 @@ impl Download<'_> {
             }
             body = body.limit(rest, reason::LENGTH_MISMATCH);
         }
-        self.progress.set_total(
-            self.size
-                .or(body.content_length().map(|n| n + start))
-                .unwrap_or(0),
-        );
+        let total = match (self.size, body.content_length()) {
+            (Some(size), _) => size,
+            (None, Some(n)) => match start.checked_add(n) {
+                Some(total) => total,
+                None => {
+                    partial.discard();
+                    return Err(Error::protocol(
+                        reason::LENGTH_MISMATCH,
+                        format!(
+                            "GET {}: Content-Length {n} after the {start} bytes kept is more than any file holds",
+                            self.url
+                        ),
+                    ));
+                }
+            },
+            (None, None) => 0,
+        };
+        self.progress.set_total(total);
 
         let (chunks, mut queued) = mpsc::channel::<Bytes>(WRITE_QUEUE);
         let writer = tokio::task::spawn_blocking(move || {
@@ -452,9 +423,10 @@ impl Download<'_> {
         });
         let mut done = start;
         let received: Result<()> = async {
-            while let Some(chunk) = body.chunk().await? {
+            while let Some(chunk) = cancellable(cancel, body.chunk()).await? {
                 done += chunk.len() as u64;
-                if chunks.send(chunk).await.is_err() {
+                let queued = cancellable(cancel, async { Ok(chunks.send(chunk).await.is_ok()) });
+                if !queued.await? {
                     break; // the writer failed; its error says why
                 }
                 self.progress.update(done);
@@ -462,6 +434,9 @@ impl Download<'_> {
             Ok(())
         }
         .await;
+        // Whatever ended the body, the writer finishes what was queued
+        // before anything else happens: a retry, a resume by the next
+        // call and the caller all see the file as it stays.
         drop(chunks);
         let (partial, written) = writer
             .await
@@ -480,6 +455,22 @@ impl Download<'_> {
             Err(e) => Err(e),
         }
     }
+
+    /// Reads and drops a small refusal's body, unless cancelled first.
+    async fn discard(&self, resp: reqwest::Response) -> Result<()> {
+        cancellable(Some(&self.cancel), async {
+            discard(resp).await;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn range_not_honoured(url: &Url, why: &str) -> Error {
+    Error::protocol(
+        reason::RANGE_NOT_HONOURED,
+        format!("GET {url}: the registry does not honour Range requests ({why})"),
+    )
 }
 
 fn is_resumable(e: &Error) -> bool {

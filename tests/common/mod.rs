@@ -5,6 +5,7 @@
 use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 
+pub mod blob_files;
 pub mod origin;
 pub mod tools;
 
