@@ -57,15 +57,14 @@ pub unsafe extern "C" fn tank_cache_free(cache: *mut TankCache) {
     }
 }
 
-/// The cache a settings call changes: NULL is bad input.
+/// The cache a settings call changes: NULL is bad input. The call holds
+/// its own reference, as fetch calls do, so a `tank_cache_free` from
+/// another thread during a slow load frees nothing under it.
 ///
 /// # Safety
 /// `cache` is NULL or a live pointer from `tank_cache_new*`.
-unsafe fn settings_of<'a>(cache: *mut TankCache) -> Result<&'a TokenCache, Error> {
-    cache
-        .as_ref()
-        .map(|c| &*c.tokens)
-        .ok_or_else(|| Error::bad_input("cache is NULL"))
+unsafe fn settings_of(cache: *mut TankCache) -> Result<Arc<TokenCache>, Error> {
+    TankCache::shared(cache).ok_or_else(|| Error::bad_input("cache is NULL"))
 }
 
 /// A string argument that may not be empty.
@@ -215,4 +214,51 @@ pub unsafe extern "C" fn tank_cache_load_certs_dir(
         let dir = optional_path("dir", dir)?;
         settings.change_trust(|t| t.load_certs_dir(dir.as_deref()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// The auth file is a FIFO: the load blocks reading it until the test
+    /// writes, and opening it for writing returns only once the load has
+    /// opened it, so the free below happens while the load is running.
+    #[test]
+    fn a_cache_freed_during_a_slow_load_lives_until_the_load_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("auth.json");
+        let c_fifo = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+        let cache = tank_cache_new();
+        // SAFETY: `cache` is live until the tank_cache_free below.
+        let weak = Arc::downgrade(unsafe { &(*cache).tokens });
+        let handle = cache as usize;
+        let loader = std::thread::spawn(move || {
+            // SAFETY: what a C caller may do: the handle is live when the
+            // call starts; another thread frees it during the call.
+            unsafe {
+                tank_cache_load_auth_config(
+                    handle as *mut TankCache,
+                    c_fifo.as_ptr(),
+                    std::ptr::null_mut(),
+                )
+            }
+        });
+        let mut writer = std::fs::File::options().write(true).open(&fifo).unwrap();
+        // SAFETY: from `tank_cache_new`, freed once.
+        unsafe { tank_cache_free(cache) };
+        let alive_during_the_load = weak.upgrade().is_some();
+        writer.write_all(b"{}").unwrap();
+        drop(writer);
+        assert!(loader.join().unwrap() == TankStatus::TANK_OK);
+        assert!(
+            alive_during_the_load,
+            "tank_cache_free freed the cache under a running load"
+        );
+        assert!(weak.upgrade().is_none(), "the load let the cache go");
+    }
 }

@@ -31,6 +31,12 @@ pub struct Config {
     /// able to park a pull for hours.
     pub max_retry_after: Duration,
     pub max_redirects: usize,
+    /// The whole token response, from request to last byte: a token server
+    /// that trickles must not hold a registry's calls for longer.
+    pub token_timeout: Duration,
+    /// Names answered without DNS, as curl's `--resolve` (the port is the
+    /// URL's): for tests that need a non-loopback name. Empty by default.
+    pub resolve: Vec<(String, std::net::SocketAddr)>,
 }
 
 impl Default for Config {
@@ -42,6 +48,8 @@ impl Default for Config {
             backoff_base: Duration::from_secs(1),
             max_retry_after: Duration::from_secs(60),
             max_redirects: 10,
+            token_timeout: Duration::from_secs(60),
+            resolve: Vec::new(),
         }
     }
 }
@@ -83,6 +91,9 @@ impl Transport {
             // them only adds a round trip of delay.
             .tcp_nodelay(true)
             .user_agent(concat!("tank/", env!("CARGO_PKG_VERSION")));
+        for (name, addr) in &config.resolve {
+            builder = builder.resolve(name, *addr);
+        }
         let proxies = proxy::from_env()?;
         if proxies.is_empty() {
             builder = builder.no_proxy();
