@@ -461,12 +461,13 @@ fn messages_never_quote_a_presigned_query() {
         respond_head(conn, 200, &[("Content-Length", "100")]);
         let _ = conn.write_all(b"ten bytes!");
     });
+    // A body cut short is reported for the URL the call asked for.
     let targets = [
-        ("refused", format!("127.0.0.1:{}", dead_port())),
-        ("reset", resetting.addr().to_owned()),
-        ("short body", short.addr().to_owned()),
+        ("refused", format!("127.0.0.1:{}", dead_port()), true),
+        ("reset", resetting.addr().to_owned(), true),
+        ("short body", short.addr().to_owned(), false),
     ];
-    for (case, target) in targets {
+    for (case, target, names_the_hop) in targets {
         let location = format!("http://{target}/cdn/blob?{query}");
         let registry = Origin::start(move |_, conn| {
             respond(conn, 307, &[("Location", location.as_str())], b"")
@@ -480,7 +481,7 @@ fn messages_never_quote_a_presigned_query() {
             e.message
         );
         assert!(
-            e.message.contains(&format!("{target}/cdn/blob")),
+            !names_the_hop || e.message.contains(&format!("{target}/cdn/blob")),
             "{case}: the message names the host and path: {}",
             e.message
         );

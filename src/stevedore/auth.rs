@@ -17,7 +17,7 @@ use url::Url;
 use super::challenge::{self, Challenge};
 use super::credentials::Credential;
 use super::error::{reason, Error, Result};
-use super::origin::Origin;
+use super::origin::{shown, Origin};
 use super::reference::is_loopback;
 use super::token_cache::{CacheKey, IssuedToken, TokenCache};
 use super::transport::{body_excerpt, discard, with_secrets, Body, Response, Transport};
@@ -138,21 +138,23 @@ pub async fn fetch_token(
             "the registry's Bearer challenge has no realm to ask for a token",
         )
     })?;
-    let mut url = Url::parse(realm)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .ok_or_else(|| {
-            Error::auth(
+    let mut url = match Url::parse(realm) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+        parsed => {
+            let named = parsed.map_or_else(|_| String::new(), |u| format!(" {}", shown(&u)));
+            return Err(Error::auth(
                 reason::INVALID_REALM,
-                format!("the Bearer challenge's realm {realm:?} is not an http(s) URL"),
-            )
-        })?;
+                format!("the Bearer challenge's realm{named} is not an http(s) URL"),
+            ));
+        }
+    };
     if registry_url.scheme() == "https" && url.scheme() == "http" {
         return Err(Error::auth(
             reason::INVALID_REALM,
             format!(
-                "the https registry {} named the plain-http realm {url}; refusing to ask it for a token",
-                Origin::of(registry_url).host_port()
+                "the https registry {} named the plain-http realm {}; refusing to ask it for a token",
+                Origin::of(registry_url).host_port(),
+                shown(&url)
             ),
         ));
     }
@@ -174,7 +176,7 @@ pub async fn fetch_token(
             let resp = transport
                 .post_form(&url, &form)
                 .await
-                .map_err(|e| token_failed(&url, "POST", e.message))?;
+                .map_err(token_request_failed)?;
             if matches!(resp.status().as_u16(), 404 | 405) {
                 // A token server without OAuth2: the token as a password.
                 discard(resp).await;
@@ -200,7 +202,7 @@ pub async fn fetch_token(
             let resp = transport
                 .get(&url, &HeaderMap::new(), basic.as_deref())
                 .await
-                .map_err(|e| token_failed(&url, "GET", e.message))?;
+                .map_err(token_request_failed)?;
             ("GET", resp)
         }
     };
@@ -217,7 +219,7 @@ pub async fn fetch_token(
         .limit(MAX_TOKEN_RESPONSE, reason::LENGTH_MISMATCH)
         .read_to_vec()
         .await
-        .map_err(|e| token_failed(&url, method, e.message))?;
+        .map_err(token_request_failed)?;
     // Parsed as a value first: serde would also fill the struct from a JSON
     // array such as `["token", null, null]`.
     let parsed: TokenResponse = serde_json::from_slice::<serde_json::Value>(&body)
@@ -240,7 +242,10 @@ pub async fn fetch_token(
         .ok_or_else(|| {
             Error::auth(
                 reason::NO_TOKEN_IN_RESPONSE,
-                format!("{method} {url}: the answer has no string \"token\" or \"access_token\""),
+                format!(
+                    "{method} {}: the answer has no string \"token\" or \"access_token\"",
+                    shown(&url)
+                ),
             )
         })?;
     let expires_in = parsed
@@ -253,8 +258,14 @@ pub async fn fetch_token(
 fn token_failed(url: &Url, method: &str, why: String) -> Error {
     Error::auth(
         reason::TOKEN_REQUEST_FAILED,
-        format!("{method} {url}: {why}"),
+        format!("{method} {}: {why}", shown(url)),
     )
+}
+
+/// A transport failure of the token request; its message already names
+/// the method and the URL.
+fn token_request_failed(e: Error) -> Error {
+    Error::auth(reason::TOKEN_REQUEST_FAILED, e.message)
 }
 
 #[cfg(test)]

@@ -30,6 +30,19 @@ impl Origin {
     }
 }
 
+/// How a URL appears in a message: scheme, host, port and path. The query
+/// (a presigned URL's signature, a token, the account a token request
+/// names) and any user or password never do.
+pub fn shown(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    // Only fails for URLs that cannot have them, which then have none.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +55,15 @@ mod tests {
         assert_ne!(o("http://r.io/"), o("https://r.io/"));
         assert_ne!(o("https://r.io/"), o("https://cdn.r.io/"));
         assert_ne!(o("http://127.0.0.1:5000/"), o("http://127.0.0.1:5001/"));
+    }
+
+    #[test]
+    fn shown_urls_keep_no_query_and_no_userinfo() {
+        let s = |u: &str| shown(&Url::parse(u).unwrap());
+        assert_eq!(
+            s("https://u:pw@cdn.example:8443/b/c?X-Amz-Signature=x&token=y#f"),
+            "https://cdn.example:8443/b/c"
+        );
+        assert_eq!(s("http://127.0.0.1:5000/v2/"), "http://127.0.0.1:5000/v2/");
     }
 }

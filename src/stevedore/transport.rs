@@ -11,7 +11,7 @@ use http::StatusCode;
 use url::Url;
 
 use super::error::{reason, Error, Result};
-use super::origin::Origin;
+use super::origin::{shown, Origin};
 use super::trust::TlsSettings;
 use super::{proxy, tls};
 
@@ -169,7 +169,8 @@ impl Transport {
                 return Err(Error::transport(
                     reason::TOO_MANY_REDIRECTS,
                     format!(
-                        "GET {url}: more than {} redirects in a row",
+                        "GET {}: more than {} redirects in a row",
+                        shown(url),
                         self.config.max_redirects
                     ),
                 )
@@ -184,7 +185,7 @@ impl Transport {
     async fn send(&self, url: &Url, headers: HeaderMap) -> std::result::Result<Response, Failed> {
         let request = self.client.get(url.clone()).headers(headers);
         request.send().await.map_err(|e| Failed {
-            error: self.refused_for_certificate(describe(url, &e)),
+            error: self.refused_for_certificate(describe("GET", url, &e)),
             unanswered: closed_before_answer(&e),
         })
     }
@@ -204,7 +205,7 @@ impl Transport {
             .body(body)
             .send()
             .await
-            .map_err(|e| describe(url, &e))
+            .map_err(|e| describe("POST", url, &e))
     }
 
     /// A connection dropped by a server that had asked for a client
@@ -278,7 +279,7 @@ pub fn next_location(current: &Url, headers: &HeaderMap) -> Result<Url> {
         .ok_or_else(|| {
             Error::transport(
                 reason::INVALID_REDIRECT,
-                format!("GET {current}: redirect without a Location header"),
+                format!("GET {}: redirect without a Location header", shown(current)),
             )
         })?
         .to_str()
@@ -287,18 +288,28 @@ pub fn next_location(current: &Url, headers: &HeaderMap) -> Result<Url> {
         .ok_or_else(|| {
             Error::transport(
                 reason::INVALID_REDIRECT,
-                format!("GET {current}: redirect with an unparsable Location header"),
+                format!(
+                    "GET {}: redirect with an unparsable Location header",
+                    shown(current)
+                ),
             )
         })?;
     match (current.scheme(), location.scheme()) {
         (_, "https") | ("http", "http") => Ok(location),
         ("https", "http") => Err(Error::transport(
             reason::INSECURE_REDIRECT,
-            format!("GET {current}: refusing redirect from https to {location}"),
+            format!(
+                "GET {}: refusing redirect from https to {}",
+                shown(current),
+                shown(&location)
+            ),
         )),
         (_, other) => Err(Error::transport(
             reason::INSECURE_REDIRECT,
-            format!("GET {current}: refusing redirect to a {other}: URL"),
+            format!(
+                "GET {}: refusing redirect to a {other}: URL",
+                shown(current)
+            ),
         )),
     }
 }
@@ -379,9 +390,15 @@ fn closed_before_answer(e: &reqwest::Error) -> bool {
     })
 }
 
-/// Turns a reqwest failure into our error, naming the URL and the cause.
-fn describe(url: &Url, e: &reqwest::Error) -> Error {
-    let mut chain = e.to_string();
+/// Turns a reqwest failure into our error, naming the URL (as [`shown`])
+/// and the cause.
+fn describe(method: &str, url: &Url, e: &reqwest::Error) -> Error {
+    // reqwest names the whole URL, query and all.
+    let mut chain = match e.url() {
+        Some(u) => e.to_string().replace(u.as_str(), &shown(u)),
+        None => e.to_string(),
+    };
+    let url = shown(url);
     let mut reset = false;
     let mut tls = false;
     let mut proxy = None;
@@ -406,7 +423,7 @@ fn describe(url: &Url, e: &reqwest::Error) -> Error {
         proxy = proxy.or_else(|| tunnel_refusal(s));
     }
     if let Some(status) = proxy {
-        let err = Error::transport(reason::PROXY, format!("GET {url}: {chain}"));
+        let err = Error::transport(reason::PROXY, format!("{method} {url}: {chain}"));
         return match status {
             Some(status) => Error::transport(
                 reason::PROXY,
@@ -427,7 +444,7 @@ fn describe(url: &Url, e: &reqwest::Error) -> Error {
     } else {
         reason::REQUEST_FAILED
     };
-    Error::transport(reason, format!("GET {url}: {chain}"))
+    Error::transport(reason, format!("{method} {url}: {chain}"))
 }
 
 /// A proxy that would not open a tunnel: `Some(status)` when it said
@@ -498,7 +515,7 @@ impl Body {
                 }
             }
             Err(e) => {
-                let err = describe(&self.url, &e);
+                let err = describe("GET", &self.url, &e);
                 return Err(match self.declared {
                     Some(n)
                         if !self.resumable
@@ -516,7 +533,7 @@ impl Body {
             if self.received > limit {
                 return Err(Error::protocol(
                     reason,
-                    format!("GET {}: body exceeds {limit} bytes", self.url),
+                    format!("GET {}: body exceeds {limit} bytes", shown(&self.url)),
                 ));
             }
         }
@@ -553,7 +570,10 @@ fn length_mismatch(url: &Url, declared: u64, received: u64, why: &str) -> Error 
     };
     Error::protocol(
         reason::LENGTH_MISMATCH,
-        format!("GET {url}: Content-Length is {declared} but {received} bytes arrived{why}"),
+        format!(
+            "GET {}: Content-Length is {declared} but {received} bytes arrived{why}",
+            shown(url)
+        ),
     )
 }
 
