@@ -17,8 +17,7 @@ use url::Url;
 use super::challenge::{self, Challenge};
 use super::credentials::Credential;
 use super::error::{reason, Error, Result};
-use super::origin::{shown, Origin};
-use super::reference::is_loopback;
+use super::origin::{carries_secrets, shown, Origin};
 use super::token_cache::{CacheKey, IssuedToken, TokenCache};
 use super::transport::{body_excerpt, discard, with_secrets, Body, Response, Transport};
 
@@ -110,11 +109,6 @@ fn challenges(headers: &HeaderMap) -> Vec<Challenge> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(challenge::parse)
         .collect()
-}
-
-/// https, or plain http to a loopback host.
-fn carries_secrets(url: &Url) -> bool {
-    url.scheme() == "https" || url.host().is_some_and(|h| is_loopback(&h))
 }
 
 #[derive(Deserialize)]
@@ -302,19 +296,5 @@ mod tests {
             assert!(!e.message.contains("s3cret"));
         }
         assert!(listener.accept().is_err(), "a request reached the realm");
-    }
-
-    #[test]
-    fn only_https_and_loopback_carry_secrets() {
-        for (url, ok) in [
-            ("https://r.example/v2/", true),
-            ("http://127.0.0.1:5000/v2/", true),
-            ("http://localhost:5000/v2/", true),
-            ("http://[::1]:5000/v2/", true),
-            ("http://r.example/v2/", false),
-            ("http://10.0.0.1:5000/v2/", false),
-        ] {
-            assert_eq!(carries_secrets(&Url::parse(url).unwrap()), ok, "{url}");
-        }
     }
 }

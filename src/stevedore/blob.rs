@@ -31,7 +31,7 @@ pub async fn fetch(
     size: Option<u64>,
 ) -> Result<Vec<u8>> {
     let url = registry.blob_url(repo, digest);
-    let key = CacheKey::pull(registry.authority(), repo.as_str());
+    let key = CacheKey::pull(registry, repo.as_str());
     let resp = authorized_get(transport, cache, &key, &url, &HeaderMap::new()).await?;
     let status = resp.status();
     if !status.is_success() {

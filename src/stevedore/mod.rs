@@ -5,6 +5,7 @@ pub mod auth;
 pub mod blob;
 pub mod cancel;
 pub mod challenge;
+mod clients;
 mod cred_helper;
 pub mod credentials;
 pub mod digest;
@@ -53,18 +54,11 @@ impl Client {
         })
     }
 
-    /// The cache's own client for `registry` when it trusts more there
-    /// than the defaults, else the process's.
-    fn transport_for(
-        &self,
-        cache: Option<&TokenCache>,
-        registry: &Registry,
-    ) -> Result<Arc<Transport>> {
-        let own = match cache {
-            Some(c) => c.transport_for(registry.authority(), self.transport.config())?,
-            None => None,
-        };
-        Ok(own.unwrap_or_else(|| self.transport.clone()))
+    /// What a call's requests go through: the process's client, and the
+    /// cache's TLS trust picking its own for the hosts it has settings for.
+    fn transport_for(&self, cache: Option<&TokenCache>) -> Transport {
+        let trusted = cache.and_then(|c| c.trusted_clients(self.transport.config()));
+        self.transport.with_trust(trusted)
     }
 
     /// Fetches `repo:reference` from `registry`. Arguments are checked
@@ -79,7 +73,7 @@ impl Client {
         let registry = Registry::parse(registry)?;
         let repo = Repository::parse(repo)?;
         let reference = Reference::parse(reference)?;
-        let transport = self.transport_for(cache, &registry)?;
+        let transport = self.transport_for(cache);
         manifest::fetch(&transport, cache, &registry, &repo, &reference).await
     }
 
@@ -107,7 +101,7 @@ impl Client {
         let registry = Registry::parse(registry)?;
         let repo = Repository::parse(repo)?;
         let digest = Digest::parse_argument("digest", digest)?;
-        let transport = self.transport_for(cache, &registry)?;
+        let transport = self.transport_for(cache);
         blob::fetch(&transport, cache, &registry, &repo, &digest, size).await
     }
 
@@ -145,7 +139,7 @@ impl Client {
             cancel,
             progress,
         };
-        let transport = self.transport_for(cache, &registry)?;
+        let transport = self.transport_for(cache);
         cancel::cancellable(cancel, to_file::fetch(&transport, cache, request)).await
     }
 
@@ -177,8 +171,7 @@ impl Client {
             cancel,
             progress,
         };
-        let registry = Registry::parse(&reference.registry)?;
-        let transport = self.transport_for(cache, &registry)?;
+        let transport = self.transport_for(cache);
         cancel::cancellable(cancel, pull::pull(&transport, cache, request)).await
     }
 }

@@ -2,6 +2,8 @@
 
 use url::Url;
 
+use super::reference::is_loopback;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
     scheme: String,
@@ -28,6 +30,12 @@ impl Origin {
             _ => String::new(),
         }
     }
+}
+
+/// Whether a secret may travel to `url`: over https, or plain http to a
+/// loopback host.
+pub fn carries_secrets(url: &Url) -> bool {
+    url.scheme() == "https" || url.host().is_some_and(|h| is_loopback(&h))
 }
 
 /// How a URL appears in a message: scheme, host, port and path. The query
@@ -65,5 +73,19 @@ mod tests {
             "https://cdn.example:8443/b/c"
         );
         assert_eq!(s("http://127.0.0.1:5000/v2/"), "http://127.0.0.1:5000/v2/");
+    }
+
+    #[test]
+    fn only_https_and_loopback_carry_secrets() {
+        for (url, ok) in [
+            ("https://r.example/v2/", true),
+            ("http://127.0.0.1:5000/v2/", true),
+            ("http://localhost:5000/v2/", true),
+            ("http://[::1]:5000/v2/", true),
+            ("http://r.example/v2/", false),
+            ("http://10.0.0.1:5000/v2/", false),
+        ] {
+            assert_eq!(carries_secrets(&Url::parse(url).unwrap()), ok, "{url}");
+        }
     }
 }

@@ -8,9 +8,12 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::credentials::{registry_key, Credential, Credentials};
+use super::clients::TrustedClients;
+use super::credentials::{Credential, Credentials};
 use super::error::Result;
-use super::transport::{Config, Transport};
+use super::origin::Origin;
+use super::reference::Registry;
+use super::transport::Config;
 use super::trust::Trust;
 
 /// The lifetime a token gets when its issuer does not say, and the floor
@@ -21,8 +24,13 @@ const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
 
+/// What a cached secret is bound to: the origin it was earned at (scheme
+/// included, so nothing earned over https is offered over http), the
+/// scope and the identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
+    origin: Origin,
+    /// `host[:port]` as the caller named it: whose credentials to use.
     registry: String,
     scope: String,
     /// A credential's fingerprint; empty for anonymous calls.
@@ -30,9 +38,10 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
-    pub fn pull(registry_authority: &str, repository: &str) -> CacheKey {
+    pub fn pull(registry: &Registry, repository: &str) -> CacheKey {
         CacheKey {
-            registry: registry_authority.to_owned(),
+            origin: registry.origin(),
+            registry: registry.authority().to_owned(),
             scope: format!("repository:{repository}:pull"),
             identity: String::new(),
         }
@@ -77,9 +86,9 @@ pub struct TokenCache {
     slots: Mutex<HashMap<CacheKey, Slot>>,
     pub credentials: Credentials,
     trust: Mutex<Trust>,
-    /// Clients built for registries with trust of their own; emptied when
-    /// the trust changes, so later calls see it.
-    transports: Mutex<HashMap<String, Arc<Transport>>>,
+    /// The clients built for the trust as it is; dropped when the trust
+    /// changes, so later calls see the change.
+    clients: Mutex<Option<Arc<TrustedClients>>>,
 }
 
 impl Default for TokenCache {
@@ -95,7 +104,7 @@ impl TokenCache {
             slots: Mutex::new(HashMap::new()),
             credentials: Credentials::default(),
             trust: Mutex::new(Trust::default()),
-            transports: Mutex::new(HashMap::new()),
+            clients: Mutex::new(None),
         }
     }
 
@@ -103,33 +112,28 @@ impl TokenCache {
     pub fn change_trust(&self, change: impl FnOnce(&mut Trust) -> Result<()>) -> Result<()> {
         let mut trust = self.trust.lock().unwrap_or_else(PoisonError::into_inner);
         change(&mut trust)?;
-        self.transports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        *self.clients.lock().unwrap_or_else(PoisonError::into_inner) = None;
         Ok(())
     }
 
-    /// The client for `registry` when this cache trusts more than the
-    /// defaults there; `None` means the process's shared client.
-    pub fn transport_for(&self, registry: &str, config: &Config) -> Result<Option<Arc<Transport>>> {
-        let key = registry_key(registry);
-        // trust, then transports: the order change_trust takes them in.
+    /// The clients this cache's trust needs, shared by the calls that
+    /// start while it stays as it is; `None` when it adds nothing to the
+    /// defaults.
+    pub fn trusted_clients(&self, config: &Config) -> Option<Arc<TrustedClients>> {
+        // trust, then clients: the order change_trust takes them in.
         let trust = self.trust.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut transports = self
-            .transports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(t) = transports.get(&key) {
-            return Ok(Some(t.clone()));
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if trust.is_empty() {
+            return None;
         }
-        let settings = trust.settings_for(&key);
-        let Some(settings) = settings else {
-            return Ok(None);
-        };
-        let transport = Arc::new(Transport::with_tls(config.clone(), Some(&settings))?);
-        transports.insert(key, transport.clone());
-        Ok(Some(transport))
+        match &*clients {
+            Some(c) if c.config() == config => Some(c.clone()),
+            _ => {
+                let built = Arc::new(TrustedClients::new(trust.clone(), config.clone()));
+                *clients = Some(built.clone());
+                Some(built)
+            }
+        }
     }
 
     /// A token for `key` that is still valid, if there is one.
@@ -200,6 +204,10 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    fn pull_key(registry: &str, repo: &str) -> CacheKey {
+        CacheKey::pull(&Registry::parse(registry).unwrap(), repo)
+    }
+
     fn issued(token: &str, secs: Option<u64>) -> Result<IssuedToken> {
         Ok(IssuedToken {
             token: token.to_owned(),
@@ -234,7 +242,7 @@ mod tests {
     #[tokio::test]
     async fn caches_until_expiry_then_refetches_once() {
         let cache = TokenCache::new(Duration::from_millis(150));
-        let key = CacheKey::pull("r:5000", "a/b");
+        let key = pull_key("r:5000", "a/b");
         assert_eq!(cache.current(&key), None);
         let t = cache
             .obtain(&key, None, || async { issued("t1", Some(300)) })
@@ -242,8 +250,10 @@ mod tests {
             .unwrap();
         assert_eq!(t, "t1");
         assert_eq!(cache.current(&key).as_deref(), Some("t1"));
-        assert_eq!(cache.current(&CacheKey::pull("r:5000", "a/c")), None);
-        assert_eq!(cache.current(&CacheKey::pull("r:5001", "a/b")), None);
+        assert_eq!(cache.current(&pull_key("r:5000", "a/c")), None);
+        assert_eq!(cache.current(&pull_key("r:5001", "a/b")), None);
+        // One authority, two schemes: two origins, two keys.
+        assert_eq!(cache.current(&pull_key("http://r:5000", "a/b")), None);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(cache.current(&key), None);
         let t = cache
@@ -256,7 +266,7 @@ mod tests {
     #[tokio::test]
     async fn rejected_token_is_replaced_unless_already_replaced() {
         let cache = TokenCache::default();
-        let key = CacheKey::pull("r", "a");
+        let key = pull_key("r", "a");
         cache
             .obtain(&key, None, || async { issued("old", None) })
             .await
@@ -278,7 +288,7 @@ mod tests {
     async fn concurrent_misses_fetch_once() {
         let cache = Arc::new(TokenCache::default());
         let fetches = Arc::new(AtomicUsize::new(0));
-        let key = CacheKey::pull("r", "a");
+        let key = pull_key("r", "a");
         let mut tasks = Vec::new();
         for _ in 0..32 {
             let (cache, fetches, key) = (cache.clone(), fetches.clone(), key.clone());
@@ -301,7 +311,7 @@ mod tests {
     #[tokio::test]
     async fn failed_fetch_is_not_cached() {
         let cache = TokenCache::default();
-        let key = CacheKey::pull("r", "a");
+        let key = pull_key("r", "a");
         let e = cache
             .obtain(&key, None, || async {
                 Err(crate::stevedore::error::Error::auth(

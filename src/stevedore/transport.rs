@@ -10,14 +10,13 @@ use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION, RETRY_AFTER}
 use http::StatusCode;
 use url::Url;
 
+use super::clients::{Http, TrustedClients};
 use super::error::{reason, Error, Result};
-use super::origin::{shown, Origin};
-use super::trust::TlsSettings;
-use super::{proxy, tls};
+use super::origin::{carries_secrets, shown, Origin};
 
 pub type Response = reqwest::Response;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The longest wait for the next byte; a body that keeps flowing is
     /// never cut off.
@@ -54,66 +53,46 @@ impl Default for Config {
     }
 }
 
-/// Idle connections kept per origin: more than any sane number of threads
-/// pulling from one registry at once.
-const MAX_IDLE_PER_ORIGIN: usize = 32;
-const MAX_IDLE_TIME: Duration = Duration::from_secs(90);
-
+/// What a call's requests go through: the process's client, and a cache's
+/// trust, which picks its own client for the hosts it has settings for.
 pub struct Transport {
-    client: reqwest::Client,
     config: Config,
-    /// For a registry's own client without a client certificate: whether
-    /// its server asked for one.
-    unanswered_certificate_request: Option<Arc<tls::NoClientCertificate>>,
+    shared: Arc<Http>,
+    trusted: Option<Arc<TrustedClients>>,
 }
 
 impl Transport {
     pub fn new(config: Config) -> Result<Transport> {
-        Transport::with_tls(config, None)
+        Ok(Transport {
+            shared: Arc::new(Http::new(&config, None)?),
+            config,
+            trusted: None,
+        })
     }
 
-    /// A client of its own, for a registry with its own CAs or client
-    /// certificate.
-    pub fn with_tls(config: Config, tls: Option<&TlsSettings>) -> Result<Transport> {
-        let watch = tls
-            .filter(|t| t.identity.is_none())
-            .map(|_| Arc::new(tls::NoClientCertificate::default()));
-        let mut builder = reqwest::Client::builder()
-            .use_preconfigured_tls(tls::client_config(tls, watch.clone())?)
-            // Redirects are ours to follow: the token must stay with its
-            // origin, and https must never fall back to http.
-            .redirect(reqwest::redirect::Policy::none())
-            .read_timeout(config.idle_timeout)
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(MAX_IDLE_TIME)
-            .pool_max_idle_per_host(MAX_IDLE_PER_ORIGIN)
-            // Requests are small and written whole; waiting to coalesce
-            // them only adds a round trip of delay.
-            .tcp_nodelay(true)
-            .user_agent(concat!("tank/", env!("CARGO_PKG_VERSION")));
-        for (name, addr) in &config.resolve {
-            builder = builder.resolve(name, *addr);
+    /// The same shared client, with a cache's trust (if any) picking the
+    /// client for every host it has settings for.
+    pub fn with_trust(&self, trusted: Option<Arc<TrustedClients>>) -> Transport {
+        Transport {
+            config: self.config.clone(),
+            shared: self.shared.clone(),
+            trusted,
         }
-        let proxies = proxy::from_env()?;
-        if proxies.is_empty() {
-            builder = builder.no_proxy();
-        }
-        for p in proxies {
-            builder = builder.proxy(p);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| Error::internal(reason::RUNTIME, format!("HTTP client: {e}")))?;
-        Ok(Transport {
-            client,
-            config,
-            unanswered_certificate_request: watch,
-        })
+    }
+
+    /// The client for `url`: the one place a connection's TLS identity is
+    /// chosen, for every hop.
+    fn http_for(&self, url: &Url) -> Result<Arc<Http>> {
+        let own = match &self.trusted {
+            Some(t) => t.for_url(url)?,
+            None => None,
+        };
+        Ok(own.unwrap_or_else(|| self.shared.clone()))
     }
 
     /// GETs `url`, following redirects and retrying transient failures.
     /// `authorization` (a whole header value, `Bearer …` or `Basic …`) is
-    /// sent only to `url`'s own origin. Any final status is returned as a
+    /// sent only to `url`'s own origin, and only over https or to loopback. Any final status is returned as a
     /// response; only failures to get one are errors.
     pub async fn get(
         &self,
@@ -157,7 +136,9 @@ impl Transport {
         loop {
             let mut sent = headers.clone();
             if let Some(value) = authorization {
-                if Origin::of(&current) == token_origin {
+                // Whatever handed it over: never in the clear beyond
+                // loopback, never to another origin.
+                if Origin::of(&current) == token_origin && carries_secrets(&current) {
                     sent.insert(AUTHORIZATION, authorization_header(value)?);
                 }
             }
@@ -183,20 +164,32 @@ impl Transport {
     }
 
     async fn send(&self, url: &Url, headers: HeaderMap) -> std::result::Result<Response, Failed> {
-        let request = self.client.get(url.clone()).headers(headers);
+        let http = self.http_for(url)?;
+        let request = http.client.get(url.clone()).headers(headers);
         request.send().await.map_err(|e| Failed {
-            error: self.refused_for_certificate(describe("GET", url, &e)),
+            error: http.refused_for_certificate(describe("GET", url, &e)),
             unanswered: closed_before_answer(&e),
         })
     }
 
-    /// POSTs a form (an OAuth2 token request) once: no redirects, no
-    /// retries, as the token server's answer decides what comes next.
+    /// POSTs a form (an OAuth2 token request, which carries a refresh
+    /// token) once: no redirects, no retries, as the token server's answer
+    /// decides what comes next. Never over plain http beyond loopback.
     pub async fn post_form(&self, url: &Url, form: &[(&str, &str)]) -> Result<Response> {
+        if !carries_secrets(url) {
+            return Err(Error::auth(
+                reason::TOKEN_REQUEST_FAILED,
+                format!(
+                    "POST {}: refusing to send a token request over plain http",
+                    shown(url)
+                ),
+            ));
+        }
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
-        self.client
+        let via = self.http_for(url)?;
+        via.client
             .post(url.clone())
             .header(
                 http::header::CONTENT_TYPE,
@@ -206,27 +199,6 @@ impl Transport {
             .send()
             .await
             .map_err(|e| describe("POST", url, &e))
-    }
-
-    /// A connection dropped by a server that had asked for a client
-    /// certificate we could not present: a TLS refusal, not a network
-    /// fault to retry.
-    fn refused_for_certificate(&self, e: Error) -> Error {
-        let asked = self
-            .unanswered_certificate_request
-            .as_ref()
-            .is_some_and(|w| w.asked.load(std::sync::atomic::Ordering::Relaxed));
-        if !asked || !matches!(e.reason, reason::CONNECTION_RESET | reason::REQUEST_FAILED) {
-            return e;
-        }
-        Error::transport(
-            reason::TLS,
-            format!(
-                "{} (the server asked for a client certificate and none is configured for it: \
-                 see tank_cache_load_certs_dir)",
-                e.message
-            ),
-        )
     }
 
     pub fn config(&self) -> &Config {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use url::Url;
 
 use super::credentials::{checked_key, registry_key};
 use super::error::{reason, Error, ErrorKind, Result};
@@ -53,7 +54,7 @@ pub struct TlsSettings {
     pub identity: Option<Identity>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Trust {
     everywhere: Vec<CertificateDer<'static>>,
     registries: HashMap<String, RegistryTrust>,
@@ -146,6 +147,27 @@ impl Trust {
     fn entry(&mut self, registry: &str) -> Result<&mut RegistryTrust> {
         let key = checked_key(registry)?;
         Ok(self.registries.entry(key).or_default())
+    }
+
+    /// Whether nothing was added to the defaults.
+    pub fn is_empty(&self) -> bool {
+        self.everywhere.is_empty() && self.registries.is_empty()
+    }
+
+    /// The entry whose settings connections to `url` use: its host's own
+    /// (`host:port`, or `host` alone on the scheme's default port), else
+    /// `""` for the CAs trusted everywhere; `None` when this trust adds
+    /// nothing there.
+    pub fn entry_for(&self, url: &Url) -> Option<String> {
+        let host = url.host_str()?;
+        let with_port = url.port_or_known_default().map(|p| format!("{host}:{p}"));
+        let bare = url.port().is_none().then(|| host.to_owned());
+        [with_port, bare]
+            .into_iter()
+            .flatten()
+            .map(|candidate| registry_key(&candidate))
+            .find(|key| self.registries.contains_key(key))
+            .or_else(|| (!self.everywhere.is_empty()).then(String::new))
     }
 
     /// What connections to `registry` use beyond the defaults; `None` when
