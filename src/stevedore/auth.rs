@@ -75,7 +75,10 @@ pub async fn authorized_get(
             })
         };
         match cache {
-            Some(cache) => cache.obtain(&key, sent.as_deref(), fetch).await?,
+            Some(cache) => {
+                let wait = transport.config().token_timeout;
+                cache.obtain(&key, sent.as_deref(), wait, fetch).await?
+            }
             None => fetch().await?.token,
         }
     } else if let (Some(c), true) = (
@@ -119,8 +122,33 @@ struct TokenResponse {
 }
 
 /// A token from the challenge's realm for `registry_url`'s registry, as
-/// `credential` (anonymous when `None`).
+/// `credential` (anonymous when `None`), within the transport's token
+/// bound from the request to the answer's last byte: a token server that
+/// trickles holds nobody longer.
 pub async fn fetch_token(
+    transport: &Transport,
+    registry_url: &Url,
+    challenge: &Challenge,
+    credential: Option<&Credential>,
+) -> Result<IssuedToken> {
+    let bound = transport.config().token_timeout;
+    let request = request_token(transport, registry_url, challenge, credential);
+    tokio::time::timeout(bound, request)
+        .await
+        .unwrap_or_else(|_| {
+            let realm = challenge.param("realm").and_then(|r| Url::parse(r).ok());
+            Err(Error::auth(
+                reason::TOKEN_REQUEST_FAILED,
+                format!(
+                    "the token server {} gave no complete answer within {} s",
+                    realm.map(|u| shown(&u)).unwrap_or_default(),
+                    bound.as_secs_f64()
+                ),
+            ))
+        })
+}
+
+async fn request_token(
     transport: &Transport,
     registry_url: &Url,
     challenge: &Challenge,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::clients::TrustedClients;
 use super::credentials::{Credential, Credentials};
-use super::error::Result;
+use super::error::{reason, Error, Result};
 use super::origin::Origin;
 use super::reference::Registry;
 use super::transport::Config;
@@ -79,6 +79,11 @@ pub struct IssuedToken {
 struct Slot {
     token: Option<(String, Instant)>,
     flight: Arc<tokio::sync::Mutex<()>>,
+    /// Token requests that have ended, and how the last one failed: a
+    /// caller that waited for a request reuses its answer, failure too,
+    /// instead of starting over behind it.
+    ended: u64,
+    last_failure: Option<Error>,
 }
 
 pub struct TokenCache {
@@ -144,31 +149,65 @@ impl TokenCache {
 
     /// A valid token other than `rejected`: the cached one if a concurrent
     /// caller already replaced it, else one fresh from `fetch`. Only one
-    /// `fetch` per key runs at a time; the others wait and reuse its answer.
+    /// `fetch` per key runs at a time; the others wait, at most `wait` (the
+    /// bound on one token request), and reuse its answer, even a failure.
     pub async fn obtain<F, Fut>(
         &self,
         key: &CacheKey,
         rejected: Option<&str>,
+        wait: Duration,
         fetch: F,
     ) -> Result<String>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<IssuedToken>>,
     {
-        let flight = {
+        let (flight, ended_before) = {
             let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            slots.entry(key.clone()).or_default().flight.clone()
+            let slot = slots.entry(key.clone()).or_default();
+            (slot.flight.clone(), slot.ended)
         };
-        let _turn = flight.lock().await;
-        if let Some(token) = self.current(key) {
-            if rejected != Some(token.as_str()) {
-                return Ok(token);
+        let _turn = tokio::time::timeout(wait, flight.lock())
+            .await
+            .map_err(|_| {
+                Error::auth(
+                    reason::TOKEN_REQUEST_FAILED,
+                    format!(
+                        "another call's token request for {} did not end within {} s",
+                        key.registry(),
+                        wait.as_secs_f64()
+                    ),
+                )
+            })?;
+        {
+            let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(slot) = slots.get(key) {
+                if let Some(token) = slot.valid_token() {
+                    if rejected != Some(token.as_str()) {
+                        return Ok(token);
+                    }
+                }
+                if let (true, Some(e)) = (slot.ended > ended_before, &slot.last_failure) {
+                    return Err(e.clone());
+                }
             }
         }
-        let issued = fetch().await?;
-        let expires_at = Instant::now() + self.lifetime(issued.expires_in);
+        let outcome = fetch().await;
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        slots.entry(key.clone()).or_default().token = Some((issued.token.clone(), expires_at));
+        let slot = slots.entry(key.clone()).or_default();
+        slot.ended += 1;
+        let issued = match outcome {
+            Ok(issued) => issued,
+            Err(e) => {
+                slot.last_failure = Some(e.clone());
+                return Err(e);
+            }
+        };
+        slot.last_failure = None;
+        slot.token = Some((
+            issued.token.clone(),
+            Instant::now() + self.lifetime(issued.expires_in),
+        ));
         Ok(issued.token)
     }
 
@@ -203,6 +242,8 @@ impl Slot {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const WAIT: Duration = Duration::from_secs(60);
 
     fn pull_key(registry: &str, repo: &str) -> CacheKey {
         CacheKey::pull(&Registry::parse(registry).unwrap(), repo)
@@ -245,7 +286,7 @@ mod tests {
         let key = pull_key("r:5000", "a/b");
         assert_eq!(cache.current(&key), None);
         let t = cache
-            .obtain(&key, None, || async { issued("t1", Some(300)) })
+            .obtain(&key, None, WAIT, || async { issued("t1", Some(300)) })
             .await
             .unwrap();
         assert_eq!(t, "t1");
@@ -257,7 +298,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(cache.current(&key), None);
         let t = cache
-            .obtain(&key, None, || async { issued("t2", None) })
+            .obtain(&key, None, WAIT, || async { issued("t2", None) })
             .await
             .unwrap();
         assert_eq!(t, "t2");
@@ -268,17 +309,19 @@ mod tests {
         let cache = TokenCache::default();
         let key = pull_key("r", "a");
         cache
-            .obtain(&key, None, || async { issued("old", None) })
+            .obtain(&key, None, WAIT, || async { issued("old", None) })
             .await
             .unwrap();
         let t = cache
-            .obtain(&key, Some("old"), || async { issued("new", None) })
+            .obtain(&key, Some("old"), WAIT, || async { issued("new", None) })
             .await
             .unwrap();
         assert_eq!(t, "new");
         // A caller that was rejected with "old" finds "new" already there.
         let t = cache
-            .obtain(&key, Some("old"), || async { panic!("must not fetch") })
+            .obtain(&key, Some("old"), WAIT, || async {
+                panic!("must not fetch")
+            })
             .await
             .unwrap();
         assert_eq!(t, "new");
@@ -294,7 +337,7 @@ mod tests {
             let (cache, fetches, key) = (cache.clone(), fetches.clone(), key.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .obtain(&key, None, || async {
+                    .obtain(&key, None, WAIT, || async {
                         fetches.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         issued("shared", None)
@@ -313,7 +356,7 @@ mod tests {
         let cache = TokenCache::default();
         let key = pull_key("r", "a");
         let e = cache
-            .obtain(&key, None, || async {
+            .obtain(&key, None, WAIT, || async {
                 Err(crate::stevedore::error::Error::auth(
                     "token_request_failed",
                     "boom",
@@ -323,5 +366,55 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.reason, "token_request_failed");
         assert_eq!(cache.current(&key), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_for_another_callers_request_ends_with_its_bound() {
+        let cache = TokenCache::default();
+        let key = pull_key("r", "a");
+        let bound = Duration::from_secs(60);
+        let stuck = cache.obtain(&key, None, bound, || std::future::pending());
+        let waiter = async {
+            tokio::task::yield_now().await;
+            let started = tokio::time::Instant::now();
+            let e = cache
+                .obtain(&key, None, bound, || async { panic!("must not fetch") })
+                .await
+                .unwrap_err();
+            (e, started.elapsed())
+        };
+        tokio::select! {
+            _ = stuck => unreachable!("the stuck request never ends"),
+            (e, waited) = waiter => {
+                assert_eq!(e.reason, reason::TOKEN_REQUEST_FAILED, "{e}");
+                assert_eq!(waited, bound);
+            }
+        }
+    }
+
+    // Paused time on one thread: the clock moves only once every caller is
+    // waiting, so all of them wait for the first one's request.
+    #[tokio::test(start_paused = true)]
+    async fn callers_that_waited_share_the_failure_instead_of_asking_again() {
+        let cache = Arc::new(TokenCache::default());
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let key = pull_key("r", "a");
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (cache, fetches, key) = (cache.clone(), fetches.clone(), key.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .obtain(&key, None, WAIT, || async {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Err(Error::auth(reason::TOKEN_REQUEST_FAILED, "boom"))
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap_err().message, "boom");
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
     }
 }
