@@ -373,7 +373,7 @@ mod tests {
         let cache = TokenCache::default();
         let key = pull_key("r", "a");
         let bound = Duration::from_secs(60);
-        let stuck = cache.obtain(&key, None, bound, || std::future::pending());
+        let stuck = cache.obtain(&key, None, bound, std::future::pending);
         let waiter = async {
             tokio::task::yield_now().await;
             let started = tokio::time::Instant::now();
