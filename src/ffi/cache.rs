@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::{boundary, string_arg, TankError, TankStatus};
 use crate::stevedore::credentials::Credential;
 use crate::stevedore::error::Error;
+use crate::stevedore::secret::Secret;
 use crate::stevedore::TokenCache;
 
 /// A bearer-token cache shared by the calls of one pull. Opaque and
@@ -72,11 +73,23 @@ unsafe fn settings_of(cache: *mut TankCache) -> Result<Arc<TokenCache>, Error> {
 /// # Safety
 /// `ptr` is NULL or NUL-terminated.
 unsafe fn text_arg(name: &str, ptr: *const c_char) -> Result<String, Error> {
-    let s = string_arg(name, ptr)?;
-    if s.is_empty() {
+    non_empty(name, string_arg(name, ptr)?)
+}
+
+/// A password or token argument: copied once, into memory that is wiped
+/// when dropped.
+///
+/// # Safety
+/// `ptr` is NULL or NUL-terminated.
+unsafe fn secret_arg(name: &str, ptr: *const c_char) -> Result<Secret, Error> {
+    string_arg(name, ptr).map(Secret::from)
+}
+
+fn non_empty<T: std::ops::Deref<Target = str>>(name: &str, value: T) -> Result<T, Error> {
+    if value.is_empty() {
         return Err(Error::bad_input(format!("{name} is empty")));
     }
-    Ok(s)
+    Ok(value)
 }
 
 /// A path argument that may be NULL (the standard places) but not empty.
@@ -113,7 +126,7 @@ pub unsafe extern "C" fn tank_cache_set_basic_auth(
         let settings = settings_of(cache)?;
         let registry = text_arg("registry", registry)?;
         let username = text_arg("username", username)?;
-        let password = string_arg("password", password)?;
+        let password = secret_arg("password", password)?;
         settings
             .credentials
             .set(&registry, Credential::Basic { username, password })
@@ -135,7 +148,7 @@ pub unsafe extern "C" fn tank_cache_set_identity_token(
     boundary(err, || {
         let settings = settings_of(cache)?;
         let registry = text_arg("registry", registry)?;
-        let token = text_arg("token", token)?;
+        let token = non_empty("token", secret_arg("token", token)?)?;
         settings
             .credentials
             .set(&registry, Credential::IdentityToken(token))
@@ -222,6 +235,16 @@ mod tests {
     use std::ffi::CString;
     use std::io::Write;
     use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn password_and_token_arguments_are_wiped_when_dropped() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        let pw = CString::new("s3cret").unwrap();
+        // SAFETY: a NUL-terminated string.
+        let secret = unsafe { secret_arg("password", pw.as_ptr()) }.unwrap();
+        wiped_on_drop(&secret);
+        assert_eq!(secret.as_str(), "s3cret");
+    }
 
     /// The auth file is a FIFO: the load blocks reading it until the test
     /// writes, and opening it for writing returns only once the load has

@@ -11,13 +11,13 @@ use std::time::Duration;
 use http::header::{HeaderMap, WWW_AUTHENTICATE};
 use http::StatusCode;
 
-use serde::Deserialize;
 use url::Url;
 
 use super::challenge::{self, Challenge};
 use super::credentials::Credential;
 use super::error::{reason, Error, Result};
 use super::origin::{carries_secrets, shown, Origin};
+use super::secret::{Secret, WipedJson};
 use super::token_cache::{CacheKey, IssuedToken, TokenCache};
 use super::transport::{body_excerpt, discard, with_secrets, Body, Response, Transport};
 
@@ -43,7 +43,7 @@ pub async fn authorized_get(
     };
     let first_key = key.as_identity(known.clone().flatten().as_ref());
     let sent = cache.and_then(|c| c.current(&first_key));
-    let mut secrets: Vec<String> = sent.iter().cloned().collect();
+    let mut secrets: Vec<Secret> = sent.iter().cloned().collect();
     let resp = transport.get(url, headers, sent.as_deref()).await?;
     if resp.status() != StatusCode::UNAUTHORIZED || Origin::of(resp.url()) != Origin::of(url) {
         // A 401 from a redirect target (a CDN) is its own: it is answered
@@ -70,7 +70,7 @@ pub async fn authorized_get(
         let fetch = || async {
             let issued = fetch_token(transport, url, bearer, credential.as_ref()).await?;
             Ok(IssuedToken {
-                token: format!("Bearer {}", issued.token),
+                token: Secret::from(format!("Bearer {}", issued.token.as_str())),
                 ..issued
             })
         };
@@ -98,7 +98,7 @@ pub async fn authorized_get(
     };
     secrets.push(answer.clone());
     if let Some(token) = answer.strip_prefix("Bearer ") {
-        secrets.push(token.to_owned());
+        secrets.push(token.into());
     }
     let resp = transport.get(url, headers, Some(&answer)).await?;
     Ok(with_secrets(resp, secrets))
@@ -112,13 +112,6 @@ fn challenges(headers: &HeaderMap) -> Vec<Challenge> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(challenge::parse)
         .collect()
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    token: Option<serde_json::Value>,
-    access_token: Option<serde_json::Value>,
-    expires_in: Option<serde_json::Value>,
 }
 
 /// A token from the challenge's realm for `registry_url`'s registry, as
@@ -184,7 +177,7 @@ async fn request_token(
     let credential = credential.filter(|_| carries_secrets(&url));
     let service = challenge.param("service");
     let scope = challenge.param("scope");
-    let mut secrets: Vec<String> = credential.iter().flat_map(|c| c.secrets()).collect();
+    let mut secrets: Vec<Secret> = credential.iter().flat_map(|c| c.secrets()).collect();
 
     let resp = match credential {
         Some(Credential::IdentityToken(token)) => {
@@ -237,30 +230,31 @@ async fn request_token(
                 .with_body(body),
         );
     }
-    let body = Body::new(&url, resp)
-        .limit(MAX_TOKEN_RESPONSE, reason::LENGTH_MISMATCH)
-        .read_to_vec()
-        .await
-        .map_err(token_request_failed)?;
-    // Parsed as a value first: serde would also fill the struct from a JSON
-    // array such as `["token", null, null]`.
-    let parsed: TokenResponse = serde_json::from_slice::<serde_json::Value>(&body)
-        .map_err(|e| e.to_string())
-        .and_then(|v| match v {
-            serde_json::Value::Object(_) => serde_json::from_value(v).map_err(|e| e.to_string()),
-            _ => Err("JSON but not an object".to_owned()),
-        })
-        .map_err(|e| {
-            token_failed(
-                &url,
-                method,
-                format!("the answer is not a JSON object: {e}"),
-            )
-        })?;
-    let token = [parsed.token, parsed.access_token]
+    let body = zeroize::Zeroizing::new(
+        Body::new(&url, resp)
+            .limit(MAX_TOKEN_RESPONSE, reason::LENGTH_MISMATCH)
+            .read_to_vec()
+            .await
+            .map_err(token_request_failed)?,
+    );
+    let not_an_object = |why: String| {
+        token_failed(
+            &url,
+            method,
+            format!("the answer is not a JSON object: {why}"),
+        )
+    };
+    let answer =
+        WipedJson(serde_json::from_slice(&body).map_err(|e| not_an_object(e.to_string()))?);
+    let fields = answer
+        .as_object()
+        .ok_or_else(|| not_an_object("JSON but not an object".to_owned()))?;
+    let token = ["token", "access_token"]
         .into_iter()
-        .flatten()
-        .find_map(|v| v.as_str().filter(|t| !t.is_empty()).map(str::to_owned))
+        .find_map(|name| {
+            let value = fields.get(name)?.as_str()?;
+            (!value.is_empty()).then(|| Secret::from(value))
+        })
         .ok_or_else(|| {
             Error::auth(
                 reason::NO_TOKEN_IN_RESPONSE,
@@ -270,8 +264,8 @@ async fn request_token(
                 ),
             )
         })?;
-    let expires_in = parsed
-        .expires_in
+    let expires_in = fields
+        .get("expires_in")
         .and_then(|v| v.as_u64())
         .map(Duration::from_secs);
     Ok(IssuedToken { token, expires_in })

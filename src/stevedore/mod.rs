@@ -21,6 +21,7 @@ pub mod progress;
 mod proxy;
 mod pull;
 pub mod reference;
+pub mod secret;
 mod tls;
 mod to_file;
 pub mod token_cache;

@@ -13,6 +13,7 @@ use super::credentials::{Credential, Credentials};
 use super::error::{reason, Error, Result};
 use super::origin::Origin;
 use super::reference::Registry;
+use super::secret::Secret;
 use super::transport::Config;
 use super::trust::Trust;
 
@@ -71,13 +72,14 @@ impl CacheKey {
 /// A token as the issuer handed it out.
 #[derive(Debug, Clone)]
 pub struct IssuedToken {
-    pub token: String,
+    pub token: Secret,
     pub expires_in: Option<Duration>,
 }
 
 #[derive(Default)]
 struct Slot {
-    token: Option<(String, Instant)>,
+    /// A bearer token or a Basic header that worked, and when it expires.
+    token: Option<(Secret, Instant)>,
     flight: Arc<tokio::sync::Mutex<()>>,
     /// Token requests that have ended, and how the last one failed: a
     /// caller that waited for a request reuses its answer, failure too,
@@ -142,7 +144,7 @@ impl TokenCache {
     }
 
     /// A token for `key` that is still valid, if there is one.
-    pub fn current(&self, key: &CacheKey) -> Option<String> {
+    pub fn current(&self, key: &CacheKey) -> Option<Secret> {
         let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.get(key).and_then(Slot::valid_token)
     }
@@ -157,7 +159,7 @@ impl TokenCache {
         rejected: Option<&str>,
         wait: Duration,
         fetch: F,
-    ) -> Result<String>
+    ) -> Result<Secret>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<IssuedToken>>,
@@ -213,7 +215,7 @@ impl TokenCache {
 
     /// Keeps `value` (an `Authorization` header that worked, Basic
     /// credentials) for `key`, so later calls send it at once.
-    pub fn remember(&self, key: &CacheKey, value: String) {
+    pub fn remember(&self, key: &CacheKey, value: Secret) {
         let expires_at = Instant::now() + self.ttl;
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.entry(key.clone()).or_default().token = Some((value, expires_at));
@@ -230,7 +232,7 @@ impl TokenCache {
 }
 
 impl Slot {
-    fn valid_token(&self) -> Option<String> {
+    fn valid_token(&self) -> Option<Secret> {
         match &self.token {
             Some((token, expires_at)) if Instant::now() < *expires_at => Some(token.clone()),
             _ => None,
@@ -251,7 +253,7 @@ mod tests {
 
     fn issued(token: &str, secs: Option<u64>) -> Result<IssuedToken> {
         Ok(IssuedToken {
-            token: token.to_owned(),
+            token: token.into(),
             expires_in: secs.map(Duration::from_secs),
         })
     }
@@ -289,7 +291,7 @@ mod tests {
             .obtain(&key, None, WAIT, || async { issued("t1", Some(300)) })
             .await
             .unwrap();
-        assert_eq!(t, "t1");
+        assert_eq!(t.as_str(), "t1");
         assert_eq!(cache.current(&key).as_deref(), Some("t1"));
         assert_eq!(cache.current(&pull_key("r:5000", "a/c")), None);
         assert_eq!(cache.current(&pull_key("r:5001", "a/b")), None);
@@ -301,7 +303,7 @@ mod tests {
             .obtain(&key, None, WAIT, || async { issued("t2", None) })
             .await
             .unwrap();
-        assert_eq!(t, "t2");
+        assert_eq!(t.as_str(), "t2");
     }
 
     #[tokio::test]
@@ -316,7 +318,7 @@ mod tests {
             .obtain(&key, Some("old"), WAIT, || async { issued("new", None) })
             .await
             .unwrap();
-        assert_eq!(t, "new");
+        assert_eq!(t.as_str(), "new");
         // A caller that was rejected with "old" finds "new" already there.
         let t = cache
             .obtain(&key, Some("old"), WAIT, || async {
@@ -324,7 +326,7 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(t, "new");
+        assert_eq!(t.as_str(), "new");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -346,7 +348,7 @@ mod tests {
             }));
         }
         for t in tasks {
-            assert_eq!(t.await.unwrap().unwrap(), "shared");
+            assert_eq!(t.await.unwrap().unwrap().as_str(), "shared");
         }
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
     }

@@ -13,6 +13,7 @@ use url::Url;
 use super::clients::{Http, TrustedClients};
 use super::error::{reason, Error, Result};
 use super::origin::{carries_secrets, shown, Origin};
+use super::secret::Secret;
 
 pub type Response = reqwest::Response;
 
@@ -301,10 +302,10 @@ fn authorization_header(value: &str) -> Result<HeaderValue> {
 /// The secrets sent for a response: redacted from any excerpt of its body
 /// that a message quotes, so a server that echoes them leaks nothing.
 #[derive(Clone, Default)]
-pub struct SentSecrets(Vec<String>);
+pub struct SentSecrets(Vec<Secret>);
 
-pub fn with_secrets(mut resp: Response, secrets: Vec<String>) -> Response {
-    let secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 4).collect();
+pub fn with_secrets(mut resp: Response, secrets: Vec<Secret>) -> Response {
+    let secrets: Vec<Secret> = secrets.into_iter().filter(|s| s.len() >= 4).collect();
     if !secrets.is_empty() {
         resp.extensions_mut().insert(SentSecrets(secrets));
     }
@@ -314,7 +315,7 @@ pub fn with_secrets(mut resp: Response, secrets: Vec<String>) -> Response {
 fn redact(text: String, secrets: Option<&SentSecrets>) -> String {
     let Some(secrets) = secrets else { return text };
     // Longest first, so a secret inside another is not half shown.
-    let mut sorted: Vec<&String> = secrets.0.iter().collect();
+    let mut sorted: Vec<&Secret> = secrets.0.iter().collect();
     sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
     sorted
         .into_iter()
@@ -558,7 +559,7 @@ pub async fn body_excerpt(resp: Response, max: usize) -> Option<String> {
     // still found whole.
     let longest = secrets
         .as_ref()
-        .map_or(0, |s| s.0.iter().map(String::len).max().unwrap_or(0));
+        .map_or(0, |s| s.0.iter().map(|s| s.len()).max().unwrap_or(0));
     let mut out = Vec::new();
     while out.len() < max + longest {
         match resp.chunk().await {
@@ -628,6 +629,17 @@ mod tests {
         );
         let none = next_location(&Url::parse("http://r/").unwrap(), &HeaderMap::new());
         assert_eq!(none.unwrap_err().reason, reason::INVALID_REDIRECT);
+    }
+
+    #[test]
+    fn the_secrets_kept_for_redaction_are_wiped_when_dropped() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        let sent = SentSecrets(vec!["Bearer t0ken".into()]);
+        sent.0.iter().for_each(wiped_on_drop);
+        assert_eq!(
+            redact("x Bearer t0ken y".into(), Some(&sent)),
+            "x <redacted> y"
+        );
     }
 
     #[test]

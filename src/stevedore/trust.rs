@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use url::Url;
+use zeroize::Zeroizing;
 
 use super::credentials::{checked_key, registry_key};
 use super::error::{reason, Error, ErrorKind, Result};
@@ -16,17 +17,17 @@ use super::error::{reason, Error, ErrorKind, Result};
 /// The certs directories searched when the caller names none.
 const DEFAULT_CERTS_DIRS: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/certs.d"];
 
-/// A client certificate chain and its key.
+/// A client certificate chain and its key (wiped when dropped).
 pub struct Identity {
     pub chain: Vec<CertificateDer<'static>>,
-    pub key: PrivateKeyDer<'static>,
+    pub key: Zeroizing<PrivateKeyDer<'static>>,
 }
 
 impl Clone for Identity {
     fn clone(&self) -> Self {
         Identity {
             chain: self.chain.clone(),
-            key: self.key.clone_key(),
+            key: Zeroizing::new(self.key.clone_key()),
         }
     }
 }
@@ -209,7 +210,7 @@ fn read_host_dir(dir: &Path) -> Result<RegistryTrust> {
                 }
                 trust.identity = Some(Identity {
                     chain: certificates(path)?,
-                    key: private_key(&key)?,
+                    key: Zeroizing::new(private_key(&key)?),
                 });
             }
             Some("key") if !path.with_extension("cert").exists() => {

@@ -488,13 +488,16 @@ fn credentials_arg(term: Term<'_>) -> Result<Vec<(String, Credential)>> {
                 if username.is_empty() {
                     return Err(bad());
                 }
-                Credential::Basic { username, password }
+                Credential::Basic {
+                    username,
+                    password: password.into(),
+                }
             } else if kind == atoms::identity_token() {
                 let token = text(first)?;
                 if token.is_empty() {
                     return Err(bad());
                 }
-                Credential::IdentityToken(token)
+                Credential::IdentityToken(token.into())
             } else {
                 return Err(bad());
             };
