@@ -25,6 +25,8 @@ use common::sha256;
 use tank::stevedore::credentials::Credential;
 use tank::stevedore::{Client, Config, TokenCache};
 
+type Script<'a> = &'a (dyn Fn(&Seen) -> Reply + Send + Sync);
+
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const MANIFEST: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":2},"layers":[]}"#;
 const NAMES: [&str; 3] = ["reg.test", "cdn.test", "auth.test"];
@@ -117,7 +119,8 @@ struct Seen {
 type Reply = (u16, Vec<(String, String)>, Vec<u8>);
 
 /// One port that speaks TLS to a client opening with a TLS hello and plain
-/// HTTP/1.1 to others; one request per connection. Stopped on drop.
+/// HTTP/1.1 to others; one request per connection. The script gets the
+/// request and the port (for URLs back to this server). Stopped on drop.
 struct Server {
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -128,7 +131,7 @@ struct Server {
 impl Server {
     fn start(
         tls: rustls::ServerConfig,
-        script: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+        script: impl Fn(&Seen, u16) -> Reply + Send + Sync + 'static,
     ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -144,7 +147,7 @@ impl Server {
                     }
                     let Ok(tcp) = tcp else { continue };
                     let (tls, script, seen) = (tls.clone(), script.clone(), seen.clone());
-                    std::thread::spawn(move || serve(tcp, tls, &*script, &seen));
+                    std::thread::spawn(move || serve(tcp, tls, &|req| script(req, port), &seen));
                 }
             })
         };
@@ -171,12 +174,7 @@ impl Drop for Server {
     }
 }
 
-fn serve(
-    tcp: TcpStream,
-    tls: Arc<rustls::ServerConfig>,
-    script: &(dyn Fn(&Seen) -> Reply + Send + Sync),
-    seen: &Mutex<Vec<Seen>>,
-) {
+fn serve(tcp: TcpStream, tls: Arc<rustls::ServerConfig>, script: Script, seen: &Mutex<Vec<Seen>>) {
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(30)));
     let mut first = [0u8; 1];
     if !matches!(tcp.peek(&mut first), Ok(1)) {
@@ -225,12 +223,7 @@ fn read_head(stream: &mut impl Read, tls: bool) -> Option<Seen> {
     })
 }
 
-fn answer(
-    stream: &mut impl Write,
-    req: &Seen,
-    script: &(dyn Fn(&Seen) -> Reply + Send + Sync),
-    seen: &Mutex<Vec<Seen>>,
-) {
+fn answer(stream: &mut impl Write, req: &Seen, script: Script, seen: &Mutex<Vec<Seen>>) {
     seen.lock().unwrap().push(req.clone());
     let (status, headers, body) = script(req);
     let mut out = format!("HTTP/1.1 {status} X\r\n");
@@ -293,7 +286,7 @@ fn dead_port() -> u16 {
 // ------------------------------------------------------------------ item 1
 
 #[derive(Clone, Copy, Debug)]
-enum Scheme {
+enum Challenge {
     Basic,
     Bearer,
 }
@@ -301,51 +294,44 @@ enum Scheme {
 /// `reg.test:P` over both schemes, with alice's credentials set for it:
 /// a Basic challenge, or a Bearer one whose realm (https, on the same
 /// server) takes her password for `TOKEN_SECRET`.
-fn registry_for(pki: &Pki, scheme: Scheme) -> Server {
+fn registry_for(pki: &Pki, challenge: Challenge) -> Server {
     let alice = basic_header("alice", "PASSWORD_SECRET");
-    let port = Arc::new(Mutex::new(0u16));
-    let server = Server::start(pki.server.clone(), {
-        let port = port.clone();
-        move |req| {
-            let auth = req.authorization.as_deref();
-            if req.target.starts_with("/token") {
-                return match auth == Some(alice.as_str()) {
-                    true => (200, vec![], br#"{"token":"TOKEN_SECRET"}"#.to_vec()),
-                    false => (401, vec![], vec![]),
-                };
-            }
-            let ok = match scheme {
-                Scheme::Basic => auth == Some(alice.as_str()),
-                Scheme::Bearer => auth == Some("Bearer TOKEN_SECRET"),
+    Server::start(pki.server.clone(), move |req, port| {
+        let auth = req.authorization.as_deref();
+        if req.target.starts_with("/token") {
+            return match auth == Some(alice.as_str()) {
+                true => (200, vec![], br#"{"token":"TOKEN_SECRET"}"#.to_vec()),
+                false => (401, vec![], vec![]),
             };
-            if ok {
-                return (
-                    200,
-                    vec![header("Content-Type", OCI_MANIFEST)],
-                    MANIFEST.to_vec(),
-                );
-            }
-            let challenge = match scheme {
-                Scheme::Basic => r#"Basic realm="reg""#.to_owned(),
-                Scheme::Bearer => format!(
-                    r#"Bearer realm="https://reg.test:{}/token",service="reg""#,
-                    port.lock().unwrap()
-                ),
-            };
-            (401, vec![header("WWW-Authenticate", &challenge)], vec![])
         }
-    });
-    *port.lock().unwrap() = server.port;
-    server
+        let ok = match challenge {
+            Challenge::Basic => auth == Some(alice.as_str()),
+            Challenge::Bearer => auth == Some("Bearer TOKEN_SECRET"),
+        };
+        if ok {
+            return (
+                200,
+                vec![header("Content-Type", OCI_MANIFEST)],
+                MANIFEST.to_vec(),
+            );
+        }
+        let asked = match challenge {
+            Challenge::Basic => r#"Basic realm="reg""#.to_owned(),
+            Challenge::Bearer => {
+                format!(r#"Bearer realm="https://reg.test:{port}/token",service="reg""#)
+            }
+        };
+        (401, vec![header("WWW-Authenticate", &asked)], vec![])
+    })
 }
 
 #[test]
 fn a_cached_credential_never_follows_its_registry_to_plain_http() {
     let pki = Pki::new();
-    for scheme in [Scheme::Basic, Scheme::Bearer] {
+    for challenge in [Challenge::Basic, Challenge::Bearer] {
         for order in [["https", "http"], ["http", "https"]] {
-            let case = format!("{scheme:?}, {} then {}", order[0], order[1]);
-            let server = registry_for(&pki, scheme);
+            let case = format!("{challenge:?}, {} then {}", order[0], order[1]);
+            let server = registry_for(&pki, challenge);
             let port = server.port;
             let cache = TokenCache::default();
             cache
@@ -393,11 +379,9 @@ fn a_client_certificate_goes_only_to_the_registry_it_was_set_for() {
     let pki = Pki::new();
     let payload = b"layer bytes".to_vec();
     let digest = sha256(&payload);
-    let port = Arc::new(Mutex::new(0u16));
     let server = {
-        let (port, payload) = (port.clone(), payload.clone());
-        Server::start(pki.server.clone(), move |req| {
-            let port = *port.lock().unwrap();
+        let payload = payload.clone();
+        Server::start(pki.server.clone(), move |req, port| {
             match (req.sni.as_deref(), req.target.as_str()) {
                 (Some("auth.test"), t) if t.starts_with("/token") => {
                     (200, vec![], br#"{"token":"t0ken"}"#.to_vec())
@@ -416,7 +400,6 @@ fn a_client_certificate_goes_only_to_the_registry_it_was_set_for() {
             }
         })
     };
-    *port.lock().unwrap() = server.port;
     let registry = format!("reg.test:{}", server.port);
     let cache = TokenCache::default();
     let certs = pki.certs_dir_for(&registry);
