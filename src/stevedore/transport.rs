@@ -93,8 +93,9 @@ impl Transport {
 
     /// GETs `url`, following redirects and retrying transient failures.
     /// `authorization` (a whole header value, `Bearer …` or `Basic …`) is
-    /// sent only to `url`'s own origin, and only over https or to loopback. Any final status is returned as a
-    /// response; only failures to get one are errors.
+    /// sent only to `url`'s own origin, and only over https or to loopback.
+    /// Any final status is returned as a response; only failures to get one
+    /// are errors.
     pub async fn get(
         &self,
         url: &Url,
