@@ -409,7 +409,9 @@ TankStatus tank_cache_load_auth_config(struct TankCache *cache,
  * Trusts the CA certificates in the PEM file `pem_path` for `registry`,
  * or for every registry when `registry` is NULL, beside the system's and
  * Mozilla's roots. A cache with trust of its own uses HTTP clients of its
- * own. A file with no certificate is `TANK_ERR_BAD_INPUT` /
+ * own. CAs set for one registry are trusted for that host only, not for
+ * its token realm or redirect targets on other hosts (name those too, or
+ * pass NULL). A file with no certificate is `TANK_ERR_BAD_INPUT` /
  * `certificate`.
  *
  * # Safety
@@ -423,7 +425,8 @@ TankStatus tank_cache_trust_ca_file(struct TankCache *cache,
 /**
  * Loads a certs directory as docker and podman lay it out:
  * the `.crt` files in `<dir>/<host[:port]>/` are CAs for that registry, and `X.cert` with
- * `X.key` its client certificate (mutual TLS). `dir` NULL loads
+ * `X.key` its client certificate (mutual TLS), presented to that host only,
+ * never to its token realm or redirect targets elsewhere. `dir` NULL loads
  * `/etc/containers/certs.d`, then `/etc/docker/certs.d`, where they exist.
  * A certificate without its key, or a file that is not PEM, is
  * `TANK_ERR_BAD_INPUT` / `certificate`, and nothing from `dir` is kept.

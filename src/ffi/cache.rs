@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::{boundary, string_arg, TankError, TankStatus};
 use crate::stevedore::credentials::Credential;
 use crate::stevedore::error::Error;
+use crate::stevedore::secret::Secret;
 use crate::stevedore::TokenCache;
 
 /// A bearer-token cache shared by the calls of one pull. Opaque and
@@ -57,15 +58,14 @@ pub unsafe extern "C" fn tank_cache_free(cache: *mut TankCache) {
     }
 }
 
-/// The cache a settings call changes: NULL is bad input.
+/// The cache a settings call changes: NULL is bad input. The call holds
+/// its own reference, as fetch calls do, so a `tank_cache_free` from
+/// another thread during a slow load frees nothing under it.
 ///
 /// # Safety
 /// `cache` is NULL or a live pointer from `tank_cache_new*`.
-unsafe fn settings_of<'a>(cache: *mut TankCache) -> Result<&'a TokenCache, Error> {
-    cache
-        .as_ref()
-        .map(|c| &*c.tokens)
-        .ok_or_else(|| Error::bad_input("cache is NULL"))
+unsafe fn settings_of(cache: *mut TankCache) -> Result<Arc<TokenCache>, Error> {
+    TankCache::shared(cache).ok_or_else(|| Error::bad_input("cache is NULL"))
 }
 
 /// A string argument that may not be empty.
@@ -73,11 +73,23 @@ unsafe fn settings_of<'a>(cache: *mut TankCache) -> Result<&'a TokenCache, Error
 /// # Safety
 /// `ptr` is NULL or NUL-terminated.
 unsafe fn text_arg(name: &str, ptr: *const c_char) -> Result<String, Error> {
-    let s = string_arg(name, ptr)?;
-    if s.is_empty() {
+    non_empty(name, string_arg(name, ptr)?)
+}
+
+/// A password or token argument: copied once, into memory that is wiped
+/// when dropped.
+///
+/// # Safety
+/// `ptr` is NULL or NUL-terminated.
+unsafe fn secret_arg(name: &str, ptr: *const c_char) -> Result<Secret, Error> {
+    string_arg(name, ptr).map(Secret::from)
+}
+
+fn non_empty<T: std::ops::Deref<Target = str>>(name: &str, value: T) -> Result<T, Error> {
+    if value.is_empty() {
         return Err(Error::bad_input(format!("{name} is empty")));
     }
-    Ok(s)
+    Ok(value)
 }
 
 /// A path argument that may be NULL (the standard places) but not empty.
@@ -114,7 +126,7 @@ pub unsafe extern "C" fn tank_cache_set_basic_auth(
         let settings = settings_of(cache)?;
         let registry = text_arg("registry", registry)?;
         let username = text_arg("username", username)?;
-        let password = string_arg("password", password)?;
+        let password = secret_arg("password", password)?;
         settings
             .credentials
             .set(&registry, Credential::Basic { username, password })
@@ -136,7 +148,7 @@ pub unsafe extern "C" fn tank_cache_set_identity_token(
     boundary(err, || {
         let settings = settings_of(cache)?;
         let registry = text_arg("registry", registry)?;
-        let token = text_arg("token", token)?;
+        let token = non_empty("token", secret_arg("token", token)?)?;
         settings
             .credentials
             .set(&registry, Credential::IdentityToken(token))
@@ -172,7 +184,9 @@ pub unsafe extern "C" fn tank_cache_load_auth_config(
 /// Trusts the CA certificates in the PEM file `pem_path` for `registry`,
 /// or for every registry when `registry` is NULL, beside the system's and
 /// Mozilla's roots. A cache with trust of its own uses HTTP clients of its
-/// own. A file with no certificate is `TANK_ERR_BAD_INPUT` /
+/// own. CAs set for one registry are trusted for that host only, not for
+/// its token realm or redirect targets on other hosts (name those too, or
+/// pass NULL). A file with no certificate is `TANK_ERR_BAD_INPUT` /
 /// `certificate`.
 ///
 /// # Safety
@@ -197,7 +211,8 @@ pub unsafe extern "C" fn tank_cache_trust_ca_file(
 
 /// Loads a certs directory as docker and podman lay it out:
 /// the `.crt` files in `<dir>/<host[:port]>/` are CAs for that registry, and `X.cert` with
-/// `X.key` its client certificate (mutual TLS). `dir` NULL loads
+/// `X.key` its client certificate (mutual TLS), presented to that host only,
+/// never to its token realm or redirect targets elsewhere. `dir` NULL loads
 /// `/etc/containers/certs.d`, then `/etc/docker/certs.d`, where they exist.
 /// A certificate without its key, or a file that is not PEM, is
 /// `TANK_ERR_BAD_INPUT` / `certificate`, and nothing from `dir` is kept.
@@ -215,4 +230,61 @@ pub unsafe extern "C" fn tank_cache_load_certs_dir(
         let dir = optional_path("dir", dir)?;
         settings.change_trust(|t| t.load_certs_dir(dir.as_deref()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn password_and_token_arguments_are_wiped_when_dropped() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        let pw = CString::new("s3cret").unwrap();
+        // SAFETY: a NUL-terminated string.
+        let secret = unsafe { secret_arg("password", pw.as_ptr()) }.unwrap();
+        wiped_on_drop(&secret);
+        assert_eq!(secret.as_str(), "s3cret");
+    }
+
+    /// The auth file is a FIFO: the load blocks reading it until the test
+    /// writes, and opening it for writing returns only once the load has
+    /// opened it, so the free below happens while the load is running.
+    #[test]
+    fn a_cache_freed_during_a_slow_load_lives_until_the_load_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("auth.json");
+        let c_fifo = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+        let cache = tank_cache_new();
+        // SAFETY: `cache` is live until the tank_cache_free below.
+        let weak = Arc::downgrade(unsafe { &(*cache).tokens });
+        let handle = cache as usize;
+        let loader = std::thread::spawn(move || {
+            // SAFETY: what a C caller may do: the handle is live when the
+            // call starts; another thread frees it during the call.
+            unsafe {
+                tank_cache_load_auth_config(
+                    handle as *mut TankCache,
+                    c_fifo.as_ptr(),
+                    std::ptr::null_mut(),
+                )
+            }
+        });
+        let mut writer = std::fs::File::options().write(true).open(&fifo).unwrap();
+        // SAFETY: from `tank_cache_new`, freed once.
+        unsafe { tank_cache_free(cache) };
+        let alive_during_the_load = weak.upgrade().is_some();
+        writer.write_all(b"{}").unwrap();
+        drop(writer);
+        assert!(loader.join().unwrap() == TankStatus::TANK_OK);
+        assert!(
+            alive_during_the_load,
+            "tank_cache_free freed the cache under a running load"
+        );
+        assert!(weak.upgrade().is_none(), "the load let the cache go");
+    }
 }

@@ -11,14 +11,13 @@ use std::time::Duration;
 use http::header::{HeaderMap, WWW_AUTHENTICATE};
 use http::StatusCode;
 
-use serde::Deserialize;
 use url::Url;
 
 use super::challenge::{self, Challenge};
 use super::credentials::Credential;
 use super::error::{reason, Error, Result};
-use super::origin::Origin;
-use super::reference::is_loopback;
+use super::origin::{carries_secrets, shown, Origin};
+use super::secret::{Secret, WipedJson};
 use super::token_cache::{CacheKey, IssuedToken, TokenCache};
 use super::transport::{body_excerpt, discard, with_secrets, Body, Response, Transport};
 
@@ -44,7 +43,7 @@ pub async fn authorized_get(
     };
     let first_key = key.as_identity(known.clone().flatten().as_ref());
     let sent = cache.and_then(|c| c.current(&first_key));
-    let mut secrets: Vec<String> = sent.iter().cloned().collect();
+    let mut secrets: Vec<Secret> = sent.iter().cloned().collect();
     let resp = transport.get(url, headers, sent.as_deref()).await?;
     if resp.status() != StatusCode::UNAUTHORIZED || Origin::of(resp.url()) != Origin::of(url) {
         // A 401 from a redirect target (a CDN) is its own: it is answered
@@ -71,12 +70,15 @@ pub async fn authorized_get(
         let fetch = || async {
             let issued = fetch_token(transport, url, bearer, credential.as_ref()).await?;
             Ok(IssuedToken {
-                token: format!("Bearer {}", issued.token),
+                token: Secret::from(format!("Bearer {}", issued.token.as_str())),
                 ..issued
             })
         };
         match cache {
-            Some(cache) => cache.obtain(&key, sent.as_deref(), fetch).await?,
+            Some(cache) => {
+                let wait = transport.config().token_timeout;
+                cache.obtain(&key, sent.as_deref(), wait, fetch).await?
+            }
             None => fetch().await?.token,
         }
     } else if let (Some(c), true) = (
@@ -96,7 +98,7 @@ pub async fn authorized_get(
     };
     secrets.push(answer.clone());
     if let Some(token) = answer.strip_prefix("Bearer ") {
-        secrets.push(token.to_owned());
+        secrets.push(token.into());
     }
     let resp = transport.get(url, headers, Some(&answer)).await?;
     Ok(with_secrets(resp, secrets))
@@ -112,21 +114,34 @@ fn challenges(headers: &HeaderMap) -> Vec<Challenge> {
         .collect()
 }
 
-/// https, or plain http to a loopback host.
-fn carries_secrets(url: &Url) -> bool {
-    url.scheme() == "https" || url.host().is_some_and(|h| is_loopback(&h))
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    token: Option<serde_json::Value>,
-    access_token: Option<serde_json::Value>,
-    expires_in: Option<serde_json::Value>,
-}
-
 /// A token from the challenge's realm for `registry_url`'s registry, as
-/// `credential` (anonymous when `None`).
+/// `credential` (anonymous when `None`), within the transport's token
+/// bound from the request to the answer's last byte: a token server that
+/// trickles holds nobody longer.
 pub async fn fetch_token(
+    transport: &Transport,
+    registry_url: &Url,
+    challenge: &Challenge,
+    credential: Option<&Credential>,
+) -> Result<IssuedToken> {
+    let bound = transport.config().token_timeout;
+    let request = request_token(transport, registry_url, challenge, credential);
+    tokio::time::timeout(bound, request)
+        .await
+        .unwrap_or_else(|_| {
+            let realm = challenge.param("realm").and_then(|r| Url::parse(r).ok());
+            Err(Error::auth(
+                reason::TOKEN_REQUEST_FAILED,
+                format!(
+                    "the token server {} gave no complete answer within {} s",
+                    realm.map(|u| shown(&u)).unwrap_or_default(),
+                    bound.as_secs_f64()
+                ),
+            ))
+        })
+}
+
+async fn request_token(
     transport: &Transport,
     registry_url: &Url,
     challenge: &Challenge,
@@ -138,21 +153,23 @@ pub async fn fetch_token(
             "the registry's Bearer challenge has no realm to ask for a token",
         )
     })?;
-    let mut url = Url::parse(realm)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .ok_or_else(|| {
-            Error::auth(
+    let mut url = match Url::parse(realm) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+        parsed => {
+            let named = parsed.map_or_else(|_| String::new(), |u| format!(" {}", shown(&u)));
+            return Err(Error::auth(
                 reason::INVALID_REALM,
-                format!("the Bearer challenge's realm {realm:?} is not an http(s) URL"),
-            )
-        })?;
+                format!("the Bearer challenge's realm{named} is not an http(s) URL"),
+            ));
+        }
+    };
     if registry_url.scheme() == "https" && url.scheme() == "http" {
         return Err(Error::auth(
             reason::INVALID_REALM,
             format!(
-                "the https registry {} named the plain-http realm {url}; refusing to ask it for a token",
-                Origin::of(registry_url).host_port()
+                "the https registry {} named the plain-http realm {}; refusing to ask it for a token",
+                Origin::of(registry_url).host_port(),
+                shown(&url)
             ),
         ));
     }
@@ -160,7 +177,7 @@ pub async fn fetch_token(
     let credential = credential.filter(|_| carries_secrets(&url));
     let service = challenge.param("service");
     let scope = challenge.param("scope");
-    let mut secrets: Vec<String> = credential.iter().flat_map(|c| c.secrets()).collect();
+    let mut secrets: Vec<Secret> = credential.iter().flat_map(|c| c.secrets()).collect();
 
     let resp = match credential {
         Some(Credential::IdentityToken(token)) => {
@@ -174,7 +191,7 @@ pub async fn fetch_token(
             let resp = transport
                 .post_form(&url, &form)
                 .await
-                .map_err(|e| token_failed(&url, "POST", e.message))?;
+                .map_err(token_request_failed)?;
             if matches!(resp.status().as_u16(), 404 | 405) {
                 // A token server without OAuth2: the token as a password.
                 discard(resp).await;
@@ -200,7 +217,7 @@ pub async fn fetch_token(
             let resp = transport
                 .get(&url, &HeaderMap::new(), basic.as_deref())
                 .await
-                .map_err(|e| token_failed(&url, "GET", e.message))?;
+                .map_err(token_request_failed)?;
             ("GET", resp)
         }
     };
@@ -213,38 +230,42 @@ pub async fn fetch_token(
                 .with_body(body),
         );
     }
-    let body = Body::new(&url, resp)
-        .limit(MAX_TOKEN_RESPONSE, reason::LENGTH_MISMATCH)
-        .read_to_vec()
-        .await
-        .map_err(|e| token_failed(&url, method, e.message))?;
-    // Parsed as a value first: serde would also fill the struct from a JSON
-    // array such as `["token", null, null]`.
-    let parsed: TokenResponse = serde_json::from_slice::<serde_json::Value>(&body)
-        .map_err(|e| e.to_string())
-        .and_then(|v| match v {
-            serde_json::Value::Object(_) => serde_json::from_value(v).map_err(|e| e.to_string()),
-            _ => Err("JSON but not an object".to_owned()),
-        })
-        .map_err(|e| {
-            token_failed(
-                &url,
-                method,
-                format!("the answer is not a JSON object: {e}"),
-            )
-        })?;
-    let token = [parsed.token, parsed.access_token]
+    let body = zeroize::Zeroizing::new(
+        Body::new(&url, resp)
+            .limit(MAX_TOKEN_RESPONSE, reason::LENGTH_MISMATCH)
+            .read_to_vec()
+            .await
+            .map_err(token_request_failed)?,
+    );
+    let not_an_object = |why: String| {
+        token_failed(
+            &url,
+            method,
+            format!("the answer is not a JSON object: {why}"),
+        )
+    };
+    let answer =
+        WipedJson(serde_json::from_slice(&body).map_err(|e| not_an_object(e.to_string()))?);
+    let fields = answer
+        .as_object()
+        .ok_or_else(|| not_an_object("JSON but not an object".to_owned()))?;
+    let token = ["token", "access_token"]
         .into_iter()
-        .flatten()
-        .find_map(|v| v.as_str().filter(|t| !t.is_empty()).map(str::to_owned))
+        .find_map(|name| {
+            let value = fields.get(name)?.as_str()?;
+            (!value.is_empty()).then(|| Secret::from(value))
+        })
         .ok_or_else(|| {
             Error::auth(
                 reason::NO_TOKEN_IN_RESPONSE,
-                format!("{method} {url}: the answer has no string \"token\" or \"access_token\""),
+                format!(
+                    "{method} {}: the answer has no string \"token\" or \"access_token\"",
+                    shown(&url)
+                ),
             )
         })?;
-    let expires_in = parsed
-        .expires_in
+    let expires_in = fields
+        .get("expires_in")
         .and_then(|v| v.as_u64())
         .map(Duration::from_secs);
     Ok(IssuedToken { token, expires_in })
@@ -253,8 +274,14 @@ pub async fn fetch_token(
 fn token_failed(url: &Url, method: &str, why: String) -> Error {
     Error::auth(
         reason::TOKEN_REQUEST_FAILED,
-        format!("{method} {url}: {why}"),
+        format!("{method} {}: {why}", shown(url)),
     )
+}
+
+/// A transport failure of the token request; its message already names
+/// the method and the URL.
+fn token_request_failed(e: Error) -> Error {
+    Error::auth(reason::TOKEN_REQUEST_FAILED, e.message)
 }
 
 #[cfg(test)]
@@ -291,19 +318,5 @@ mod tests {
             assert!(!e.message.contains("s3cret"));
         }
         assert!(listener.accept().is_err(), "a request reached the realm");
-    }
-
-    #[test]
-    fn only_https_and_loopback_carry_secrets() {
-        for (url, ok) in [
-            ("https://r.example/v2/", true),
-            ("http://127.0.0.1:5000/v2/", true),
-            ("http://localhost:5000/v2/", true),
-            ("http://[::1]:5000/v2/", true),
-            ("http://r.example/v2/", false),
-            ("http://10.0.0.1:5000/v2/", false),
-        ] {
-            assert_eq!(carries_secrets(&Url::parse(url).unwrap()), ok, "{url}");
-        }
     }
 }

@@ -14,30 +14,6 @@ use super::reference::{Registry, Repository};
 use super::token_cache::{CacheKey, TokenCache};
 use super::transport::{body_excerpt, Body, Transport};
 
-// Beside `fetch_at_most` rather than with the other calls in mod.rs, so
-// the limit's whole path is in this one file.
-impl super::Client {
-    /// As [`Client::blob_sized`](super::Client::blob_sized), and `limit`,
-    /// when given, is the most the caller will hold in memory: a longer
-    /// blob is `too_large` (a protocol error), and no more than `limit`
-    /// bytes are ever buffered for it.
-    pub async fn blob_at_most(
-        &self,
-        registry: &str,
-        repo: &str,
-        digest: &str,
-        size: Option<u64>,
-        limit: Option<u64>,
-        cache: Option<&TokenCache>,
-    ) -> Result<Vec<u8>> {
-        let registry = Registry::parse(registry)?;
-        let repo = Repository::parse(repo)?;
-        let digest = Digest::parse_argument("digest", digest)?;
-        let transport = self.transport_for(cache, &registry)?;
-        fetch_at_most(&transport, cache, &registry, &repo, &digest, size, limit).await
-    }
-}
-
 /// The hasher is handed the written part in ranges of about this size: one
 /// wake-up per range, not per network read. Smaller blobs are hashed inline.
 const HASH_BATCH: usize = 1 << 20;
@@ -75,7 +51,7 @@ pub async fn fetch_at_most(
             return Err(too_large(&url, size, limit));
         }
     }
-    let key = CacheKey::pull(registry.authority(), repo.as_str());
+    let key = CacheKey::pull(registry, repo.as_str());
     let resp = authorized_get(transport, cache, &key, &url, &HeaderMap::new()).await?;
     let status = resp.status();
     if !status.is_success() {

@@ -89,11 +89,11 @@ pub async fn get(name: &str, server: &str) -> Result<Option<Credential>> {
         return Ok(None);
     }
     Ok(Some(if answer.username == "<token>" {
-        Credential::IdentityToken(answer.secret)
+        Credential::IdentityToken(answer.secret.into())
     } else {
         Credential::Basic {
             username: answer.username,
-            password: answer.secret,
+            password: answer.secret.into(),
         }
     }))
 }

@@ -13,16 +13,17 @@ use serde_json::Value;
 
 use super::cred_helper;
 use super::error::{reason, Error, Result};
+use super::secret::{Secret, WipedJson};
 
 /// What a registry is told about who is asking.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
     Basic {
         username: String,
-        password: String,
+        password: Secret,
     },
     /// A refresh token for the registry's token server.
-    IdentityToken(String),
+    IdentityToken(Secret),
 }
 
 impl std::fmt::Debug for Credential {
@@ -42,7 +43,7 @@ impl std::fmt::Debug for Credential {
 impl Credential {
     /// What a server must never see echoed back in a message: the secret,
     /// and the Basic header that carries it.
-    pub fn secrets(&self) -> [String; 2] {
+    pub fn secrets(&self) -> [Secret; 2] {
         let secret = match self {
             Credential::Basic { password, .. } => password,
             Credential::IdentityToken(t) => t,
@@ -57,21 +58,21 @@ impl Credential {
             Credential::Basic { username, password } => ("basic", username.as_str(), password),
             Credential::IdentityToken(t) => ("identity", "", t),
         };
-        let digest = super::digest::Digest::of(
-            super::digest::Algorithm::Sha256,
-            format!("{kind}\0{user}\0{secret}").as_bytes(),
-        );
+        let hashed = Secret::from(format!("{kind}\0{user}\0{}", secret.as_str()));
+        let digest = super::digest::Digest::of(super::digest::Algorithm::Sha256, hashed.as_bytes());
         format!("{kind}:{user}:{}", &digest.hex()[..16])
     }
 
     /// `Authorization: Basic …` for these credentials; an identity token
     /// goes as the user `<token>`, as docker sends it.
-    pub fn basic_header(&self) -> String {
+    pub fn basic_header(&self) -> Secret {
         let (user, secret) = match self {
             Credential::Basic { username, password } => (username.as_str(), password.as_str()),
             Credential::IdentityToken(t) => ("<token>", t.as_str()),
         };
-        format!("Basic {}", STANDARD.encode(format!("{user}:{secret}")))
+        let pair = Secret::from(format!("{user}:{secret}"));
+        let encoded = Secret::from(STANDARD.encode(pair.as_bytes()));
+        Secret::from(format!("Basic {}", encoded.as_str()))
     }
 }
 
@@ -141,14 +142,16 @@ impl AuthFile {
                 format!("auth config {}: {why}", path.display()),
             )
         };
-        let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
-        let json: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        let bytes = zeroize::Zeroizing::new(
+            std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?,
+        );
+        let json = WipedJson(serde_json::from_slice(&bytes).map_err(|e| {
             bad(format!(
                 "not JSON (line {}, column {})",
                 e.line(),
                 e.column()
             ))
-        })?;
+        })?);
         let obj = json
             .as_object()
             .ok_or_else(|| bad("not a JSON object".into()))?;
@@ -228,23 +231,28 @@ fn entry_credential(entry: &Value) -> std::result::Result<Option<Credential>, St
             .get(name)
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
-            .map(str::to_owned)
+            .map(Secret::from)
     };
     if let Some(token) = text("identitytoken") {
         return Ok(Some(Credential::IdentityToken(token)));
     }
     if let (Some(username), Some(password)) = (text("username"), text("password")) {
-        return Ok(Some(Credential::Basic { username, password }));
+        return Ok(Some(Credential::Basic {
+            username: username.to_string(),
+            password,
+        }));
     }
     let Some(auth) = text("auth") else {
         return Ok(None);
     };
     // Never quoted in the message: it is the secret.
-    let decoded = STANDARD
-        .decode(auth.trim())
-        .map_err(|_| "\"auth\" is not base64".to_owned())?;
+    let decoded = zeroize::Zeroizing::new(
+        STANDARD
+            .decode(auth.trim())
+            .map_err(|_| "\"auth\" is not base64".to_owned())?,
+    );
     let decoded =
-        String::from_utf8(decoded).map_err(|_| "\"auth\" is not UTF-8 text".to_owned())?;
+        std::str::from_utf8(&decoded).map_err(|_| "\"auth\" is not UTF-8 text".to_owned())?;
     let (username, password) = decoded
         .split_once(':')
         .ok_or_else(|| "\"auth\" is not base64 of user:password".to_owned())?;
@@ -253,7 +261,7 @@ fn entry_credential(entry: &Value) -> std::result::Result<Option<Credential>, St
     }
     Ok(Some(Credential::Basic {
         username: username.to_owned(),
-        password: password.to_owned(),
+        password: password.into(),
     }))
 }
 
@@ -506,5 +514,24 @@ mod tests {
         assert_ne!(a.fingerprint(), basic("alice", "other").fingerprint());
         assert_eq!(registry_key("HTTPS://Index.Docker.io/v1/"), "docker.io");
         assert_eq!(registry_key("http://127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+
+    /// A compile-time check: every copy of a secret a credential hands out
+    /// is wiped when dropped.
+    #[test]
+    fn secrets_are_wiped_when_dropped() {
+        let a = basic("alice", "s3cret");
+        if let Credential::Basic { password, .. } = &a {
+            wiped_on_drop(password);
+        }
+        if let Credential::IdentityToken(token) = &Credential::IdentityToken("t0ken".into()) {
+            wiped_on_drop(token);
+        }
+        wiped_on_drop(&a.basic_header());
+        for s in &a.secrets() {
+            wiped_on_drop(s);
+        }
     }
 }

@@ -70,7 +70,7 @@ pub async fn fetch(
         ACCEPT,
         HeaderValue::from_str(&ACCEPTED.join(", ")).expect("static header"),
     );
-    let key = CacheKey::pull(registry.authority(), repo.as_str());
+    let key = CacheKey::pull(registry, repo.as_str());
     let resp = authorized_get(transport, cache, &key, &url, &headers).await?;
     let status = resp.status();
     if !status.is_success() {

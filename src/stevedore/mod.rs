@@ -5,6 +5,7 @@ pub mod auth;
 pub mod blob;
 pub mod cancel;
 pub mod challenge;
+mod clients;
 mod cred_helper;
 pub mod credentials;
 pub mod digest;
@@ -22,6 +23,7 @@ pub mod progress;
 mod proxy;
 mod pull;
 pub mod reference;
+pub mod secret;
 mod tls;
 mod to_file;
 pub mod token_cache;
@@ -55,18 +57,11 @@ impl Client {
         })
     }
 
-    /// The cache's own client for `registry` when it trusts more there
-    /// than the defaults, else the process's.
-    fn transport_for(
-        &self,
-        cache: Option<&TokenCache>,
-        registry: &Registry,
-    ) -> Result<Arc<Transport>> {
-        let own = match cache {
-            Some(c) => c.transport_for(registry.authority(), self.transport.config())?,
-            None => None,
-        };
-        Ok(own.unwrap_or_else(|| self.transport.clone()))
+    /// What a call's requests go through: the process's client, and the
+    /// cache's TLS trust picking its own for the hosts it has settings for.
+    fn transport_for(&self, cache: Option<&TokenCache>) -> Transport {
+        let trusted = cache.and_then(|c| c.trusted_clients(self.transport.config()));
+        self.transport.with_trust(trusted)
     }
 
     /// Fetches `repo:reference` from `registry`. Arguments are checked
@@ -81,7 +76,7 @@ impl Client {
         let registry = Registry::parse(registry)?;
         let repo = Repository::parse(repo)?;
         let reference = Reference::parse(reference)?;
-        let transport = self.transport_for(cache, &registry)?;
+        let transport = self.transport_for(cache);
         manifest::fetch(&transport, cache, &registry, &repo, &reference).await
     }
 
@@ -106,11 +101,27 @@ impl Client {
         size: Option<u64>,
         cache: Option<&TokenCache>,
     ) -> Result<Vec<u8>> {
+        self.blob_at_most(registry, repo, digest, size, None, cache)
+            .await
+    }
+
+    /// As [`Client::blob_sized`], and `limit`, when given, is the most the
+    /// caller will hold in memory: a longer blob is `too_large` (a protocol
+    /// error), and no more than `limit` bytes are ever buffered for it.
+    pub async fn blob_at_most(
+        &self,
+        registry: &str,
+        repo: &str,
+        digest: &str,
+        size: Option<u64>,
+        limit: Option<u64>,
+        cache: Option<&TokenCache>,
+    ) -> Result<Vec<u8>> {
         let registry = Registry::parse(registry)?;
         let repo = Repository::parse(repo)?;
         let digest = Digest::parse_argument("digest", digest)?;
-        let transport = self.transport_for(cache, &registry)?;
-        blob::fetch(&transport, cache, &registry, &repo, &digest, size).await
+        let transport = self.transport_for(cache);
+        blob::fetch_at_most(&transport, cache, &registry, &repo, &digest, size, limit).await
     }
 
     /// Fetches the blob `digest` into the file `path`: streamed through
@@ -148,7 +159,7 @@ impl Client {
             cancel,
             progress,
         };
-        let transport = self.transport_for(cache, &registry)?;
+        let transport = self.transport_for(cache);
         // Not dropped when `cancel` fires: the download ends itself, its
         // writer with it, so that nothing touches its files once it returns.
         to_file::fetch(&transport, cache, request).await
@@ -182,8 +193,7 @@ impl Client {
             cancel,
             progress,
         };
-        let registry = Registry::parse(&reference.registry)?;
-        let transport = self.transport_for(cache, &registry)?;
+        let transport = self.transport_for(cache);
         // As for `blob_to_file`: the pull ends itself, its downloads first.
         pull::pull(&transport, cache, request).await
     }

@@ -2,6 +2,8 @@
 
 use url::Url;
 
+use super::reference::is_loopback;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
     scheme: String,
@@ -30,6 +32,25 @@ impl Origin {
     }
 }
 
+/// Whether a secret may travel to `url`: over https, or plain http to a
+/// loopback host.
+pub fn carries_secrets(url: &Url) -> bool {
+    url.scheme() == "https" || url.host().is_some_and(|h| is_loopback(&h))
+}
+
+/// How a URL appears in a message: scheme, host, port and path. The query
+/// (a presigned URL's signature, a token, the account a token request
+/// names) and any user or password never do.
+pub fn shown(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    // Only fails for URLs that cannot have them, which then have none.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +63,29 @@ mod tests {
         assert_ne!(o("http://r.io/"), o("https://r.io/"));
         assert_ne!(o("https://r.io/"), o("https://cdn.r.io/"));
         assert_ne!(o("http://127.0.0.1:5000/"), o("http://127.0.0.1:5001/"));
+    }
+
+    #[test]
+    fn shown_urls_keep_no_query_and_no_userinfo() {
+        let s = |u: &str| shown(&Url::parse(u).unwrap());
+        assert_eq!(
+            s("https://u:pw@cdn.example:8443/b/c?X-Amz-Signature=x&token=y#f"),
+            "https://cdn.example:8443/b/c"
+        );
+        assert_eq!(s("http://127.0.0.1:5000/v2/"), "http://127.0.0.1:5000/v2/");
+    }
+
+    #[test]
+    fn only_https_and_loopback_carry_secrets() {
+        for (url, ok) in [
+            ("https://r.example/v2/", true),
+            ("http://127.0.0.1:5000/v2/", true),
+            ("http://localhost:5000/v2/", true),
+            ("http://[::1]:5000/v2/", true),
+            ("http://r.example/v2/", false),
+            ("http://10.0.0.1:5000/v2/", false),
+        ] {
+            assert_eq!(carries_secrets(&Url::parse(url).unwrap()), ok, "{url}");
+        }
     }
 }

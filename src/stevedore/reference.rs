@@ -50,6 +50,10 @@ impl Registry {
         self.base.scheme()
     }
 
+    pub fn origin(&self) -> super::origin::Origin {
+        super::origin::Origin::of(&self.base)
+    }
+
     /// `host[:port]` as the caller wrote it (lowercased); the token cache key.
     pub fn authority(&self) -> &str {
         &self.authority

@@ -103,7 +103,7 @@ pub async fn fetch(
         transport,
         cache,
         url: req.registry.blob_url(req.repo, req.digest),
-        key: CacheKey::pull(req.registry.authority(), req.repo.as_str()),
+        key: CacheKey::pull(req.registry, req.repo.as_str()),
         size: req.size,
         progress,
         cancel,

@@ -8,9 +8,13 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::credentials::{registry_key, Credential, Credentials};
-use super::error::Result;
-use super::transport::{Config, Transport};
+use super::clients::TrustedClients;
+use super::credentials::{Credential, Credentials};
+use super::error::{reason, Error, Result};
+use super::origin::Origin;
+use super::reference::Registry;
+use super::secret::Secret;
+use super::transport::Config;
 use super::trust::Trust;
 
 /// The lifetime a token gets when its issuer does not say, and the floor
@@ -21,8 +25,13 @@ const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
 
+/// What a cached secret is bound to: the origin it was earned at (scheme
+/// included, so nothing earned over https is offered over http), the
+/// scope and the identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
+    origin: Origin,
+    /// `host[:port]` as the caller named it: whose credentials to use.
     registry: String,
     scope: String,
     /// A credential's fingerprint; empty for anonymous calls.
@@ -30,9 +39,10 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
-    pub fn pull(registry_authority: &str, repository: &str) -> CacheKey {
+    pub fn pull(registry: &Registry, repository: &str) -> CacheKey {
         CacheKey {
-            registry: registry_authority.to_owned(),
+            origin: registry.origin(),
+            registry: registry.authority().to_owned(),
             scope: format!("repository:{repository}:pull"),
             identity: String::new(),
         }
@@ -62,14 +72,20 @@ impl CacheKey {
 /// A token as the issuer handed it out.
 #[derive(Debug, Clone)]
 pub struct IssuedToken {
-    pub token: String,
+    pub token: Secret,
     pub expires_in: Option<Duration>,
 }
 
 #[derive(Default)]
 struct Slot {
-    token: Option<(String, Instant)>,
+    /// A bearer token or a Basic header that worked, and when it expires.
+    token: Option<(Secret, Instant)>,
     flight: Arc<tokio::sync::Mutex<()>>,
+    /// Token requests that have ended, and how the last one failed: a
+    /// caller that waited for a request reuses its answer, failure too,
+    /// instead of starting over behind it.
+    ended: u64,
+    last_failure: Option<Error>,
 }
 
 pub struct TokenCache {
@@ -77,9 +93,9 @@ pub struct TokenCache {
     slots: Mutex<HashMap<CacheKey, Slot>>,
     pub credentials: Credentials,
     trust: Mutex<Trust>,
-    /// Clients built for registries with trust of their own; emptied when
-    /// the trust changes, so later calls see it.
-    transports: Mutex<HashMap<String, Arc<Transport>>>,
+    /// The clients built for the trust as it is; dropped when the trust
+    /// changes, so later calls see the change.
+    clients: Mutex<Option<Arc<TrustedClients>>>,
 }
 
 impl Default for TokenCache {
@@ -95,7 +111,7 @@ impl TokenCache {
             slots: Mutex::new(HashMap::new()),
             credentials: Credentials::default(),
             trust: Mutex::new(Trust::default()),
-            transports: Mutex::new(HashMap::new()),
+            clients: Mutex::new(None),
         }
     }
 
@@ -103,74 +119,103 @@ impl TokenCache {
     pub fn change_trust(&self, change: impl FnOnce(&mut Trust) -> Result<()>) -> Result<()> {
         let mut trust = self.trust.lock().unwrap_or_else(PoisonError::into_inner);
         change(&mut trust)?;
-        self.transports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        *self.clients.lock().unwrap_or_else(PoisonError::into_inner) = None;
         Ok(())
     }
 
-    /// The client for `registry` when this cache trusts more than the
-    /// defaults there; `None` means the process's shared client.
-    pub fn transport_for(&self, registry: &str, config: &Config) -> Result<Option<Arc<Transport>>> {
-        let key = registry_key(registry);
-        // trust, then transports: the order change_trust takes them in.
+    /// The clients this cache's trust needs, shared by the calls that
+    /// start while it stays as it is; `None` when it adds nothing to the
+    /// defaults.
+    pub fn trusted_clients(&self, config: &Config) -> Option<Arc<TrustedClients>> {
+        // trust, then clients: the order change_trust takes them in.
         let trust = self.trust.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut transports = self
-            .transports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(t) = transports.get(&key) {
-            return Ok(Some(t.clone()));
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if trust.is_empty() {
+            return None;
         }
-        let settings = trust.settings_for(&key);
-        let Some(settings) = settings else {
-            return Ok(None);
-        };
-        let transport = Arc::new(Transport::with_tls(config.clone(), Some(&settings))?);
-        transports.insert(key, transport.clone());
-        Ok(Some(transport))
+        match &*clients {
+            Some(c) if c.config() == config => Some(c.clone()),
+            _ => {
+                let built = Arc::new(TrustedClients::new(trust.clone(), config.clone()));
+                *clients = Some(built.clone());
+                Some(built)
+            }
+        }
     }
 
     /// A token for `key` that is still valid, if there is one.
-    pub fn current(&self, key: &CacheKey) -> Option<String> {
+    pub fn current(&self, key: &CacheKey) -> Option<Secret> {
         let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.get(key).and_then(Slot::valid_token)
     }
 
     /// A valid token other than `rejected`: the cached one if a concurrent
     /// caller already replaced it, else one fresh from `fetch`. Only one
-    /// `fetch` per key runs at a time; the others wait and reuse its answer.
+    /// `fetch` per key runs at a time; the others wait, at most `wait` (the
+    /// bound on one token request), and reuse its answer, even a failure.
     pub async fn obtain<F, Fut>(
         &self,
         key: &CacheKey,
         rejected: Option<&str>,
+        wait: Duration,
         fetch: F,
-    ) -> Result<String>
+    ) -> Result<Secret>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<IssuedToken>>,
     {
-        let flight = {
+        let (flight, ended_before) = {
             let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            slots.entry(key.clone()).or_default().flight.clone()
+            let slot = slots.entry(key.clone()).or_default();
+            (slot.flight.clone(), slot.ended)
         };
-        let _turn = flight.lock().await;
-        if let Some(token) = self.current(key) {
-            if rejected != Some(token.as_str()) {
-                return Ok(token);
+        let _turn = tokio::time::timeout(wait, flight.lock())
+            .await
+            .map_err(|_| {
+                Error::auth(
+                    reason::TOKEN_REQUEST_FAILED,
+                    format!(
+                        "another call's token request for {} did not end within {} s",
+                        key.registry(),
+                        wait.as_secs_f64()
+                    ),
+                )
+            })?;
+        {
+            let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(slot) = slots.get(key) {
+                if let Some(token) = slot.valid_token() {
+                    if rejected != Some(token.as_str()) {
+                        return Ok(token);
+                    }
+                }
+                if let (true, Some(e)) = (slot.ended > ended_before, &slot.last_failure) {
+                    return Err(e.clone());
+                }
             }
         }
-        let issued = fetch().await?;
-        let expires_at = Instant::now() + self.lifetime(issued.expires_in);
+        let outcome = fetch().await;
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        slots.entry(key.clone()).or_default().token = Some((issued.token.clone(), expires_at));
+        let slot = slots.entry(key.clone()).or_default();
+        slot.ended += 1;
+        let issued = match outcome {
+            Ok(issued) => issued,
+            Err(e) => {
+                slot.last_failure = Some(e.clone());
+                return Err(e);
+            }
+        };
+        slot.last_failure = None;
+        slot.token = Some((
+            issued.token.clone(),
+            Instant::now() + self.lifetime(issued.expires_in),
+        ));
         Ok(issued.token)
     }
 
     /// Keeps `value` (an `Authorization` header that worked, Basic
     /// credentials) for `key`, so later calls send it at once.
-    pub fn remember(&self, key: &CacheKey, value: String) {
+    pub fn remember(&self, key: &CacheKey, value: Secret) {
         let expires_at = Instant::now() + self.ttl;
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.entry(key.clone()).or_default().token = Some((value, expires_at));
@@ -187,7 +232,7 @@ impl TokenCache {
 }
 
 impl Slot {
-    fn valid_token(&self) -> Option<String> {
+    fn valid_token(&self) -> Option<Secret> {
         match &self.token {
             Some((token, expires_at)) if Instant::now() < *expires_at => Some(token.clone()),
             _ => None,
@@ -200,9 +245,15 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    const WAIT: Duration = Duration::from_secs(60);
+
+    fn pull_key(registry: &str, repo: &str) -> CacheKey {
+        CacheKey::pull(&Registry::parse(registry).unwrap(), repo)
+    }
+
     fn issued(token: &str, secs: Option<u64>) -> Result<IssuedToken> {
         Ok(IssuedToken {
-            token: token.to_owned(),
+            token: token.into(),
             expires_in: secs.map(Duration::from_secs),
         })
     }
@@ -234,57 +285,61 @@ mod tests {
     #[tokio::test]
     async fn caches_until_expiry_then_refetches_once() {
         let cache = TokenCache::new(Duration::from_millis(150));
-        let key = CacheKey::pull("r:5000", "a/b");
+        let key = pull_key("r:5000", "a/b");
         assert_eq!(cache.current(&key), None);
         let t = cache
-            .obtain(&key, None, || async { issued("t1", Some(300)) })
+            .obtain(&key, None, WAIT, || async { issued("t1", Some(300)) })
             .await
             .unwrap();
-        assert_eq!(t, "t1");
+        assert_eq!(t.as_str(), "t1");
         assert_eq!(cache.current(&key).as_deref(), Some("t1"));
-        assert_eq!(cache.current(&CacheKey::pull("r:5000", "a/c")), None);
-        assert_eq!(cache.current(&CacheKey::pull("r:5001", "a/b")), None);
+        assert_eq!(cache.current(&pull_key("r:5000", "a/c")), None);
+        assert_eq!(cache.current(&pull_key("r:5001", "a/b")), None);
+        // One authority, two schemes: two origins, two keys.
+        assert_eq!(cache.current(&pull_key("http://r:5000", "a/b")), None);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(cache.current(&key), None);
         let t = cache
-            .obtain(&key, None, || async { issued("t2", None) })
+            .obtain(&key, None, WAIT, || async { issued("t2", None) })
             .await
             .unwrap();
-        assert_eq!(t, "t2");
+        assert_eq!(t.as_str(), "t2");
     }
 
     #[tokio::test]
     async fn rejected_token_is_replaced_unless_already_replaced() {
         let cache = TokenCache::default();
-        let key = CacheKey::pull("r", "a");
+        let key = pull_key("r", "a");
         cache
-            .obtain(&key, None, || async { issued("old", None) })
+            .obtain(&key, None, WAIT, || async { issued("old", None) })
             .await
             .unwrap();
         let t = cache
-            .obtain(&key, Some("old"), || async { issued("new", None) })
+            .obtain(&key, Some("old"), WAIT, || async { issued("new", None) })
             .await
             .unwrap();
-        assert_eq!(t, "new");
+        assert_eq!(t.as_str(), "new");
         // A caller that was rejected with "old" finds "new" already there.
         let t = cache
-            .obtain(&key, Some("old"), || async { panic!("must not fetch") })
+            .obtain(&key, Some("old"), WAIT, || async {
+                panic!("must not fetch")
+            })
             .await
             .unwrap();
-        assert_eq!(t, "new");
+        assert_eq!(t.as_str(), "new");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_misses_fetch_once() {
         let cache = Arc::new(TokenCache::default());
         let fetches = Arc::new(AtomicUsize::new(0));
-        let key = CacheKey::pull("r", "a");
+        let key = pull_key("r", "a");
         let mut tasks = Vec::new();
         for _ in 0..32 {
             let (cache, fetches, key) = (cache.clone(), fetches.clone(), key.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .obtain(&key, None, || async {
+                    .obtain(&key, None, WAIT, || async {
                         fetches.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         issued("shared", None)
@@ -293,7 +348,7 @@ mod tests {
             }));
         }
         for t in tasks {
-            assert_eq!(t.await.unwrap().unwrap(), "shared");
+            assert_eq!(t.await.unwrap().unwrap().as_str(), "shared");
         }
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
     }
@@ -301,9 +356,9 @@ mod tests {
     #[tokio::test]
     async fn failed_fetch_is_not_cached() {
         let cache = TokenCache::default();
-        let key = CacheKey::pull("r", "a");
+        let key = pull_key("r", "a");
         let e = cache
-            .obtain(&key, None, || async {
+            .obtain(&key, None, WAIT, || async {
                 Err(crate::stevedore::error::Error::auth(
                     "token_request_failed",
                     "boom",
@@ -313,5 +368,55 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.reason, "token_request_failed");
         assert_eq!(cache.current(&key), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_for_another_callers_request_ends_with_its_bound() {
+        let cache = TokenCache::default();
+        let key = pull_key("r", "a");
+        let bound = Duration::from_secs(60);
+        let stuck = cache.obtain(&key, None, bound, std::future::pending);
+        let waiter = async {
+            tokio::task::yield_now().await;
+            let started = tokio::time::Instant::now();
+            let e = cache
+                .obtain(&key, None, bound, || async { panic!("must not fetch") })
+                .await
+                .unwrap_err();
+            (e, started.elapsed())
+        };
+        tokio::select! {
+            _ = stuck => unreachable!("the stuck request never ends"),
+            (e, waited) = waiter => {
+                assert_eq!(e.reason, reason::TOKEN_REQUEST_FAILED, "{e}");
+                assert_eq!(waited, bound);
+            }
+        }
+    }
+
+    // Paused time on one thread: the clock moves only once every caller is
+    // waiting, so all of them wait for the first one's request.
+    #[tokio::test(start_paused = true)]
+    async fn callers_that_waited_share_the_failure_instead_of_asking_again() {
+        let cache = Arc::new(TokenCache::default());
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let key = pull_key("r", "a");
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (cache, fetches, key) = (cache.clone(), fetches.clone(), key.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .obtain(&key, None, WAIT, || async {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Err(Error::auth(reason::TOKEN_REQUEST_FAILED, "boom"))
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap_err().message, "boom");
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
     }
 }

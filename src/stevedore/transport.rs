@@ -10,14 +10,14 @@ use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION, RETRY_AFTER}
 use http::StatusCode;
 use url::Url;
 
+use super::clients::{Http, TrustedClients};
 use super::error::{reason, Error, Result};
-use super::origin::Origin;
-use super::trust::TlsSettings;
-use super::{proxy, tls};
+use super::origin::{carries_secrets, shown, Origin};
+use super::secret::Secret;
 
 pub type Response = reqwest::Response;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The longest wait for the next byte; a body that keeps flowing is
     /// never cut off.
@@ -31,6 +31,12 @@ pub struct Config {
     /// able to park a pull for hours.
     pub max_retry_after: Duration,
     pub max_redirects: usize,
+    /// The whole token response, from request to last byte: a token server
+    /// that trickles must not hold a registry's calls for longer.
+    pub token_timeout: Duration,
+    /// Names answered without DNS, as curl's `--resolve` (the port is the
+    /// URL's): for tests that need a non-loopback name. Empty by default.
+    pub resolve: Vec<(String, std::net::SocketAddr)>,
 }
 
 impl Default for Config {
@@ -42,68 +48,54 @@ impl Default for Config {
             backoff_base: Duration::from_secs(1),
             max_retry_after: Duration::from_secs(60),
             max_redirects: 10,
+            token_timeout: Duration::from_secs(60),
+            resolve: Vec::new(),
         }
     }
 }
 
-/// Idle connections kept per origin: more than any sane number of threads
-/// pulling from one registry at once.
-const MAX_IDLE_PER_ORIGIN: usize = 32;
-const MAX_IDLE_TIME: Duration = Duration::from_secs(90);
-
+/// What a call's requests go through: the process's client, and a cache's
+/// trust, which picks its own client for the hosts it has settings for.
 pub struct Transport {
-    client: reqwest::Client,
     config: Config,
-    /// For a registry's own client without a client certificate: whether
-    /// its server asked for one.
-    unanswered_certificate_request: Option<Arc<tls::NoClientCertificate>>,
+    shared: Arc<Http>,
+    trusted: Option<Arc<TrustedClients>>,
 }
 
 impl Transport {
     pub fn new(config: Config) -> Result<Transport> {
-        Transport::with_tls(config, None)
+        Ok(Transport {
+            shared: Arc::new(Http::new(&config, None)?),
+            config,
+            trusted: None,
+        })
     }
 
-    /// A client of its own, for a registry with its own CAs or client
-    /// certificate.
-    pub fn with_tls(config: Config, tls: Option<&TlsSettings>) -> Result<Transport> {
-        let watch = tls
-            .filter(|t| t.identity.is_none())
-            .map(|_| Arc::new(tls::NoClientCertificate::default()));
-        let mut builder = reqwest::Client::builder()
-            .use_preconfigured_tls(tls::client_config(tls, watch.clone())?)
-            // Redirects are ours to follow: the token must stay with its
-            // origin, and https must never fall back to http.
-            .redirect(reqwest::redirect::Policy::none())
-            .read_timeout(config.idle_timeout)
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(MAX_IDLE_TIME)
-            .pool_max_idle_per_host(MAX_IDLE_PER_ORIGIN)
-            // Requests are small and written whole; waiting to coalesce
-            // them only adds a round trip of delay.
-            .tcp_nodelay(true)
-            .user_agent(concat!("tank/", env!("CARGO_PKG_VERSION")));
-        let proxies = proxy::from_env()?;
-        if proxies.is_empty() {
-            builder = builder.no_proxy();
+    /// The same shared client, with a cache's trust (if any) picking the
+    /// client for every host it has settings for.
+    pub fn with_trust(&self, trusted: Option<Arc<TrustedClients>>) -> Transport {
+        Transport {
+            config: self.config.clone(),
+            shared: self.shared.clone(),
+            trusted,
         }
-        for p in proxies {
-            builder = builder.proxy(p);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| Error::internal(reason::RUNTIME, format!("HTTP client: {e}")))?;
-        Ok(Transport {
-            client,
-            config,
-            unanswered_certificate_request: watch,
-        })
+    }
+
+    /// The client for `url`: the one place a connection's TLS identity is
+    /// chosen, for every hop.
+    fn http_for(&self, url: &Url) -> Result<Arc<Http>> {
+        let own = match &self.trusted {
+            Some(t) => t.for_url(url)?,
+            None => None,
+        };
+        Ok(own.unwrap_or_else(|| self.shared.clone()))
     }
 
     /// GETs `url`, following redirects and retrying transient failures.
     /// `authorization` (a whole header value, `Bearer …` or `Basic …`) is
-    /// sent only to `url`'s own origin. Any final status is returned as a
-    /// response; only failures to get one are errors.
+    /// sent only to `url`'s own origin, and only over https or to loopback.
+    /// Any final status is returned as a response; only failures to get one
+    /// are errors.
     pub async fn get(
         &self,
         url: &Url,
@@ -146,7 +138,9 @@ impl Transport {
         loop {
             let mut sent = headers.clone();
             if let Some(value) = authorization {
-                if Origin::of(&current) == token_origin {
+                // Whatever handed it over: never in the clear beyond
+                // loopback, never to another origin.
+                if Origin::of(&current) == token_origin && carries_secrets(&current) {
                     sent.insert(AUTHORIZATION, authorization_header(value)?);
                 }
             }
@@ -158,7 +152,8 @@ impl Transport {
                 return Err(Error::transport(
                     reason::TOO_MANY_REDIRECTS,
                     format!(
-                        "GET {url}: more than {} redirects in a row",
+                        "GET {}: more than {} redirects in a row",
+                        shown(url),
                         self.config.max_redirects
                     ),
                 )
@@ -171,20 +166,32 @@ impl Transport {
     }
 
     async fn send(&self, url: &Url, headers: HeaderMap) -> std::result::Result<Response, Failed> {
-        let request = self.client.get(url.clone()).headers(headers);
+        let http = self.http_for(url)?;
+        let request = http.client.get(url.clone()).headers(headers);
         request.send().await.map_err(|e| Failed {
-            error: self.refused_for_certificate(describe(url, &e)),
+            error: http.refused_for_certificate(describe("GET", url, &e)),
             unanswered: closed_before_answer(&e),
         })
     }
 
-    /// POSTs a form (an OAuth2 token request) once: no redirects, no
-    /// retries, as the token server's answer decides what comes next.
+    /// POSTs a form (an OAuth2 token request, which carries a refresh
+    /// token) once: no redirects, no retries, as the token server's answer
+    /// decides what comes next. Never over plain http beyond loopback.
     pub async fn post_form(&self, url: &Url, form: &[(&str, &str)]) -> Result<Response> {
+        if !carries_secrets(url) {
+            return Err(Error::auth(
+                reason::TOKEN_REQUEST_FAILED,
+                format!(
+                    "POST {}: refusing to send a token request over plain http",
+                    shown(url)
+                ),
+            ));
+        }
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
-        self.client
+        let via = self.http_for(url)?;
+        via.client
             .post(url.clone())
             .header(
                 http::header::CONTENT_TYPE,
@@ -193,28 +200,7 @@ impl Transport {
             .body(body)
             .send()
             .await
-            .map_err(|e| describe(url, &e))
-    }
-
-    /// A connection dropped by a server that had asked for a client
-    /// certificate we could not present: a TLS refusal, not a network
-    /// fault to retry.
-    fn refused_for_certificate(&self, e: Error) -> Error {
-        let asked = self
-            .unanswered_certificate_request
-            .as_ref()
-            .is_some_and(|w| w.asked.load(std::sync::atomic::Ordering::Relaxed));
-        if !asked || !matches!(e.reason, reason::CONNECTION_RESET | reason::REQUEST_FAILED) {
-            return e;
-        }
-        Error::transport(
-            reason::TLS,
-            format!(
-                "{} (the server asked for a client certificate and none is configured for it: \
-                 see tank_cache_load_certs_dir)",
-                e.message
-            ),
-        )
+            .map_err(|e| describe("POST", url, &e))
     }
 
     pub fn config(&self) -> &Config {
@@ -267,7 +253,7 @@ pub fn next_location(current: &Url, headers: &HeaderMap) -> Result<Url> {
         .ok_or_else(|| {
             Error::transport(
                 reason::INVALID_REDIRECT,
-                format!("GET {current}: redirect without a Location header"),
+                format!("GET {}: redirect without a Location header", shown(current)),
             )
         })?
         .to_str()
@@ -276,18 +262,28 @@ pub fn next_location(current: &Url, headers: &HeaderMap) -> Result<Url> {
         .ok_or_else(|| {
             Error::transport(
                 reason::INVALID_REDIRECT,
-                format!("GET {current}: redirect with an unparsable Location header"),
+                format!(
+                    "GET {}: redirect with an unparsable Location header",
+                    shown(current)
+                ),
             )
         })?;
     match (current.scheme(), location.scheme()) {
         (_, "https") | ("http", "http") => Ok(location),
         ("https", "http") => Err(Error::transport(
             reason::INSECURE_REDIRECT,
-            format!("GET {current}: refusing redirect from https to {location}"),
+            format!(
+                "GET {}: refusing redirect from https to {}",
+                shown(current),
+                shown(&location)
+            ),
         )),
         (_, other) => Err(Error::transport(
             reason::INSECURE_REDIRECT,
-            format!("GET {current}: refusing redirect to a {other}: URL"),
+            format!(
+                "GET {}: refusing redirect to a {other}: URL",
+                shown(current)
+            ),
         )),
     }
 }
@@ -307,10 +303,10 @@ fn authorization_header(value: &str) -> Result<HeaderValue> {
 /// The secrets sent for a response: redacted from any excerpt of its body
 /// that a message quotes, so a server that echoes them leaks nothing.
 #[derive(Clone, Default)]
-pub struct SentSecrets(Vec<String>);
+pub struct SentSecrets(Vec<Secret>);
 
-pub fn with_secrets(mut resp: Response, secrets: Vec<String>) -> Response {
-    let secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 4).collect();
+pub fn with_secrets(mut resp: Response, secrets: Vec<Secret>) -> Response {
+    let secrets: Vec<Secret> = secrets.into_iter().filter(|s| s.len() >= 4).collect();
     if !secrets.is_empty() {
         resp.extensions_mut().insert(SentSecrets(secrets));
     }
@@ -320,7 +316,7 @@ pub fn with_secrets(mut resp: Response, secrets: Vec<String>) -> Response {
 fn redact(text: String, secrets: Option<&SentSecrets>) -> String {
     let Some(secrets) = secrets else { return text };
     // Longest first, so a secret inside another is not half shown.
-    let mut sorted: Vec<&String> = secrets.0.iter().collect();
+    let mut sorted: Vec<&Secret> = secrets.0.iter().collect();
     sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
     sorted
         .into_iter()
@@ -368,9 +364,15 @@ fn closed_before_answer(e: &reqwest::Error) -> bool {
     })
 }
 
-/// Turns a reqwest failure into our error, naming the URL and the cause.
-fn describe(url: &Url, e: &reqwest::Error) -> Error {
-    let mut chain = e.to_string();
+/// Turns a reqwest failure into our error, naming the URL (as [`shown`])
+/// and the cause.
+fn describe(method: &str, url: &Url, e: &reqwest::Error) -> Error {
+    // reqwest names the whole URL, query and all.
+    let mut chain = match e.url() {
+        Some(u) => e.to_string().replace(u.as_str(), &shown(u)),
+        None => e.to_string(),
+    };
+    let url = shown(url);
     let mut reset = false;
     let mut tls = false;
     let mut proxy = None;
@@ -395,7 +397,7 @@ fn describe(url: &Url, e: &reqwest::Error) -> Error {
         proxy = proxy.or_else(|| tunnel_refusal(s));
     }
     if let Some(status) = proxy {
-        let err = Error::transport(reason::PROXY, format!("GET {url}: {chain}"));
+        let err = Error::transport(reason::PROXY, format!("{method} {url}: {chain}"));
         return match status {
             Some(status) => Error::transport(
                 reason::PROXY,
@@ -416,7 +418,7 @@ fn describe(url: &Url, e: &reqwest::Error) -> Error {
     } else {
         reason::REQUEST_FAILED
     };
-    Error::transport(reason, format!("GET {url}: {chain}"))
+    Error::transport(reason, format!("{method} {url}: {chain}"))
 }
 
 /// A proxy that would not open a tunnel: `Some(status)` when it said
@@ -487,7 +489,7 @@ impl Body {
                 }
             }
             Err(e) => {
-                let err = describe(&self.url, &e);
+                let err = describe("GET", &self.url, &e);
                 return Err(match self.declared {
                     Some(n)
                         if !self.resumable
@@ -505,7 +507,7 @@ impl Body {
             if self.received > limit {
                 return Err(Error::protocol(
                     reason,
-                    format!("GET {}: body exceeds {limit} bytes", self.url),
+                    format!("GET {}: body exceeds {limit} bytes", shown(&self.url)),
                 ));
             }
         }
@@ -542,7 +544,10 @@ fn length_mismatch(url: &Url, declared: u64, received: u64, why: &str) -> Error 
     };
     Error::protocol(
         reason::LENGTH_MISMATCH,
-        format!("GET {url}: Content-Length is {declared} but {received} bytes arrived{why}"),
+        format!(
+            "GET {}: Content-Length is {declared} but {received} bytes arrived{why}",
+            shown(url)
+        ),
     )
 }
 
@@ -555,7 +560,7 @@ pub async fn body_excerpt(resp: Response, max: usize) -> Option<String> {
     // still found whole.
     let longest = secrets
         .as_ref()
-        .map_or(0, |s| s.0.iter().map(String::len).max().unwrap_or(0));
+        .map_or(0, |s| s.0.iter().map(|s| s.len()).max().unwrap_or(0));
     let mut out = Vec::new();
     while out.len() < max + longest {
         match resp.chunk().await {
@@ -625,6 +630,17 @@ mod tests {
         );
         let none = next_location(&Url::parse("http://r/").unwrap(), &HeaderMap::new());
         assert_eq!(none.unwrap_err().reason, reason::INVALID_REDIRECT);
+    }
+
+    #[test]
+    fn the_secrets_kept_for_redaction_are_wiped_when_dropped() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        let sent = SentSecrets(vec!["Bearer t0ken".into()]);
+        sent.0.iter().for_each(wiped_on_drop);
+        assert_eq!(
+            redact("x Bearer t0ken y".into(), Some(&sent)),
+            "x <redacted> y"
+        );
     }
 
     #[test]

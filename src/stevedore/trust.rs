@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use url::Url;
+use zeroize::Zeroizing;
 
 use super::credentials::{checked_key, registry_key};
 use super::error::{reason, Error, ErrorKind, Result};
@@ -15,17 +17,17 @@ use super::error::{reason, Error, ErrorKind, Result};
 /// The certs directories searched when the caller names none.
 const DEFAULT_CERTS_DIRS: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/certs.d"];
 
-/// A client certificate chain and its key.
+/// A client certificate chain and its key (wiped when dropped).
 pub struct Identity {
     pub chain: Vec<CertificateDer<'static>>,
-    pub key: PrivateKeyDer<'static>,
+    pub key: Zeroizing<PrivateKeyDer<'static>>,
 }
 
 impl Clone for Identity {
     fn clone(&self) -> Self {
         Identity {
             chain: self.chain.clone(),
-            key: self.key.clone_key(),
+            key: Zeroizing::new(self.key.clone_key()),
         }
     }
 }
@@ -53,7 +55,7 @@ pub struct TlsSettings {
     pub identity: Option<Identity>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Trust {
     everywhere: Vec<CertificateDer<'static>>,
     registries: HashMap<String, RegistryTrust>,
@@ -148,6 +150,27 @@ impl Trust {
         Ok(self.registries.entry(key).or_default())
     }
 
+    /// Whether nothing was added to the defaults.
+    pub fn is_empty(&self) -> bool {
+        self.everywhere.is_empty() && self.registries.is_empty()
+    }
+
+    /// The entry whose settings connections to `url` use: its host's own
+    /// (`host:port`, or `host` alone on the scheme's default port), else
+    /// `""` for the CAs trusted everywhere; `None` when this trust adds
+    /// nothing there.
+    pub fn entry_for(&self, url: &Url) -> Option<String> {
+        let host = url.host_str()?;
+        let with_port = url.port_or_known_default().map(|p| format!("{host}:{p}"));
+        let bare = url.port().is_none().then(|| host.to_owned());
+        [with_port, bare]
+            .into_iter()
+            .flatten()
+            .map(|candidate| registry_key(&candidate))
+            .find(|key| self.registries.contains_key(key))
+            .or_else(|| (!self.everywhere.is_empty()).then(String::new))
+    }
+
     /// What connections to `registry` use beyond the defaults; `None` when
     /// nothing was added for it, so it can share the process's client.
     pub fn settings_for(&self, registry: &str) -> Option<TlsSettings> {
@@ -187,7 +210,7 @@ fn read_host_dir(dir: &Path) -> Result<RegistryTrust> {
                 }
                 trust.identity = Some(Identity {
                     chain: certificates(path)?,
-                    key: private_key(&key)?,
+                    key: Zeroizing::new(private_key(&key)?),
                 });
             }
             Some("key") if !path.with_extension("cert").exists() => {

@@ -43,7 +43,6 @@ use tank::stevedore::error::reason;
 use tank::stevedore::{
     Cancel, Error, ErrorKind, ImageReference, Manifest, ProgressFn, Result, TokenCache,
 };
-use zeroize::Zeroizing;
 
 mod atoms {
     rustler::atoms! {
@@ -135,9 +134,10 @@ impl Drop for Buffer {
     }
 }
 
-/// A password or identity token copied out of an Erlang binary: zeroed
-/// when dropped, so the NIF's copy does not outlive its use in memory.
-type Secret = Zeroizing<String>;
+/// A password or identity token copied out of an Erlang binary: the
+/// core's own secret type, zeroed when dropped, so the NIF's one copy is
+/// the credential's and does not outlive its use in memory.
+use tank::stevedore::secret::Secret;
 
 // Checked by every build, as the crate has no test binary: were `Secret`
 // ever a plain `String` again, this would not compile.
@@ -573,24 +573,19 @@ fn credentials_arg(term: Term<'_>) -> Result<Vec<(String, Credential)>> {
                 entry.decode().map_err(|_| bad())?;
             let registry = text_arg(registry, "registry").map_err(|_| bad())?;
             let secret = |t: Term<'_>| secret_arg(t, "credential").map_err(|_| bad());
-            // `take` moves a secret's buffer into the core's credential
-            // without a copy, leaving an empty string behind.
             let credential = if kind == atoms::basic() {
                 let username = text_arg(first, "username").map_err(|_| bad())?;
-                let mut password = secret(second)?;
+                let password = secret(second)?;
                 if username.is_empty() {
                     return Err(bad());
                 }
-                Credential::Basic {
-                    username,
-                    password: std::mem::take(&mut *password),
-                }
+                Credential::Basic { username, password }
             } else if kind == atoms::identity_token() {
-                let mut token = secret(first)?;
+                let token = secret(first)?;
                 if token.is_empty() {
                     return Err(bad());
                 }
-                Credential::IdentityToken(std::mem::take(&mut *token))
+                Credential::IdentityToken(token)
             } else {
                 return Err(bad());
             };
@@ -704,7 +699,7 @@ fn text_arg(term: Term<'_>, name: &str) -> Result<String> {
 
 /// As [`text_arg`], for a password or token: its one copy is a [`Secret`].
 fn secret_arg(term: Term<'_>, name: &str) -> Result<Secret> {
-    utf8_arg(term, name).map(|text| Zeroizing::new(text.to_owned()))
+    utf8_arg(term, name).map(Secret::from)
 }
 
 /// A binary's text, borrowed from the VM (no copy).
