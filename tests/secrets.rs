@@ -372,6 +372,60 @@ fn a_cached_credential_never_follows_its_registry_to_plain_http() {
     }
 }
 
+/// An insecure registry's anonymous tokens are no secret: they still reach
+/// it over plain http, while the credentials set for it never do.
+#[test]
+fn an_anonymous_token_still_reaches_a_plain_http_registry() {
+    let pki = Pki::new();
+    let server = Server::start(pki.server.clone(), move |req, port| {
+        let auth = req.authorization.as_deref();
+        if req.target.starts_with("/token") {
+            return match auth {
+                None => (200, vec![], br#"{"token":"ANONYMOUS"}"#.to_vec()),
+                Some(_) => (401, vec![], vec![]),
+            };
+        }
+        if auth == Some("Bearer ANONYMOUS") {
+            return (
+                200,
+                vec![header("Content-Type", OCI_MANIFEST)],
+                MANIFEST.to_vec(),
+            );
+        }
+        let asked = format!(r#"Bearer realm="http://reg.test:{port}/token",service="reg""#);
+        (401, vec![header("WWW-Authenticate", &asked)], vec![])
+    });
+    let cache = TokenCache::default();
+    let registry = format!("http://reg.test:{}", server.port);
+    cache
+        .credentials
+        .set(
+            &format!("reg.test:{}", server.port),
+            Credential::Basic {
+                username: "alice".into(),
+                password: "PASSWORD_SECRET".into(),
+            },
+        )
+        .unwrap();
+    let client = client(|_| {});
+    for call in 0..2 {
+        block_on(client.manifest(&registry, "a/b", "v1", Some(&cache)))
+            .unwrap_or_else(|e| panic!("call {call}: {e}"));
+    }
+    let seen = server.seen();
+    let alice = basic_header("alice", "PASSWORD_SECRET");
+    assert!(
+        seen.iter()
+            .all(|s| s.authorization.as_deref() != Some(&alice)),
+        "alice's password went over plain http: {seen:#?}"
+    );
+    let tokens = seen
+        .iter()
+        .filter(|s| s.target.starts_with("/token"))
+        .count();
+    assert_eq!(tokens, 1, "the anonymous token is cached: {seen:#?}");
+}
+
 // ------------------------------------------------------------------ item 2
 
 #[test]

@@ -19,7 +19,9 @@ use super::error::{reason, Error, Result};
 use super::origin::{carries_secrets, shown, Origin};
 use super::secret::{Secret, WipedJson};
 use super::token_cache::{CacheKey, IssuedToken, TokenCache};
-use super::transport::{body_excerpt, discard, with_secrets, Body, Response, Transport};
+use super::transport::{
+    body_excerpt, discard, with_secrets, Authorization, Body, Response, Transport,
+};
 
 /// A token response larger than this is not a token response.
 const MAX_TOKEN_RESPONSE: u64 = 1 << 20;
@@ -36,15 +38,21 @@ pub async fn authorized_get(
     url: &Url,
     headers: &HeaderMap,
 ) -> Result<Response> {
-    // A credential helper runs only once the registry asks who we are.
+    // Credentials never travel in the clear, except on loopback: in the
+    // clear, calls are anonymous. A credential helper runs only once the
+    // registry asks who we are.
     let known = match cache {
-        Some(c) => c.credentials.known(key.registry(), key.repository()),
-        None => Some(None),
+        Some(c) if carries_secrets(url) => c.credentials.known(key.registry(), key.repository()),
+        _ => Some(None),
     };
     let first_key = key.as_identity(known.clone().flatten().as_ref());
     let sent = cache.and_then(|c| c.current(&first_key));
     let mut secrets: Vec<Secret> = sent.iter().cloned().collect();
-    let resp = transport.get(url, headers, sent.as_deref()).await?;
+    let first = sent.as_deref().map(|value| Authorization {
+        value,
+        anonymous: first_key.is_anonymous(),
+    });
+    let resp = transport.get(url, headers, first).await?;
     if resp.status() != StatusCode::UNAUTHORIZED || Origin::of(resp.url()) != Origin::of(url) {
         // A 401 from a redirect target (a CDN) is its own: it is answered
         // with nothing of the registry's.
@@ -61,8 +69,6 @@ pub async fn authorized_get(
         (None, None) => None,
     };
     let key = key.as_identity(credential.as_ref());
-    // Credentials never travel in the clear, except on loopback.
-    let credential = credential.filter(|_| carries_secrets(url));
     secrets.extend(credential.iter().flat_map(Credential::secrets));
     let challenges = challenges(resp.headers());
     let answer = if let Some(bearer) = challenges.iter().find(|c| c.is_bearer()) {
@@ -100,7 +106,11 @@ pub async fn authorized_get(
     if let Some(token) = answer.strip_prefix("Bearer ") {
         secrets.push(token.into());
     }
-    let resp = transport.get(url, headers, Some(&answer)).await?;
+    let answered = Authorization {
+        value: &answer,
+        anonymous: key.is_anonymous(),
+    };
+    let resp = transport.get(url, headers, Some(answered)).await?;
     Ok(with_secrets(resp, secrets))
 }
 
@@ -215,7 +225,14 @@ async fn request_token(
             }
             let basic = credential.map(Credential::basic_header);
             let resp = transport
-                .get(&url, &HeaderMap::new(), basic.as_deref())
+                .get(
+                    &url,
+                    &HeaderMap::new(),
+                    basic.as_deref().map(|value| Authorization {
+                        value,
+                        anonymous: false,
+                    }),
+                )
                 .await
                 .map_err(token_request_failed)?;
             ("GET", resp)

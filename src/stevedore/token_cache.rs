@@ -60,6 +60,11 @@ impl CacheKey {
             .unwrap_or("")
     }
 
+    /// Whether what is kept under this key was earned with no credential.
+    pub fn is_anonymous(&self) -> bool {
+        self.identity.is_empty()
+    }
+
     /// The same key for calls made as `credential`.
     pub fn as_identity(&self, credential: Option<&Credential>) -> CacheKey {
         CacheKey {

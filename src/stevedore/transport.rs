@@ -92,15 +92,14 @@ impl Transport {
     }
 
     /// GETs `url`, following redirects and retrying transient failures.
-    /// `authorization` (a whole header value, `Bearer …` or `Basic …`) is
-    /// sent only to `url`'s own origin, and only over https or to loopback.
-    /// Any final status is returned as a response; only failures to get one
-    /// are errors.
+    /// `authorization` is sent only to `url`'s own origin and, unless it is
+    /// anonymous, only over https or to loopback. Any final status is
+    /// returned as a response; only failures to get one are errors.
     pub async fn get(
         &self,
         url: &Url,
         headers: &HeaderMap,
-        authorization: Option<&str>,
+        authorization: Option<Authorization<'_>>,
     ) -> Result<Response> {
         let mut attempt = 0;
         loop {
@@ -130,18 +129,20 @@ impl Transport {
         &self,
         url: &Url,
         headers: &HeaderMap,
-        authorization: Option<&str>,
+        authorization: Option<Authorization<'_>>,
     ) -> std::result::Result<Response, Failed> {
         let token_origin = Origin::of(url);
         let mut current = url.clone();
         let mut hops = 0;
         loop {
             let mut sent = headers.clone();
-            if let Some(value) = authorization {
+            if let Some(auth) = authorization {
                 // Whatever handed it over: never in the clear beyond
                 // loopback, never to another origin.
-                if Origin::of(&current) == token_origin && carries_secrets(&current) {
-                    sent.insert(AUTHORIZATION, authorization_header(value)?);
+                if Origin::of(&current) == token_origin
+                    && (auth.anonymous || carries_secrets(&current))
+                {
+                    sent.insert(AUTHORIZATION, authorization_header(auth.value)?);
                 }
             }
             let resp = self.send(&current, sent).await?;
@@ -286,6 +287,18 @@ pub fn next_location(current: &Url, headers: &HeaderMap) -> Result<Url> {
             ),
         )),
     }
+}
+
+/// An `Authorization` value (a whole header value, `Bearer …` or
+/// `Basic …`) and who earned it. One earned with a credential (a Basic
+/// header, a token a realm gave for a password) is a secret and never
+/// crosses plain http beyond loopback, whatever put it in a cache; a token
+/// a realm hands to anyone is none, and may go to the origin it was earned
+/// at over that origin's own scheme (an insecure registry's tokens).
+#[derive(Clone, Copy)]
+pub struct Authorization<'a> {
+    pub value: &'a str,
+    pub anonymous: bool,
 }
 
 fn authorization_header(value: &str) -> Result<HeaderValue> {
