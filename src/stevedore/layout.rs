@@ -4,9 +4,7 @@
 //! changed it since), and `index.json`, replaced in one step under a lock
 //! so that pulls into the same layout at once lose no entry.
 
-use std::collections::hash_map::RandomState;
 use std::fs::{File, OpenOptions};
-use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -17,13 +15,11 @@ use super::cancel::Cancel;
 use super::digest::Digest;
 use super::error::{Error, Result};
 use super::lock::PathLock;
+use super::private_file;
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
-/// Names tried for a temp file before giving up: with 64 random bits a
-/// second try already means someone is making names in our directory.
-const TEMP_NAME_TRIES: u32 = 8;
 
 pub struct Layout {
     root: PathBuf,
@@ -131,7 +127,10 @@ impl Layout {
     /// it over `target` and flushes the directory: a reader (or a crash)
     /// sees the old file or the new one, never a part.
     fn replace(&self, target: &Path, bytes: &[u8]) -> Result<()> {
-        let (mut file, temp) = create_fresh(&self.ingest_dir(), "write-")?;
+        // Not private: what is renamed into place is read by others too.
+        let base = self.ingest_dir().join("write");
+        let (mut file, temp) = private_file::create_unique(&base, 0o666)
+            .map_err(|e| Error::io("creating a file in", &self.ingest_dir(), &e))?;
         let written = file
             .write_all(bytes)
             .and_then(|()| file.sync_all())
@@ -171,31 +170,6 @@ fn holds(path: &Path, bytes: &[u8]) -> bool {
     file.take(bytes.len() as u64 + 1)
         .read_to_end(&mut held)
         .is_ok_and(|_| held == bytes)
-}
-
-/// A new file in `dir` that is ours alone, and its path. The name is
-/// `prefix` and 64 random bits, not the pid: writers in other PID
-/// namespaces (two containers sharing a layout volume, both pid 1) never
-/// pick it. Created exclusively and through no symlink, so a name someone
-/// else holds is another try, never their file.
-fn create_fresh(dir: &Path, prefix: &str) -> Result<(File, PathBuf)> {
-    let mut tries = 0;
-    loop {
-        // Each RandomState is keyed afresh from the OS's random source.
-        let random = RandomState::new().build_hasher().finish();
-        let path = dir.join(format!("{prefix}{random:016x}"));
-        let created = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path);
-        tries += 1;
-        match created {
-            Ok(file) => return Ok((file, path)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < TEMP_NAME_TRIES => {}
-            Err(e) => return Err(Error::io("creating", &path, &e)),
-        }
-    }
 }
 
 #[cfg(test)]

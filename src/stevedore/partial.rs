@@ -202,7 +202,7 @@ fn fresh(path: PathBuf) -> Result<(File, PathBuf, bool)> {
         Err(e) => return Err(Error::io("creating", &path, &e)),
     }
     let (file, own) =
-        private_file::create_unique(&path).map_err(|e| Error::io("creating", &path, &e))?;
+        private_file::create_unique(&path, 0o600).map_err(|e| Error::io("creating", &path, &e))?;
     match std::fs::rename(&own, &path) {
         Ok(()) => Ok((file, path, true)),
         Err(_) => Ok((file, own, false)),

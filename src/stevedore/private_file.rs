@@ -1,12 +1,14 @@
-//! Files tank makes for its own use (partial downloads, lock files): never
+//! Files tank makes for its own use (partial downloads, lock files, a
+//! layout's temp files): never
 //! opened through a symlink someone planted at their name, never inherited
 //! by a child process, and readable and writable by their owner only.
 
+use std::collections::hash_map::RandomState;
 use std::fs::{File, Metadata, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Read-write, `O_NOFOLLOW | O_CLOEXEC`, created with mode 0600; the
 /// caller adds `create` or `create_new`. `O_NONBLOCK` too: a FIFO planted
@@ -22,26 +24,27 @@ pub fn options() -> OpenOptions {
     options
 }
 
-/// A new file named `<path>.<unique>` beside `path`, made here and nowhere
-/// else (`create_new`): a name another process (or container, with the
-/// same pid) is using is never shared.
-pub fn create_unique(path: &Path) -> io::Result<(File, PathBuf)> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
+/// Names tried for a new file before giving up: with 64 random bits a
+/// second try already means someone is making names in our directory.
+const UNIQUE_NAME_TRIES: u32 = 8;
+
+/// A new file named `<path>.<64 random bits>` beside `path`, created with
+/// `mode` (less the umask), made here and nowhere else (`create_new`): not
+/// the pid, so writers in other PID namespaces (two containers sharing a
+/// volume, both pid 1) never pick it, and a name someone else holds is
+/// another try, never their file.
+pub fn create_unique(path: &Path, mode: u32) -> io::Result<(File, PathBuf)> {
     let mut tries = 0;
     loop {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
+        // Each RandomState is keyed afresh from the OS's random source.
+        let random = RandomState::new().build_hasher().finish();
         let mut name = path.as_os_str().to_os_string();
-        name.push(format!(
-            ".{}-{nanos}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        name.push(format!(".{random:016x}"));
         let candidate = PathBuf::from(name);
-        match options().create_new(true).open(&candidate) {
+        tries += 1;
+        match options().mode(mode).create_new(true).open(&candidate) {
             Ok(file) => return Ok((file, candidate)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 16 => tries += 1,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < UNIQUE_NAME_TRIES => {}
             Err(e) => return Err(e),
         }
     }
