@@ -1239,16 +1239,9 @@ fn tls_origin(
                 let head = String::from_utf8_lossy(&head);
                 let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
                 let (status, headers, body) = script(&path);
-                let mut out = format!("HTTP/1.1 {status} X\r\n");
-                for (k, v) in headers {
-                    out.push_str(&format!("{k}: {v}\r\n"));
-                }
-                out.push_str(&format!(
-                    "Content-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                ));
-                let _ = tls.write_all(out.as_bytes());
-                let _ = tls.write_all(&body);
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(k, v)| (&**k, &**v)).collect();
+                respond(&mut tls, status, &headers, &body);
                 tls.conn.send_close_notify();
                 let _ = tls.flush();
             });

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::tools::tool;
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -180,17 +181,6 @@ fn the_layout_check_finds_each_fault_it_names() {
     ];
     after_success.sort();
     assert_eq!(faults(Ended::Succeeded), after_success);
-}
-
-fn tool(name: &str, package: &str) -> Command {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{name} is missing: this test checks the layout with it (apt-get install {package})"
-    );
-    Command::new(name)
 }
 
 fn run_ok(cmd: &mut Command) -> String {

@@ -226,16 +226,8 @@ fn read_head(stream: &mut impl Read, tls: bool) -> Option<Seen> {
 fn answer(stream: &mut impl Write, req: &Seen, script: Script, seen: &Mutex<Vec<Seen>>) {
     seen.lock().unwrap().push(req.clone());
     let (status, headers, body) = script(req);
-    let mut out = format!("HTTP/1.1 {status} X\r\n");
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
-    let _ = stream.write_all(out.as_bytes());
-    let _ = stream.write_all(&body);
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (&**k, &**v)).collect();
+    respond(stream, status, &headers, &body);
 }
 
 fn header(k: &str, v: &str) -> (String, String) {

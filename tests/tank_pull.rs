@@ -6,6 +6,7 @@
 mod common;
 
 use common::origin::{respond, respond_head, Origin, Request};
+use common::tools::tool;
 use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -14,19 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tank_testrig::IndexEntryInfo;
-
-/// A tool the test checks the layout with; missing is a failure naming the
-/// Debian package, never a skip.
-fn tool(name: &str, package: &str) -> Command {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{name} is missing: this test checks the layout with it (apt-get install {package})"
-    );
-    Command::new(name)
-}
 
 /// The static `tank-pull`, built once per test process against the release
 /// `libtank.a`, into a directory of that process's own: test runners that

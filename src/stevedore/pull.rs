@@ -70,33 +70,20 @@ pub async fn pull(
         blocking(move || Layout::open(&root)).await??
     };
     let repo = Repository::parse(&req.reference.repository)?;
-    let top = cancellable(
-        req.cancel,
-        manifest::fetch(
-            transport,
-            Some(cache),
-            &registry,
-            &repo,
-            &req.reference.target(),
-        ),
-    )
-    .await?;
+    // A manifest fetch touches no file: dropping it on cancel is safe.
+    let fetch_manifest = |reference: Reference| {
+        let (registry, repo) = (&registry, &repo);
+        cancellable(req.cancel, async move {
+            manifest::fetch(transport, Some(cache), registry, repo, &reference).await
+        })
+    };
+    let top = fetch_manifest(req.reference.target()).await?;
     let (index, image) = if is_index(&top) {
         let host = PlatformSpec::host();
         let wanted = req.platform.unwrap_or(&host);
         let entry = wanted.choose(&top.manifests)?;
         let digest = descriptor_digest(entry)?;
-        let image = cancellable(
-            req.cancel,
-            manifest::fetch(
-                transport,
-                Some(cache),
-                &registry,
-                &repo,
-                &Reference::Digest(digest),
-            ),
-        )
-        .await?;
+        let image = fetch_manifest(Reference::Digest(digest)).await?;
         if is_index(&image) {
             return Err(Error::protocol(
                 reason::INVALID_MANIFEST_JSON,

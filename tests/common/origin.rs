@@ -141,7 +141,7 @@ fn read_request(conn: &TcpStream) -> Result<Request, Vec<u8>> {
 }
 
 /// Writes a complete response with `Content-Length` and `Connection: close`.
-pub fn respond(conn: &mut TcpStream, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+pub fn respond(conn: &mut impl Write, status: u16, headers: &[(&str, &str)], body: &[u8]) {
     let mut head = format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status));
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
