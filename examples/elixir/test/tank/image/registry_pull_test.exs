@@ -370,7 +370,11 @@ defmodule Tank.Image.RegistryPullTest do
     caller = spawn(fn -> Registry.pull(reference, layout) end)
     # The lock file comes before the partial and goes, by its holder, when
     # the download ends: with the blob in blobs/ when it succeeded.
-    eventually("the layer's download under way", fn -> File.exists?(base <> ".partial") end)
+    # Bytes in the partial, not only the file: an empty partial is nothing
+    # to resume from, and a cancelled download removes it.
+    eventually("the layer's download under way", fn ->
+      (file_size(base <> ".partial") || 0) > 0
+    end)
     Process.exit(caller, :kill)
     eventually("the download to end", fn -> not File.exists?(base <> ".lock") end)
     # It ended without the blob: it was cancelled.
