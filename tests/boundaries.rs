@@ -225,17 +225,39 @@ fn a_symlink_planted_at_the_partial_is_not_followed() {
     assert!(!nowhere.exists(), "a file was created through the symlink");
 }
 
+/// A symlink at the lock's name is neither followed nor removed (removing
+/// it by name could remove a lock file another caller has just made in its
+/// place): the call fails naming it, before any request.
 #[test]
 fn a_symlink_planted_at_the_lock_is_not_followed() {
     let dir = tempfile::tempdir().unwrap();
     let nowhere = dir.path().join("made-through-a-link");
-    download_after(dir.path(), |path| {
-        std::os::unix::fs::symlink(&nowhere, lock_of(path)).unwrap();
-    });
+    let blob = Arc::new(payload());
+    let served = blob.clone();
+    let o = Origin::start(move |req, conn| serve(&served, req, conn));
+    let path = dir.path().join("blob");
+    std::os::unix::fs::symlink(&nowhere, lock_of(&path)).unwrap();
+    let call = start_blob_to_file(o.addr(), &sha256(&blob), Some(blob.len() as u64), &path);
+    let e = call.within(Duration::from_secs(20)).unwrap_err();
+    assert_eq!(
+        (e.status, e.reason.as_str()),
+        (TankStatus::TANK_ERR_IO, "io"),
+        "{e:?}"
+    );
+    assert!(e.message.contains("blob.lock"), "{e:?}");
     assert!(
         !nowhere.exists(),
         "a lock file was created through the symlink"
     );
+    assert!(
+        std::fs::symlink_metadata(lock_of(&path))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the symlink was removed"
+    );
+    assert!(o.requests().is_empty(), "{:?}", o.requests());
+    assert!(!path.exists());
 }
 
 /// A partial holding the blob's first bytes, as `set_up` leaves it: when it

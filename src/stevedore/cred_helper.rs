@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zeroize::Zeroizing;
 
 use super::credentials::Credential;
 use super::error::{reason, Error, Result};
@@ -65,7 +66,9 @@ pub async fn get(name: &str, server: &str) -> Result<Option<Credential>> {
     .map_err(|_| failed(format!("no answer within {} s; killed", TIMEOUT.as_secs())))?
     .map_err(|e: std::io::Error| failed(format!("cannot read its answer: {e}")))?;
     let (status, stdout_bytes, stderr_bytes) = answered;
-    let stdout = String::from_utf8_lossy(&stdout_bytes);
+    // The answer holds the secret: every copy of it is wiped when dropped.
+    let stdout_bytes = Zeroizing::new(stdout_bytes);
+    let stdout = Zeroizing::new(String::from_utf8_lossy(&stdout_bytes).into_owned());
     let succeeded = status.map_or(!stdout.trim().is_empty(), |s| s.success());
     if !succeeded || stdout.contains("credentials not found") {
         if stdout.contains("credentials not found") {

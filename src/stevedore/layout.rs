@@ -111,7 +111,7 @@ impl Layout {
     /// `index.json` as it is now; empty when there is none yet.
     fn read_index(&self) -> Result<Map<String, Value>> {
         let path = self.root.join("index.json");
-        match std::fs::read(&path) {
+        match read_regular_file(&path) {
             Ok(bytes) => serde_json::from_slice::<Map<String, Value>>(&bytes).map_err(|e| {
                 Error::bad_input(format!(
                     "{} is not an OCI image index ({e}); not overwriting it",
@@ -152,6 +152,24 @@ impl Layout {
 
 /// Whether `path` is a regular file holding exactly `bytes`; read through
 /// no symlink, and never waiting on a FIFO planted there.
+/// The bytes of the regular file at `path`. Non-blocking: a FIFO there must
+/// not hold the call until someone writes to it.
+fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 fn holds(path: &Path, bytes: &[u8]) -> bool {
     let Ok(file) = OpenOptions::new()
         .read(true)

@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,10 +34,7 @@ impl PathLock {
             if cancel.is_some_and(Cancel::is_cancelled) {
                 return Err(Error::cancelled());
             }
-            let Some(file) = open(&path)? else {
-                sleep(cancel, POLL).await?;
-                continue;
-            };
+            let file = open(&path)?;
             while !try_lock(&file).map_err(|e| Error::io("locking", &path, &e))? {
                 sleep(cancel, POLL).await?;
             }
@@ -49,20 +47,26 @@ impl PathLock {
     }
 }
 
-/// The lock file at `path`, made when missing; `None` when a symlink was
-/// found there instead (never followed, and removed: a lock file is never
-/// a link, so nobody's lock goes with it).
-fn open(path: &std::path::Path) -> Result<Option<File>> {
+/// The lock file at `path`, made when missing. A symlink there is never
+/// followed and never removed: a lock file is never a link, and removing
+/// one by name could remove the lock file another caller has just made in
+/// its place (two holders at once); the caller hears of it instead.
+fn open(path: &std::path::Path) -> Result<File> {
+    // Not private: it holds no data, and a group sharing a layout must be
+    // able to open (and wait on) each other's locks, as before.
     let opened = private_file::options()
+        .mode(0o666)
         .create(true)
         .truncate(false)
         .open(path);
     let file = match opened {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            std::fs::remove_file(path)
-                .map_err(|e| Error::io("removing a symlink planted at", path, &e))?;
-            return Ok(None);
+            let e = io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a symlink is there, not a lock file; tank never follows it (remove it)",
+            );
+            return Err(Error::io("locking", path, &e));
         }
         Err(e) => return Err(Error::io("creating the lock file", path, &e)),
     };
@@ -74,7 +78,7 @@ fn open(path: &std::path::Path) -> Result<Option<File>> {
         let e = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
         return Err(Error::io("locking", path, &e));
     }
-    Ok(Some(file))
+    Ok(file)
 }
 
 impl Drop for PathLock {
@@ -149,9 +153,12 @@ mod tests {
         let path = dir.path().join("blob.lock");
         let target = dir.path().join("elsewhere");
         std::os::unix::fs::symlink(&target, &path).unwrap();
-        let held = PathLock::acquire(path.clone(), None).await.unwrap();
+        let e = PathLock::acquire(path.clone(), None).await.err().unwrap();
+        assert_eq!(e.reason, "io", "{e}");
         assert!(!target.exists(), "created through the symlink");
-        assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
-        drop(held);
+        assert!(
+            std::fs::symlink_metadata(&path).unwrap().is_symlink(),
+            "removed by name"
+        );
     }
 }

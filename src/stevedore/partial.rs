@@ -111,10 +111,23 @@ impl Partial {
     /// what the rename moved is not this file (someone swapped the name).
     pub fn commit(mut self, target: &Path) -> Result<()> {
         let file = self.file.take().expect("open until commit");
-        file.sync_all()
-            .map_err(|e| Error::io("flushing", &self.path, &e))?;
-        std::fs::rename(&self.path, target)
-            .map_err(|e| Error::io("renaming the blob to", target, &e))?;
+        let moved = (|| {
+            // The mode any other file the caller makes gets, set before the
+            // rename: the blob is never at its name unreadable to others.
+            file.set_permissions(Permissions::from_mode(0o666 & !umask()))
+                .map_err(|e| Error::io("setting the mode of", &self.path, &e))?;
+            file.sync_all()
+                .map_err(|e| Error::io("flushing", &self.path, &e))?;
+            std::fs::rename(&self.path, target)
+                .map_err(|e| Error::io("renaming the blob to", target, &e))
+        })();
+        if let Err(e) = moved {
+            // A partial under a name of its own is never resumed.
+            if !self.resumable {
+                private_file::remove_if_at(&file, &self.path);
+            }
+            return Err(e);
+        }
         if !private_file::is_at(&file, target) {
             // Not the bytes that were hashed: not left as if verified.
             let _ = std::fs::remove_file(target);
@@ -124,7 +137,6 @@ impl Partial {
             ));
             return Err(Error::io("renaming the blob to", target, &e));
         }
-        let _ = file.set_permissions(Permissions::from_mode(0o666 & !umask()));
         let dir = match target.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -211,7 +223,7 @@ fn fresh(path: PathBuf) -> Result<(File, PathBuf, bool)> {
 
 /// The process's umask, for the mode a committed blob gets (that of any
 /// other file the caller makes). Read from `/proc`: setting it to read it
-/// would change it for every thread for a moment.
+/// would change it for every thread for a moment. Unknown, the strictest.
 fn umask() -> u32 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -219,5 +231,5 @@ fn umask() -> u32 {
             let line = status.lines().find(|l| l.starts_with("Umask:"))?;
             u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
         })
-        .unwrap_or(0o022)
+        .unwrap_or(0o077)
 }

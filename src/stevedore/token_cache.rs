@@ -86,11 +86,11 @@ struct Slot {
     /// A bearer token or a Basic header that worked, and when it expires.
     token: Option<(Secret, Instant)>,
     flight: Arc<tokio::sync::Mutex<()>>,
-    /// Token requests that have ended, and how the last one failed: a
+    /// Token requests that have ended, and how the last one ended: a
     /// caller that waited for a request reuses its answer, failure too,
     /// instead of starting over behind it.
     ended: u64,
-    last_failure: Option<Error>,
+    last_answer: Option<Result<Secret>>,
 }
 
 pub struct TokenCache {
@@ -194,8 +194,16 @@ impl TokenCache {
                         return Ok(token);
                     }
                 }
-                if let (true, Some(e)) = (slot.ended > ended_before, &slot.last_failure) {
-                    return Err(e.clone());
+                // The request this call waited for answers it too, even
+                // when its token is already too old for the cache to keep.
+                if slot.ended > ended_before {
+                    match &slot.last_answer {
+                        Some(Ok(token)) if rejected != Some(token.as_str()) => {
+                            return Ok(token.clone())
+                        }
+                        Some(Err(e)) => return Err(e.clone()),
+                        _ => {}
+                    }
                 }
             }
         }
@@ -206,11 +214,11 @@ impl TokenCache {
         let issued = match outcome {
             Ok(issued) => issued,
             Err(e) => {
-                slot.last_failure = Some(e.clone());
+                slot.last_answer = Some(Err(e.clone()));
                 return Err(e);
             }
         };
-        slot.last_failure = None;
+        slot.last_answer = Some(Ok(issued.token.clone()));
         slot.token = Some((
             issued.token.clone(),
             Instant::now() + self.lifetime(issued.expires_in),
@@ -347,6 +355,46 @@ mod tests {
                     .obtain(&key, None, WAIT, || async {
                         fetches.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
+                        issued("shared", None)
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap().as_str(), "shared");
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    }
+
+    /// A cache that keeps nothing (TTL 0) still shares one request among
+    /// the calls that waited for it: each fetching in turn would leave the
+    /// last ones out of time although every request ended in time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn waiters_share_the_answer_they_waited_for_when_nothing_is_kept() {
+        const CALLS: usize = 8;
+        let cache = Arc::new(TokenCache::new(Duration::ZERO));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let key = pull_key("r", "a");
+        let flight = {
+            let mut slots = cache.slots.lock().unwrap();
+            slots.entry(key.clone()).or_default().flight.clone()
+        };
+        let mut tasks = Vec::new();
+        for _ in 0..CALLS {
+            let (cache, fetches, key, flight) =
+                (cache.clone(), fetches.clone(), key.clone(), flight.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .obtain(&key, None, WAIT, || async move {
+                        // The first request ends once every call is in
+                        // `obtain` (each holds a clone of the flight there,
+                        // besides the one it captured; the slot and this
+                        // test hold one each).
+                        if fetches.fetch_add(1, Ordering::SeqCst) == 0 {
+                            while Arc::strong_count(&flight) < 2 * CALLS + 2 {
+                                tokio::task::yield_now().await;
+                            }
+                        }
                         issued("shared", None)
                     })
                     .await

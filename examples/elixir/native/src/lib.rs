@@ -199,8 +199,9 @@ type Reply = Box<dyn for<'a> FnOnce(Env<'a>) -> Term<'a> + Send>;
 /// Starts `work` on tank's runtime and returns `{:ok, handle}` at once; the
 /// caller gets `{ref, result}` when it ends, `result` built by `reply`.
 /// `work` is handed the call's [`Watch`] (its cancel token, for waits of
-/// its own, and where progress counts as a sign of life) and is dropped
-/// when the token fires.
+/// its own, and where progress counts as a sign of life); when the token
+/// fires it is dropped, unless it ends itself (see
+/// [`Call::ends_itself_on_cancel`]).
 fn start<'a, T, F>(
     env: Env<'a>,
     call: Call,
@@ -215,7 +216,12 @@ where
     let watch = Watch::new();
     let work = work(&watch);
     let watched = watch.cancel.clone();
-    let future = async move { cancellable(Some(&watched), work).await };
+    let future = async move {
+        match call.ends_itself_on_cancel() {
+            true => work.await,
+            false => cancellable(Some(&watched), work).await,
+        }
+    };
     let caller = env.pid();
     let mut owned = OwnedEnv::new();
     let saved: SavedTerm = owned.save(ref_term);
@@ -263,7 +269,17 @@ fn send(owned: &mut OwnedEnv, to: &LocalPid, saved: SavedTerm, finish: Reply) {
 enum Call {
     Manifest,
     Blob,
+    BlobToFile,
     Pull,
+}
+
+impl Call {
+    /// Calls that write files end themselves when their token fires, their
+    /// writers first, so that nothing touches the files once the caller
+    /// hears back; dropping them half-way would leave a writer running.
+    fn ends_itself_on_cancel(self) -> bool {
+        matches!(self, Call::BlobToFile | Call::Pull)
+    }
 }
 
 #[rustler::nif]
@@ -356,7 +372,7 @@ fn blob_to_file<'a>(
     cache: Term<'a>,
     progress: Term<'a>,
 ) -> Term<'a> {
-    guarded(env, Call::Blob, || {
+    guarded(env, Call::BlobToFile, || {
         let registry = text_arg(registry, "registry")?;
         let repo = text_arg(repo, "repo")?;
         let digest = text_arg(digest, "digest")?;
@@ -367,7 +383,7 @@ fn blob_to_file<'a>(
         let client = tank::runtime::client()?;
         start(
             env,
-            Call::Blob,
+            Call::BlobToFile,
             reference_tag,
             |watch| {
                 let progress = reporter(watch, progress, &path);
@@ -787,7 +803,7 @@ fn error_reason<'a>(env: Env<'a>, call: Call, e: &Error) -> Term<'a> {
         (ErrorKind::Http, Some(status)) => {
             let tag = match call {
                 Call::Manifest => atoms::manifest_http(),
-                Call::Blob => atoms::blob_http(),
+                Call::Blob | Call::BlobToFile => atoms::blob_http(),
                 Call::Pull if answered_manifest_request(e) => atoms::manifest_http(),
                 Call::Pull => atoms::blob_http(),
             };
