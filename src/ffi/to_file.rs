@@ -48,10 +48,11 @@ pub(crate) fn calling(progress: TankProgressFn, user: *mut c_void) -> impl FnMut
 /// - When the call returns, however it ends, tank has stopped writing its
 ///   files: the partial file holds what the next call resumes from, and
 ///   may be moved or deleted at once.
-/// - tank's own files are mode 0600 and never opened through a symlink. A
-///   `<path>.partial` that is not a regular file of the caller's, with one
-///   name, that only its owner can write, is not resumed: a fresh download
-///   replaces it.
+/// - tank's own files are never opened through a symlink, and a partial
+///   is mode 0600. A `<path>.partial` that is not a regular file of the
+///   caller's, with one name, that only its owner can write, is not
+///   resumed: a fresh download replaces it. A symlink at `<path>.lock` is
+///   `TANK_ERR_IO`, naming it.
 /// - A registry whose `206` answers never start where asked is
 ///   `TANK_ERR_PROTOCOL` / `range_not_honoured` after a few requests.
 /// - A file or directory the OS refuses is `TANK_ERR_IO`, naming it.
