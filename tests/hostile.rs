@@ -25,6 +25,7 @@ use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::origin::{reset, respond, respond_head, stream, stream_chunked, Origin, Request};
+use common::test_ca::TestCa;
 use common::*;
 use sha2::{Digest as _, Sha512};
 use tank::stevedore::{Client, Config};
@@ -1116,20 +1117,9 @@ fn redirects_to_other_schemes_or_nowhere() {
 #[test]
 fn https_to_http_redirect_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "tank hostile-test CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).unwrap();
+    let ca = TestCa::new("tank hostile-test CA");
+    let (leaf, leaf_key) = ca.leaf(vec!["127.0.0.1".to_owned()]);
+    std::fs::write(dir.path().join("ca.pem"), ca.cert.pem()).unwrap();
     std::fs::write(dir.path().join("leaf.der"), leaf.der()).unwrap();
     std::fs::write(dir.path().join("leaf.key"), leaf_key.serialize_der()).unwrap();
     let out = Command::new(std::env::current_exe().unwrap())

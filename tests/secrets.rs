@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use common::origin::{reset, respond, respond_head, Origin};
 use common::sha256;
+use common::test_ca::TestCa;
 use tank::stevedore::credentials::Credential;
 use tank::stevedore::{Client, Config, TokenCache};
 
@@ -43,32 +44,17 @@ struct Pki {
 impl Pki {
     fn new() -> Pki {
         let dir = tempfile::tempdir().unwrap();
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "tank secrets-test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let leaf = |names: Vec<String>| {
-            let key = rcgen::KeyPair::generate().unwrap();
-            let cert = rcgen::CertificateParams::new(names)
-                .unwrap()
-                .signed_by(&key, &issuer)
-                .unwrap();
-            (cert, key)
-        };
-        let (server_cert, server_key) = leaf(NAMES.iter().map(|n| n.to_string()).collect());
-        let (client_cert, client_key) = leaf(vec!["tank-client".to_owned()]);
-        std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).unwrap();
+        let ca = TestCa::new("tank secrets-test CA");
+        let (server_cert, server_key) = ca.leaf(NAMES.iter().map(|n| n.to_string()).collect());
+        let (client_cert, client_key) = ca.leaf(vec!["tank-client".to_owned()]);
+        std::fs::write(dir.path().join("ca.pem"), ca.cert.pem()).unwrap();
         std::fs::write(dir.path().join("client.cert"), client_cert.pem()).unwrap();
         std::fs::write(dir.path().join("client.key"), client_key.serialize_pem()).unwrap();
 
         use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca_cert.der().clone()).unwrap();
+        roots.add(ca.cert.der().clone()).unwrap();
         // Asks every client for a certificate and takes none as well: the
         // test looks at who presented one.
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(

@@ -7,6 +7,7 @@ use std::ptr;
 
 pub mod blob_files;
 pub mod origin;
+pub mod test_ca;
 pub mod tools;
 
 use sha2::{Digest as _, Sha256};
