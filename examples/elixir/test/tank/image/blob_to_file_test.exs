@@ -5,6 +5,7 @@ defmodule Tank.Image.BlobToFileTest do
   the VM has dirty schedulers.
   """
   use ExUnit.Case, async: true
+  import Tank.Test.Wait
 
   alias Tank.Image.Registry
   alias Tank.Test.{Origin, Pull, Rig}
@@ -19,20 +20,6 @@ defmodule Tank.Image.BlobToFileTest do
   end
 
   # Waits (bounded) for something another process brings about.
-  defp eventually(what, fun, deadline \\ System.monotonic_time(:millisecond) + 10_000) do
-    cond do
-      fun.() ->
-        :ok
-
-      System.monotonic_time(:millisecond) > deadline ->
-        flunk("timed out waiting for #{what}")
-
-      true ->
-        Process.sleep(5)
-        eventually(what, fun, deadline)
-    end
-  end
-
   test "every blob of an image lands verified, with progress, from plain and token registries",
        %{tmp_dir: dir} do
     image = Rig.image(:oci_image)
@@ -95,7 +82,7 @@ defmodule Tank.Image.BlobToFileTest do
 
     path = Path.join(dir, "blob")
     caller = spawn(fn -> Registry.blob_to_file(origin.addr, "a/b", Pull.sha256(blob), path) end)
-    eventually("the first bytes on disk", fn -> partial_size(path) == 300_000 end)
+    eventually("the first bytes on disk", fn -> partial_size(path) == 300_000 end, 10_000)
     Process.exit(caller, :kill)
     assert_receive {:origin_client_closed, _}, 1_000
     assert partial_size(path) == 300_000
@@ -139,9 +126,11 @@ defmodule Tank.Image.BlobToFileTest do
       end
 
     # Every one has its first bytes on disk while all are still running.
-    eventually("#{count} downloads in flight at once", fn ->
-      Enum.all?(callers, fn {_, path} -> partial_size(path) == 50_000 end)
-    end)
+    eventually(
+      "#{count} downloads in flight at once",
+      fn -> Enum.all?(callers, fn {_, path} -> partial_size(path) == 50_000 end) end,
+      10_000
+    )
 
     assert Enum.all?(callers, fn {pid, _} -> Process.alive?(pid) end)
 

@@ -6,6 +6,7 @@ defmodule Tank.Image.RegistryPullTest do
   should not load the machine under the async modules' bounded waits.
   """
   use ExUnit.Case, async: false
+  import Tank.Test.Wait
 
   alias Tank.Image.Registry
   alias Tank.Test.{JSON, Origin, Pull, Rig}
@@ -54,20 +55,6 @@ defmodule Tank.Image.RegistryPullTest do
   end
 
   # Waits (bounded) for something another process brings about.
-  defp eventually(what, fun, deadline \\ System.monotonic_time(:millisecond) + 30_000) do
-    cond do
-      fun.() ->
-        :ok
-
-      System.monotonic_time(:millisecond) > deadline ->
-        flunk("timed out waiting for #{what}")
-
-      true ->
-        Process.sleep(5)
-        eventually(what, fun, deadline)
-    end
-  end
-
   # A registry of one image, `a/b:v1`, on a scripted origin: its manifest,
   # its config, and one layer served as `serve_layer.(request)` says.
   defp one_image_origin(layer, serve_layer) do
@@ -375,6 +362,7 @@ defmodule Tank.Image.RegistryPullTest do
     eventually("the layer's download under way", fn ->
       (file_size(base <> ".partial") || 0) > 0
     end)
+
     Process.exit(caller, :kill)
     eventually("the download to end", fn -> not File.exists?(base <> ".lock") end)
     # It ended without the blob: it was cancelled.

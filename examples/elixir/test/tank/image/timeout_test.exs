@@ -9,6 +9,7 @@ defmodule Tank.Image.TimeoutTest do
   a real registry will not do on demand.
   """
   use ExUnit.Case, async: true
+  import Tank.Test.Wait
 
   alias Tank.Image.Registry
   alias Tank.Test.{Origin, Pull}
@@ -117,7 +118,8 @@ defmodule Tank.Image.TimeoutTest do
         ] do
       caller = spawn(call)
       # The request is in once the origin logged it.
-      wait_for_request(origin, length(Origin.requests(origin)) + 1)
+      n = length(Origin.requests(origin)) + 1
+      eventually("request #{n}", fn -> length(Origin.requests(origin)) >= n end, 10_000)
       Process.exit(caller, :kill)
       assert_receive {:origin_client_closed, _}, 5_000
     end
@@ -144,19 +146,5 @@ defmodule Tank.Image.TimeoutTest do
     end
 
     assert Origin.requests(origin) == []
-  end
-
-  defp wait_for_request(origin, n, deadline \\ System.monotonic_time(:millisecond) + 10_000) do
-    cond do
-      length(Origin.requests(origin)) >= n ->
-        :ok
-
-      System.monotonic_time(:millisecond) > deadline ->
-        flunk("the origin never saw request #{n}")
-
-      true ->
-        Process.sleep(5)
-        wait_for_request(origin, n, deadline)
-    end
   end
 end
