@@ -35,6 +35,10 @@
  *   TANK_ERR_INTERNAL        panic, runtime, out_of_memory
  *   TANK_ERR_CANCELLED       cancelled (a TankCancel was triggered)
  *   TANK_ERR_IO              io (a local file or directory; the message names it and the OS error)
+ *   TANK_ERR_LAYER           unsafe_path (an entry, whiteout or link target would land outside the root; names it),
+ *                            bad_layer (not a tar, a corrupt or truncated stream, a header tank refuses),
+ *                            diff_id_mismatch (the uncompressed layer does not hash to the config's diff_id),
+ *                            unsupported_media_type (a layer type tank cannot apply; names it)
  */
 
 
@@ -66,6 +70,18 @@
  * `size` when the caller does not know the blob's size.
  */
 #define TANK_SIZE_UNKNOWN UINT64_MAX
+
+/**
+ * Owners from the layer (`lchown`, numeric ids), device nodes, and every
+ * xattr (`security.capability` included): needs root.
+ */
+#define TANK_UNPACK_KEEP_OWNERS 1u
+
+/**
+ * Replace an existing `rootfs` (the old tree stays whole until the new one
+ * is).
+ */
+#define TANK_UNPACK_REPLACE 2u
 
 /**
  * What a fallible call returns. Codes are never renumbered; a retired code
@@ -117,6 +133,12 @@ enum TankStatus
    * `io`); the message names the path and the OS error.
    */
   TANK_ERR_IO = 9,
+  /**
+   * A layer cannot be applied to a root filesystem (reasons
+   * `unsafe_path`, `bad_layer`, `diff_id_mismatch`,
+   * `unsupported_media_type`); the message names the layer and the entry.
+   */
+  TANK_ERR_LAYER = 10,
 };
 #ifndef __cplusplus
 typedef uint32_t TankStatus;
@@ -680,6 +702,45 @@ TankStatus tank_blob_to_file(const char *registry,
                              TankProgressFn progress,
                              void *progress_user,
                              struct TankError **err);
+
+/**
+ * Unpacks the image `image` of the OCI image layout `layout` into the new
+ * directory `rootfs`.
+ *
+ * # Safety
+ * String arguments are NULL or NUL-terminated; `cancel` is NULL or live;
+ * `progress` is NULL or callable with `progress_user`; `err` is NULL or
+ * writable.
+ */
+TankStatus tank_unpack(const char *layout,
+                       const char *image,
+                       const char *rootfs,
+                       uint32_t flags,
+                       struct TankCancel *cancel,
+                       TankProgressFn progress,
+                       void *progress_user,
+                       struct TankError **err);
+
+/**
+ * `tank_pull`, then the image unpacked into `rootfs`: each layer is
+ * applied as soon as it and every layer below it are in the layout, while
+ * the later ones still download.
+ *
+ * # Safety
+ * As `tank_pull` and `tank_unpack`.
+ */
+TankStatus tank_pull_unpack(const char *image,
+                            const char *layout,
+                            const char *rootfs,
+                            const char *platform,
+                            uint32_t jobs,
+                            uint32_t flags,
+                            struct TankCache *cache,
+                            struct TankCancel *cancel,
+                            TankProgressFn progress,
+                            void *progress_user,
+                            struct TankManifest *out,
+                            struct TankError **err);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -12,6 +12,7 @@ pub mod pull;
 pub mod reference;
 pub mod status;
 pub mod to_file;
+pub mod unpack;
 
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -30,6 +30,10 @@ pub enum TankStatus {
     /// A local file or directory could not be read or written (reason
     /// `io`); the message names the path and the OS error.
     TANK_ERR_IO = 9,
+    /// A layer cannot be applied to a root filesystem (reasons
+    /// `unsafe_path`, `bad_layer`, `diff_id_mismatch`,
+    /// `unsupported_media_type`); the message names the layer and the entry.
+    TANK_ERR_LAYER = 10,
 }
 
 impl TankStatus {
@@ -44,6 +48,7 @@ impl TankStatus {
             ErrorKind::Internal => TankStatus::TANK_ERR_INTERNAL,
             ErrorKind::Cancelled => TankStatus::TANK_ERR_CANCELLED,
             ErrorKind::Io => TankStatus::TANK_ERR_IO,
+            ErrorKind::Layer => TankStatus::TANK_ERR_LAYER,
         }
     }
 }
@@ -64,6 +69,7 @@ pub extern "C" fn tank_status_name(status: u32) -> *const c_char {
         7 => "TANK_ERR_INTERNAL\0",
         8 => "TANK_ERR_CANCELLED\0",
         9 => "TANK_ERR_IO\0",
+        10 => "TANK_ERR_LAYER\0",
         _ => "TANK_UNKNOWN_STATUS\0",
     };
     name.as_ptr().cast()

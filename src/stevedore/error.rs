@@ -25,6 +25,8 @@ pub enum ErrorKind {
     Cancelled,
     /// A local file or directory could not be read or written.
     Io,
+    /// A layer cannot be applied to a root filesystem.
+    Layer,
 }
 
 /// Stable reason identifiers. Each one belongs to exactly one [`ErrorKind`];
@@ -65,6 +67,14 @@ pub mod reason {
     pub const AUTH_CONFIG: &str = "auth_config";
     pub const CERTIFICATE: &str = "certificate";
     pub const CREDENTIAL_HELPER: &str = "credential_helper";
+    /// A layer entry (or whiteout, or link target) would land outside the root.
+    pub const UNSAFE_PATH: &str = "unsafe_path";
+    /// Not a tar, a corrupt or truncated stream, a header tank refuses.
+    pub const BAD_LAYER: &str = "bad_layer";
+    /// The uncompressed layer does not hash to the config's `rootfs.diff_ids` entry.
+    pub const DIFF_ID_MISMATCH: &str = "diff_id_mismatch";
+    /// A layer media type tank cannot apply.
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
 }
 
 /// A failed call: its kind, a stable reason id, a message naming the URL or
@@ -125,6 +135,12 @@ impl Error {
 
     pub fn internal(reason: &'static str, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, reason, message)
+    }
+
+    /// A layer that cannot be applied; `reason` is one of `unsafe_path`,
+    /// `bad_layer`, `diff_id_mismatch`, `unsupported_media_type`.
+    pub fn layer(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Layer, reason, message)
     }
 
     pub fn cancelled() -> Self {

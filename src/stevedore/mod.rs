@@ -29,6 +29,7 @@ mod to_file;
 pub mod token_cache;
 pub mod transport;
 pub mod trust;
+pub mod unpack;
 
 pub use cancel::Cancel;
 pub use digest::Digest;

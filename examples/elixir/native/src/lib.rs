@@ -71,6 +71,7 @@ mod atoms {
         internal,
         cancelled,
         io,
+        layer,
         tank_progress,
         no_matching_platform,
         token_caches,
@@ -852,6 +853,7 @@ fn detail_term<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
         ErrorKind::Internal => atoms::internal(),
         ErrorKind::Cancelled => atoms::cancelled(),
         ErrorKind::Io => atoms::io(),
+        ErrorKind::Layer => atoms::layer(),
     };
     let mut keys = vec![
         atoms::reason().encode(env),
