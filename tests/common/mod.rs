@@ -9,6 +9,7 @@ pub mod blob_files;
 pub mod origin;
 pub mod test_ca;
 pub mod tools;
+pub mod unpack;
 
 use sha2::{Digest as _, Sha256};
 #[allow(unused_imports)]
@@ -189,7 +190,7 @@ pub fn manifest_with(
 
 /// Copies a filled-in manifest out and releases it (twice: the second is a
 /// no-op).
-unsafe fn take_manifest(out: &mut TankManifest) -> Fetched {
+pub(crate) unsafe fn take_manifest(out: &mut TankManifest) -> Fetched {
     let fetched = Fetched {
         media_type: cstr(out.media_type).unwrap(),
         digest: cstr(out.digest).unwrap(),
@@ -398,7 +399,7 @@ pub struct Reports {
     pub at: Vec<std::time::Instant>,
 }
 
-unsafe extern "C" fn record(user: *mut std::ffi::c_void, done: u64, total: u64) {
+pub(crate) unsafe extern "C" fn record(user: *mut std::ffi::c_void, done: u64, total: u64) {
     let reports = &mut *user.cast::<Reports>();
     reports.seen.push((done, total));
     reports.threads.push(std::thread::current().id());
