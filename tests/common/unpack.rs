@@ -1,6 +1,6 @@
 //! `tank_unpack` and `tank_pull_unpack` as C calls them, with progress
-#![allow(unused_imports)] // Each test binary uses some of these.
 //! recorded.
+#![allow(unused_imports)] // Each test binary uses some of these.
 
 use std::ffi::CString;
 use std::path::Path;

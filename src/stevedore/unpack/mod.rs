@@ -17,7 +17,7 @@
 //! - `swap`: the temporary sibling tree and its rename into place.
 
 mod apply;
-mod image;
+pub(crate) mod image;
 mod media;
 mod root;
 mod stream;
@@ -40,6 +40,44 @@ pub struct Options {
     /// An existing `rootfs` is replaced (it stays whole until the new tree
     /// is).
     pub replace: bool,
+}
+
+/// One unpack under way: the temporary tree beside `rootfs` and the
+/// layers applied so far. Dropped before `commit`, it removes that tree and
+/// leaves `rootfs` as it was. `tank_unpack` and `tank_pull_unpack` both
+/// drive one; its calls block (run them off the async workers).
+#[allow(dead_code)] // Until tank_unpack and tank_pull_unpack drive it.
+pub(crate) struct Unpacking {
+    _private: (),
+}
+
+#[allow(dead_code)]
+impl Unpacking {
+    /// Checks `rootfs` (absent, or present with `options.replace`) and makes
+    /// the temporary sibling tree.
+    pub(crate) fn begin(rootfs: &Path, options: Options) -> Result<Unpacking> {
+        let _ = (rootfs, options);
+        unimplemented!()
+    }
+
+    /// Applies one layer from the blob file `blob`; `read` gets the
+    /// layer's compressed bytes read so far.
+    pub(crate) fn apply(
+        &mut self,
+        blob: &Path,
+        layer: &image::LayerPlan,
+        cancel: Option<&Cancel>,
+        read: &(dyn Fn(u64) + Sync),
+    ) -> Result<()> {
+        let _ = (blob, layer, cancel, read);
+        unimplemented!()
+    }
+
+    /// Directories' modes and times, then the tree renamed into place (or
+    /// exchanged with the old one, which is then removed).
+    pub(crate) fn commit(self) -> Result<()> {
+        unimplemented!()
+    }
 }
 
 /// Unpacks the image `image` of the OCI layout `layout` into the new
