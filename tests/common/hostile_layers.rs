@@ -464,6 +464,27 @@ impl Layout {
         }
     }
 
+    /// The file `path` (an uncompressed tar, too big to hash in a debug
+    /// build in good time) moved into the layout as a plain tar layer; its
+    /// digest, which is also its diff_id, by `sha256sum`.
+    pub fn adopt_plain_layer(&self, path: &Path) -> Layer {
+        let out = super::run(super::tools::tool("sha256sum", "coreutils").arg(path));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let hex = text
+            .split_whitespace()
+            .next()
+            .expect("sha256sum prints the digest");
+        let digest = format!("sha256:{hex}");
+        let size = fs::metadata(path).unwrap().len();
+        fs::rename(path, self.blob_path(&digest)).unwrap();
+        Layer {
+            media_type: OCI_TAR.to_owned(),
+            digest: digest.clone(),
+            size,
+            diff_id: digest,
+        }
+    }
+
     /// An image manifest over `layers`, its config pairing them with their
     /// own diff_ids, named `name` in index.json. Its digest.
     pub fn image(&mut self, name: &str, layers: &[Layer]) -> String {
