@@ -782,6 +782,54 @@ fn symlink_chains_out_and_back() {
                 file(&format!("{}/sentinel/canary", c.abs_in_root()), b"inside"),
             ])
         }),
+        // Links that never end: an error of the layer, not a hang, and
+        // nothing outside touched.
+        row("symlink_loop", |_, l| {
+            image(
+                l,
+                &[tar(|t| {
+                    t.symlink("a", "b").symlink("b", "a").file("a/x", b"x");
+                })],
+            );
+            Expect::FailsAnyOf(vec![(TANK_ERR_LAYER, "*")])
+        }),
+        row("symlink_chain_of_60", |_, l| {
+            image(
+                l,
+                &[tar(|t| {
+                    t.dir("end/");
+                    for i in 0..60 {
+                        let target = if i == 59 {
+                            "end".to_owned()
+                        } else {
+                            format!("l{}", i + 1)
+                        };
+                        t.symlink(&format!("l{i}"), &target);
+                    }
+                    t.file("l0/x", b"x");
+                })],
+            );
+            Expect::FailsAnyOf(vec![(TANK_ERR_LAYER, "*")])
+        }),
+        // Entries that name the root itself cannot replace it.
+        row("file_named_the_root", |_, l| {
+            image(
+                l,
+                &[tar(|t| {
+                    t.file("/", b"pwned");
+                })],
+            );
+            Expect::FailsAnyOf(vec![(TANK_ERR_LAYER, UNSAFE), (TANK_ERR_LAYER, BAD)])
+        }),
+        row("symlink_named_dot", |_, l| {
+            image(
+                l,
+                &[tar(|t| {
+                    t.symlink(".", "../sentinel");
+                })],
+            );
+            Expect::FailsAnyOf(vec![(TANK_ERR_LAYER, UNSAFE), (TANK_ERR_LAYER, BAD)])
+        }),
         // A link through which the next entry's parent resolves to a
         // missing directory: made inside the root, as tar makes parents.
         row("write_through_symlink_to_missing_dir", |c, l| {
@@ -992,6 +1040,16 @@ fn whiteouts() {
                 })],
             );
             unsafe_path(".wh...")
+        }),
+        // `.wh.` names the directory it is in.
+        row("whiteout_of_the_empty_name", |_, l| {
+            image(
+                l,
+                &[tar(|t| {
+                    t.dir("a/").file("a/x", b"x").file("a/.wh.", b"");
+                })],
+            );
+            Expect::FailsAnyOf(vec![(TANK_ERR_LAYER, UNSAFE), (TANK_ERR_LAYER, BAD)])
         }),
         row("whiteout_that_climbs", |_, l| {
             image(

@@ -735,7 +735,7 @@ fn unknown_flag_bits() {
     let (w, _, _) = named_layout();
     for flags in [4, 1 << 31, u32::MAX, TANK_UNPACK_REPLACE | 8] {
         let (r, _) = unpack(&w.layout_dir(), IMAGE, &w.rootfs(), flags, None);
-        bad_input(r, &["flags"]);
+        bad_input(r, &["flag"]);
         assert_eq!(names(w.t()), ["layout"]);
     }
 }
@@ -803,7 +803,7 @@ fn pull_unpack_bad_input_sends_nothing() {
         (TankStatus::TANK_ERR_BAD_INPUT, "bad_input"),
         "{e:?}"
     );
-    assert!(e.message.contains("flags"), "{e:?}");
+    assert!(e.message.contains("flag"), "{e:?}");
     let (r, _) = pull_unpack(&image, &layout, Path::new(""), None, 1, 0, &cache, None);
     let e = r.expect_err("an empty rootfs");
     assert_eq!(e.status, TankStatus::TANK_ERR_BAD_INPUT, "{e:?}");
