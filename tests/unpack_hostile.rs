@@ -619,6 +619,36 @@ fn symlink_chains_out_and_back() {
             );
             Expect::Tree(vec![file(&c.escape(), b"inside")])
         }),
+        // `a -> ../../../..` and `b -> a/x`: `b` is the root's own `/x`.
+        row("a_up_b_through_a_one_layer", |c, l| {
+            let x = c.escape();
+            image(
+                l,
+                &[tar(|t| {
+                    t.symlink("a", "../../../..")
+                        .symlink("b", &format!("a/{x}"))
+                        .dir(&format!("a/{x}/"))
+                        .file("b/f", b"inside");
+                })],
+            );
+            Expect::Tree(vec![file(&format!("{}/f", c.escape()), b"inside")])
+        }),
+        row("a_up_b_through_a_across_layers", |c, l| {
+            let x = c.escape();
+            image(
+                l,
+                &[
+                    tar(|t| {
+                        t.symlink("a", "../../../..")
+                            .symlink("b", &format!("a/{x}"));
+                    }),
+                    tar(|t| {
+                        t.dir(&format!("/{x}/")).file("b/f", b"inside");
+                    }),
+                ],
+            );
+            Expect::Tree(vec![file(&format!("{}/f", c.escape()), b"inside")])
+        }),
         row("absolute_chain_one_layer", |c, l| {
             image(
                 l,
