@@ -197,6 +197,11 @@ fn cancel_mid_layer() {
     });
     let e = expect_err(result, TankStatus::TANK_ERR_CANCELLED, "cancelled");
     let latency = returned.duration_since(triggered);
+    eprintln!(
+        "cancel: returned {latency:?} after the trigger, {} reports, the trigger at {:?}",
+        reports.len(),
+        reports.iter().find(|(d, t)| *d > 0 && d < t)
+    );
     assert!(
         latency <= Duration::from_millis(500),
         "returned {latency:?} after the trigger ({e:?}); reports {reports:?}"
