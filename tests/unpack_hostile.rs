@@ -222,6 +222,14 @@ fn run_row(row: &Row) -> Result<(), String> {
 
     let (result, _) = unpack(&ctx.layout(), IMAGE, &ctx.rootfs(), row.flags, None);
 
+    // Shown with --nocapture: which of several right answers a row got.
+    eprintln!(
+        "row {}: {:?}",
+        row.name,
+        result
+            .as_ref()
+            .map_err(|e| (e.status, &e.reason, &e.message))
+    );
     let mut problems = Vec::new();
     match (&expect, &result) {
         (Expect::Tree(checks), Ok(())) => {
