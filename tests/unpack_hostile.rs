@@ -1618,6 +1618,49 @@ fn extension_headers_and_long_names() {
             );
             fails(BAD, &["s"])
         }),
+        // PAX `size` overrides the header's: the body is 10 bytes although
+        // the ustar field says 1024, and the next header follows them.
+        row("pax_size_overrides_the_header", |_, l| {
+            let mut h = Header::new(hl::REGULAR, b"f");
+            h.size = 1024;
+            image(
+                l,
+                &[tar(|t| {
+                    t.pax(&[("size", b"10")])
+                        .raw(&h.block())
+                        .raw(b"0123456789")
+                        .raw(&[0u8; 502]);
+                    t.file("g", b"after");
+                })],
+            );
+            Expect::Tree(vec![file("f", b"0123456789"), file("g", b"after")])
+        }),
+        // A body that claims an exabyte: the stream ends long before, and
+        // nothing may be reserved for it up front.
+        row("pax_size_claims_an_exabyte", |_, l| {
+            let mut h = Header::new(hl::REGULAR, b"f");
+            h.size = 10;
+            image(
+                l,
+                &[tar(|t| {
+                    t.pax(&[("size", b"1000000000000000000")])
+                        .raw(&h.block())
+                        .raw(&[b'x'; 512]);
+                })],
+            );
+            bad_layer()
+        }),
+        // A NUL in a PAX name: as a C string it would be just `x`.
+        row("nul_in_a_pax_path", |_, l| {
+            image(
+                l,
+                &[tar(|t| {
+                    t.pax(&[("path", b"x\0/../../sentinel/canary")])
+                        .file("placeholder", b"pwned");
+                })],
+            );
+            bad_layer()
+        }),
         row("pax_record_with_a_bad_length", |_, l| {
             image(
                 l,
