@@ -1290,6 +1290,34 @@ fn opaque_markers() {
             );
             Expect::Tree(vec![file("top", b"t"), absent("d"), absent("e")])
         }),
+        // A marker under a symlink to a host directory clears what the
+        // link names inside the root, never the host's.
+        row("opaque_through_a_symlink", |c, l| {
+            let target = format!("{}/sentinel", c.abs());
+            let inside = format!("{}/sentinel", c.abs_in_root());
+            image(
+                l,
+                &[
+                    tar(|t| {
+                        t.dirs(&inside).file(&format!("{inside}/old"), b"old");
+                        t.dirs("sentinel").file("sentinel/old", b"old");
+                        t.symlink("abs", &target).symlink("rel", "../sentinel");
+                    }),
+                    tar(|t| {
+                        t.file("abs/.wh..wh..opq", b"")
+                            .file("rel/.wh..wh..opq", b"");
+                        t.file("abs/new", b"new");
+                    }),
+                ],
+            );
+            Expect::Tree(vec![
+                absent(&format!("{inside}/old")),
+                file(&format!("{inside}/new"), b"new"),
+                absent("sentinel/old"),
+                symlink("abs", &target),
+                symlink("rel", "../sentinel"),
+            ])
+        }),
         row("opaque_in_a_dir_that_climbs", |_, l| {
             image(
                 l,
@@ -1385,6 +1413,32 @@ fn duplicates_and_replacements() {
                 ],
             );
             Expect::Tree(vec![file("x", b"file")])
+        }),
+        // A file in the way of a parent is replaced by a directory.
+        row("file_under_a_file", |_, l| {
+            image(
+                l,
+                &[tar(|t| {
+                    t.file("f", b"file").file("f/x", b"x");
+                })],
+            );
+            Expect::Tree(vec![dir("f"), file("f/x", b"x")])
+        }),
+        // Rewriting one name of a hardlinked file replaces that name; the
+        // other keeps the old contents (nothing is written through a link).
+        row("rewrite_of_a_hardlinked_file", |_, l| {
+            image(
+                l,
+                &[
+                    tar(|t| {
+                        t.file("f", b"old").hardlink("h", "f");
+                    }),
+                    tar(|t| {
+                        t.file("f", b"new");
+                    }),
+                ],
+            );
+            Expect::Tree(vec![file("f", b"new"), file("h", b"old")])
         }),
         row("fifo_over_file_and_file_over_fifo", |_, l| {
             image(
