@@ -843,3 +843,56 @@ fn pull_unpack_bad_input_sends_nothing() {
         "something was made"
     );
 }
+
+/// `rootfs` is a symlink to a directory of the caller's: with or without
+/// REPLACE, what it points at is never emptied, replaced or written into.
+/// Without REPLACE it is an existing `rootfs` (TANK_ERR_IO); with it, the
+/// link may be refused or replaced by the new tree, but not followed.
+#[test]
+fn a_rootfs_that_is_a_symlink_is_never_followed() {
+    let mut w = World::new();
+    w.small_image(IMAGE, b"m");
+    let theirs = w.t().join("theirs");
+    fs::create_dir(&theirs).unwrap();
+    fs::write(theirs.join("keep"), b"keep").unwrap();
+    std::os::unix::fs::symlink(&theirs, w.rootfs()).unwrap();
+    let before = snapshot(&theirs, &[]);
+
+    let (r, _) = unpack(&w.layout_dir(), IMAGE, &w.rootfs(), 0, None);
+    expect_err(r, TankStatus::TANK_ERR_IO, "io");
+    assert!(fs::symlink_metadata(w.rootfs())
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        hl::changes(&before, &snapshot(&theirs, &[])),
+        Vec::<String>::new()
+    );
+
+    let (r, _) = unpack(
+        &w.layout_dir(),
+        IMAGE,
+        &w.rootfs(),
+        TANK_UNPACK_REPLACE,
+        None,
+    );
+    assert_eq!(
+        hl::changes(&before, &snapshot(&theirs, &[])),
+        Vec::<String>::new()
+    );
+    let kind = fs::symlink_metadata(w.rootfs()).unwrap().file_type();
+    match r {
+        Ok(()) => {
+            assert!(kind.is_dir(), "the new tree is not at rootfs: {kind:?}");
+            assert_eq!(fs::read(w.rootfs().join("marker")).unwrap(), b"m");
+        }
+        Err(e) => {
+            assert!(kind.is_symlink(), "{e:?}, and rootfs is now {kind:?}");
+        }
+    }
+    assert_eq!(
+        names(w.t()),
+        ["layout", "rootfs", "theirs"],
+        "a temporary is left"
+    );
+}
