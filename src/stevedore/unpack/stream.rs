@@ -10,7 +10,7 @@ use std::io::{self, Read};
 use super::media::Compression;
 use crate::stevedore::cancel::Cancel;
 use crate::stevedore::digest::Digest;
-use crate::stevedore::error::{Error, Result};
+use crate::stevedore::error::{reason, Error, Result};
 
 /// What the manifest and the config say of one layer.
 pub struct Layer<'a> {
@@ -43,6 +43,17 @@ pub fn read_layer<T>(
 /// stream that ends early is `bad_layer` ("truncated"); anything else the
 /// decompressor said is `bad_layer`.
 pub fn read_error(e: io::Error) -> Error {
-    let _ = e;
-    unimplemented!()
+    if let Some(ours) = e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+        return ours.clone();
+    }
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        return Error::layer(
+            reason::BAD_LAYER,
+            format!("truncated: the layer stream ends early ({e})"),
+        );
+    }
+    Error::layer(
+        reason::BAD_LAYER,
+        format!("the layer's bytes are not what its media type says: {e}"),
+    )
 }
