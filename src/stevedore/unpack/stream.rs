@@ -47,10 +47,36 @@ struct Plan {
 }
 
 impl Plan {
+    /// Applying a layer (file creation and writes) costs more than
+    /// decompressing it, so the diff_id's hashing goes to the decoding
+    /// side, off the longer path (the numbers: `bench` below).
     const CHOSEN: Plan = Plan {
         pipelined: true,
-        diff_id_with_decoder: false,
+        diff_id_with_decoder: true,
     };
+}
+
+/// Where the diff_id comes from.
+enum DiffId {
+    /// An uncompressed layer hashed with the digest's algorithm: its
+    /// diff_id is its digest, the same bytes hashed once.
+    Digest,
+    /// Its own hash, on the decoding side.
+    WithDecoder,
+    /// Its own hash, on the consuming side.
+    WithConsumer,
+}
+
+impl DiffId {
+    fn of(plan: Plan, layer: &Layer<'_>) -> DiffId {
+        let same_bytes = layer.compression == Compression::None
+            && layer.diff_id.algorithm() == layer.digest.algorithm();
+        match (same_bytes, plan.diff_id_with_decoder) {
+            (true, _) => DiffId::Digest,
+            (false, true) => DiffId::WithDecoder,
+            (false, false) => DiffId::WithConsumer,
+        }
+    }
 }
 
 /// Runs `consume` over the uncompressed bytes of the layer blob `blob`,
@@ -105,8 +131,15 @@ fn read_layer_as<T>(
     if is_cancelled(cancel) {
         return Err(Error::cancelled());
     }
-    let producer = Producer::new(blob, layer, cancel, plan.diff_id_with_decoder)?;
-    let diff_id = (!plan.diff_id_with_decoder).then(|| Hasher::new(layer.diff_id.algorithm()));
+    let where_diff_id = DiffId::of(plan, layer);
+    let hasher = || Hasher::new(layer.diff_id.algorithm());
+    let producer = Producer::new(
+        blob,
+        layer,
+        cancel,
+        matches!(where_diff_id, DiffId::WithDecoder).then(hasher),
+    )?;
+    let diff_id = matches!(where_diff_id, DiffId::WithConsumer).then(hasher);
     if !plan.pipelined {
         return inline(producer, diff_id, layer, cancel, read, consume);
     }
@@ -219,10 +252,8 @@ fn verdict<T>(
         (Ok(_), Some(failure)) => return Err(failure),
         (Ok(value), None) => value,
     };
-    let diff_id = match (seen.diff_id, produced.diff_id) {
-        (Some(digest), _) | (None, Some(digest)) => digest,
-        (None, None) => return Err(Error::internal(reason::RUNTIME, "no diff_id hashed")),
-    };
+    // Neither side hashed it: the layer is uncompressed, its digest is it.
+    let diff_id = seen.diff_id.or(produced.diff_id).unwrap_or(produced.digest);
     if &diff_id != layer.diff_id {
         return Err(Error::layer(
             reason::DIFF_ID_MISMATCH,
@@ -425,13 +456,13 @@ impl<'a> Producer<'a> {
         blob: File,
         layer: &Layer<'_>,
         cancel: Option<&'a Cancel>,
-        hash_diff_id: bool,
+        diff_id: Option<Hasher>,
     ) -> Result<Producer<'a>> {
         let file = HashingFile::new(blob, layer);
         Ok(Producer {
             decoder: Decoder::new(file, layer.compression)?,
             cancel,
-            diff_id: hash_diff_id.then(|| Hasher::new(layer.diff_id.algorithm())),
+            diff_id,
             pending: None,
             ended: false,
         })
@@ -719,11 +750,11 @@ mod tests {
     const PLANS: [Plan; 3] = [
         Plan::CHOSEN,
         Plan {
-            pipelined: false,
+            pipelined: true,
             diff_id_with_decoder: false,
         },
         Plan {
-            pipelined: true,
+            pipelined: false,
             diff_id_with_decoder: true,
         },
     ];
@@ -1198,6 +1229,204 @@ mod tests {
                 for plan in PLANS {
                     let _ = blob.read(plan, None, list);
                 }
+            }
+        }
+    }
+}
+
+/// Throughput of the decompressors and of `read_layer` under each plan, on
+/// the layers the caller made in `$TANK_BENCH_DIR` (`layer.tar`,
+/// `layer.tar.gz`, `layer.tar.zst`). Run by hand, in release:
+/// `TANK_BENCH_DIR=/dev/shm/x cargo test --release --lib stream::bench -- --ignored --nocapture`.
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use crate::stevedore::digest::Algorithm;
+    use crate::stevedore::unpack::tar_stream::TarStream;
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use std::time::Instant;
+
+    /// Seconds of CPU this process used so far, every thread counted.
+    fn cpu() -> f64 {
+        // SAFETY: getrusage writes the struct it is given.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+            usage
+        };
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        secs(usage.ru_utime) + secs(usage.ru_stime)
+    }
+
+    /// The fastest of `runs` (wall seconds) and its CPU seconds: the
+    /// machine is shared, so wall time alone says little.
+    fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> ((f64, f64), T) {
+        let mut best = (f64::MAX, 0.0);
+        let mut last = None;
+        for _ in 0..runs {
+            let started = Instant::now();
+            let cpu_before = cpu();
+            last = Some(f());
+            let wall = started.elapsed().as_secs_f64();
+            if wall < best.0 {
+                best = (wall, cpu() - cpu_before);
+            }
+        }
+        (best, last.expect("one run"))
+    }
+
+    fn hash_file(path: &Path) -> Digest {
+        let mut hasher = Hasher::new(Algorithm::Sha256);
+        let mut file = File::open(path).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        hasher.finish()
+    }
+
+    /// Tar parsing, every body written to /dev/null: the applier's reads
+    /// and a write syscall per body chunk, without a filesystem's cost.
+    fn parse(r: &mut dyn Read) -> Result<u64> {
+        let mut null = File::create("/dev/null").unwrap();
+        let mut tar = TarStream::new(r);
+        let mut buf = vec![0u8; 256 << 10];
+        let mut entries = 0;
+        while tar.next_entry()?.is_some() {
+            entries += 1;
+            loop {
+                let n = tar.read_data(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                null.write_all(&buf[..n]).unwrap();
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Tar parsing, every regular file written under `dir` (flat names):
+    /// closer to the applier's cost.
+    fn parse_to_files(r: &mut dyn Read, dir: &Path) -> Result<u64> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut tar = TarStream::new(r);
+        let mut buf = vec![0u8; 256 << 10];
+        let mut entries = 0;
+        while let Some(entry) = tar.next_entry()? {
+            entries += 1;
+            if entry.kind != crate::stevedore::unpack::tar_stream::Kind::File {
+                continue;
+            }
+            let mut out = File::create(dir.join(entries.to_string())).unwrap();
+            loop {
+                let n = tar.read_data(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                out.write_all(&buf[..n]).unwrap();
+            }
+        }
+        Ok(entries)
+    }
+
+    #[test]
+    #[ignore]
+    fn bench() {
+        let dir = PathBuf::from(std::env::var("TANK_BENCH_DIR").expect("TANK_BENCH_DIR"));
+        let tar = dir.join("layer.tar");
+        let mib = std::fs::metadata(&tar).unwrap().len() as f64 / (1 << 20) as f64;
+        let report = |what: &str, (wall, cpu): (f64, f64)| {
+            println!(
+                "{what:<58} {wall:>7.3} s wall {cpu:>7.3} s cpu {:>6.0} MiB/s",
+                mib / wall
+            );
+        };
+        let (secs, _) = best_of(3, || hash_file(&tar));
+        report("sha256 of the tar (sha2)", secs);
+        let diff_id = hash_file(&tar);
+        let (secs, _) = best_of(3, || parse(&mut File::open(&tar).unwrap()).unwrap());
+        report("tar parse + bodies to /dev/null, from the .tar file", secs);
+        if let Ok(out) = std::env::var("TANK_BENCH_OUT").map(PathBuf::from) {
+            let mut run = 0;
+            let (secs, _) = best_of(3, || {
+                run += 1;
+                parse_to_files(&mut File::open(&tar).unwrap(), &out.join(run.to_string())).unwrap()
+            });
+            std::fs::remove_dir_all(&out).unwrap();
+            report("tar parse + files written, from the .tar file", secs);
+        }
+        for (name, compression) in [
+            ("layer.tar.gz", Compression::Gzip),
+            ("layer.tar.zst", Compression::Zstd),
+            ("layer.tar", Compression::None),
+        ] {
+            let path = dir.join(name);
+            let (secs, _) = best_of(3, || {
+                let file = io::BufReader::with_capacity(READ_BUFFER, File::open(&path).unwrap());
+                let mut sink = io::sink();
+                match compression {
+                    Compression::Gzip => {
+                        io::copy(&mut flate2::bufread::MultiGzDecoder::new(file), &mut sink)
+                    }
+                    Compression::Zstd => io::copy(
+                        &mut zstd::stream::read::Decoder::with_buffer(file).unwrap(),
+                        &mut sink,
+                    ),
+                    Compression::None => io::copy(&mut { file }, &mut sink),
+                }
+                .unwrap()
+            });
+            report(&format!("{name}: decompression alone (crate)"), secs);
+            let digest = hash_file(&path);
+            let layer = Layer {
+                digest: &digest,
+                size: std::fs::metadata(&path).unwrap().len(),
+                diff_id: &diff_id,
+                media_type: "bench",
+                compression,
+            };
+            for (label, plan) in [
+                ("pipelined, diff_id beside consume", Plan::CHOSEN),
+                (
+                    "pipelined, diff_id beside decompression",
+                    Plan {
+                        pipelined: true,
+                        diff_id_with_decoder: true,
+                    },
+                ),
+                (
+                    "one thread",
+                    Plan {
+                        pipelined: false,
+                        diff_id_with_decoder: false,
+                    },
+                ),
+            ] {
+                let (secs, n) = best_of(3, || {
+                    let file = File::open(&path).unwrap();
+                    read_layer_as(plan, file, &layer, None, &|_| {}, parse).unwrap()
+                });
+                assert!(n > 0);
+                report(&format!("{name}: read_layer, {label}"), secs);
+                let out = std::env::var("TANK_BENCH_OUT").map(PathBuf::from);
+                let Ok(out) = out else { continue };
+                let mut run = 0;
+                let (secs, _) = best_of(3, || {
+                    run += 1;
+                    let file = File::open(&path).unwrap();
+                    let dir = out.join(run.to_string());
+                    read_layer_as(plan, file, &layer, None, &|_| {}, |r| {
+                        parse_to_files(r, &dir)
+                    })
+                    .unwrap()
+                });
+                std::fs::remove_dir_all(&out).unwrap();
+                report(&format!("{name}: read_layer + files, {label}"), secs);
             }
         }
     }
