@@ -67,7 +67,7 @@ const BLOCK: usize = 512;
 
 /// The largest PAX or GNU long-name body read (and held) for one member.
 /// Real names are at most PATH_MAX (4 KiB) and xattrs at most 64 KiB each.
-pub const EXTENSION_LIMIT: u64 = 1 << 20;
+const EXTENSION_LIMIT: u64 = 1 << 20;
 
 /// How much of a name a message shows.
 const SHOWN_NAME: usize = 200;
