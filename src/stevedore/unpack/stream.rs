@@ -146,18 +146,23 @@ fn read_layer_as<T>(
     thread::scope(|scope| {
         let (full_tx, full_rx) = mpsc::sync_channel(QUEUE);
         let (empty_tx, empty_rx) = mpsc::channel();
+        // The producer goes over once the thread runs, so that a thread
+        // that cannot start leaves it here, to run inline.
+        let (start_tx, start_rx) = mpsc::channel::<Producer<'_>>();
         let spawned = thread::Builder::new()
             .name("tank-layer".into())
-            .spawn_scoped(scope, move || producer.run(full_tx, empty_rx));
-        let handle = match spawned {
-            Ok(handle) => handle,
-            Err(e) => {
-                return Err(Error::internal(
-                    reason::RUNTIME,
-                    format!("cannot start the layer reader thread: {e}"),
-                ))
-            }
+            .spawn_scoped(scope, move || match start_rx.recv() {
+                Ok(producer) => producer.run(full_tx, empty_rx),
+                Err(_) => Err(Error::internal(reason::RUNTIME, "no layer to read")),
+            });
+        let Ok(handle) = spawned else {
+            return inline(producer, diff_id, layer, cancel, read, consume);
         };
+        if let Err(mpsc::SendError(producer)) = start_tx.send(producer) {
+            // The thread is gone already (it cannot be, short of a panic).
+            drop(handle.join());
+            return inline(producer, diff_id, layer, cancel, read, consume);
+        }
         let mut chunks = Chunks::new(
             Source::Queue {
                 full: full_rx,
