@@ -1035,6 +1035,30 @@ mod tests {
     }
 
     #[test]
+    fn a_global_header_is_skipped_and_changes_nothing() {
+        let body = record("path", b"global-name");
+        let mut out = Vec::new();
+        push(
+            &mut out,
+            &header(b'g', b"pax_global_header", body.len() as u64),
+            &body,
+        );
+        push(&mut out, &header(b'0', b"own-name", 2), b"ok");
+        push(
+            &mut out,
+            &header(b'g', b"pax_global_header", body.len() as u64),
+            &body,
+        );
+        end(&mut out);
+        let all = entries(&out).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(
+            (all[0].0.path.as_slice(), all[0].1.as_slice()),
+            (&b"own-name"[..], &b"ok"[..])
+        );
+    }
+
+    #[test]
     fn pax_size_decides_where_the_next_header_is() {
         // The header's own size field says 0; the PAX size says 600.
         let mut out = Vec::new();
