@@ -51,6 +51,11 @@ pub struct Tree {
     options: Options,
     /// Declared directories by cleaned path (`b""` is the root).
     dirs: BTreeMap<Vec<u8>, DirMeta>,
+    /// The last entry's parent directory: tars list a directory's entries
+    /// together, so most entries skip the lookup. Dropped whenever a
+    /// whiteout removes anything (an entry replacing what stood at its own
+    /// name leaves its parent whole).
+    last_parent: Option<(Vec<u8>, OwnedFd)>,
     buf: Vec<u8>,
 }
 
@@ -83,6 +88,7 @@ impl Tree {
             root: Root::with_resolver(root, resolver),
             options,
             dirs: BTreeMap::new(),
+            last_parent: None,
             buf: Vec::new(),
         }
     }
@@ -147,23 +153,38 @@ impl Tree {
         if let Some(hidden) = name.strip_prefix(WHITEOUT) {
             return self.whiteout(entry, parent, hidden, written);
         }
-        let dir = self
-            .root
-            .dir(parent, true)
-            .map_err(|e| os_error("creating the directories of", &path, e))?
-            .ok_or_else(|| {
-                Error::io(
-                    "creating",
-                    show_path(&path),
-                    &io::ErrorKind::NotFound.into(),
-                )
-            })?;
+        let dir = match self.last_parent.take() {
+            Some((last, dir)) if last == parent => dir,
+            _ => self
+                .root
+                .dir(parent, true)
+                .map_err(|e| os_error("creating the directories of", &path, e))?
+                .ok_or_else(|| {
+                    Error::io(
+                        "creating",
+                        show_path(&path),
+                        &io::ErrorKind::NotFound.into(),
+                    )
+                })?,
+        };
         mark(written, &path);
         let at = At {
             dir: dir.as_fd(),
             name,
             path: &path,
         };
+        let done = self.make(at, entry, source, cancel);
+        self.last_parent = Some((parent.to_vec(), dir));
+        done
+    }
+
+    fn make(
+        &mut self,
+        at: At<'_>,
+        entry: &Entry,
+        source: &mut dyn Source,
+        cancel: Option<&Cancel>,
+    ) -> Result<()> {
         match &entry.kind {
             Kind::File => self.file(at, entry, source, cancel),
             Kind::Dir => self.directory(at, entry),
@@ -217,8 +238,9 @@ impl Tree {
         hidden: &[u8],
         written: &mut BTreeSet<Vec<u8>>,
     ) -> Result<()> {
+        self.last_parent = None;
         if hidden == OPAQUE {
-            return self.opaque(parent, written);
+            return self.hide_lower(parent, true, written);
         }
         // Other `.wh..wh.` names are AUFS metadata (`.wh..wh.plnk`,
         // `.wh..wh.aufs`): skipped, as containerd does.
@@ -236,6 +258,11 @@ impl Tree {
             _ => {}
         }
         let path = join(parent, hidden);
+        if written.contains(&path) {
+            // Whiteouts apply to the layers below only: what this layer
+            // put at `path` stays (the spec's "same layer" rule).
+            return self.hide_lower(&path, false, written);
+        }
         let dir = match self.root.dir(parent, false) {
             Ok(Some(dir)) => dir,
             Ok(None) => return Ok(()),
@@ -244,23 +271,37 @@ impl Tree {
         root::remove_tree_bytes(dir.as_fd(), hidden)
             .map_err(|e| os_error("removing", &path, e.into()))?;
         remove_under(&mut self.dirs, &path);
-        remove_under_set(written, &path);
         Ok(())
     }
 
-    /// Everything in `dir` the layers below put there goes; what this
-    /// layer wrote (before or after the marker) stays. A directory this
-    /// layer wrote, or wrote into, is kept but loses its lower contents.
-    fn opaque(&mut self, dir: &[u8], written: &BTreeSet<Vec<u8>>) -> Result<()> {
-        let mut todo = vec![dir.to_vec()];
+    /// Everything in the directory `top` the layers below put there goes;
+    /// what this layer wrote (before or after the marker) stays. A
+    /// directory this layer wrote, or wrote into, is kept but loses its
+    /// lower contents. `follow_top`: `top` is a marker's parent, and a
+    /// symlink there is followed like any parent; otherwise a symlink at
+    /// `top` is left alone.
+    fn hide_lower(
+        &mut self,
+        top: &[u8],
+        follow_top: bool,
+        written: &BTreeSet<Vec<u8>>,
+    ) -> Result<()> {
+        let mut todo = vec![top.to_vec()];
+        let mut follow = follow_top;
         while let Some(path) = todo.pop() {
-            let fd = match self.root.dir(&path, false) {
+            let opened = if std::mem::take(&mut follow) {
+                self.root.dir(&path, false).and_then(|dir| {
+                    dir.map(|dir| root::open_dir(dir.as_fd(), b".").map_err(io::Error::from))
+                        .transpose()
+                })
+            } else {
+                self.root.existing_dir(&path)
+            };
+            let fd = match opened {
                 Ok(Some(fd)) => fd,
                 Ok(None) => continue,
                 Err(e) => return Err(os_error("opening", &path, e)),
             };
-            let fd = root::open_dir(fd.as_fd(), b".")
-                .map_err(|e| os_error("opening", &path, e.into()))?;
             let names = root::list(fd.as_fd()).map_err(|e| os_error("reading", &path, e.into()))?;
             for (name, kind) in names {
                 let child = join(&path, &name);
@@ -593,15 +634,6 @@ fn remove_under<V>(map: &mut BTreeMap<Vec<u8>, V>, path: &[u8]) {
     }
 }
 
-fn remove_under_set(set: &mut BTreeSet<Vec<u8>>, path: &[u8]) {
-    set.remove(path);
-    let (low, high) = below(path);
-    let gone: Vec<Vec<u8>> = set.range(low..high).cloned().collect();
-    for key in gone {
-        set.remove(&key);
-    }
-}
-
 fn show(name: &[u8]) -> String {
     String::from_utf8_lossy(name).into_owned()
 }
@@ -786,6 +818,20 @@ mod tests {
 
         fn hardlink(self, name: &str, target: &str) -> Layer {
             self.add(name, tar::EntryType::Link, 0o644, target, b"")
+        }
+
+        /// PAX `SCHILY.xattr.*` records for the next entry.
+        fn xattrs(mut self, xattrs: &[(&str, &[u8])]) -> Layer {
+            let records: Vec<(String, &[u8])> = xattrs
+                .iter()
+                .map(|(name, value)| (format!("SCHILY.xattr.{name}"), *value))
+                .collect();
+            self.builder
+                .as_mut()
+                .unwrap()
+                .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+                .unwrap();
+            self
         }
 
         fn bytes(mut self) -> Vec<u8> {
@@ -1481,5 +1527,131 @@ mod tests {
                 .is_char_device());
             fx.untouched();
         });
+    }
+
+    #[test]
+    fn a_whiteout_in_the_same_layer_hides_only_the_layers_below() {
+        both(|r| {
+            let fx = fixture();
+            let mut tree = fx.tree(r, rootless());
+            let lower = Layer::new().file("d/old", "old").file("f", "lower").bytes();
+            apply(&mut tree, lower).unwrap();
+            let upper = Layer::new()
+                .file("d/new", "new")
+                .file("f", "upper")
+                .file(".wh.d", "")
+                .file(".wh.f", "")
+                .bytes();
+            apply(&mut tree, upper).unwrap();
+            tree.finish().unwrap();
+            assert_eq!(fx.names(), ["d", "d/new", "f"]);
+            assert_eq!(fx.read("f"), "upper");
+            fx.untouched();
+        });
+    }
+
+    #[test]
+    fn the_root_is_only_a_directory_and_whiteouts_need_a_name() {
+        both(|r| {
+            let layer = Layer::new().file("./", "not a dir").bytes();
+            assert_refused(r, vec![layer], reason::BAD_LAYER, "./");
+            let layer = Layer::new().symlink("/", "/elsewhere").bytes();
+            assert_refused(r, vec![layer], reason::BAD_LAYER, "/");
+            let layer = Layer::new().file("a/.wh.", "").bytes();
+            assert_refused(r, vec![layer], reason::BAD_LAYER, "a/.wh.");
+        });
+    }
+
+    fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; 256];
+        match rfs::lgetxattr(path, name, &mut buf[..]) {
+            Ok(n) => Some(buf[..n].to_vec()),
+            Err(Errno::NODATA) => None,
+            Err(e) => panic!("lgetxattr {}: {e}", path.display()),
+        }
+    }
+
+    #[test]
+    fn rootless_applies_user_xattrs_only_and_keep_owners_all() {
+        both(|r| {
+            for keep_owners in [false, true] {
+                let fx = fixture();
+                let options = Options {
+                    keep_owners,
+                    replace: false,
+                };
+                let mut tree = fx.tree(r, options);
+                let xattrs: &[(&str, &[u8])] = &[("user.mime", b"text/plain"), ("trusted.t", b"t")];
+                let layer = Layer::new()
+                    .xattrs(xattrs)
+                    .dir("d/")
+                    .xattrs(xattrs)
+                    .file("d/f", "x")
+                    .bytes();
+                apply(&mut tree, layer).unwrap();
+                tree.finish().unwrap();
+                for n in ["d", "d/f"] {
+                    let p = fx.path(n);
+                    assert_eq!(
+                        xattr(&p, "user.mime").as_deref(),
+                        Some(&b"text/plain"[..]),
+                        "{n}"
+                    );
+                    let trusted = xattr(&p, "trusted.t");
+                    assert_eq!(
+                        trusted.is_some(),
+                        keep_owners,
+                        "{n} keep_owners {keep_owners}"
+                    );
+                }
+                fx.untouched();
+            }
+        });
+    }
+
+    /// Entries whose body fires the cancel token once the first chunk is
+    /// read.
+    struct Cancelling {
+        inner: Entries,
+        cancel: Cancel,
+    }
+
+    impl Source for Cancelling {
+        fn next_entry(&mut self) -> Result<Option<Entry>> {
+            self.inner.next_entry()
+        }
+
+        fn read_data(&mut self, buf: &mut [u8]) -> Result<usize> {
+            self.cancel.cancel();
+            self.inner.read_data(buf)
+        }
+    }
+
+    #[test]
+    fn cancel_is_seen_within_a_long_body() {
+        let fx = fixture();
+        let mut tree = fx.tree(Resolver::Openat2, rootless());
+        let big = vec![7u8; 64 << 20];
+        let layer = Layer::new()
+            .add("big", tar::EntryType::Regular, 0o644, "", &big)
+            .file("after", "x")
+            .bytes();
+        let cancel = Cancel::new();
+        let mut source = Cancelling {
+            inner: Entries {
+                entries: parse(&layer).into_iter(),
+                body: Vec::new(),
+                at: 0,
+            },
+            cancel: cancel.clone(),
+        };
+        let err = tree.apply_entries(&mut source, Some(&cancel)).unwrap_err();
+        assert_eq!(err.reason, reason::CANCELLED);
+        let written = fx.path("big").metadata().unwrap().len();
+        assert!(
+            written < 16 << 20,
+            "{written} bytes written after the cancel"
+        );
+        assert!(!fx.exists("after"));
     }
 }
