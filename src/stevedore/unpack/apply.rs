@@ -143,6 +143,12 @@ impl Tree {
         written: &mut BTreeSet<Vec<u8>>,
         cancel: Option<&Cancel>,
     ) -> Result<()> {
+        if entry.path.contains(&0) {
+            return Err(Error::layer(
+                reason::BAD_LAYER,
+                format!("{}: a name with a NUL byte", show(&entry.path)),
+            ));
+        }
         let Some(path) = clean(&entry.path) else {
             return Err(unsafe_path(&entry.path, "climbs above the root"));
         };
@@ -389,6 +395,15 @@ impl Tree {
     }
 
     fn symlink(&mut self, at: At<'_>, entry: &Entry, target: &[u8]) -> Result<()> {
+        if target.is_empty() || target.contains(&0) {
+            return Err(Error::layer(
+                reason::BAD_LAYER,
+                format!(
+                    "{}: a symlink target empty or with a NUL byte",
+                    show(at.path)
+                ),
+            ));
+        }
         self.replacing(at, |at| rfs::symlinkat(target, at.dir, at.name))?;
         if self.options.keep_owners {
             self.chown_at(at, entry)?;
@@ -408,6 +423,12 @@ impl Tree {
     /// linked itself, as GNU tar does). Hard links have no metadata of
     /// their own.
     fn hardlink(&mut self, at: At<'_>, entry: &Entry, target: &[u8]) -> Result<()> {
+        if target.contains(&0) {
+            return Err(Error::layer(
+                reason::BAD_LAYER,
+                format!("{}: a link target with a NUL byte", show(at.path)),
+            ));
+        }
         let Some(target_path) = clean(target) else {
             return Err(unsafe_path(&entry.path, "links to a target above the root"));
         };
@@ -1631,7 +1652,7 @@ mod tests {
     fn cancel_is_seen_within_a_long_body() {
         let fx = fixture();
         let mut tree = fx.tree(Resolver::Openat2, rootless());
-        let big = vec![7u8; 64 << 20];
+        let big = vec![7u8; 24 << 20];
         let layer = Layer::new()
             .add("big", tar::EntryType::Regular, 0o644, "", &big)
             .file("after", "x")

@@ -268,12 +268,8 @@ struct Level {
 pub fn remove_tree_bytes(parent: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
     match rfs::unlinkat(parent, name, AtFlags::empty()) {
         Ok(()) | Err(Errno::NOENT) => return Ok(()),
+        // `parent` itself is left as it is: it may be the caller's.
         Err(Errno::ISDIR | Errno::PERM) => {}
-        Err(Errno::ACCESS) => {
-            // The parent itself is read-only (a tree being removed whole).
-            make_writable(parent)?;
-            return remove_tree_bytes(parent, name);
-        }
         Err(e) => return Err(e),
     }
     let mut cur = enter(parent, name)?;
