@@ -1670,7 +1670,7 @@ mod tests {
         assert_eq!(err.reason, reason::CANCELLED);
         let written = fx.path("big").metadata().unwrap().len();
         assert!(
-            written < 16 << 20,
+            written < 8 << 20,
             "{written} bytes written after the cancel"
         );
         assert!(!fx.exists("after"));
