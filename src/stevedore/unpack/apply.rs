@@ -1681,4 +1681,30 @@ mod tests {
         );
         assert!(!fx.exists("after"));
     }
+
+    #[test]
+    fn os_errors_name_the_entry_and_blame_the_layer_only_for_its_names() {
+        let full = os_error(
+            "writing",
+            b"usr/lib/big",
+            io::Error::from_raw_os_error(libc::ENOSPC),
+        );
+        assert_eq!(full.reason, reason::IO);
+        assert_eq!(full.path.as_deref(), Some(Path::new("usr/lib/big")));
+        let long = os_error(
+            "creating",
+            b"a/nnn",
+            io::Error::from_raw_os_error(libc::ENAMETOOLONG),
+        );
+        assert_eq!(
+            (long.reason, long.message.starts_with("a/nnn: ")),
+            (reason::BAD_LAYER, true)
+        );
+        let looped = os_error(
+            "creating",
+            b"l/x",
+            io::Error::from_raw_os_error(libc::ELOOP),
+        );
+        assert_eq!(looped.reason, reason::BAD_LAYER);
+    }
 }
