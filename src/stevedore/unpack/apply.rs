@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -408,8 +408,7 @@ impl Tree {
         if self.options.keep_owners {
             self.chown_at(at, entry)?;
         }
-        // Symlinks take no `user.*` xattrs, and the *at xattr calls are too
-        // new to rely on: a symlink's xattrs are not applied.
+        self.set_xattrs_at(at, entry)?;
         rfs::utimensat(
             at.dir,
             at.name,
@@ -488,6 +487,7 @@ impl Tree {
             AtFlags::empty(),
         )
         .map_err(|e| os_error("setting the mode of", at.path, e.into()))?;
+        self.set_xattrs_at(at, entry)?;
         rfs::utimensat(
             at.dir,
             at.name,
@@ -532,6 +532,29 @@ impl Tree {
             AtFlags::SYMLINK_NOFOLLOW,
         )
         .map_err(|e| os_error("setting the owner of", at.path, e.into()))
+    }
+
+    /// The xattrs of a symlink, FIFO or device (keep_owners only: `user.*`
+    /// is for files and directories alone). Such a node cannot be opened
+    /// for `fsetxattr` and `setxattrat` is too new, so `lsetxattr` takes
+    /// `/proc/self/fd/<parent>/<name>`: the parent's magic link is ours,
+    /// and the last component is not followed. Without /proc they are
+    /// skipped.
+    fn set_xattrs_at(&self, at: At<'_>, entry: &Entry) -> Result<()> {
+        if !self.options.keep_owners || entry.xattrs.is_empty() {
+            return Ok(());
+        }
+        let mut path = format!("/proc/self/fd/{}/", at.dir.as_raw_fd()).into_bytes();
+        path.extend_from_slice(at.name);
+        let path = OsStr::from_bytes(&path);
+        for (name, value) in &entry.xattrs {
+            match rfs::lsetxattr(path, name.as_slice(), value, XattrFlags::empty()) {
+                Ok(()) | Err(Errno::NOTSUP) => {}
+                Err(Errno::NOENT) if !Path::new("/proc/self/fd").exists() => return Ok(()),
+                Err(e) => return Err(os_error("setting an xattr of", at.path, e.into())),
+            }
+        }
+        Ok(())
     }
 
     /// Rootless: `user.*` only, where the filesystem takes them. With
@@ -1532,7 +1555,9 @@ mod tests {
             let layer = Layer::new()
                 .dir("d/")
                 .file_mode("d/suid", 0o4755)
+                .xattrs(&[("trusted.l", b"on the link")])
                 .symlink("d/l", "suid")
+                .xattrs(&[("trusted.n", b"on the node")])
                 .add("null", tar::EntryType::Char, 0o666, "", b"")
                 .bytes();
             apply(&mut tree, layer).unwrap();
@@ -1552,6 +1577,16 @@ mod tests {
                 .unwrap()
                 .file_type()
                 .is_char_device());
+            assert_eq!(
+                xattr(&fx.path("d/l"), "trusted.l").as_deref(),
+                Some(&b"on the link"[..])
+            );
+            assert_eq!(
+                xattr(&fx.path("null"), "trusted.n").as_deref(),
+                Some(&b"on the node"[..])
+            );
+            // The link's target did not get it.
+            assert_eq!(xattr(&fx.path("d/suid"), "trusted.l"), None);
             fx.untouched();
         });
     }
