@@ -171,6 +171,7 @@ fn unpack_blocking(
     progress: Option<ProgressFn>,
 ) -> Result<Manifest> {
     options.check()?;
+    swap::check_name(rootfs)?;
     if cancel.is_some_and(Cancel::is_cancelled) {
         return Err(Error::cancelled());
     }

@@ -144,6 +144,11 @@ fn exists(rootfs: &Path) -> Error {
     e
 }
 
+/// Whether `rootfs` names a new directory, before any work.
+pub fn check_name(rootfs: &Path) -> Result<()> {
+    split(rootfs).map(drop)
+}
+
 /// `rootfs` as its directory and its last component; a path whose last
 /// component is none, `.` or `..` names no new directory.
 fn split(rootfs: &Path) -> Result<(PathBuf, OsString)> {
