@@ -83,9 +83,23 @@ fn tree(root: &Path) -> BTreeMap<String, Node> {
     out
 }
 
+/// The root directory's time is no layer's unless one has a `./` entry
+/// (the rig's images do not): umoci leaves it at the epoch when a layer puts
+/// a file straight in it and at the time of the unpack otherwise, so only
+/// its type and mode are compared.
+fn without_root_time(mut t: BTreeMap<String, Node>) -> BTreeMap<String, Node> {
+    if let Some(root) = t.get_mut("") {
+        root.mtime = 0;
+    }
+    t
+}
+
 #[track_caller]
 fn assert_same_tree(ours: &Path, theirs: &Path, what: &str) {
-    let (a, b) = (tree(ours), tree(theirs));
+    let (a, b) = (
+        without_root_time(tree(ours)),
+        without_root_time(tree(theirs)),
+    );
     let mut differences = Vec::new();
     for (path, node) in &a {
         match b.get(path) {
@@ -854,7 +868,7 @@ fn pull_unpack_applies_the_first_layers_while_the_last_still_downloads() {
             }
             // The last blob is held until the layers below it are applied
             // (or long enough for the test to fail).
-            let deadline = Instant::now() + Duration::from_secs(30);
+            let deadline = Instant::now() + Duration::from_secs(15);
             while Instant::now() < deadline {
                 if temporary_holds(&rootfs, "first/file") && temporary_holds(&rootfs, "second/file")
                 {
