@@ -96,6 +96,12 @@
 #define DEFAULT_ROOT_MODE 493
 
 /**
+ * The largest PAX or GNU long-name body read (and held) for one member.
+ * Real names are at most PATH_MAX (4 KiB) and xattrs at most 64 KiB each.
+ */
+#define EXTENSION_LIMIT (1 << 20)
+
+/**
  * What a fallible call returns. Codes are never renumbered; a retired code
  * stays reserved.
  */

@@ -838,6 +838,60 @@ fn keep_owners_as_root_takes_the_layers_owners() {
     );
 }
 
+/// A small tmpfs, unmounted (and its mount point removed) on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn new(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        run(tool("mount", "mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path()));
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_io_with_the_temporary_tree_removed_and_the_old_tree_kept() {
+    // 8 MiB of zeros: a small blob, a tree that does not fit in 2 MiB.
+    let zeros = vec![0u8; 8 << 20];
+    let image = TestImage::new(vec![
+        layer(LAYER_GZIP, tar_of(&[("small", b"fits")])),
+        layer(LAYER_GZIP, tar_of(&[("big/zeros", &zeros)])),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    image.write_layout(&layout, "img");
+    let disk = SmallDisk::new("2m");
+    let rootfs = disk.path().join("rootfs");
+    let e = unpack(&layout, "img", &rootfs, 0, None).0.unwrap_err();
+    assert_eq!(e.status, TankStatus::TANK_ERR_IO, "{e:?}");
+    assert!(e.message.contains("layer 2"), "{}", e.message);
+    assert_nothing_left(&rootfs);
+
+    std::fs::create_dir(&rootfs).unwrap();
+    std::fs::write(rootfs.join("old"), "old tree").unwrap();
+    let old = tree(&rootfs);
+    let e = unpack(&layout, "img", &rootfs, TANK_UNPACK_REPLACE, None)
+        .0
+        .unwrap_err();
+    assert_eq!(e.status, TankStatus::TANK_ERR_IO, "{e:?}");
+    assert_eq!(tree(&rootfs), old, "the old tree was touched");
+    assert_eq!(temporaries(&rootfs), Vec::<String>::new());
+}
+
 // ---------------------------------------------------------------------------
 // tank_pull_unpack
 
@@ -916,6 +970,45 @@ fn pull_unpack_applies_the_first_layers_while_the_last_still_downloads() {
         "{:?}",
         reports.seen
     );
+}
+
+#[test]
+fn a_layer_listed_twice_is_applied_twice_and_counted_twice() {
+    let a = || layer(LAYER_GZIP, tar_of(&[("f", b"from a")]));
+    // B removes what A put there; A listed again puts it back.
+    let b = layer(LAYER_TAR, tar_of(&[(".wh.f", b""), ("g", b"from b")]));
+    let image = Arc::new(TestImage::new(vec![a(), b, a()]));
+    assert_eq!(image.layers[0].blob, image.layers[2].blob);
+    let origin = serve(image.clone(), |_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let rootfs = dir.path().join("rootfs");
+    let name = format!("{}/x/y:v1", origin.addr());
+    let (result, reports) = pull_unpack(&name, &layout, &rootfs, None, 0, 0, &Cache::new(), None);
+    result.unwrap();
+    assert_eq!(std::fs::read_to_string(rootfs.join("f")).unwrap(), "from a");
+    assert_eq!(std::fs::read_to_string(rootfs.join("g")).unwrap(), "from b");
+    let blob_gets = origin
+        .requests()
+        .iter()
+        .filter(|r| r.path().contains("/blobs/"))
+        .count();
+    assert_eq!(
+        blob_gets, 3,
+        "the config and two distinct layers, each once"
+    );
+    // Downloaded: each distinct blob once; applied: each listed one.
+    let distinct = image.config.len() + image.layers[0].blob.len() + image.layers[1].blob.len();
+    let total = (distinct as u64) + image.blob_bytes();
+    assert_eq!(*reports.seen.last().unwrap(), (total, total));
+
+    // tank_unpack counts the layers as listed, too.
+    let again = dir.path().join("again");
+    let (result, reports) = unpack(&layout, &name, &again, 0, None);
+    result.unwrap();
+    assert_same_tree(&again, &rootfs, "tank_unpack of the same image");
+    let layers: u64 = image.layers.iter().map(|l| l.blob.len() as u64).sum();
+    assert_eq!(*reports.seen.last().unwrap(), (layers, layers));
 }
 
 #[test]
