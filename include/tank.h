@@ -84,24 +84,6 @@
 #define TANK_UNPACK_REPLACE 2u
 
 /**
- * The most an image config may hold. Real ones are kilobytes; their
- * history of a thousand layers stays well under this.
- */
-#define MAX_CONFIG_BYTES (16 << 20)
-
-/**
- * The root's mode when no layer gives one (`./` entry): what umoci and
- * `mkdir` under the usual umask give.
- */
-#define DEFAULT_ROOT_MODE 493
-
-/**
- * The largest PAX or GNU long-name body read (and held) for one member.
- * Real names are at most PATH_MAX (4 KiB) and xattrs at most 64 KiB each.
- */
-#define EXTENSION_LIMIT (1 << 20)
-
-/**
  * What a fallible call returns. Codes are never renumbered; a retired code
  * stays reserved.
  */

@@ -20,7 +20,7 @@ use crate::stevedore::pull::MAX_LAYERS;
 const MAX_INDEX_BYTES: u64 = 4 << 20;
 /// The most an image config may hold. Real ones are kilobytes; their
 /// history of a thousand layers stays well under this.
-pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_CONFIG_BYTES: u64 = 16 << 20;
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// One layer as an unpack applies it: the manifest's descriptor, paired

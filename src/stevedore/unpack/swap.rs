@@ -24,7 +24,7 @@ use crate::stevedore::error::{Error, Result};
 const NAME_TRIES: u32 = 8;
 /// The root's mode when no layer gives one (`./` entry): what umoci and
 /// `mkdir` under the usual umask give.
-pub const DEFAULT_ROOT_MODE: u32 = 0o755;
+pub(crate) const DEFAULT_ROOT_MODE: u32 = 0o755;
 
 pub struct Swap {
     /// The directory `rootfs` is in.
