@@ -183,6 +183,9 @@ pub unsafe extern "C" fn tank_pull_unpack(
 ) -> TankStatus {
     boundary(err, || {
         let image = string_arg("image", image)?;
+        if image.is_empty() {
+            return Err(Error::bad_input("image is empty"));
+        }
         let layout = path_arg("layout", layout)?;
         let rootfs = path_arg("rootfs", rootfs)?;
         let platform = match platform.is_null() {
