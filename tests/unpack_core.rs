@@ -557,6 +557,34 @@ fn an_existing_rootfs_is_io_and_replace_swaps_in_only_a_whole_tree() {
 }
 
 #[test]
+fn the_root_takes_the_mode_and_time_of_a_layers_dot_entry_as_umoci_gives_it() {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o750);
+    h.set_size(0);
+    h.set_mtime(2000);
+    builder.append_data(&mut h, "./", std::io::empty()).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(1);
+    h.set_mtime(1000);
+    builder.append_data(&mut h, "./file", &b"x"[..]).unwrap();
+    let image = TestImage::new(vec![layer(LAYER_TAR, builder.into_inner().unwrap())]);
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    image.write_layout(&layout, "img");
+    let rootfs = dir.path().join("rootfs");
+    unpack(&layout, "img", &rootfs, 0, None).0.unwrap();
+    let theirs = umoci_rootfs(&layout, "img", dir.path());
+    assert_same_tree(&rootfs, &theirs, "a ./ entry");
+    let (ours, theirs) = (tree(&rootfs)[""].clone(), tree(&theirs)[""].clone());
+    assert_eq!(ours, theirs, "the root directory");
+    assert_eq!((ours.mode, ours.mtime), (0o750, 2000));
+}
+
+#[test]
 fn progress_counts_the_layer_bytes_read_on_the_calling_thread_and_ends_complete() {
     // Incompressible bulk, so the compressed layers are large.
     let noise = |seed: u64, n: usize| -> Vec<u8> {
