@@ -175,6 +175,9 @@ PULL_ARGS=("$REGISTRY" "$REPO" "$TAG" "$OUT" --rootfs "$ROOTFS")
 [ -z "$NOTE" ] || PULL_ARGS+=(--platform "$PLATFORM")
 step "Pulling: examples/c/build/tank-pull $REGISTRY $REPO $TAG ${OUT#"$ROOT"/} --rootfs ${ROOTFS#"$ROOT"/}${NOTE:+ --platform $PLATFORM}"
 rm -rf "$OUT" "$ROOTFS"
+# tank makes the layout's directories, but the tree's parent must exist:
+# rootfs is renamed into it.
+mkdir -p "$(dirname "$ROOTFS")"
 if ! "$PULL" "${PULL_ARGS[@]}" | tee "$WORK/pulled"; then
     die "tank-pull failed"
 fi
