@@ -1414,6 +1414,72 @@ fn duplicates_and_replacements() {
             );
             Expect::Tree(vec![file("x", b"file")])
         }),
+        // A parent directory an applier may keep open across entries is
+        // replaced: the next entry resolves the name afresh.
+        row("parent_replaced_by_a_symlink_between_entries", |_, l| {
+            image(
+                l,
+                &[tar(|t| {
+                    t.dir("sentinel/").dir("d/").file("d/f", b"f");
+                    t.symlink("d", "../sentinel")
+                        .file("d/g", b"through the link");
+                })],
+            );
+            Expect::Tree(vec![
+                symlink("d", "../sentinel"),
+                file("sentinel/g", b"through the link"),
+                absent("sentinel/f"),
+            ])
+        }),
+        row(
+            "grandparent_replaced_by_a_symlink_between_entries",
+            |_, l| {
+                image(
+                    l,
+                    &[tar(|t| {
+                        t.dirs("a/b").file("a/b/f", b"f").dirs("x/b");
+                        t.symlink("a", "x").file("a/b/g", b"through the link");
+                    })],
+                );
+                Expect::Tree(vec![
+                    symlink("a", "x"),
+                    file("x/b/g", b"through the link"),
+                    absent("x/b/f"),
+                ])
+            },
+        ),
+        row("parent_replaced_by_a_file_between_entries", |_, l| {
+            image(
+                l,
+                &[tar(|t| {
+                    t.dir("d/")
+                        .file("d/f", b"f")
+                        .file("d", b"file")
+                        .file("d/g", b"g");
+                })],
+            );
+            Expect::Tree(vec![dir("d"), file("d/g", b"g"), absent("d/f")])
+        }),
+        row(
+            "parent_replaced_by_a_symlink_to_a_host_dir_between_entries",
+            |c, l| {
+                let target = format!("{}/sentinel", c.abs());
+                let inside = format!("{}/sentinel", c.abs_in_root());
+                image(
+                    l,
+                    &[tar(|t| {
+                        t.dirs(&inside).dir("d/").file("d/f", b"f");
+                        t.symlink("d", &target)
+                            .file("d/canary", b"inside")
+                            .file("d/sub/inner", b"inside");
+                    })],
+                );
+                Expect::Tree(vec![
+                    file(&format!("{inside}/canary"), b"inside"),
+                    file(&format!("{inside}/sub/inner"), b"inside"),
+                ])
+            },
+        ),
         // A file in the way of a parent is replaced by a directory.
         row("file_under_a_file", |_, l| {
             image(
