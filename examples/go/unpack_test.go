@@ -472,9 +472,11 @@ func TestPullRootfs(t *testing.T) {
 				blobs += img.BlobSizes[d]
 			}
 			progress.check(t, 2*blobs)
+			// The layout has the image under its name (a Docker
+			// manifest is written as the OCI one it converts to).
 			got := readLayoutIndex(t, layout)
-			if len(got.Manifests) != 1 || got.Manifests[0].Digest != img.Digest || got.Manifests[0].Annotations[refNameKey] != ref {
-				t.Errorf("index.json %+v, want one entry %s for %s", got.Manifests, img.Digest, ref)
+			if len(got.Manifests) != 1 || got.Manifests[0].Annotations[refNameKey] != ref {
+				t.Errorf("index.json %+v, want one entry, for %s", got.Manifests, ref)
 			}
 		})
 	}
@@ -589,11 +591,11 @@ func TestUnpackLayerErrors(t *testing.T) {
 			spoil: func(t *testing.T, layout string, m descriptor) {
 				var man struct{ Layers []descriptor }
 				b, err := os.ReadFile(blobPath(layout, m.Digest))
-				if err != nil || json.Unmarshal(b, &man) != nil || len(man.Layers) != 1 {
+				if err != nil || json.Unmarshal(b, &man) != nil || len(man.Layers) == 0 {
 					t.Fatalf("manifest %s: %v %s", m.Digest, err, b)
 				}
 				spoilt := bytes.Replace(good, []byte("tank\n"), []byte("knat\n"), 1)
-				if err := os.WriteFile(blobPath(layout, man.Layers[0].Digest), spoilt, 0o644); err != nil {
+				if err := os.WriteFile(blobPath(layout, man.Layers[len(man.Layers)-1].Digest), spoilt, 0o644); err != nil {
 					t.Fatal(err)
 				}
 			},
