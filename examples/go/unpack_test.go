@@ -232,18 +232,26 @@ func wantOnly(t *testing.T, dir string, want ...string) {
 	}
 }
 
-// tree is what a rootfs holds: regular files by path (content) and
-// directories by path.
+// tree is what a rootfs holds: regular files by path (content),
+// directories by path, and the permission bits of both.
 type tree struct {
 	files map[string]string
 	dirs  map[string]bool
+	modes map[string]os.FileMode
 }
+
+func newTree() tree {
+	return tree{files: map[string]string{}, dirs: map[string]bool{}, modes: map[string]os.FileMode{}}
+}
+
+// permBits are the mode bits an unpack keeps.
+const permBits = os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky
 
 // readTree reads rootfs, failing on anything but regular files and
 // directories (the rig's images have nothing else).
 func readTree(t *testing.T, rootfs string) tree {
 	t.Helper()
-	got := tree{files: map[string]string{}, dirs: map[string]bool{}}
+	got := newTree()
 	err := filepath.Walk(rootfs, func(p string, info os.FileInfo, err error) error {
 		if err != nil {
 			return err
@@ -252,6 +260,7 @@ func readTree(t *testing.T, rootfs string) tree {
 		if err != nil || rel == "." {
 			return err
 		}
+		got.modes[rel] = info.Mode() & permBits
 		switch {
 		case info.IsDir():
 			got.dirs[rel] = true
@@ -299,18 +308,16 @@ func layerReader(t *testing.T, layout string, d tank.Descriptor) io.Reader {
 // opaque directories or links).
 func wantTree(t *testing.T, layout string, m *tank.Manifest) tree {
 	t.Helper()
-	want := tree{files: map[string]string{}, dirs: map[string]bool{}}
+	want := newTree()
 	remove := func(p string) {
 		delete(want.files, p)
 		delete(want.dirs, p)
-		for k := range want.files {
+		delete(want.modes, p)
+		for k := range want.modes {
 			if strings.HasPrefix(k, p+"/") {
 				delete(want.files, k)
-			}
-		}
-		for k := range want.dirs {
-			if strings.HasPrefix(k, p+"/") {
 				delete(want.dirs, k)
+				delete(want.modes, k)
 			}
 		}
 	}
@@ -333,6 +340,7 @@ func wantTree(t *testing.T, layout string, m *tank.Manifest) tree {
 				remove(path.Join(dir, strings.TrimPrefix(base, ".wh.")))
 				continue
 			}
+			want.modes[name] = h.FileInfo().Mode() & permBits
 			switch h.Typeflag {
 			case tar.TypeDir:
 				want.dirs[name] = true
@@ -359,6 +367,9 @@ func checkTree(t *testing.T, layout string, m *tank.Manifest, rootfs string) {
 	}
 	if !reflect.DeepEqual(got.dirs, want.dirs) {
 		t.Errorf("directories %v, want %v", got.dirs, want.dirs)
+	}
+	if !reflect.DeepEqual(got.modes, want.modes) {
+		t.Errorf("modes %v, want %v", got.modes, want.modes)
 	}
 	for p, content := range want.files {
 		if c, ok := got.files[p]; !ok {
