@@ -11,7 +11,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use sha2::{Digest as _, Sha256};
+use super::tools::tool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -46,18 +46,44 @@ pub struct Node {
 }
 
 /// Paths relative to the root (`.` is the root itself), in byte order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Tree {
     pub nodes: BTreeMap<Vec<u8>, Node>,
+    /// Files still to hash, by inode, while the tree is walked.
+    to_hash: HashMap<(u64, u64), Vec<Vec<u8>>>,
 }
+
+impl PartialEq for Tree {
+    fn eq(&self, other: &Tree) -> bool {
+        self.nodes == other.nodes
+    }
+}
+
+impl Eq for Tree {}
 
 impl Tree {
     /// Walks `root` without following any symlink (the root itself is
     /// taken as it is, a directory).
     pub fn of(root: &Path) -> Tree {
+        Tree::walked(root, true)
+    }
+
+    /// As [`Tree::of`] without reading files (no `sha256`): the shape of
+    /// a tree, quickly.
+    pub fn shape(root: &Path) -> Tree {
+        Tree::walked(root, false)
+    }
+
+    fn walked(root: &Path, hash: bool) -> Tree {
         let mut tree = Tree::default();
-        let mut inodes = Inodes::default();
+        let mut inodes = Inodes {
+            hash,
+            ..Inodes::default()
+        };
         walk(root, b".".to_vec(), &mut tree, &mut inodes);
+        if hash {
+            hash_files(root, &mut tree);
+        }
         for mut names in inodes.names.into_values().filter(|n| n.len() > 1) {
             names.sort();
             let group = names[0].clone();
@@ -99,12 +125,12 @@ impl Tree {
     }
 }
 
-/// The names of each inode with more than one link, and its contents'
-/// hash: a file with 139 names (git's builtins) is read once.
+/// The names of each inode with more than one link.
 #[derive(Default)]
 struct Inodes {
+    /// Whether contents are read and hashed at all.
+    hash: bool,
     names: HashMap<(u64, u64), Vec<Vec<u8>>>,
-    hashes: HashMap<(u64, u64), String>,
 }
 
 fn walk(path: &Path, name: Vec<u8>, tree: &mut Tree, inodes: &mut Inodes) {
@@ -130,18 +156,7 @@ fn walk(path: &Path, name: Vec<u8>, tree: &mut Tree, inodes: &mut Inodes) {
         kind,
         mode: meta.mode() & 0o7777,
         size: if kind == Kind::File { meta.size() } else { 0 },
-        sha256: (kind == Kind::File).then(|| {
-            if meta.nlink() > 1 {
-                let key = (meta.dev(), meta.ino());
-                inodes
-                    .hashes
-                    .entry(key)
-                    .or_insert_with(|| hash_file(path))
-                    .clone()
-            } else {
-                hash_file(path)
-            }
-        }),
+        sha256: None,
         target: (kind == Kind::Symlink).then(|| {
             std::fs::read_link(path)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -157,6 +172,10 @@ fn walk(path: &Path, name: Vec<u8>, tree: &mut Tree, inodes: &mut Inodes) {
             .entry((meta.dev(), meta.ino()))
             .or_default()
             .push(name.clone());
+    }
+    if kind == Kind::File && inodes.hash {
+        let key = (meta.dev(), meta.ino());
+        tree.to_hash.entry(key).or_default().push(name.clone());
     }
     tree.nodes.insert(name.clone(), node);
     if kind != Kind::Dir {
@@ -180,15 +199,27 @@ fn walk(path: &Path, name: Vec<u8>, tree: &mut Tree, inodes: &mut Inodes) {
     }
 }
 
-fn hash_file(path: &Path) -> String {
-    let mut file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// Every file's sha256, by coreutils' `sha256sum` (many times faster than
+/// the sha2 crate in a debug build), one read per inode, many files per
+/// run.
+fn hash_files(root: &Path, tree: &mut Tree) {
+    let inodes: Vec<Vec<Vec<u8>>> = std::mem::take(&mut tree.to_hash).into_values().collect();
+    for chunk in inodes.chunks(500) {
+        let mut cmd = tool("sha256sum", "coreutils");
+        cmd.current_dir(root).args(["--zero", "--"]);
+        for names in chunk {
+            cmd.arg(std::ffi::OsStr::from_bytes(&names[0]));
+        }
+        let out = super::run(&mut cmd).stdout;
+        let sums: Vec<&[u8]> = out.split(|b| *b == 0).filter(|r| !r.is_empty()).collect();
+        assert_eq!(sums.len(), chunk.len(), "sha256sum: one line a file");
+        for (names, sum) in chunk.iter().zip(sums) {
+            let hex = String::from_utf8(sum[..64].to_vec()).expect("sha256sum prints hex");
+            for name in names {
+                tree.nodes.get_mut(name).unwrap().sha256 = Some(hex.clone());
+            }
+        }
+    }
 }
 
 fn show(bytes: &[u8]) -> String {
