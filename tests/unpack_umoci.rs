@@ -1102,3 +1102,109 @@ fn other_media_types_are_unsupported_media_type_naming_the_type() {
         );
     }
 }
+
+/// The comparison fails on each thing promise 1 names, and only on those:
+/// a tree and its `cp -a` copy agree; each change to the copy is one
+/// difference, named by its field.
+#[test]
+fn the_tree_comparison_sees_each_field_promise_1_names() {
+    let scratch = tempfile::tempdir().unwrap();
+    let original = Stage::new(scratch.path(), "original");
+    original.file("dir/file", b"contents\n", 0o644);
+    original.file("dir/setuid", b"#!/bin/sh\n", 0o4755);
+    original.file("links/one", b"linked\n", 0o644);
+    original.hardlink("links/one", "links/two");
+    original.symlink("dir/file", "symlink");
+    set_mtime(&original.path("symlink"), 1_000_000_000);
+    set_mtime(&original.path("dir"), 1_100_000_000);
+    let tree = Tree::of(&original.root);
+    let copy_of = |name: &str| {
+        let copy = scratch.path().join(name);
+        run(Command::new("cp").arg("-a").arg(&original.root).arg(&copy));
+        copy
+    };
+    assert_same(&tree, "original", &Tree::of(&copy_of("same")), "copy");
+
+    type Change = fn(&Path);
+    let changes: [(&str, Change, &str); 9] = [
+        (
+            "contents",
+            |c| std::fs::write(c.join("dir/file"), b"Contents\n").unwrap(),
+            "contents",
+        ),
+        (
+            "mode",
+            |c| chmod(&c.join("dir/setuid"), 0o755),
+            "mode 4755 vs 0755",
+        ),
+        ("file mtime", |c| set_mtime(&c.join("dir/file"), 5), "mtime"),
+        (
+            "symlink mtime",
+            |c| set_mtime(&c.join("symlink"), 1_000_000_001),
+            "mtime",
+        ),
+        ("dir mtime", |c| set_mtime(&c.join("dir"), 7), "mtime"),
+        (
+            "target",
+            |c| {
+                std::fs::remove_file(c.join("symlink")).unwrap();
+                std::os::unix::fs::symlink("dir/./file", c.join("symlink")).unwrap();
+                set_mtime(&c.join("symlink"), 1_000_000_000);
+            },
+            "target",
+        ),
+        (
+            "hardlink group",
+            |c| {
+                std::fs::remove_file(c.join("links/two")).unwrap();
+                std::fs::copy(c.join("links/one"), c.join("links/two")).unwrap();
+                run(Command::new("touch")
+                    .arg("-r")
+                    .arg(c.join("links/one"))
+                    .arg(c.join("links/two")));
+            },
+            "hardlink group",
+        ),
+        (
+            "type",
+            |c| {
+                let t = std::fs::symlink_metadata(c.join("dir/file")).unwrap();
+                std::fs::remove_file(c.join("dir/file")).unwrap();
+                let p = std::ffi::CString::new(c.join("dir/file").as_os_str().as_bytes()).unwrap();
+                assert_eq!(unsafe { libc::mkfifo(p.as_ptr(), 0o644) }, 0);
+                use std::os::unix::fs::MetadataExt;
+                set_mtime(&c.join("dir/file"), t.mtime());
+                set_mtime(&c.join("dir"), 1_100_000_000);
+            },
+            "type File vs Fifo",
+        ),
+        (
+            "path",
+            |c| {
+                std::fs::remove_file(c.join("dir/setuid")).unwrap();
+                set_mtime(&c.join("dir"), 1_100_000_000);
+            },
+            "only in original",
+        ),
+    ];
+    for (i, (what, change, expected)) in changes.into_iter().enumerate() {
+        let copy = copy_of(&format!("copy-{i}"));
+        change(&copy);
+        if what != "dir mtime" {
+            // The change touched its directories' times: back as they were.
+            for (path, node) in &tree.nodes {
+                if node.kind == Kind::Dir {
+                    set_mtime(
+                        &copy.join(String::from_utf8_lossy(path).as_ref()),
+                        node.mtime,
+                    );
+                }
+            }
+        }
+        let diffs = common::tree::differences(&tree, "original", &Tree::of(&copy), "copy");
+        assert!(
+            !diffs.is_empty() && diffs.iter().all(|d| d.contains(expected)),
+            "a change of {what} is seen as {expected:?}, and nothing else: {diffs:#?}"
+        );
+    }
+}
