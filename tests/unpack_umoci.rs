@@ -675,7 +675,7 @@ fn umoci_and_gnu_tar_agree_on_one_layer_of_real_trees() {
     let scratch = tempfile::tempdir().unwrap();
     let stage = Stage::new(scratch.path(), "layer");
     stage.copy_in(Path::new("/usr/share/zoneinfo"), "zoneinfo");
-    stage.copy_in(Path::new("/usr/local/libexec/git-core"), "git-core");
+    stage.copy_all_in(&git_core_part(), "git-core");
     add_oddities(&stage);
     let layers = [stage.layer(TarFormat::Posix, Compress::Gzip)];
     let written = layout_of(&layers, scratch.path(), ManifestKind::Oci);
@@ -688,7 +688,7 @@ fn umoci_and_gnu_tar_agree_on_one_layer_of_real_trees() {
         "umoci",
     );
     assert!(
-        by_umoci.hardlinked() > 100,
+        by_umoci.hardlinked() > 10,
         "git-core's hardlinks: {}",
         by_umoci.hardlinked()
     );
