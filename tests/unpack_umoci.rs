@@ -449,16 +449,17 @@ fn pick(stage: &Stage, top: &str) -> Picks {
     }
 }
 
-/// Three layers over real trees `sources` (each list copied in under its
+/// Layers over real trees `sources` (each list copied in under its
 /// directory) and the oddities: the first as they are, the second changing
 /// and removing (whiteouts, an opaque directory) what it picks under
-/// `top`, the third adding back.
-fn three_layers(
+/// `top`, the third adding back; the three by GNU tar. A small fourth,
+/// written here, links to files of the layers below.
+fn story_layers(
     top: &str,
     sources: &[(&str, Vec<PathBuf>)],
     scratch: &Path,
     format: TarFormat,
-    compress: [&str; 3],
+    compress: [&str; 4],
 ) -> (Vec<Layer>, Vec<Picks>) {
     let base = Stage::new(scratch, "layer-1");
     for (name, srcs) in sources {
@@ -509,19 +510,57 @@ fn three_layers(
     change_oddities_again(&third);
     third.parents_as_in(&base);
 
-    let layers = [&base, &second, &third]
-        .iter()
+    let tars = [
+        tar_dir(&base.root, format),
+        tar_dir(&second.root, format),
+        tar_dir(&third.root, format),
+        hand_written_tar(),
+    ];
+    let layers = tars
+        .into_iter()
         .zip(compress)
-        .map(|(stage, media_type)| {
-            let tar = tar_dir(&stage.root, format);
-            Layer::typed(tar, compression_of(media_type), media_type)
-        })
+        .map(|(tar, media_type)| Layer::typed(tar, compression_of(media_type), media_type))
         .collect();
     for stage in [base, second, third] {
         make_removable(&stage.root);
         std::fs::remove_dir_all(&stage.root).unwrap();
     }
     (layers, picks)
+}
+
+/// The fourth layer, written with the tar crate: GNU tar makes no archive
+/// of a directory whose hardlinks point into layers below. A hardlink that
+/// joins a group of the first layer and one that makes a new group, a file
+/// whose PAX mtime has a fraction, a file replaced by a symlink.
+fn hand_written_tar() -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut entry = |kind: tar::EntryType, name: &str, link: &str, mtime: u64| {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(0o644);
+        header.set_size(0);
+        header.set_mtime(mtime);
+        tar.append_link(&mut header, name, link).unwrap();
+    };
+    entry(tar::EntryType::Link, "odd/cross-layer", "odd/links/one", 0);
+    entry(tar::EntryType::Link, "odd/setuid-too", "odd/setuid", 0);
+    entry(
+        tar::EntryType::Symlink,
+        "odd/readonly",
+        "readonly-was-here",
+        1_400_000_000,
+    );
+    let contents = b"a fraction of a second\n";
+    tar.append_pax_extensions([("mtime", &b"1234567890.75"[..])])
+        .unwrap();
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o640);
+    header.set_size(contents.len() as u64);
+    header.set_mtime(1_234_567_890);
+    tar.append_data(&mut header, "odd/subsecond", &contents[..])
+        .unwrap();
+    tar.into_inner().unwrap()
 }
 
 /// Read-only directories (the oddities have one) opened up so the tree can
@@ -539,7 +578,7 @@ fn layout_of(layers: &[Layer], scratch: &Path, kind: ManifestKind) -> Written {
     write_layout(&scratch.join("layout"), "v1", layers, kind)
 }
 
-/// What the three layers meant, seen in the tree they give: what the upper
+/// What the story's layers meant, seen in the tree they give: what the upper
 /// layers removed is gone, what they added back is back, the opaque
 /// directory holds its own layer's entries only. Proves the layers were
 /// made as meant, so a tree that matches umoci's matched on these cases.
@@ -630,7 +669,22 @@ fn assert_story(tree: &Tree, picks: &[Picks]) {
     assert_eq!(kind("odd/links/two"), Some(Kind::Symlink));
     assert_eq!(
         node("odd/links/one").link_group.as_deref(),
-        Some(&b"odd/hardlink-three"[..])
+        Some(&b"odd/cross-layer"[..]),
+        "joined by the fourth layer's hardlink"
+    );
+    assert_eq!(
+        node("odd/hardlink-three").link_group.as_deref(),
+        Some(&b"odd/cross-layer"[..])
+    );
+    assert_eq!(
+        node("odd/setuid-too").link_group.as_deref(),
+        Some(&b"odd/setuid"[..])
+    );
+    assert_eq!(node("odd/subsecond").mtime, 1_234_567_890);
+    assert_eq!(
+        node("odd/readonly").kind,
+        Kind::Symlink,
+        "a file replaced by a symlink"
     );
     assert_eq!(
         node("odd/new/pair-b").link_group.as_deref(),
@@ -642,16 +696,17 @@ fn names(layers: &[Layer]) -> Vec<&str> {
     layers.iter().map(|l| l.media_type.as_str()).collect()
 }
 
-/// Three layers over `sources`, tank against umoci, the story checked.
+/// The story's layers over `sources`, tank against umoci, the story
+/// checked.
 fn real_trees_match_umoci(
     top: &str,
     sources: &[(&str, Vec<PathBuf>)],
     format: TarFormat,
-    types: [&str; 3],
+    types: [&str; 4],
     kind: ManifestKind,
 ) -> Tree {
     let scratch = tempfile::tempdir().unwrap();
-    let (layers, picks) = three_layers(top, sources, scratch.path(), format, types);
+    let (layers, picks) = story_layers(top, sources, scratch.path(), format, types);
     let written = layout_of(&layers, scratch.path(), kind);
     let tree = assert_tank_matches_umoci(&written, &layers, scratch.path());
     assert_story(&tree, &picks);
@@ -667,7 +722,7 @@ fn real_trees_match_umoci(
 
 // ---------------------------------------------------------------------------
 // The harness itself: umoci and GNU tar agree on layers without whiteouts,
-// and umoci's tree of the three layers is the story they tell; so a tree
+// and umoci's tree of the story's layers is the story they tell; so a tree
 // that matches umoci's matches what tar means and what the layers meant.
 
 #[test]
@@ -728,12 +783,12 @@ fn umoci_and_gnu_tar_agree_on_a_layer_that_names_the_root() {
 fn umoci_unpacks_the_three_layer_story_as_meant() {
     let scratch = tempfile::tempdir().unwrap();
     let zoneinfo = Path::new("/usr/share/zoneinfo");
-    let (layers, picks) = three_layers(
+    let (layers, picks) = story_layers(
         "usr/share",
         &[("usr/share", vec![zoneinfo.to_owned()])],
         scratch.path(),
         TarFormat::Posix,
-        [OCI_TAR_GZIP; 3],
+        [OCI_TAR_GZIP; 4],
     );
     let written = layout_of(&layers, scratch.path(), ManifestKind::Oci);
     let tree = umoci_tree(&written, &layers, scratch.path());
@@ -741,10 +796,10 @@ fn umoci_unpacks_the_three_layer_story_as_meant() {
 }
 
 // ---------------------------------------------------------------------------
-// (b) Real trees of this machine, three layers each, tank against umoci.
+// (b) Real trees of this machine, in the story's layers, tank against umoci.
 
 #[test]
-fn zoneinfo_and_git_core_in_three_gzip_layers_match_umoci() {
+fn zoneinfo_and_git_core_in_gzip_layers_match_umoci() {
     // The upper layers' picks fall in either tree: git-core has no
     // subdirectories but names of one file.
     let tree = real_trees_match_umoci(
@@ -754,7 +809,7 @@ fn zoneinfo_and_git_core_in_three_gzip_layers_match_umoci() {
             ("usr/libexec/git-core", git_core_part()),
         ],
         TarFormat::Posix,
-        [OCI_TAR_GZIP; 3],
+        [OCI_TAR_GZIP; 4],
         ManifestKind::Oci,
     );
     assert!(tree.hardlinked() > 10, "git-core's hardlinks");
@@ -762,7 +817,7 @@ fn zoneinfo_and_git_core_in_three_gzip_layers_match_umoci() {
 }
 
 #[test]
-fn python_library_in_three_zstd_layers_matches_umoci() {
+fn python_library_in_zstd_layers_matches_umoci() {
     // The standard library's modules and packages, less the big and the
     // generated: the build's config (24 MB), compiled modules, the test
     // suite.
@@ -786,14 +841,14 @@ fn python_library_in_three_zstd_layers_matches_umoci() {
         "usr/lib/python3",
         &[("usr/lib/python3", srcs)],
         TarFormat::Gnu,
-        [OCI_TAR_ZSTD; 3],
+        [OCI_TAR_ZSTD; 4],
         ManifestKind::Oci,
     );
     assert!(tree.count(Kind::File) > 1000, "python's many files");
 }
 
 #[test]
-fn usr_share_doc_in_three_plain_layers_matches_umoci() {
+fn usr_share_doc_in_plain_layers_matches_umoci() {
     let small: Vec<PathBuf> = sorted_children(Path::new("/usr/share/doc"))
         .into_iter()
         .filter(|p| apparent_size(p) < 128 * 1024)
@@ -803,7 +858,7 @@ fn usr_share_doc_in_three_plain_layers_matches_umoci() {
         "usr/share/doc",
         &[("usr/share/doc", small)],
         TarFormat::Posix,
-        [OCI_TAR, OCI_TAR, OCI_TAR],
+        [OCI_TAR; 4],
         ManifestKind::Oci,
     );
     assert!(tree.count(Kind::Symlink) > 10, "doc's symlinks");
@@ -815,7 +870,12 @@ fn docker_image_of_every_docker_layer_type_matches_umoci() {
         "usr/share",
         &[("usr/share", vec![PathBuf::from("/usr/share/zoneinfo")])],
         TarFormat::Gnu,
-        [DOCKER_TAR_GZIP, DOCKER_TAR, DOCKER_FOREIGN_TAR_GZIP],
+        [
+            DOCKER_TAR_GZIP,
+            DOCKER_TAR,
+            DOCKER_FOREIGN_TAR_GZIP,
+            DOCKER_TAR_GZIP,
+        ],
         ManifestKind::Docker,
     );
     assert!(tree.count(Kind::Symlink) > 100, "zoneinfo's symlinks");
