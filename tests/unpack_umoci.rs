@@ -851,7 +851,7 @@ fn python_library_in_zstd_layers_matches_umoci() {
 fn usr_share_doc_in_plain_layers_matches_umoci() {
     let small: Vec<PathBuf> = sorted_children(Path::new("/usr/share/doc"))
         .into_iter()
-        .filter(|p| apparent_size(p) < 128 * 1024)
+        .filter(|p| apparent_size(p) < 32 * 1024)
         .collect();
     assert!(small.len() > 50, "/usr/share/doc has few packages' docs");
     let tree = real_trees_match_umoci(
