@@ -855,7 +855,7 @@ fn umoci_and_gnu_tar_agree_on_a_layer_that_names_the_root() {
 }
 
 #[test]
-fn umoci_unpacks_the_three_layer_story_as_meant() {
+fn umoci_unpacks_the_story_layers_as_meant() {
     let scratch = tempfile::tempdir().unwrap();
     let zoneinfo = Path::new("/usr/share/zoneinfo");
     let (layers, picks) = story_layers(
