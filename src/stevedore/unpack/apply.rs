@@ -104,8 +104,8 @@ impl Tree {
         if self.buf.len() < COPY_BUFFER {
             self.buf = vec![0; COPY_BUFFER];
         }
-        // The cleaned paths this layer wrote, with their ancestors: what an
-        // opaque marker keeps.
+        // The cleaned paths this layer wrote (and so their ancestors, see
+        // `touched`): what an opaque marker keeps.
         let mut written = BTreeSet::new();
         loop {
             check(cancel)?;
@@ -264,7 +264,7 @@ impl Tree {
             _ => {}
         }
         let path = join(parent, hidden);
-        if written.contains(&path) {
+        if touched(written, &path) {
             // Whiteouts apply to the layers below only: what this layer
             // put at `path` stays (the spec's "same layer" rule).
             return self.hide_lower(&path, false, written);
@@ -311,7 +311,7 @@ impl Tree {
             let names = root::list(fd.as_fd()).map_err(|e| os_error("reading", &path, e.into()))?;
             for (name, kind) in names {
                 let child = join(&path, &name);
-                if written.contains(&child) {
+                if touched(written, &child) {
                     if kind == FileType::Directory {
                         todo.push(child);
                     }
@@ -641,12 +641,18 @@ fn times(mtime: Timestamp) -> Timestamps {
     }
 }
 
-/// Marks `path` and its ancestors as this layer's.
+/// Marks `path` as this layer's. Its ancestors are not stored: `touched`
+/// finds them by range, so the record costs each name once, not once per
+/// ancestor (a layer of deep distinct names would cost their depth
+/// squared).
 fn mark(written: &mut BTreeSet<Vec<u8>>, path: &[u8]) {
-    let mut cur = path;
-    while !cur.is_empty() && written.insert(cur.to_vec()) {
-        cur = split_last(cur).0;
-    }
+    written.insert(path.to_vec());
+}
+
+/// Whether this layer wrote `path`, or anything under it.
+fn touched(written: &BTreeSet<Vec<u8>>, path: &[u8]) -> bool {
+    let (low, high) = below(path);
+    written.contains(path) || written.range(low..high).next().is_some()
 }
 
 fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
@@ -1715,6 +1721,32 @@ mod tests {
             "{written} bytes written after the cancel"
         );
         assert!(!fx.exists("after"));
+    }
+
+    #[test]
+    fn the_record_of_written_paths_costs_each_name_once() {
+        // A hostile layer of deep, distinct names: 1000 entries of 2000
+        // levels would keep gigabytes if every ancestor were stored.
+        let mut written = BTreeSet::new();
+        let mut names = 0;
+        for top in 0..50 {
+            let path = format!("t{top}{}", "/a".repeat(2000)).into_bytes();
+            names += path.len();
+            mark(&mut written, &path);
+        }
+        let kept: usize = written.iter().map(Vec::len).sum();
+        assert!(
+            kept <= names,
+            "{kept} bytes kept for {names} bytes of names"
+        );
+        assert!(touched(&written, b"t7"));
+        assert!(touched(&written, b"t7/a/a"));
+        assert!(!touched(&written, b"t7/b"));
+        assert!(!touched(&written, b"t"));
+        assert!(!touched(&written, b"t7/a/a/a/x"));
+        mark(&mut written, b"d/e-f");
+        assert!(touched(&written, b"d"));
+        assert!(!touched(&written, b"d/e"));
     }
 
     #[test]
