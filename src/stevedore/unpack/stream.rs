@@ -324,10 +324,14 @@ struct HashingFile {
     len: u64,
     /// Shown in messages: the blob's digest.
     name: String,
+    /// Looked at before each read of the file: a decoder can go through
+    /// much input that makes no output (empty gzip members, zstd frames)
+    /// in one read of its own, where no other loop looks.
+    cancel: Option<Cancel>,
 }
 
 impl HashingFile {
-    fn new(file: File, layer: &Layer<'_>) -> HashingFile {
+    fn new(file: File, layer: &Layer<'_>, cancel: Option<&Cancel>) -> HashingFile {
         HashingFile {
             file,
             hasher: Hasher::new(layer.digest.algorithm()),
@@ -336,6 +340,7 @@ impl HashingFile {
             filled: 0,
             len: 0,
             name: layer.digest.to_string(),
+            cancel: cancel.cloned(),
         }
     }
 
@@ -371,6 +376,10 @@ impl Read for HashingFile {
 impl BufRead for HashingFile {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.pos == self.filled {
+            if is_cancelled(self.cancel.as_ref()) {
+                // Tank's own error, which `read_error` passes through.
+                return Err(io::Error::other(Error::cancelled()));
+            }
             let n = loop {
                 match self.file.read(&mut self.buffer) {
                     Ok(n) => break n,
@@ -463,7 +472,7 @@ impl<'a> Producer<'a> {
         cancel: Option<&'a Cancel>,
         diff_id: Option<Hasher>,
     ) -> Result<Producer<'a>> {
-        let file = HashingFile::new(blob, layer);
+        let file = HashingFile::new(blob, layer, cancel);
         Ok(Producer {
             decoder: Decoder::new(file, layer.compression)?,
             cancel,
@@ -1202,6 +1211,35 @@ mod tests {
                 .unwrap_err();
                 assert_eq!(e, Error::cancelled());
             }
+        }
+    }
+
+    #[test]
+    fn a_cancel_is_seen_while_the_decoder_reads_input_that_makes_no_output() {
+        // Empty gzip members and zstd frames decompress to nothing: one
+        // decoder read goes through all of them, and a layer of nothing
+        // else kept a cancel waiting for the whole file.
+        for compression in [Compression::Gzip, Compression::Zstd] {
+            let empty = compress(b"", compression);
+            let mut bytes = empty.repeat((8 << 20) / empty.len());
+            bytes.extend_from_slice(&compressed(compression));
+            let blob = Blob::new(&bytes, &bytes, &tar_bytes(), compression);
+            let layer = blob.layer();
+            let cancel = Cancel::new();
+            cancel.cancel();
+            let file = File::open(&blob.path).unwrap();
+            let mut producer = Producer::new(file, &layer, Some(&cancel), None).unwrap();
+            let mut buf = vec![0; CHUNK];
+            match producer.fill(&mut buf) {
+                Step::Failed(e) => assert_eq!(e.reason, reason::CANCELLED, "{e}"),
+                Step::Data(n) => panic!("{compression:?}: {n} bytes made after the cancel"),
+                Step::End => panic!("{compression:?}: the end, after the cancel"),
+            }
+            let read = producer.read_so_far();
+            assert!(
+                read <= 2 * READ_BUFFER as u64,
+                "{compression:?}: {read} bytes read after the cancel"
+            );
         }
     }
 
