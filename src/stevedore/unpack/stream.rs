@@ -35,6 +35,15 @@ const CHUNK: usize = 256 << 10;
 const QUEUE: usize = 3;
 /// Compressed bytes read from the file at a time.
 const READ_BUFFER: usize = 128 << 10;
+/// The largest zstd window a layer may ask for: 2^27 (128 MiB), libzstd's
+/// own default, pinned. The decoder holds the window a frame declares, so
+/// the 64 MiB RSS bound holds for frames of windows up to 32 MiB: every
+/// level of the zstd CLI up to 20 (level 19 asks 8 MiB) and the encoder
+/// docker and buildkit use (8 MiB). `zstd --ultra -21/-22` and `--long`
+/// ask 64 to 128 MiB; refusing them would refuse layers that zstd itself
+/// and other runtimes apply, so they cost that memory instead. A frame
+/// asking more is `bad_layer`.
+const ZSTD_WINDOW_LOG_MAX: u32 = 27;
 
 /// How a layer is read; `read_layer` uses `Plan::CHOSEN`, the benchmark
 /// the others.
@@ -422,9 +431,11 @@ impl Decoder {
                 Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(file)))
             }
             Compression::Zstd => {
-                let decoder = zstd::stream::read::Decoder::with_buffer(file).map_err(|e| {
+                let start = |e: io::Error| {
                     Error::internal(reason::RUNTIME, format!("cannot start zstd: {e}"))
-                })?;
+                };
+                let mut decoder = zstd::stream::read::Decoder::with_buffer(file).map_err(start)?;
+                decoder.window_log_max(ZSTD_WINDOW_LOG_MAX).map_err(start)?;
                 Decoder::Zstd(Box::new(decoder))
             }
         })
@@ -1241,6 +1252,23 @@ mod tests {
                 "{compression:?}: {read} bytes read after the cancel"
             );
         }
+    }
+
+    #[test]
+    fn a_zstd_frame_asking_a_window_over_128_mib_is_bad_layer() {
+        let tar = tar_bytes();
+        let mut e = zstd::stream::Encoder::new(Vec::new(), 1).unwrap();
+        e.window_log(28).unwrap();
+        e.long_distance_matching(true).unwrap();
+        e.write_all(&tar).unwrap();
+        let bytes = e.finish().unwrap();
+        let blob = Blob::new(&bytes, &bytes, &tar, Compression::Zstd);
+        let message = expect(
+            blob.read(Plan::CHOSEN, None, list).unwrap_err(),
+            ErrorKind::Layer,
+            reason::BAD_LAYER,
+        );
+        assert!(message.contains("memory"), "{message}");
     }
 
     #[test]
