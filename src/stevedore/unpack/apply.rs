@@ -8,7 +8,7 @@
 
 #![allow(dead_code)] // Until the orchestrator uses it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -42,6 +42,13 @@ const OPAQUE: &[u8] = b".wh..opq";
 struct DirMeta {
     mode: u32,
     mtime: Timestamp,
+    /// The directory declared (device, inode): a path reached through a
+    /// link is another key for the same directory, and a key can outlive
+    /// its directory when it is removed by another name.
+    id: (u64, u64),
+    /// Declarations in order: of two keys for one directory, the later
+    /// one's is what the tree ends with.
+    order: u64,
 }
 
 /// The tree under construction: the root directory fd, and what is set on
@@ -51,6 +58,8 @@ pub struct Tree {
     options: Options,
     /// Declared directories by cleaned path (`b""` is the root).
     dirs: BTreeMap<Vec<u8>, DirMeta>,
+    /// Directory declarations so far (`DirMeta::order`).
+    declared: u64,
     /// The last entry's parent directory: tars list a directory's entries
     /// together, so most entries skip the lookup. Dropped whenever a
     /// whiteout removes anything (an entry replacing what stood at its own
@@ -88,6 +97,7 @@ impl Tree {
             root: Root::with_resolver(root, resolver),
             options,
             dirs: BTreeMap::new(),
+            declared: 0,
             last_parent: None,
             buf: Vec::new(),
         }
@@ -116,18 +126,46 @@ impl Tree {
         }
     }
 
+    /// Records what `finish` sets on the directory `stat` describes.
+    fn declare(&mut self, path: Vec<u8>, entry: &Entry, stat: &rfs::Stat) {
+        self.declared += 1;
+        let meta = DirMeta {
+            mode: entry.mode,
+            mtime: entry.mtime,
+            id: identity(stat),
+            order: self.declared,
+        };
+        self.dirs.insert(path, meta);
+    }
+
     /// Sets each directory's mode and times, deepest first, after its
     /// contents.
     pub fn finish(self) -> Result<()> {
         let Tree { mut root, dirs, .. } = self;
+        let mut latest: HashMap<(u64, u64), u64> = HashMap::with_capacity(dirs.len());
+        for meta in dirs.values() {
+            let order = latest.entry(meta.id).or_default();
+            *order = (*order).max(meta.order);
+        }
         // Reverse byte order puts `a/b` before `a`.
         for (path, meta) in dirs.iter().rev() {
+            if latest.get(&meta.id) != Some(&meta.order) {
+                // Declared again since, by another name.
+                continue;
+            }
             let dir = match root.existing_dir(path) {
                 Ok(Some(dir)) => dir,
                 // Gone or replaced through a link since: nothing to set.
                 Ok(None) => continue,
                 Err(e) => return Err(os_error("opening", path, e)),
             };
+            match rfs::fstat(&dir) {
+                Ok(stat) if identity(&stat) == meta.id => {}
+                // Another directory now stands there: this key outlived
+                // the one declared.
+                Ok(_) => continue,
+                Err(e) => return Err(os_error("reading", path, e.into())),
+            }
             rfs::fchmod(&dir, Mode::from_raw_mode(meta.mode & 0o7777))
                 .map_err(|e| os_error("setting the mode of", path, e.into()))?;
             rfs::futimens(&dir, &times(meta.mtime))
@@ -221,7 +259,8 @@ impl Tree {
                 ),
             ));
         }
-        self.dirs.insert(Vec::new(), meta(entry));
+        let stat = rfs::fstat(self.root.fd()).map_err(|e| os_error("reading", b"/", e.into()))?;
+        self.declare(Vec::new(), entry, &stat);
         if !self.options.keep_owners && entry.xattrs.is_empty() {
             return Ok(());
         }
@@ -382,7 +421,9 @@ impl Tree {
             }
             Err(e) => return Err(os_error("creating", at.path, e.into())),
         }
-        self.dirs.insert(at.path.to_vec(), meta(entry));
+        let stat = rfs::statat(at.dir, at.name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| os_error("reading", at.path, e.into()))?;
+        self.declare(at.path.to_vec(), entry, &stat);
         if self.options.keep_owners {
             self.chown_at(at, entry)?;
         }
@@ -604,11 +645,8 @@ fn check(cancel: Option<&Cancel>) -> Result<()> {
     }
 }
 
-fn meta(entry: &Entry) -> DirMeta {
-    DirMeta {
-        mode: entry.mode,
-        mtime: entry.mtime,
-    }
+fn identity(stat: &rfs::Stat) -> (u64, u64) {
+    (stat.st_dev, stat.st_ino)
 }
 
 fn owner(entry: &Entry) -> Result<(Uid, Gid)> {
@@ -1721,6 +1759,42 @@ mod tests {
             "{written} bytes written after the cancel"
         );
         assert!(!fx.exists("after"));
+    }
+
+    #[test]
+    fn a_directory_named_through_a_link_takes_its_latest_declaration() {
+        both(|r| {
+            let mode = |fx: &Fixture, n: &str| fx.path(n).metadata().unwrap().mode() & 0o7777;
+            // Declared through a link, then removed by its real name and
+            // declared again: the first declaration's key outlives it.
+            let fx = fixture();
+            let mut tree = fx.tree(r, rootless());
+            let lower = Layer::new()
+                .dir("b/")
+                .symlink("a", "b")
+                .dir_mode("a/c/", 0o700)
+                .bytes();
+            apply(&mut tree, lower).unwrap();
+            let upper = Layer::new().file("b/.wh.c", "").dir_mode("b/c/", 0o751);
+            apply(&mut tree, upper.bytes()).unwrap();
+            tree.finish().unwrap();
+            assert_eq!(mode(&fx, "b/c"), 0o751, "{r:?}: a stale declaration won");
+            fx.untouched();
+            // Declared by its real name, then again through a link that
+            // sorts after it.
+            let fx = fixture();
+            let mut tree = fx.tree(r, rootless());
+            let lower = Layer::new()
+                .dir("a/")
+                .symlink("b", "a")
+                .dir_mode("a/c/", 0o700)
+                .bytes();
+            apply(&mut tree, lower).unwrap();
+            apply(&mut tree, Layer::new().dir_mode("b/c/", 0o751).bytes()).unwrap();
+            tree.finish().unwrap();
+            assert_eq!(mode(&fx, "a/c"), 0o751, "{r:?}: an older declaration won");
+            fx.untouched();
+        });
     }
 
     #[test]
