@@ -303,14 +303,33 @@ pub fn remove_tree_bytes(parent: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errn
 }
 
 /// Opens a directory to empty it, giving it u+rwx first when it refuses.
+/// A mount point is `EBUSY`, never entered: an old tree replaced may hold
+/// a bind mount of the host's (left from a container run in it), whose
+/// files are not the tree's to remove.
 fn enter(parent: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
-    match open_dir(parent, name) {
+    let dir = match open_dir(parent, name) {
         Err(Errno::ACCESS) => {
             rfs::chmodat(parent, name, Mode::RWXU, AtFlags::empty())?;
-            open_dir(parent, name)
+            open_dir(parent, name)?
         }
-        done => done,
+        done => done?,
+    };
+    if is_mount_point(dir.as_fd(), parent)? {
+        return Err(Errno::BUSY);
     }
+    Ok(dir)
+}
+
+/// `statx`'s mount-root attribute (Linux 5.8) sees bind mounts of the same
+/// filesystem too; before it, a device unlike the parent's is all there is.
+fn is_mount_point(dir: BorrowedFd<'_>, parent: BorrowedFd<'_>) -> Result<bool, Errno> {
+    let mount_root = rfs::StatxAttributes::MOUNT_ROOT;
+    if let Ok(st) = rfs::statx(dir, c"", AtFlags::EMPTY_PATH, rfs::StatxFlags::BASIC_STATS) {
+        if st.stx_attributes_mask.contains(mount_root) {
+            return Ok(st.stx_attributes.contains(mount_root));
+        }
+    }
+    Ok(rfs::fstat(dir)?.st_dev != rfs::fstat(parent)?.st_dev)
 }
 
 fn make_writable(dir: BorrowedFd<'_>) -> Result<(), Errno> {
@@ -444,6 +463,56 @@ mod tests {
         std::fs::write(top.join("file"), b"x").unwrap();
         remove_tree(top_fd.as_fd(), OsStr::new("file")).unwrap();
         assert!(!top.join("file").exists());
+    }
+
+    /// A bind mount of `source` on `target`, undone when dropped.
+    struct Mounted(std::path::PathBuf);
+
+    impl Mounted {
+        fn bind(source: &std::path::Path, target: &std::path::Path) -> Mounted {
+            let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+            let (source, target_c) = (c(source), c(target));
+            // SAFETY: NUL-terminated paths; no data argument.
+            let done = unsafe {
+                libc::mount(
+                    source.as_ptr(),
+                    target_c.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                )
+            };
+            let e = io::Error::last_os_error();
+            assert_eq!(done, 0, "this test bind-mounts (needs root): {e}");
+            Mounted(target.to_path_buf())
+        }
+    }
+
+    impl Drop for Mounted {
+        fn drop(&mut self) {
+            let path = std::ffi::CString::new(self.0.as_os_str().as_bytes()).unwrap();
+            // SAFETY: a NUL-terminated path.
+            unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+
+    #[test]
+    fn remove_tree_never_enters_a_mount_point() {
+        // An old tree replaced may hold a bind mount of the host's, left
+        // from a container run in it: its files are not the tree's.
+        let tmp = tempfile::tempdir().unwrap();
+        let host = tmp.path().join("host");
+        std::fs::create_dir(&host).unwrap();
+        std::fs::write(host.join("keep"), b"host").unwrap();
+        let old = tmp.path().join("old");
+        std::fs::create_dir_all(old.join("a/mnt")).unwrap();
+        std::fs::write(old.join("a/file"), b"x").unwrap();
+        let _mounted = Mounted::bind(&host, &old.join("a/mnt"));
+        let top = open(tmp.path());
+        let err = remove_tree(top.as_fd(), OsStr::new("old")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBUSY), "{err}");
+        assert_eq!(std::fs::read(host.join("keep")).unwrap(), b"host");
+        assert!(old.join("a/mnt").is_dir());
     }
 
     fn both(test: impl Fn(Resolver)) {
