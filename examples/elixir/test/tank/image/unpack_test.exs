@@ -1,0 +1,324 @@
+defmodule Tank.Image.UnpackTest do
+  @moduledoc """
+  `unpack/4` and `pull/3` with `:rootfs`: images of the rig's registries
+  and layouts made here (hostile layers among them) unpacked into root
+  filesystems. `async: false`: the cancel test keeps a disk busy for a
+  moment and the modules with bounded waits should not share it.
+  """
+  use ExUnit.Case, async: false
+  import Tank.Test.Wait
+
+  alias Tank.Image.Registry
+  alias Tank.Test.{Layer, Rig}
+
+  @moduletag :tmp_dir
+
+  defp reference(which, image), do: "#{Rig.registry(which)}/#{image["repo"]}:#{image["tag"]}"
+
+  # Every progress report for `name` already in the mailbox, oldest first
+  # (they are all sent before the answer).
+  defp progress_reports(name, acc \\ []) do
+    receive do
+      {:tank_progress, ^name, done, total} -> progress_reports(name, [{done, total} | acc])
+    after
+      0 -> Enum.reverse(acc)
+    end
+  end
+
+  # The files of a layer blob of the layout, as {name, bytes}.
+  defp layer_files(layout, digest, media_type) do
+    bytes = File.read!(Layer.blob_path(layout, digest))
+    compressed = if String.ends_with?(media_type, "gzip"), do: [:compressed], else: []
+    {:ok, files} = :erl_tar.extract({:binary, bytes}, [:memory | compressed])
+    Map.new(files, fn {name, content} -> {to_string(name), content} end)
+  end
+
+  # What the rig's `tank/oci-image:v1` unpacks to: the second layer's
+  # release file over the first's, its bulk file whited out by the third,
+  # and the third's data.
+  defp assert_oci_image_tree(rootfs, layout, image) do
+    manifest = Tank.Test.JSON.decode!(File.read!(Layer.blob_path(layout, image["digest"])))
+    [_, second, third] = manifest["layers"]
+    second = layer_files(layout, second["digest"], second["mediaType"])
+    third = layer_files(layout, third["digest"], third["mediaType"])
+
+    assert File.read!(Path.join(rootfs, "etc/tank-release")) == second["etc/tank-release"]
+    assert File.read!(Path.join(rootfs, "opt/tank/data.bin")) == third["opt/tank/data.bin"]
+    assert File.dir?(Path.join(rootfs, "usr/share/tank"))
+    assert File.ls!(Path.join(rootfs, "usr/share/tank")) == []
+    assert Enum.sort(File.ls!(rootfs)) == ["etc", "opt", "usr"]
+  end
+
+  test "an image pulled from the rig, unpacked by name and by digest, with progress",
+       %{tmp_dir: dir} do
+    image = Rig.image(:oci_image)
+    reference = reference(:plain, image)
+    layout = Path.join(dir, "layout")
+    assert {:ok, %{digest: digest}} = Registry.pull(reference, layout)
+    assert digest == image["digest"]
+
+    roots = Path.join(dir, "roots")
+    File.mkdir_p!(roots)
+    rootfs = Path.join(roots, "by-name")
+
+    assert {:ok, info} = Registry.unpack(layout, reference, rootfs, progress: self())
+    assert info.digest == image["digest"]
+    assert info.json["config"]["digest"] == image["config"]
+    assert_oci_image_tree(rootfs, layout, image)
+
+    # The layer bytes read, of their total, never backwards, last done == total.
+    total = image["layers"] |> Enum.map(&image["blob_sizes"][&1]) |> Enum.sum()
+    reports = progress_reports(rootfs)
+    assert List.last(reports) == {total, total}, inspect(reports)
+    assert Enum.all?(reports, fn {done, t} -> t == total and done <= total end), inspect(reports)
+    dones = Enum.map(reports, &elem(&1, 0))
+    assert dones == Enum.sort(dones), inspect(reports)
+
+    by_digest = Path.join(roots, "by-digest")
+    assert {:ok, ^info} = Registry.unpack(layout, image["digest"], by_digest)
+    assert_oci_image_tree(by_digest, layout, image)
+
+    # Nothing but the two trees beside them: no temporary tree left.
+    assert Enum.sort(File.ls!(roots)) == ["by-digest", "by-name"]
+
+    # A name the layout does not have: the message lists the ones it has.
+    assert {:error, {:bad_input, message}} =
+             Registry.unpack(layout, "no/such:image", Path.join(roots, "none"))
+
+    assert message =~ reference
+    refute File.exists?(Path.join(roots, "none"))
+  end
+
+  test "an existing rootfs is an io error naming it, left whole; replace: true swaps it",
+       %{tmp_dir: dir} do
+    image = Rig.image(:oci_image)
+    reference = reference(:plain, image)
+    layout = Path.join(dir, "layout")
+    assert {:ok, _} = Registry.pull(reference, layout)
+
+    roots = Path.join(dir, "roots")
+    rootfs = Path.join(roots, "rootfs")
+    File.mkdir_p!(rootfs)
+    File.write!(Path.join(rootfs, "old"), "the old tree")
+
+    assert {:error, {:io, path, message}} = Registry.unpack(layout, reference, rootfs)
+    assert path == rootfs
+    assert is_binary(message) and message != ""
+    assert File.ls!(rootfs) == ["old"]
+    assert File.ls!(roots) == ["rootfs"]
+
+    # pull/3 with :rootfs says the same.
+    assert {:error, {:io, ^rootfs, _}} = Registry.pull(reference, layout, rootfs: rootfs)
+    assert File.ls!(rootfs) == ["old"]
+
+    assert {:ok, %{digest: digest}} = Registry.unpack(layout, reference, rootfs, replace: true)
+    assert digest == image["digest"]
+    refute File.exists?(Path.join(rootfs, "old"))
+    assert_oci_image_tree(rootfs, layout, image)
+    assert File.ls!(roots) == ["rootfs"]
+  end
+
+  test "pull/3 with :rootfs: the layout and the tree, progress counting each byte twice",
+       %{tmp_dir: dir} do
+    image = Rig.image(:oci_image)
+    reference = reference(:token, image)
+    layout = Path.join(dir, "layout")
+    rootfs = Path.join(dir, "rootfs")
+    cache = Registry.new_token_cache()
+
+    assert {:ok, info} =
+             Registry.pull(reference, layout,
+               rootfs: rootfs,
+               token_cache: cache,
+               jobs: 2,
+               progress: self()
+             )
+
+    assert info.digest == image["digest"]
+
+    for digest <- [image["config"] | image["layers"]] do
+      assert Layer.sha256(File.read!(Layer.blob_path(layout, digest))) == digest
+    end
+
+    assert_oci_image_tree(rootfs, layout, image)
+
+    reports = progress_reports(reference)
+    assert {total, total} = List.last(reports)
+    blob_bytes = Enum.sum(Map.values(image["blob_sizes"]))
+    assert total == 2 * blob_bytes, inspect({reports, image["blob_sizes"]})
+    assert Enum.all?(reports, fn {done, t} -> t == total and done <= total end), inspect(reports)
+
+    # Again, replacing the tree: everything is in the layout already.
+    assert {:ok, ^info} = Registry.pull(reference, layout, rootfs: rootfs, replace: true)
+    assert_oci_image_tree(rootfs, layout, image)
+
+    # A Docker image (its manifest stored under OCI media types) too.
+    docker = Rig.image(:docker_image)
+    docker_rootfs = Path.join(dir, "docker-rootfs")
+
+    assert {:ok, %{digest: digest}} =
+             Registry.pull(reference(:plain, docker), Path.join(dir, "docker"),
+               rootfs: docker_rootfs
+             )
+
+    assert digest == docker["digest"]
+    assert File.read!(Path.join(docker_rootfs, "etc/tank-release")) =~ "tank/docker-image"
+  end
+
+  test "hostile layers made here: {:layer, reason, message}, nothing at rootfs, nothing outside",
+       %{tmp_dir: dir} do
+    ok_file = {:file, "etc/ok", "fine"}
+    not_a_tar = :binary.copy("this is not a tar archive. ", 100)
+
+    cases = [
+      {"a name that climbs", [%{bytes: Layer.tar([ok_file, {:file, "../escape", "out"}])}],
+       {:layer, :unsafe_path}, "escape"},
+      {"a name that climbs through a directory",
+       [%{bytes: Layer.tar([{:dir, "a/"}, {:file, "a/../../escape", "out"}])}],
+       {:layer, :unsafe_path}, "escape"},
+      {"a whiteout naming ..", [%{bytes: Layer.tar([{:dir, "a/"}, {:file, "a/.wh..", ""}])}],
+       {:layer, :unsafe_path}, nil},
+      {"not a tar", [%{bytes: not_a_tar}], {:layer, :bad_layer}, nil},
+      {"a truncated tar",
+       [%{bytes: binary_part(IO.iodata_to_binary(Layer.tar([{:file, "f", "x"}])), 0, 300)}],
+       {:layer, :bad_layer}, nil},
+      {"a wrong diff_id", [%{bytes: Layer.tar([ok_file]), diff_id: Layer.sha256("something else")}],
+       {:layer, :diff_id_mismatch}, nil},
+      {"a layer type tank cannot apply",
+       [%{bytes: Layer.tar([ok_file]), media_type: "application/vnd.example.layer.v1.tar+lz4"}],
+       {:layer, :unsupported_media_type}, "lz4"}
+    ]
+
+    for {{what, layers, {:layer, reason}, named}, i} <- Enum.with_index(cases) do
+      layout = Path.join(dir, "layout-#{i}")
+      roots = Path.join([dir, "case-#{i}", "roots"])
+      File.mkdir_p!(roots)
+      digest = Layer.layout!(layout, "test/hostile:#{i}", layers)
+      rootfs = Path.join(roots, "rootfs")
+
+      assert {:error, {:layer, ^reason, message}} = Registry.unpack(layout, digest, rootfs),
+             what
+
+      assert is_binary(message), what
+      if named, do: assert(message =~ named, "#{what}: #{message}")
+      # Nothing at rootfs, no temporary tree, nothing written above.
+      assert File.ls!(roots) == [], what
+      assert File.ls!(Path.join(dir, "case-#{i}")) == ["roots"], what
+      refute File.exists?(Path.join(dir, "escape")), what
+    end
+  end
+
+  test "a blob in the layout that does not match its digest is {:digest_mismatch, :blob}",
+       %{tmp_dir: dir} do
+    layout = Path.join(dir, "layout")
+    tar = IO.iodata_to_binary(Layer.tar([{:file, "etc/ok", "fine"}]))
+    digest = Layer.layout!(layout, "test/wrong-blob:1", [%{bytes: tar}])
+    # Same length, other bytes.
+    File.write!(Layer.blob_path(layout, Layer.sha256(tar)), :binary.copy("x", byte_size(tar)))
+    rootfs = Path.join(dir, "rootfs")
+    assert {:error, {:digest_mismatch, :blob}} = Registry.unpack(layout, digest, rootfs)
+    refute File.exists?(rootfs)
+  end
+
+  test "keep_owners: owners from the layer as root, {:bad_input, _} otherwise",
+       %{tmp_dir: dir} do
+    layout = Path.join(dir, "layout")
+    tar = Layer.tar([{:file, "owned", "x", uid: 4321, gid: 8765, mode: 0o4755}])
+    digest = Layer.layout!(layout, "test/owners:1", [%{bytes: tar}])
+    {uid, 0} = System.cmd("id", ["-u"])
+
+    # Rootless (the default): the caller's, whatever the layer says; the
+    # mode bits, setuid included, as the layer says.
+    rootless = Path.join(dir, "rootless")
+    assert {:ok, _} = Registry.unpack(layout, digest, rootless)
+    stat = File.lstat!(Path.join(rootless, "owned"))
+    assert stat.uid == String.to_integer(String.trim(uid))
+    assert Bitwise.band(stat.mode, 0o7777) == 0o4755
+
+    kept = Path.join(dir, "kept")
+
+    case String.trim(uid) do
+      "0" ->
+        assert {:ok, _} = Registry.unpack(layout, digest, kept, keep_owners: true)
+        assert %{uid: 4321, gid: 8765} = File.lstat!(Path.join(kept, "owned"))
+
+      _ ->
+        assert {:error, {:bad_input, _}} = Registry.unpack(layout, digest, kept, keep_owners: true)
+        refute File.exists?(kept)
+    end
+  end
+
+  test "arguments of the wrong type are {:bad_input, message} before any work",
+       %{tmp_dir: dir} do
+    layout = Path.join(dir, "layout")
+    rootfs = Path.join(dir, "rootfs")
+
+    for {args, opts} <- [
+          {[:layout, "x", rootfs], []},
+          {[layout, ~c"x", rootfs], []},
+          {[layout, "x", nil], []},
+          {[layout, "x", rootfs], keep_owners: 1},
+          {[layout, "x", rootfs], replace: "yes"},
+          {[layout, "x", rootfs], progress: :me},
+          {[layout, "x", rootfs], idle_timeout: 0}
+        ] do
+      assert {:error, {:bad_input, message}} = apply(Registry, :unpack, args ++ [opts]),
+             inspect({args, opts})
+
+      assert is_binary(message)
+    end
+
+    for opts <- [[rootfs: :dir], [rootfs: rootfs, replace: nil], [rootfs: rootfs, keep_owners: 1]] do
+      assert {:error, {:bad_input, _}} = Registry.pull("a/b:c", layout, opts), inspect(opts)
+    end
+
+    refute File.exists?(layout) or File.exists?(rootfs)
+    assert_raise ArgumentError, fn -> Registry.unpack(layout, "x", rootfs, replce: true) end
+  end
+
+  @tag timeout: 300_000
+  test "a caller killed mid-unpack cancels it: the temporary tree goes, nothing at rootfs",
+       %{tmp_dir: dir} do
+    # 100 000 empty files in 100 directories: seconds of work for tank
+    # (a system call or more each), little disk.
+    entries =
+      for d <- 0..99, reduce: [] do
+        acc ->
+          files = for f <- 0..999, do: {:file, "d#{d}/f#{f}", ""}
+          [[{:dir, "d#{d}/"} | files] | acc]
+      end
+
+    layout = Path.join(dir, "layout")
+
+    digest =
+      Layer.layout!(layout, "test/many-files:1", [%{bytes: Layer.tar(List.flatten(entries))}])
+
+    roots = Path.join(dir, "roots")
+    File.mkdir_p!(roots)
+    rootfs = Path.join(roots, "rootfs")
+    me = self()
+
+    caller =
+      spawn(fn ->
+        send(me, {:unpack_returned, Registry.unpack(layout, digest, rootfs, progress: me)})
+      end)
+
+    # Killed once tank reports bytes read but before the answer.
+    receive do
+      {:tank_progress, ^rootfs, _done, _total} ->
+        Process.exit(caller, :kill)
+
+      {:unpack_returned, result} ->
+        flunk("the unpack ended before it could be killed: #{inspect(result)}")
+    after
+      60_000 -> flunk("no progress from the unpack within 60 s")
+    end
+
+    refute_received {:unpack_returned, _}
+    # The temporary tree, made beside rootfs, is removed by the cancelled
+    # unpack itself, and rootfs never appears.
+    eventually("the temporary tree removed", fn -> File.ls!(roots) == [] end, 30_000)
+    refute File.exists?(rootfs)
+    File.rm_rf!(dir)
+  end
+end
