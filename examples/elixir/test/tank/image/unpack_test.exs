@@ -13,6 +13,9 @@ defmodule Tank.Image.UnpackTest do
 
   @moduletag :tmp_dir
 
+  # tank's temporary trees in `dir`: `.<rootfs name>.tank-<random>`.
+  defp temporary_trees(dir), do: Enum.filter(File.ls!(dir), &(&1 =~ ~r/^\..*\.tank-/))
+
   defp reference(which, image), do: "#{Rig.registry(which)}/#{image["repo"]}:#{image["tag"]}"
 
   # Every progress report for `name` already in the mailbox, oldest first
@@ -303,10 +306,11 @@ defmodule Tank.Image.UnpackTest do
         send(me, {:unpack_returned, Registry.unpack(layout, digest, rootfs, progress: me)})
       end)
 
-    # Killed once tank reports bytes read but before the answer.
+    # Killed once tank reports layer bytes read, with its temporary tree
+    # beside rootfs, and before the answer.
     receive do
       {:tank_progress, ^rootfs, _done, _total} ->
-        Process.exit(caller, :kill)
+        :ok
 
       {:unpack_returned, result} ->
         flunk("the unpack ended before it could be killed: #{inspect(result)}")
@@ -314,11 +318,15 @@ defmodule Tank.Image.UnpackTest do
       60_000 -> flunk("no progress from the unpack within 60 s")
     end
 
+    eventually("the temporary tree beside rootfs", fn -> temporary_trees(roots) != [] end)
+    Process.exit(caller, :kill)
     refute_received {:unpack_returned, _}
-    # The temporary tree, made beside rootfs, is removed by the cancelled
-    # unpack itself, and rootfs never appears.
+
+    # The cancelled unpack removes its temporary tree itself, and rootfs
+    # never appears (a finished unpack would have renamed the tree to it).
     eventually("the temporary tree removed", fn -> File.ls!(roots) == [] end, 30_000)
     refute File.exists?(rootfs)
+
     File.rm_rf!(dir)
   end
 end
