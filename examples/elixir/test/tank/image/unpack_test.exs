@@ -9,9 +9,11 @@ defmodule Tank.Image.UnpackTest do
   import Tank.Test.Wait
 
   alias Tank.Image.Registry
-  alias Tank.Test.{Layer, Rig}
+  alias Tank.Test.{Layer, Origin, Rig}
 
   @moduletag :tmp_dir
+
+  @oci_manifest "application/vnd.oci.image.manifest.v1+json"
 
   # tank's temporary trees in `dir`: `.<rootfs name>.tank-<random>`.
   defp temporary_trees(dir), do: Enum.filter(File.ls!(dir), &(&1 =~ ~r/^\..*\.tank-/))
@@ -328,5 +330,75 @@ defmodule Tank.Image.UnpackTest do
     refute File.exists?(rootfs)
 
     File.rm_rf!(dir)
+  end
+
+  test "a caller killed mid-pull with :rootfs: the download stops, the temporary tree goes",
+       %{tmp_dir: dir} do
+    # Two layers on a scripted origin: the first served whole (so it is
+    # applied at once), the second's first 300 000 bytes and then silence.
+    first = IO.iodata_to_binary(Layer.tar([{:file, "etc/first", "applied"}]))
+    second = IO.iodata_to_binary(Layer.tar([{:file, "big", :binary.copy("b", 1_000_000)}]))
+    me = self()
+
+    config =
+      ~s({"architecture":"amd64","os":"linux","rootfs":{"type":"layers",) <>
+        ~s("diff_ids":["#{Layer.sha256(first)}","#{Layer.sha256(second)}"]}})
+
+    descriptor = fn media_type, bytes ->
+      ~s({"mediaType":"#{media_type}","digest":"#{Layer.sha256(bytes)}","size":#{byte_size(bytes)}})
+    end
+
+    manifest =
+      ~s({"schemaVersion":2,"mediaType":"#{@oci_manifest}","config":) <>
+        descriptor.("application/vnd.oci.image.config.v1+json", config) <>
+        ~s(,"layers":[#{descriptor.(Layer.tar_media_type(), first)},) <>
+        ~s(#{descriptor.(Layer.tar_media_type(), second)}]})
+
+    blob = fn bytes -> "/v2/a/b/blobs/" <> Layer.sha256(bytes) end
+    {config_path, first_path, second_path} = {blob.(config), blob.(first), blob.(second)}
+    stalled = byte_size(second)
+
+    origin =
+      Origin.start(fn
+        %{path: "/v2/a/b/manifests/v1"} ->
+          {200, [{"content-type", @oci_manifest}], manifest}
+
+        %{path: ^config_path} ->
+          {200, [], config}
+
+        %{path: ^first_path} ->
+          {200, [], first}
+
+        %{path: ^second_path} ->
+          {:partial, 200, [{"content-length", "#{stalled}"}], binary_part(second, 0, 300_000), me}
+
+        _ ->
+          {404, [], ""}
+      end)
+
+    layout = Path.join(dir, "layout")
+    roots = Path.join(dir, "roots")
+    File.mkdir_p!(roots)
+    rootfs = Path.join(roots, "rootfs")
+    "sha256:" <> hex = Layer.sha256(second)
+    partial = Path.join([layout, "ingest", "sha256-" <> hex <> ".partial"])
+
+    caller =
+      spawn(fn ->
+        send(me, {:pull_returned, Registry.pull("#{origin.addr}/a/b:v1", layout, rootfs: rootfs)})
+      end)
+
+    eventually("the second layer's first bytes in ingest/", fn ->
+      match?({:ok, %{size: 300_000}}, File.stat(partial))
+    end)
+
+    eventually("the temporary tree beside rootfs", fn -> temporary_trees(roots) != [] end)
+    Process.exit(caller, :kill)
+    assert_receive {:origin_client_closed, ^second_path}, 5_000
+    refute_received {:pull_returned, _}
+    eventually("the temporary tree removed", fn -> File.ls!(roots) == [] end)
+    refute File.exists?(rootfs)
+    # What arrived stays for the next pull to resume.
+    assert File.stat!(partial).size == 300_000
   end
 end
