@@ -18,6 +18,17 @@ defmodule Tank.Image.UnpackTest do
   # tank's temporary trees in `dir`: `.<rootfs name>.tank-<random>`.
   defp temporary_trees(dir), do: Enum.filter(File.ls!(dir), &(&1 =~ ~r/^\..*\.tank-/))
 
+  # 100 000 empty files in 100 directories: seconds of work for tank (a
+  # system call or more each), little disk.
+  defp many_files_layout(dir) do
+    entries = for d <- 0..99, f <- -1..999, do: many_files_entry(d, f)
+    layout = Path.join(dir, "layout")
+    {layout, Layer.layout!(layout, "test/many-files:1", [%{bytes: Layer.tar(entries)}])}
+  end
+
+  defp many_files_entry(d, -1), do: {:dir, "d#{d}/"}
+  defp many_files_entry(d, f), do: {:file, "d#{d}/f#{f}", ""}
+
   defp reference(which, image), do: "#{Rig.registry(which)}/#{image["repo"]}:#{image["tag"]}"
 
   # Every progress report for `name` already in the mailbox, oldest first
@@ -284,20 +295,7 @@ defmodule Tank.Image.UnpackTest do
   @tag timeout: 300_000
   test "a caller killed mid-unpack cancels it: the temporary tree goes, nothing at rootfs",
        %{tmp_dir: dir} do
-    # 100 000 empty files in 100 directories: seconds of work for tank
-    # (a system call or more each), little disk.
-    entries =
-      for d <- 0..99, reduce: [] do
-        acc ->
-          files = for f <- 0..999, do: {:file, "d#{d}/f#{f}", ""}
-          [[{:dir, "d#{d}/"} | files] | acc]
-      end
-
-    layout = Path.join(dir, "layout")
-
-    digest =
-      Layer.layout!(layout, "test/many-files:1", [%{bytes: Layer.tar(List.flatten(entries))}])
-
+    {layout, digest} = many_files_layout(dir)
     roots = Path.join(dir, "roots")
     File.mkdir_p!(roots)
     rootfs = Path.join(roots, "rootfs")
@@ -329,6 +327,26 @@ defmodule Tank.Image.UnpackTest do
     eventually("the temporary tree removed", fn -> File.ls!(roots) == [] end, 30_000)
     refute File.exists?(rootfs)
 
+    File.rm_rf!(dir)
+  end
+
+  test "a cancelled unpack answers once its temporary tree is gone (as :idle_timeout cancels)",
+       %{tmp_dir: dir} do
+    {layout, digest} = many_files_layout(dir)
+    roots = Path.join(dir, "roots")
+    File.mkdir_p!(roots)
+    rootfs = Path.join(roots, "rootfs")
+    ref = make_ref()
+    {:ok, handle} = Tank.Native.unpack(ref, layout, digest, rootfs, false, false, self())
+    assert_receive {:tank_progress, ^rootfs, _, _}, 60_000
+    eventually("the temporary tree beside rootfs", fn -> temporary_trees(roots) != [] end)
+    Tank.Native.cancel(handle)
+    assert_receive {^ref, {:error, :cancelled}}, 30_000
+    Tank.Native.keep(handle)
+    # Nothing is written under roots once the answer is in: the call ended
+    # itself, its temporary tree removed, rather than being dropped while
+    # a layer was still being applied.
+    assert File.ls!(roots) == []
     File.rm_rf!(dir)
   end
 
