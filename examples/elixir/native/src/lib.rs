@@ -473,27 +473,18 @@ fn pull<'a>(
                         );
                         return pull.await;
                     };
-                    // INTERIM until the core's Client::pull_unpack lands.
-                    let pull = client.pull(
+                    let pull = client.pull_unpack(
                         &reference,
                         &layout,
+                        &rootfs,
                         platform.as_deref(),
                         jobs,
-                        cache.as_deref(),
-                        Some(&cancel),
-                        Some(progress.clone()),
-                    );
-                    let manifest = pull.await?;
-                    let unpacking = unpack::unpack(
-                        &layout,
-                        &reference,
-                        &rootfs,
                         options,
+                        cache.as_deref(),
                         Some(&cancel),
                         Some(progress),
                     );
-                    unpacking.await?;
-                    Ok(manifest)
+                    pull.await
                 }
             },
             |env, manifest| (atoms::ok(), manifest_term(env, manifest)).encode(env),
