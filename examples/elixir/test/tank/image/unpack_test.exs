@@ -419,4 +419,36 @@ defmodule Tank.Image.UnpackTest do
     # What arrived stays for the next pull to resume.
     assert File.stat!(partial).size == 300_000
   end
+
+  test "the README's Tank.Image flow: rootfs/<manifest digest>, online then offline",
+       %{tmp_dir: dir} do
+    # The README's own code, so that what it shows is what runs.
+    [code] =
+      Regex.run(
+        ~r/```elixir\n(defmodule MyApp\.Rootfs do\n.*?\nend)\n```/s,
+        File.read!(Path.join(__DIR__, "../../../README.md")),
+        capture: :all_but_first
+      )
+
+    Code.compile_string(code)
+    rootfs = &apply(MyApp.Rootfs, :rootfs, [&1, &2, &3])
+    image = Rig.image(:oci_image)
+    reference = reference(:plain, image)
+    tree = Path.join([dir, "rootfs", image["digest"]])
+
+    assert {:ok, ^tree, %{digest: digest}} = rootfs.(reference, dir, [])
+    assert digest == image["digest"]
+    assert_oci_image_tree(tree, Path.join(dir, "oci"), image)
+    # Again, online and offline: the same tree, no staging name left.
+    assert {:ok, ^tree, _} = rootfs.(reference, dir, [])
+    assert {:ok, ^tree, _} = rootfs.(reference, dir, offline: true)
+    assert File.ls!(Path.join(dir, "rootfs")) == [image["digest"]]
+    assert_oci_image_tree(tree, Path.join(dir, "oci"), image)
+
+    # Offline, an image never pulled is not found (the layout lists its names).
+    other = reference(:plain, Rig.image(:docker_image))
+    assert {:error, {:bad_input, message}} = rootfs.(other, dir, offline: true)
+    assert message =~ reference
+    assert File.ls!(Path.join(dir, "rootfs")) == [image["digest"]]
+  end
 end
