@@ -280,9 +280,8 @@ impl Call {
     /// Calls that write files end themselves when their token fires, their
     /// writers first, so that nothing touches the files once the caller
     /// hears back; dropping them half-way would leave a writer running (an
-    /// unpack's layer is applied on a blocking thread that a dropped future
-    /// would not stop, and only the unpack itself removes its temporary
-    /// tree).
+    /// unpack applies its layers on a blocking thread, which would still be
+    /// stopping and removing the temporary tree when the answer went out).
     fn ends_itself_on_cancel(self) -> bool {
         matches!(self, Call::BlobToFile | Call::Pull | Call::Unpack)
     }
