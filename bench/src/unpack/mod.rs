@@ -650,7 +650,11 @@ fn print_targets(all: &[Figures], layout: &Layout) {
         ));
     }
     for f in all {
-        if let Some(Err(e)) = f.pull.as_ref().map(|p| &p.tree_ok) {
+        // Only where the call succeeded: a failed one has its line above.
+        let Some(p) = f.pull.as_ref().filter(|p| p.pull_unpack.is_ok()) else {
+            continue;
+        };
+        if let Err(e) = &p.tree_ok {
             checks.push((
                 format!("{}: tank_pull_unpack's tree is tar -x's: {e}", f.label),
                 false,

@@ -14,6 +14,7 @@ pub struct Summary {
     pub files: usize,
     pub symlinks: usize,
     pub other: usize,
+    /// Bytes of the files' data, each inode counted once.
     pub file_bytes: u64,
     /// Files that share their inode with another file of the tree.
     pub hardlinked: usize,
@@ -54,11 +55,12 @@ pub fn summarize(root: &Path) -> Result<Summary> {
                 stack.push(path);
             } else if ft.is_file() {
                 s.files += 1;
-                s.file_bytes += meta.len();
                 s.mode_sum += u64::from(meta.mode() & 0o7777);
-                if meta.nlink() > 1 {
-                    *links.entry((meta.dev(), meta.ino())).or_default() += 1;
+                let seen = links.entry((meta.dev(), meta.ino())).or_default();
+                if *seen == 0 {
+                    s.file_bytes += meta.len();
                 }
+                *seen += 1;
             } else if ft.is_symlink() {
                 s.symlinks += 1;
                 s.target_bytes += std::fs::read_link(&path)?.as_os_str().len() as u64;
