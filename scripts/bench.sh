@@ -8,7 +8,8 @@
 # layer of mixed files; gzip and zstd). Pass --quick for a 256 MiB layer
 # instead of 1 GiB (4 x 64 MiB for the 4-layer image; 256 MiB of mixed
 # files), --runs N for the number of runs per row (default 5), --only pull
-# or --only unpack for one half.
+# or --only unpack for one half, --perf for tank_unpack's top symbols (perf
+# record) under each unpack table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh docker-registry curl openssl skopeo umoci tar gzip zstd

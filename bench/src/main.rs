@@ -9,7 +9,7 @@
 //! Then the unpack rows (see `unpack`): `tank_unpack` and
 //! `tank_pull_unpack` on two images built at the start of the run.
 //!
-//! Usage: tank-bench [--quick] [--runs N] [--only pull|unpack]
+//! Usage: tank-bench [--quick] [--runs N] [--only pull|unpack] [--perf]
 //!   --quick   a 256 MiB layer instead of 1 GiB (and 4 x 64 MiB instead of
 //!             4 x 256 MiB for the whole-image rows; a 256 MiB mixed layer
 //!             for the unpack rows)
@@ -17,6 +17,8 @@
 //!             reported (default 5)
 //!   --only S  only the pull rows (blob, to-file and whole-image pulls) or
 //!             only the unpack rows; both by default
+//!   --perf    after each image's tank_unpack row, the top symbols of one
+//!             more tank_unpack run under `perf record`
 
 mod unpack;
 mod worker;
@@ -55,7 +57,7 @@ fn main() -> Result<()> {
         pull_rows(quick, runs)?;
     }
     if only != Some("pull") {
-        unpack::run(quick, runs)?;
+        unpack::run(quick, runs, args.iter().any(|a| a == "--perf"))?;
     }
     Ok(())
 }

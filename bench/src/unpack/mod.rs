@@ -60,7 +60,9 @@ struct PullFigures {
     tree_ok: Result<(), String>,
 }
 
-pub fn run(quick: bool, runs: usize) -> Result<()> {
+/// With `perf`, also one `perf record` of `tank_unpack` per image and
+/// compression, its top symbols printed under the rows.
+pub fn run(quick: bool, runs: usize, perf: bool) -> Result<()> {
     for (tool, package) in [
         ("umoci", "umoci"),
         ("tar", "tar"),
@@ -72,6 +74,9 @@ pub fn run(quick: bool, runs: usize) -> Result<()> {
         if !crate::on_path(tool) {
             bail!("{tool} is missing: apt-get install {package}");
         }
+    }
+    if perf && !crate::on_path("perf") {
+        bail!("perf is missing (--perf): apt-get install linux-perf");
     }
     let mixed_mib: u64 = if quick { 256 } else { 1024 };
     let work = scratch_dir()?;
@@ -95,7 +100,11 @@ pub fn run(quick: bool, runs: usize) -> Result<()> {
     for image in &layout.images {
         print_image(image);
         for v in &image.variants {
-            all.push(unpack_rows(&layout, image, v, &work, runs)?);
+            let figures = unpack_rows(&layout, image, v, &work, runs)?;
+            if perf && figures.tank.is_ok() {
+                profile(&layout, v, &work)?;
+            }
+            all.push(figures);
         }
     }
 
@@ -335,6 +344,45 @@ fn unpack_rows(
         reference,
         pull: None,
     })
+}
+
+/// One more `tank_unpack` under `perf record` (all its threads), and the
+/// symbols that took at least 1 % of its samples.
+fn profile(layout: &Layout, v: &Variant, work: &Path) -> Result<()> {
+    let out = work.join("out");
+    if out.exists() {
+        std::fs::remove_dir_all(&out)?;
+    }
+    std::fs::create_dir_all(&out)?;
+    let data = work.join("perf.data");
+    crate::timed_output(
+        Command::new("perf")
+            .args(["record", "-q", "-F", "1999", "-o"])
+            .arg(&data)
+            .arg("--")
+            .arg(std::env::current_exe()?)
+            .args(["--worker", "unpack"])
+            .arg(&layout.dir)
+            .arg(&v.ref_name)
+            .arg(out.join("rootfs")),
+    )?;
+    let (_, report) = crate::timed_output(
+        Command::new("perf")
+            .args(["report", "--stdio", "--no-children", "-q"])
+            .args(["--sort", "dso,symbol", "--percent-limit", "1", "-i"])
+            .arg(&data),
+    )?;
+    std::fs::remove_file(&data)?;
+    std::fs::remove_dir_all(&out)?;
+    println!(
+        "  perf record of tank_unpack ({}), symbols >= 1 % of samples:",
+        v.ref_name
+    );
+    for line in report.lines().filter(|l| !l.trim().is_empty()).take(20) {
+        // perf pads its columns with trailing dashes and spaces.
+        println!("    {}", line.trim().trim_end_matches(['-', ' ']));
+    }
+    Ok(())
 }
 
 /// `runs` timed runs after a warm-up; a failure is kept as the row's
