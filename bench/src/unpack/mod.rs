@@ -26,6 +26,9 @@ use images::{Compression, Image, Layout, Variant};
 struct Line {
     name: String,
     outcome: Result<f64, String>,
+    /// Median CPU seconds (user + sys) of the processes of one run: the
+    /// figure that other load on the machine disturbs least.
+    cpu: Option<f64>,
     note: String,
 }
 
@@ -178,27 +181,28 @@ fn unpack_rows(
     let script = format!(
         "set -eo pipefail; d=$1; shift; for l in \"$@\"; do {tool} -dc \"$l\" | tar -x --no-same-owner -C \"$d\"; done"
     );
-    let tar = crate::median(runs, || {
+    let (tar, tar_cpu) = medians(&crate::timed_runs(runs, || {
         clear()?;
         std::fs::create_dir(&tar_dir)?;
-        let (secs, _) = crate::timed_output(
+        timed_process(
             Command::new("bash")
                 .args(["-c", &script, "bash"])
                 .arg(&tar_dir)
                 .args(&layers),
-        )?;
-        Ok(secs)
-    })?;
+        )
+    })?);
     let reference = tree::summarize(&tar_dir)?;
     lines.push(Line {
         name: format!("{tool} -dc | tar -x, each layer in turn"),
         outcome: Ok(tar),
+        cpu: Some(tar_cpu),
         note: format!("tree: {reference}"),
     });
 
     let rootfs = out.join("rootfs");
     let mut tank_note = String::new();
     let mut rss_growth = None;
+    let mut tank_cpu = None;
     let tank = attempt(runs, || {
         clear()?;
         let started = Instant::now();
@@ -219,10 +223,10 @@ fn unpack_rows(
     .map(|r| {
         let growth = r.iter().map(|x| x.2).max().unwrap_or(0);
         rss_growth = Some(growth);
+        tank_cpu = Some(crate::median_of(r.iter().map(|x| x.3).collect()));
         tank_note = format!(
-            "timed: the process; inside the call {:.3} s; CPU {:.2} s; peak RSS growth {:.1} MiB",
+            "timed: the process; inside the call {:.3} s; peak RSS growth {:.1} MiB",
             crate::median_of(r.iter().map(|x| x.1).collect()),
-            crate::median_of(r.iter().map(|x| x.3).collect()),
             mib(growth)
         );
         crate::median_of(r.iter().map(|x| x.0).collect())
@@ -239,21 +243,21 @@ fn unpack_rows(
     lines.push(Line {
         name: "tank_unpack via C ABI".into(),
         outcome: tank.clone(),
+        cpu: tank_cpu,
         note: tank_note,
     });
 
     let bundle = out.join("bundle");
     let umoci = attempt(runs, || {
         clear()?;
-        let (secs, _) = crate::timed_output(
+        timed_process(
             Command::new("umoci")
                 .args(["unpack", "--rootless", "--image"])
                 .arg(format!("{}:{}", layout.dir.display(), v.ref_name))
                 .arg(&bundle),
-        )?;
-        Ok(secs)
+        )
     })
-    .map(crate::median_of);
+    .map(|r| medians(&r));
     let umoci_note = match &umoci {
         Ok(_) => match same_tree(&bundle.join("rootfs"), &reference) {
             Ok(()) => "timed: the process (it also writes an mtree manifest of the tree)".into(),
@@ -263,23 +267,24 @@ fn unpack_rows(
     };
     lines.push(Line {
         name: "umoci unpack --rootless".into(),
-        outcome: umoci.clone(),
+        outcome: umoci.as_ref().map(|u| u.0).map_err(Clone::clone),
+        cpu: umoci.as_ref().ok().map(|u| u.1),
         note: umoci_note,
     });
     clear()?;
 
-    let decompressor = crate::median(runs, || {
-        let (secs, _) = crate::timed_output(
+    let (decompressor, decompressor_cpu) = medians(&crate::timed_runs(runs, || {
+        timed_process(
             Command::new(tool)
                 .arg("-dc")
                 .args(&layers)
                 .stdout(Stdio::null()),
-        )?;
-        Ok(secs)
-    })?;
+        )
+    })?);
     lines.push(Line {
         name: format!("limit: {tool} -dc > /dev/null"),
         outcome: Ok(decompressor),
+        cpu: Some(decompressor_cpu),
         note: "timed: the process".into(),
     });
     let mut in_process = Vec::new();
@@ -292,18 +297,22 @@ fn unpack_rows(
             args.push(path_str(l)?);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let secs = crate::median(runs, || {
+        let (secs, cpu) = medians(&crate::timed_runs(runs, || {
             let r = crate::worker_output(&args)?;
             if r["bytes"].as_u64() != Some(image.tar_bytes) {
                 bail!("{mode} gave {} bytes, not {}", r["bytes"], image.tar_bytes);
             }
-            r["call_secs"].as_f64().context("call_secs")
-        })?;
+            Ok((
+                r["call_secs"].as_f64().context("call_secs")?,
+                r["cpu_secs"].as_f64().context("cpu_secs")?,
+            ))
+        })?);
         in_process.push(secs);
         lines.push(Line {
             name: format!("{} {what}", v.compression.crate_name()),
             outcome: Ok(secs),
-            note: "timed: inside the worker".into(),
+            cpu: Some(cpu),
+            note: "timed: inside the worker (CPU: the whole worker)".into(),
         });
     }
 
@@ -323,7 +332,7 @@ fn unpack_rows(
         "  umoci / tank_unpack: {}; tar / tank_unpack: {:.2}x; tank_unpack / {tool} -dc: {:.2}x; \
          tank_unpack / in-process decompress + hashes: {:.2}x",
         match &umoci {
-            Ok(u) => format!("{:.2}x", u / tank_secs),
+            Ok(u) => format!("{:.2}x", u.0 / tank_secs),
             Err(_) => "-".into(),
         },
         tar / tank_secs,
@@ -335,7 +344,7 @@ fn unpack_rows(
         is_mixed: image.name == "mixed",
         compression: v.compression,
         tank,
-        umoci,
+        umoci: umoci.map(|u| u.0),
         tar,
         decompressor,
         in_process: in_process[0],
@@ -386,6 +395,22 @@ fn profile(layout: &Layout, v: &Variant, work: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A command's wall seconds, and the CPU seconds of it and of every process
+/// it waited for.
+fn timed_process(cmd: &mut Command) -> Result<(f64, f64)> {
+    let before = crate::children_cpu_secs();
+    let (secs, _) = crate::timed_output(cmd)?;
+    Ok((secs, crate::children_cpu_secs() - before))
+}
+
+/// The medians of (seconds, CPU seconds) pairs.
+fn medians(runs: &[(f64, f64)]) -> (f64, f64) {
+    (
+        crate::median_of(runs.iter().map(|r| r.0).collect()),
+        crate::median_of(runs.iter().map(|r| r.1).collect()),
+    )
+}
+
 /// `runs` timed runs after a warm-up; a failure is kept as the row's
 /// message instead of ending the benchmark.
 fn attempt<T>(runs: usize, once: impl FnMut() -> Result<T>) -> Result<Vec<T>, String> {
@@ -429,22 +454,24 @@ fn path_str(p: &Path) -> Result<String> {
 fn print_table(title: &str, lines: &[Line], mib: f64, limit: f64) {
     println!();
     println!(
-        "{:<52} {:>9} {:>8} {:>8}  notes",
-        title, "median s", "MiB/s", "x limit"
+        "{:<52} {:>9} {:>8} {:>8} {:>7}  notes",
+        title, "median s", "MiB/s", "x limit", "CPU s"
     );
     for l in lines {
+        let cpu = l.cpu.map_or("-".into(), |c| format!("{c:.2}"));
         match &l.outcome {
             Ok(secs) => println!(
-                "{:<52} {:>9.3} {:>8.0} {:>8.2}  {}",
+                "{:<52} {:>9.3} {:>8.0} {:>8.2} {:>7}  {}",
                 l.name,
                 secs,
                 mib / secs,
                 secs / limit,
+                cpu,
                 l.note
             ),
             Err(e) => println!(
-                "{:<52} {:>9} {:>8} {:>8}  FAILED: {e}",
-                l.name, "-", "-", "-"
+                "{:<52} {:>9} {:>8} {:>8} {:>7}  FAILED: {e}",
+                l.name, "-", "-", "-", "-"
             ),
         }
     }
@@ -500,23 +527,20 @@ fn pull_rows(
         std::fs::create_dir_all(&out)?;
         Ok(())
     };
+    // Each figure a worker reports, by name, as a median over the runs.
+    let median = |runs: &[serde_json::Value], key: &str| {
+        crate::median_of(runs.iter().filter_map(|r| r[key].as_f64()).collect())
+    };
     let seq = attempt(runs, || {
         clear()?;
-        let r = crate::worker_output(&["pull_then_unpack", reference, &layout_s, &rootfs_s])?;
-        let f = |k: &str| r[k].as_f64().with_context(|| k.to_owned());
-        Ok((f("call_secs")?, f("pull_secs")?, f("unpack_secs")?))
+        crate::worker_output(&["pull_then_unpack", reference, &layout_s, &rootfs_s])
     });
-    let mut growth = None;
     let both = attempt(runs, || {
         clear()?;
         let started = Instant::now();
-        let r = crate::worker_output(&["pull_unpack", reference, &layout_s, &rootfs_s])?;
-        let process = started.elapsed().as_secs_f64();
-        Ok((
-            r["call_secs"].as_f64().context("call_secs")?,
-            process,
-            r["rss_growth_bytes"].as_u64().context("rss_growth_bytes")?,
-        ))
+        let mut r = crate::worker_output(&["pull_unpack", reference, &layout_s, &rootfs_s])?;
+        r["process_secs"] = started.elapsed().as_secs_f64().into();
+        Ok(r)
     });
     // The last run's tree, against the one GNU tar made of the same layers.
     let tree_ok = match &both {
@@ -526,37 +550,34 @@ fn pull_rows(
     clear()?;
     std::fs::remove_dir_all(&out)?;
 
-    let median = |v: &[(f64, f64, f64)], i: usize| {
-        crate::median_of(
-            v.iter()
-                .map(|x| match i {
-                    0 => x.0,
-                    1 => x.1,
-                    _ => x.2,
-                })
-                .collect(),
-        )
-    };
     let (sequence, pull, unpack) = match &seq {
-        Ok(s) => (median(s, 0), median(s, 1), median(s, 2)),
+        Ok(s) => (
+            median(s, "call_secs"),
+            median(s, "pull_secs"),
+            median(s, "unpack_secs"),
+        ),
         Err(_) => (f64::NAN, f64::NAN, f64::NAN),
     };
+    let growth = both.as_ref().ok().and_then(|b| {
+        b.iter()
+            .filter_map(|r| r["rss_growth_bytes"].as_u64())
+            .max()
+    });
     let pull_unpack = both
         .as_ref()
-        .map(|b| {
-            growth = b.iter().map(|x| x.2).max();
-            crate::median_of(b.iter().map(|x| x.0).collect())
-        })
+        .map(|b| median(b, "call_secs"))
         .map_err(Clone::clone);
     let mut lines = vec![
         Line {
             name: "tank_pull, then tank_unpack (one process)".into(),
             outcome: seq.as_ref().map(|_| sequence).map_err(Clone::clone),
+            cpu: seq.as_ref().ok().map(|s| median(s, "cpu_secs")),
             note: format!("pull {pull:.3} s + unpack {unpack:.3} s (medians of each part)"),
         },
         Line {
             name: "tank_pull_unpack via C ABI".into(),
             outcome: pull_unpack.clone(),
+            cpu: both.as_ref().ok().map(|b| median(b, "cpu_secs")),
             note: match &both {
                 Ok(b) => format!(
                     "{}timed inside the call; whole process {:.3} s; peak RSS growth {:.1} MiB",
@@ -564,7 +585,7 @@ fn pull_rows(
                         Ok(()) => String::new(),
                         Err(e) => format!("TREE DIFFERS from tar -x: {e}; "),
                     },
-                    crate::median_of(b.iter().map(|x| x.1).collect()),
+                    median(b, "process_secs"),
                     mib(growth.unwrap_or(0))
                 ),
                 Err(_) => String::new(),
@@ -574,6 +595,7 @@ fn pull_rows(
     let larger = pull.max(unpack);
     lines.push(Line {
         name: "larger of pull alone and unpack alone".into(),
+        cpu: None,
         outcome: if larger.is_nan() {
             Err("no tank_pull + tank_unpack figures".into())
         } else {
