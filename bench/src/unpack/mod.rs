@@ -258,7 +258,10 @@ fn unpack_rows(
     });
 
     let bundle = out.join("bundle");
-    let umoci = attempt(runs, || {
+    // umoci takes many times longer than the others: fewer runs, as the
+    // skopeo rows.
+    let umoci_runs = runs.min(3);
+    let umoci = attempt(umoci_runs, || {
         clear()?;
         timed_process(
             Command::new("umoci")
@@ -276,7 +279,7 @@ fn unpack_rows(
         Err(_) => String::new(),
     };
     lines.push(Line {
-        name: "umoci unpack --rootless".into(),
+        name: format!("umoci unpack --rootless ({umoci_runs} runs)"),
         outcome: umoci.as_ref().map(|u| u.0).map_err(Clone::clone),
         cpu: umoci.as_ref().ok().map(|u| u.1),
         note: umoci_note,
