@@ -705,7 +705,55 @@ TankStatus tank_blob_to_file(const char *registry,
 
 /**
  * Unpacks the image `image` of the OCI image layout `layout` into the new
- * directory `rootfs`.
+ * directory `rootfs`: its layers applied in order, bottom first, as
+ * `umoci unpack --rootless` would (same paths, types, contents, symlink
+ * targets, hardlinks, permission bits and times).
+ *
+ * - `image` is an `index.json` entry's `org.opencontainers.image.ref.name`
+ *   exactly as written (`tank_pull` writes the full normalized name,
+ *   "docker.io/library/alpine:latest"; skopeo writes what it was given),
+ *   else a reference that normalizes to one ("alpine" =
+ *   "docker.io/library/alpine:latest"), else the digest "sha256:…" of an
+ *   entry. It must name an image manifest: an index, or no entry, is
+ *   `TANK_ERR_BAD_INPUT`, and the message lists the names the layout has.
+ * - Layer types: OCI `tar`, `tar+gzip`, `tar+zstd` and their
+ *   `nondistributable` forms; Docker `rootfs.diff.tar.gzip`,
+ *   `rootfs.diff.tar`, `rootfs.foreign.diff.tar.gzip`. Any other is
+ *   `TANK_ERR_LAYER` / `unsupported_media_type`, found before any layer is
+ *   applied.
+ * - Each layer blob is read once, streamed (memory stays flat for any
+ *   size): its digest (`TANK_ERR_DIGEST_MISMATCH`) and its diff_id
+ *   (`TANK_ERR_LAYER` / `diff_id_mismatch`) are checked in that same pass.
+ *   A layer that cannot be applied is `TANK_ERR_LAYER` (`unsafe_path`: an
+ *   entry that would land outside the root; `bad_layer`: not a tar, a
+ *   corrupt or truncated stream, a header tank refuses); the message
+ *   names the layer ("layer 2 (sha256:…)") and the entry.
+ * - Nothing lands outside `rootfs`: names and links in a layer resolve as
+ *   if `rootfs` were `/`.
+ * - `flags`: `TANK_UNPACK_KEEP_OWNERS` (owners from the layer, device
+ *   nodes, every xattr; needs root: without it the call is
+ *   `TANK_ERR_BAD_INPUT` before any work), `TANK_UNPACK_REPLACE` (replace
+ *   an existing `rootfs`). Without these, files belong to the caller,
+ *   device nodes are skipped and only `user.*` xattrs are applied. Any
+ *   other bit is `TANK_ERR_BAD_INPUT`.
+ * - Atomic: the tree is built in a temporary directory beside `rootfs`
+ *   (`.<name>.tank-<random>`, same filesystem) and renamed to `rootfs`
+ *   only once every layer is applied. On any failure or cancel the
+ *   temporary tree is removed and `rootfs` is as it was: absent, or with
+ *   `TANK_UNPACK_REPLACE` the old tree, whole (it is exchanged with the
+ *   new one in one step, then removed). An existing `rootfs` without
+ *   `TANK_UNPACK_REPLACE` is `TANK_ERR_IO` naming it, before any work; a
+ *   full disk is `TANK_ERR_IO`.
+ * - `progress` gets the layers' compressed bytes read of the sum of their
+ *   sizes, with the rules of `tank_blob_to_file`: on the calling thread,
+ *   at most every 100 ms, and a final report with `done == total` before
+ *   `TANK_OK`.
+ * - `cancel` ends the call within 500 ms with `TANK_ERR_CANCELLED`, the
+ *   temporary tree removed. When the call returns, however it ends, tank
+ *   no longer touches any file.
+ *
+ * `cancel` and `progress` may be NULL; `progress_user` is passed to
+ * `progress` as it is.
  *
  * # Safety
  * String arguments are NULL or NUL-terminated; `cancel` is NULL or live;
@@ -725,6 +773,23 @@ TankStatus tank_unpack(const char *layout,
  * `tank_pull`, then the image unpacked into `rootfs`: each layer is
  * applied as soon as it and every layer below it are in the layout, while
  * the later ones still download.
+ *
+ * - `image`, `layout`, `platform`, `jobs`, `cache` and `out` are
+ *   `tank_pull`'s; `rootfs` and `flags` are `tank_unpack`'s, with its
+ *   promises (atomic, safe, verified in one pass). An existing `rootfs`
+ *   without `TANK_UNPACK_REPLACE`, or `TANK_UNPACK_KEEP_OWNERS` without
+ *   root, fails the call before any request.
+ * - The layout ends as `tank_pull` leaves it (every blob verified, the
+ *   `index.json` entry written), then the tree is renamed into place. A
+ *   layer that cannot be applied ends the downloads too; the blobs already
+ *   verified stay in the layout (a later pull does not fetch them again)
+ *   and nothing is left at `rootfs`.
+ * - `progress` counts each blob byte twice, once downloaded and once
+ *   applied, of twice the image's blob bytes (the config counts once
+ *   downloaded and once read; a layer the manifest lists twice is applied,
+ *   and counted, twice). Same rules as `tank_pull`'s.
+ * - `cancel` ends the call within 500 ms, downloads and unpack alike, the
+ *   temporary tree removed.
  *
  * # Safety
  * As `tank_pull` and `tank_unpack`.

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Tank demo: build libtank and the C example, start a local registry holding a
 # multi-arch test image (the test rig), pull that image for this machine's
-# platform with examples/c/build/tank-pull, and show what arrived.
+# platform with examples/c/build/tank-pull, unpacking its root filesystem as
+# the layers arrive (--rootfs), and show what arrived and a few of its files.
 #
 #   bash scripts/demo.sh
 #
 # Needs: Rust (cargo), gcc, make, python3; Debian's docker-registry package
 # (installed with apt-get when missing); skopeo, when installed, shows the
 # image it reads from the layout. The pulled image is left in
-# target/demo/multiarch (an OCI image layout) for a closer look, e.g.
+# target/demo/multiarch (an OCI image layout) and its tree in
+# target/demo/rootfs for a closer look, e.g.
 #   skopeo inspect oci:target/demo/multiarch:<the name tank-pull printed>
 set -euo pipefail
 
@@ -16,6 +18,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 OUT="$ROOT/target/demo/multiarch"
+ROOTFS="$ROOT/target/demo/rootfs"
 RIG="$ROOT/target/release/tank-testrig"
 PULL="$ROOT/examples/c/build/tank-pull"
 RIG_START_TIMEOUT="${RIG_START_TIMEOUT:-120}"  # seconds to wait for the rig's JSON line
@@ -168,10 +171,13 @@ echo "platform:   $PLATFORM  (image manifest $EXPECTED_DIGEST)"
 # --- 4. the pull -------------------------------------------------------------------
 # tank-pull picks the host's platform out of the index by itself; only a host
 # the test image has no image for needs --platform.
-PULL_ARGS=("$REGISTRY" "$REPO" "$TAG" "$OUT")
+PULL_ARGS=("$REGISTRY" "$REPO" "$TAG" "$OUT" --rootfs "$ROOTFS")
 [ -z "$NOTE" ] || PULL_ARGS+=(--platform "$PLATFORM")
-step "Pulling: examples/c/build/tank-pull $REGISTRY $REPO $TAG ${OUT#"$ROOT"/}${NOTE:+ --platform $PLATFORM}"
-rm -rf "$OUT"
+step "Pulling: examples/c/build/tank-pull $REGISTRY $REPO $TAG ${OUT#"$ROOT"/} --rootfs ${ROOTFS#"$ROOT"/}${NOTE:+ --platform $PLATFORM}"
+rm -rf "$OUT" "$ROOTFS"
+# tank makes the layout's directories, but the tree's parent must exist:
+# rootfs is renamed into it.
+mkdir -p "$(dirname "$ROOTFS")"
 if ! "$PULL" "${PULL_ARGS[@]}" | tee "$WORK/pulled"; then
     die "tank-pull failed"
 fi
@@ -215,4 +221,16 @@ if command -v skopeo >/dev/null 2>&1; then
     skopeo inspect "oci:$OUT:$NAME" || die "skopeo cannot read the layout"
 fi
 
-step "Done: the image is an OCI layout in ${OUT#"$ROOT"/}"
+# --- 6. the root filesystem ----------------------------------------------------------
+step "The root filesystem in ${ROOTFS#"$ROOT"/} (a few of its files)"
+[ -d "$ROOTFS" ] || die "tank-pull --rootfs left no directory at $ROOTFS"
+(cd "$ROOTFS" && find . -mindepth 1 | sort | head -n 20 | while read -r f; do
+    printf '%s %10s  %s\n' "$(stat -c %A "$f")" "$(stat -c %s "$f")" "${f#./}"
+done)
+[ -f "$ROOTFS/etc/tank-release" ] || die "the tree has no etc/tank-release"
+printf 'etc/tank-release: %s\n' "$(cat "$ROOTFS/etc/tank-release")"
+if ls -A "$(dirname "$ROOTFS")" | grep -q '^\.rootfs\.tank-'; then
+    die "a temporary tree was left beside $ROOTFS"
+fi
+
+step "Done: the image is an OCI layout in ${OUT#"$ROOT"/}, its tree in ${ROOTFS#"$ROOT"/}"

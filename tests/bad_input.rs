@@ -682,3 +682,143 @@ fn reference_parse_takes_null_and_bad_text() {
         tank_reference_release(&mut zeroed);
     }
 }
+
+#[test]
+fn unpack_checks_every_argument_before_any_work() {
+    use common::unpack::{tank_unpack, TANK_UNPACK_KEEP_OWNERS, TANK_UNPACK_REPLACE};
+    let dir = tempfile::tempdir().unwrap();
+    // No layout there: an argument checked after it was read would be IO.
+    let layout = dir.path().join("layout").to_string_lossy().into_owned();
+    let rootfs = dir.path().join("rootfs").to_string_lossy().into_owned();
+    let good = [s(&layout), s("img"), s(&rootfs)];
+    let names = ["layout", "image", "rootfs"];
+    let call = |args: &[Arg; 3], flags: u32, with_err: bool| unsafe {
+        let t: Vec<_> = args.iter().map(terminated).collect();
+        let mut err: *mut TankError = ptr::null_mut();
+        let status = tank_unpack(
+            as_ptr(&t[0]),
+            as_ptr(&t[1]),
+            as_ptr(&t[2]),
+            flags,
+            ptr::null_mut(),
+            None,
+            ptr::null_mut(),
+            if with_err { &mut err } else { ptr::null_mut() },
+        );
+        match with_err {
+            true => take_error(status, err),
+            false => CallError {
+                status,
+                http_status: 0,
+                reason: String::new(),
+                message: String::new(),
+            },
+        }
+    };
+    for i in 0..3 {
+        for (what, bad) in [
+            ("NULL", None),
+            ("not UTF-8", raw(b"\xff\xfe")),
+            ("empty", s("")),
+        ] {
+            let mut args = good.clone();
+            args[i] = bad;
+            let e = call(&args, 0, true);
+            assert_eq!(
+                (e.status, e.reason.as_str()),
+                (TankStatus::TANK_ERR_BAD_INPUT, "bad_input"),
+                "{} {what}: {e:?}",
+                names[i]
+            );
+            assert!(e.message.contains(names[i]), "{} {what}: {e:?}", names[i]);
+            assert_eq!(call(&args, 0, false).status, TankStatus::TANK_ERR_BAD_INPUT);
+        }
+    }
+    let known = TANK_UNPACK_KEEP_OWNERS | TANK_UNPACK_REPLACE;
+    for flags in [!known, 4, 1 << 31] {
+        let e = call(&good, flags, true);
+        assert_eq!(
+            e.status,
+            TankStatus::TANK_ERR_BAD_INPUT,
+            "{flags:#x}: {e:?}"
+        );
+        assert!(e.message.contains("flags"), "{flags:#x}: {e:?}");
+    }
+    for bad in ["/", ".", "..", "x/..", "x/."] {
+        let mut args = good.clone();
+        args[2] = s(bad);
+        let e = call(&args, 0, true);
+        assert_eq!(e.status, TankStatus::TANK_ERR_BAD_INPUT, "{bad}: {e:?}");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "something was made"
+    );
+}
+
+#[test]
+fn pull_unpack_checks_every_argument_before_any_request() {
+    use common::unpack::tank_pull_unpack;
+    let wire = Tripwire::new();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout").to_string_lossy().into_owned();
+    let rootfs = dir.path().join("rootfs").to_string_lossy().into_owned();
+    let reference = format!("{}/a/b:t", wire.registry());
+    let good = [s(&reference), s(&layout), s(&rootfs), s("linux/amd64")];
+    let names = ["image", "layout", "rootfs", "platform"];
+    let call = |args: &[Arg; 4], flags: u32| unsafe {
+        let t: Vec<_> = args.iter().map(terminated).collect();
+        let mut out: TankManifest = sentinel();
+        let mut err: *mut TankError = ptr::null_mut();
+        let status = tank_pull_unpack(
+            as_ptr(&t[0]),
+            as_ptr(&t[1]),
+            as_ptr(&t[2]),
+            as_ptr(&t[3]),
+            0,
+            flags,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            None,
+            ptr::null_mut(),
+            &mut out,
+            &mut err,
+        );
+        assert!(untouched(&out), "out written on failure");
+        take_error(status, err)
+    };
+    for i in 0..4 {
+        for (what, bad) in [
+            ("NULL", None),
+            ("not UTF-8", raw(b"\xff\xfe")),
+            ("empty", s("")),
+        ] {
+            // A NULL platform is the host's: not bad input.
+            if i == 3 && bad.is_none() {
+                continue;
+            }
+            let mut args = good.clone();
+            args[i] = bad;
+            let e = call(&args, 0);
+            assert_eq!(
+                (e.status, e.reason.as_str()),
+                (TankStatus::TANK_ERR_BAD_INPUT, "bad_input"),
+                "{} {what}: {e:?}",
+                names[i]
+            );
+            assert!(e.message.contains(names[i]), "{} {what}: {e:?}", names[i]);
+        }
+    }
+    let e = call(&good, 8);
+    assert_eq!(e.status, TankStatus::TANK_ERR_BAD_INPUT, "{e:?}");
+    let mut dotdot = good.clone();
+    dotdot[2] = s("..");
+    assert_eq!(call(&dotdot, 0).status, TankStatus::TANK_ERR_BAD_INPUT);
+    assert!(!wire.touched(), "a request was sent");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "something was made"
+    );
+}

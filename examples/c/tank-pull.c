@@ -1,16 +1,21 @@
 /*
  * tank-pull: pull an image from an OCI / Docker registry into an OCI image
- * layout directory with one libtank call, tank_pull.
+ * layout directory with one libtank call, tank_pull (or tank_pull_unpack
+ * with --rootfs: the image's root filesystem unpacked into DIR as well).
  *
- *   tank-pull REGISTRY REPO REFERENCE OUTDIR [--platform os/arch[/variant]] [--jobs N]
- *   tank-pull IMAGE-REFERENCE OUTDIR [--platform os/arch[/variant]] [--jobs N]
+ *   tank-pull REGISTRY REPO REFERENCE OUTDIR [--platform os/arch[/variant]] [--jobs N] [--rootfs DIR]
+ *   tank-pull IMAGE-REFERENCE OUTDIR [--platform os/arch[/variant]] [--jobs N] [--rootfs DIR]
  *
  * REFERENCE is a tag or a digest; REGISTRY may start with http:// or https://.
  * IMAGE-REFERENCE is what docker pull takes ("alpine", "ghcr.io/o/r:1.2",
  * "localhost:5000/x@sha256:..."). Without --platform an index is resolved
  * for this host; --jobs is how many blobs arrive at once (default 4).
  *
- * stdout: "name:", "digest:" (the image manifest) and "layout:" lines.
+ * --rootfs DIR: each layer is applied into DIR (which must not exist) as it
+ * arrives; DIR appears whole, in one rename, once every layer is in.
+ *
+ * stdout: "name:", "digest:" (the image manifest) and "layout:" lines, and
+ * "rootfs:" with --rootfs.
  * stderr: a progress line while stderr is a terminal; on failure
  * "tank-pull: <reason id>: <message>". SIGINT or SIGTERM cancels the pull
  * and leaves OUTDIR valid, its partial blobs resumed by the same command
@@ -33,8 +38,10 @@
 
 #define PROG "tank-pull"
 #define USAGE                                                                                    \
-    "usage: " PROG " REGISTRY REPO REFERENCE OUTDIR [--platform os/arch[/variant]] [--jobs N]\n" \
-    "       " PROG " IMAGE-REFERENCE OUTDIR [--platform os/arch[/variant]] [--jobs N]\n"
+    "usage: " PROG " REGISTRY REPO REFERENCE OUTDIR [--platform os/arch[/variant]] [--jobs N]" \
+    " [--rootfs DIR]\n"                                                                            \
+    "       " PROG " IMAGE-REFERENCE OUTDIR [--platform os/arch[/variant]] [--jobs N]"           \
+    " [--rootfs DIR]\n"
 
 static sigset_t watched; /* SIGINT and SIGTERM cancel; SIGUSR1 ends the watcher */
 static atomic_bool pull_over;
@@ -119,7 +126,7 @@ static const char *option(char **argv, int argc, int *i, const char *name, bool 
 
 int main(int argc, char **argv)
 {
-    const char *pos[4], *platform = NULL, *jobs_arg = NULL, *v;
+    const char *pos[4], *platform = NULL, *jobs_arg = NULL, *rootfs = NULL, *v;
     int npos = 0;
     bool missing = false;
     for (int i = 1; i < argc; i++) {
@@ -129,6 +136,8 @@ int main(int argc, char **argv)
             platform = v;
         else if ((v = option(argv, argc, &i, "--jobs", &missing)))
             jobs_arg = v;
+        else if ((v = option(argv, argc, &i, "--rootfs", &missing)))
+            rootfs = v;
         else if (missing)
             return usage_error("a value must follow ", argv[i]);
         else if (argv[i][0] == '-' && argv[i][1] != '\0')
@@ -153,6 +162,8 @@ int main(int argc, char **argv)
     const char *p = platform ? strchr(platform, '/') : NULL;
     if (platform && (!p || p == platform || !p[1] || p[1] == '/'))
         return usage_error("--platform takes os/arch[/variant], not ", platform);
+    if (rootfs && !*rootfs)
+        return usage_error("--rootfs takes a directory", "");
 
     char *reference;
     const char *outdir = pos[npos - 1];
@@ -202,19 +213,26 @@ int main(int argc, char **argv)
     }
     watching = true;
 
-    TankStatus st = tank_pull(reference, outdir, platform, (uint32_t)jobs, cache, cancel,
-                              isatty(STDERR_FILENO) ? show_progress : NULL, (void *)ref.name,
-                              &image, &err);
+    TankProgressFn shown = isatty(STDERR_FILENO) ? show_progress : NULL;
+    TankStatus st =
+        rootfs ? tank_pull_unpack(reference, outdir, rootfs, platform, (uint32_t)jobs, 0, cache,
+                                  cancel, shown, (void *)ref.name, &image, &err)
+               : tank_pull(reference, outdir, platform, (uint32_t)jobs, cache, cancel, shown,
+                           (void *)ref.name, &image, &err);
     if (atomic_load(&progress_shown))
         fputc('\n', stderr);
     if (st == TANK_OK) {
         printf("name:   %s\ndigest: %s\nlayout: %s\n", ref.name, image.digest, outdir);
+        if (rootfs)
+            printf("rootfs: %s\n", rootfs);
         rc = 0;
     } else {
         report(err);
         if (st == TANK_ERR_CANCELLED) {
             fprintf(stderr, "%s: %s keeps what arrived; the same command resumes it\n", PROG,
                     outdir);
+            if (rootfs)
+                fprintf(stderr, "%s: nothing was left at %s\n", PROG, rootfs);
             rc = 130;
         }
     }

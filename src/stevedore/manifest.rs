@@ -201,7 +201,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn descriptors(list: Option<&Value>) -> Vec<Descriptor> {
+pub(crate) fn descriptors(list: Option<&Value>) -> Vec<Descriptor> {
     list.and_then(Value::as_array)
         .map(|items| items.iter().filter_map(descriptor).collect())
         .unwrap_or_default()
@@ -209,7 +209,7 @@ fn descriptors(list: Option<&Value>) -> Vec<Descriptor> {
 
 /// A descriptor as far as the JSON gives one; entries that are not objects
 /// are skipped, missing fields left empty for the caller to judge.
-fn descriptor(v: &Value) -> Option<Descriptor> {
+pub(crate) fn descriptor(v: &Value) -> Option<Descriptor> {
     let obj = v.as_object()?;
     let text =
         |o: &Map<String, Value>, k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);

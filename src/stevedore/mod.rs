@@ -193,9 +193,51 @@ impl Client {
             jobs,
             cancel,
             progress,
+            unpack: None,
         };
         let transport = self.transport_for(cache);
         // As for `blob_to_file`: the pull ends itself, its downloads first.
+        pull::pull(&transport, cache, request).await
+    }
+
+    /// As [`Client::pull`], and the image unpacked into the new directory
+    /// `rootfs` as [`unpack::unpack`] does: each layer applied, on a
+    /// blocking thread, as soon as its blob and every layer below it are in
+    /// the layout, while later blobs still download. An existing `rootfs`
+    /// (without `options.replace`) fails the call before any request.
+    /// Progress counts each blob twice: downloaded, then applied (or, for
+    /// the config, read).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn pull_unpack(
+        &self,
+        reference: &str,
+        layout: &std::path::Path,
+        rootfs: &std::path::Path,
+        platform: Option<&str>,
+        jobs: usize,
+        options: unpack::Options,
+        cache: Option<&TokenCache>,
+        cancel: Option<&Cancel>,
+        progress: Option<ProgressFn>,
+    ) -> Result<Manifest> {
+        let reference = ImageReference::parse(reference)?;
+        if layout.as_os_str().is_empty() {
+            return Err(Error::bad_input("layout is empty"));
+        }
+        if rootfs.as_os_str().is_empty() {
+            return Err(Error::bad_input("rootfs is empty"));
+        }
+        let platform = platform.map(platform::PlatformSpec::parse).transpose()?;
+        let request = pull::Request {
+            reference: &reference,
+            layout,
+            platform: platform.as_ref(),
+            jobs,
+            cancel,
+            progress,
+            unpack: Some(pull::UnpackTo { rootfs, options }),
+        };
+        let transport = self.transport_for(cache);
         pull::pull(&transport, cache, request).await
     }
 }

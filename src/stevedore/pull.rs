@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::stream::{self, StreamExt};
 use serde_json::json;
+use tokio::sync::watch;
 
 use super::cancel::{cancellable, Cancel};
 use super::digest::Digest;
@@ -22,6 +23,8 @@ use super::reference::{Reference, Registry, Repository};
 use super::to_file::{self, blocking};
 use super::token_cache::TokenCache;
 use super::transport::Transport;
+use super::unpack::image::{self as unpack_image, LayerPlan};
+use super::unpack::{Options as UnpackOptions, Unpacking};
 
 /// Blobs fetched at once when the caller does not say.
 const DEFAULT_JOBS: usize = 4;
@@ -32,7 +35,7 @@ const DEFAULT_JOBS: usize = 4;
 /// can use, with room for artifacts that store files as layers, while a
 /// manifest of 45,000 layers (it fits in 4 MiB) costs no 45,000 requests,
 /// lock files and partials.
-const MAX_LAYERS: usize = 1024;
+pub(super) const MAX_LAYERS: usize = 1024;
 
 pub struct Request<'a> {
     pub reference: &'a ImageReference,
@@ -42,6 +45,15 @@ pub struct Request<'a> {
     pub jobs: usize,
     pub cancel: Option<&'a Cancel>,
     pub progress: Option<ProgressFn>,
+    /// `tank_pull_unpack`: the image's tree too, each layer applied as soon
+    /// as it and every layer below it are in the layout.
+    pub unpack: Option<UnpackTo<'a>>,
+}
+
+/// Where and how a pull unpacks the image it pulls.
+pub struct UnpackTo<'a> {
+    pub rootfs: &'a Path,
+    pub options: UnpackOptions,
 }
 
 /// Pulls the image and returns the image manifest written (the
@@ -54,6 +66,33 @@ pub async fn pull(
     if req.cancel.is_some_and(Cancel::is_cancelled) {
         return Err(Error::cancelled());
     }
+    // An existing rootfs (or a flag the caller may not use) fails the call
+    // before any request.
+    let mut unpacking = match &req.unpack {
+        Some(to) => {
+            let (rootfs, options) = (to.rootfs.to_path_buf(), to.options);
+            Some(blocking(move || Unpacking::begin(&rootfs, options)).await??)
+        }
+        None => None,
+    };
+    let pulled = pull_into(transport, cache, req, &mut unpacking).await;
+    // What is left of the tree (the pull failed before its commit) is
+    // removed before the call returns, off the async workers.
+    if let Some(left) = unpacking.take() {
+        let _ = blocking(move || drop(left)).await;
+    }
+    pulled
+}
+
+/// The pull itself. `unpacking`, when there is one, is taken to apply the
+/// layers and committed at the end; a failure leaves it (or nothing, when
+/// it was already removed) for the caller to drop.
+async fn pull_into(
+    transport: &Transport,
+    cache: Option<&TokenCache>,
+    req: Request<'_>,
+    unpacking: &mut Option<Unpacking>,
+) -> Result<Manifest> {
     // One token per pull, also for a caller without a cache.
     let own_cache;
     let cache = match cache {
@@ -115,15 +154,28 @@ pub async fn pull(
         ));
     }
 
+    if unpacking.is_some() {
+        // A layer type tank cannot apply costs no download.
+        unpack_image::check_layers(&image)?;
+    }
+
     // Each blob once, even when an image lists a layer twice.
     let listed = std::iter::once(config)
         .chain(&image.layers)
         .map(|d| Ok((descriptor_digest(d)?, d.size)))
         .collect::<Result<Vec<_>>>()?;
+    // An unpack counts every listed blob once more, as it is applied (the
+    // config as it is read), after the downloads' slots.
+    let applied_sizes = match unpacking.is_some() {
+        true => listed.iter().map(|(_, size)| *size).collect(),
+        false => Vec::new(),
+    };
     let blobs = first_of_each(listed);
+    let first_applied = blobs.len();
     // Sizes no image can have are the manifest's fault, found before any
     // blob is asked for: no bytes came that a length could disagree with.
-    let tally = Tally::new(req.progress.clone(), blobs.iter().map(|(_, size)| *size))
+    let sizes = blobs.iter().map(|(_, size)| *size).chain(applied_sizes);
+    let tally = Tally::new(req.progress.clone(), sizes)
         .map(Arc::new)
         .ok_or_else(|| {
             Error::protocol(
@@ -144,12 +196,14 @@ pub async fn pull(
     // The downloads' own switch: the caller's cancel fires it, and so does
     // the first download that fails, so that the others stop too.
     let stop = req.cancel.map_or_else(Cancel::new, Cancel::child_token);
+    let (arrivals, arrived) = watch::channel(HashSet::new());
     let source = Source {
         transport,
         cache,
         registry: &registry,
         repo: &repo,
         cancel: &stop,
+        arrivals: &arrivals,
     };
     // Built in a loop, not by a closure in the stream: the futures must be
     // Send, which rustc cannot prove through a borrowing closure.
@@ -164,18 +218,50 @@ pub async fn pull(
             i,
         ));
     }
+    // The first failure, of a download or of a layer applied, is the
+    // call's; it stops the rest, whose own errors (cancelled) are not.
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let fail = |e: Error| {
+        let mut first = failed.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(e);
+        }
+        stop.cancel();
+    };
     // Every download runs to its end (a stopped one ends at once, its
     // writer with it) before the pull returns: none is dropped half-way.
-    let mut downloads = stream::iter(work).buffer_unordered(jobs);
-    let mut failed = None;
-    while let Some(done) = downloads.next().await {
-        if let (Err(e), None) = (done, &failed) {
-            stop.cancel();
-            failed = Some(e);
+    let download_all = async {
+        let mut downloads = stream::iter(work).buffer_unordered(jobs);
+        while let Some(done) = downloads.next().await {
+            if let Err(e) = done {
+                fail(e);
+            }
         }
-    }
-    drop(downloads);
-    if let Some(e) = failed {
+    };
+    // The layers, in order, each as soon as its blob is in the layout,
+    // while later ones still download; a layer applies on a blocking
+    // thread, awaited to its end.
+    let apply_all = async {
+        let to_apply = unpacking.take()?;
+        let applying = Applying {
+            layout: &layout,
+            image: &image,
+            arrived,
+            cancel: &stop,
+            tally: tally.clone(),
+            first_slot: first_applied,
+        };
+        match applying.run(to_apply).await {
+            Ok(applied) => Some(applied),
+            Err(e) => {
+                fail(e);
+                None
+            }
+        }
+    };
+    let ((), applied) = tokio::join!(download_all, apply_all);
+    *unpacking = applied;
+    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
     if req.cancel.is_some_and(Cancel::is_cancelled) {
@@ -196,8 +282,115 @@ pub async fn pull(
     layout
         .add_image(&req.reference.name, entry, req.cancel)
         .await?;
+    if let Some(applied) = unpacking.take() {
+        blocking(move || applied.commit()).await??;
+    }
     tally.finish();
     Ok(image)
+}
+
+/// The layers of a pull, applied as their blobs arrive.
+struct Applying<'a> {
+    layout: &'a Layout,
+    image: &'a Manifest,
+    /// The digests of the blobs in the layout so far.
+    arrived: watch::Receiver<HashSet<Digest>>,
+    cancel: &'a Cancel,
+    tally: Arc<Tally>,
+    /// The tally's slot for the config; each listed layer's follows.
+    first_slot: usize,
+}
+
+impl Applying<'_> {
+    /// Applies every layer, bottom first; returns the unpacking, ready to
+    /// commit. On failure the unpacking is dropped (its tree removed) on a
+    /// blocking thread before this returns.
+    async fn run(mut self, unpacking: Unpacking) -> Result<Unpacking> {
+        let mut held = Some(unpacking);
+        let outcome = self.apply_each(&mut held).await;
+        match (outcome, held) {
+            (Ok(()), Some(done)) => Ok(done),
+            (Ok(()), None) => Err(Error::internal(
+                reason::PANIC,
+                "the unpack was lost while its layers were applied; this is a bug in tank",
+            )),
+            (Err(e), left) => {
+                if let Some(left) = left {
+                    let _ = blocking(move || drop(left)).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn apply_each(&mut self, held: &mut Option<Unpacking>) -> Result<()> {
+        // The config first: its diff_ids pair with the layers.
+        let config = self.image.config.as_ref().ok_or_else(|| {
+            Error::protocol(
+                reason::INVALID_MANIFEST_JSON,
+                "the image manifest has no config",
+            )
+        })?;
+        let config_digest = descriptor_digest(config)?;
+        self.wait_for(&config_digest).await?;
+        let config_bytes = {
+            let path = self.layout.blob_path(&config_digest);
+            let digest = config_digest.clone();
+            blocking(move || {
+                unpack_image::read_verified(&path, &digest, unpack_image::MAX_CONFIG_BYTES)
+            })
+            .await??
+        };
+        self.tally.set(self.first_slot, config.size);
+        let plan = unpack_image::plan(self.image, &config_bytes)?;
+        for (i, layer) in plan.into_iter().enumerate() {
+            self.wait_for(&layer.digest).await?;
+            let Some(unpacking) = held.take() else {
+                return Err(Error::internal(
+                    reason::PANIC,
+                    "the unpack was lost; a bug in tank",
+                ));
+            };
+            let (unpacking, applied) = self
+                .apply_one(unpacking, layer, self.first_slot + 1 + i)
+                .await?;
+            *held = Some(unpacking);
+            applied?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the blob `digest` is in the layout, or the pull stops.
+    async fn wait_for(&mut self, digest: &Digest) -> Result<()> {
+        let arrived = &mut self.arrived;
+        cancellable(Some(self.cancel), async move {
+            arrived
+                .wait_for(|blobs| blobs.contains(digest))
+                .await
+                .map(drop)
+                .map_err(|_| Error::internal(reason::PANIC, "the downloads ended unannounced"))
+        })
+        .await
+    }
+
+    /// One layer, on a blocking thread; the unpacking comes back with the
+    /// outcome (a panic loses it: it is dropped, its tree removed, there).
+    async fn apply_one(
+        &self,
+        mut unpacking: Unpacking,
+        layer: LayerPlan,
+        slot: usize,
+    ) -> Result<(Unpacking, Result<()>)> {
+        let blob = self.layout.blob_path(&layer.digest);
+        let cancel = self.cancel.clone();
+        let tally = self.tally.clone();
+        blocking(move || {
+            let read = |n: u64| tally.set(slot, n);
+            let applied = unpacking.apply(&blob, &layer, Some(&cancel), &read);
+            (unpacking, applied)
+        })
+        .await
+    }
 }
 
 /// Where a pull's blobs come from.
@@ -207,6 +400,8 @@ struct Source<'a> {
     registry: &'a Registry,
     repo: &'a Repository,
     cancel: &'a Cancel,
+    /// Told each blob that is in the layout, verified.
+    arrivals: &'a watch::Sender<HashSet<Digest>>,
 }
 
 /// One blob into the layout, unless it is there already: a file in
@@ -224,7 +419,7 @@ async fn fetch_blob(
     let path = layout.blob_path(digest);
     let work = layout.ingest_base(digest);
     let report: ProgressFn = Arc::new(move |done, _| tally.set(index, done));
-    to_file::fetch(
+    let fetched = to_file::fetch(
         source.transport,
         Some(source.cache),
         to_file::Request {
@@ -238,7 +433,13 @@ async fn fetch_blob(
             progress: Some(report),
         },
     )
-    .await
+    .await;
+    if fetched.is_ok() {
+        source.arrivals.send_modify(|blobs| {
+            blobs.insert(digest.clone());
+        });
+    }
+    fetched
 }
 
 /// Docker media types and their OCI equivalents: the same bytes, named as
