@@ -313,6 +313,7 @@ fn version_and_status_names() {
     assert_eq!(name(7), "TANK_ERR_INTERNAL");
     assert_eq!(name(8), "TANK_ERR_CANCELLED");
     assert_eq!(name(9), "TANK_ERR_IO");
-    assert_eq!(name(10), "TANK_UNKNOWN_STATUS");
+    assert_eq!(name(10), "TANK_ERR_LAYER");
+    assert_eq!(name(11), "TANK_UNKNOWN_STATUS");
     assert_eq!(name(u32::MAX), "TANK_UNKNOWN_STATUS");
 }

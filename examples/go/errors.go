@@ -19,15 +19,16 @@ type Status uint32
 // The statuses a call can fail with.
 const (
 	StatusOK             Status = 0
-	StatusBadInput       Status = 1 // rejected before any request
-	StatusHTTP           Status = 2 // the final answer was an HTTP error status
-	StatusDigestMismatch Status = 3 // bytes did not hash to their digest
-	StatusTransport      Status = 4 // connect, reset, timeout, TLS, unusable redirect
-	StatusAuth           Status = 5 // the token handshake or a credential helper failed
-	StatusProtocol       Status = 6 // bad JSON, bad headers, sizes
-	StatusInternal       Status = 7 // a bug caught at the boundary
-	StatusCancelled      Status = 8 // the caller cancelled (a context, a TankCancel)
-	StatusIO             Status = 9 // a local file or directory could not be read or written
+	StatusBadInput       Status = 1  // rejected before any request
+	StatusHTTP           Status = 2  // the final answer was an HTTP error status
+	StatusDigestMismatch Status = 3  // bytes did not hash to their digest
+	StatusTransport      Status = 4  // connect, reset, timeout, TLS, unusable redirect
+	StatusAuth           Status = 5  // the token handshake or a credential helper failed
+	StatusProtocol       Status = 6  // bad JSON, bad headers, sizes
+	StatusInternal       Status = 7  // a bug caught at the boundary
+	StatusCancelled      Status = 8  // the caller cancelled (a context, a TankCancel)
+	StatusIO             Status = 9  // a local file or directory could not be read or written
+	StatusLayer          Status = 10 // a layer cannot be applied to a root filesystem (Unpack)
 )
 
 // Fails to compile unless the values above are tank.h's.
@@ -40,7 +41,8 @@ var _ = [1]struct{}{}[StatusOK^Status(C.TANK_OK)|
 	StatusProtocol^Status(C.TANK_ERR_PROTOCOL)|
 	StatusInternal^Status(C.TANK_ERR_INTERNAL)|
 	StatusCancelled^Status(C.TANK_ERR_CANCELLED)|
-	StatusIO^Status(C.TANK_ERR_IO)]
+	StatusIO^Status(C.TANK_ERR_IO)|
+	StatusLayer^Status(C.TANK_ERR_LAYER)]
 
 // String gives the C name of the status, e.g. "TANK_ERR_HTTP", or
 // "TANK_UNKNOWN_STATUS".
@@ -113,6 +115,8 @@ func (e *Error) Is(target error) bool {
 		return e.Status == StatusCancelled
 	case ErrIO:
 		return e.Status == StatusIO
+	case ErrLayer:
+		return e.Status == StatusLayer
 	}
 	return false
 }
@@ -159,6 +163,29 @@ var (
 	// ErrIO: a local file or directory could not be read or written; the
 	// message names it and the OS error.
 	ErrIO = errors.New("tank: local I/O failed")
+	// ErrLayer: a layer cannot be applied to a root filesystem (Unpack,
+	// Pull with a Rootfs). Error.Reason says why: ReasonUnsafePath,
+	// ReasonBadLayer, ReasonDiffIDMismatch or ReasonUnsupportedMediaType;
+	// the message names the layer and the entry.
+	ErrLayer = errors.New("tank: layer cannot be applied")
+)
+
+// The reasons of an error matching ErrLayer.
+const (
+	// ReasonUnsafePath: an entry, a whiteout or a link target would land
+	// outside the root filesystem (e.g. "../x"); the message names it.
+	ReasonUnsafePath = "unsafe_path"
+	// ReasonBadLayer: not a tar, a corrupt or truncated stream, a header
+	// tank refuses (a PAX or long-name header over 1 MiB, a name longer
+	// than the OS takes), or a config whose diff_ids do not pair with the
+	// layers.
+	ReasonBadLayer = "bad_layer"
+	// ReasonDiffIDMismatch: the uncompressed layer does not hash to its
+	// diff_id in the image config (rootfs.diff_ids).
+	ReasonDiffIDMismatch = "diff_id_mismatch"
+	// ReasonUnsupportedMediaType: a layer type tank cannot apply; the
+	// message names it.
+	ReasonUnsupportedMediaType = "unsupported_media_type"
 )
 
 const reasonCacheClosed = "cache_closed"

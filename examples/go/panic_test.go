@@ -59,6 +59,11 @@ func TestProgressPanicIsTheCallsError(t *testing.T) {
 			_, err := tank.Pull(context.Background(), ref, t.TempDir(), &tank.PullOptions{Cache: cache, Progress: progress})
 			return err
 		},
+		"Unpack": func(cache *tank.Cache, progress func(done, total int64)) error {
+			layout, _ := handmadeLayout(t, "app:v1", gzipLayer(t, tarEntry{name: "f", body: "x"}))
+			return tank.Unpack(context.Background(), layout, "app:v1", filepath.Join(t.TempDir(), "rootfs"),
+				&tank.UnpackOptions{Progress: progress})
+		},
 	}
 	for name, call := range calls {
 		name, call := name, call

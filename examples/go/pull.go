@@ -75,9 +75,21 @@ type PullOptions struct {
 	// Progress, when not nil, is called on the calling goroutine with the
 	// bytes so far over all of the image's blobs (config and layers) and
 	// their total, as in FetchBlobToFile: at most every 100 ms while bytes
-	// arrive, and once with done == total before a nil return. If it
-	// panics, Pull is cancelled and returns a *PanicError.
+	// arrive, and once with done == total before a nil return. With a
+	// Rootfs each blob byte counts twice, once downloaded and once
+	// applied, of twice the image's blob bytes. If it panics, Pull is
+	// cancelled and returns a *PanicError.
 	Progress func(done, total int64)
+	// Rootfs, when not "", is a directory to unpack the image into, as
+	// Unpack does: each layer is applied as soon as it and every layer
+	// below it are in the layout, while the later ones still download.
+	// The directory must not exist unless ReplaceRootfs is set.
+	Rootfs string
+	// KeepOwners is UnpackOptions.KeepOwners for Rootfs (needs root).
+	KeepOwners bool
+	// ReplaceRootfs is UnpackOptions.Replace for Rootfs: an existing
+	// Rootfs is replaced whole.
+	ReplaceRootfs bool
 }
 
 // Pull pulls the image reference ("alpine", "ghcr.io/org/app:1.2",
@@ -93,6 +105,10 @@ type PullOptions struct {
 // org.opencontainers.image.ref.name, replacing any entry of that name; it
 // is written last, in one step, so a failed pull leaves the layout valid.
 //
+// With opts.Rootfs the image is also unpacked into that directory, as
+// Unpack does (its errors included), layers applied while later ones
+// still download.
+//
 // An index without an image for the platform is a *Error matching
 // ErrBadInput with Reason "no_matching_platform", whose message names the
 // platforms the index has. ctx works as in FetchManifestContext.
@@ -103,7 +119,11 @@ func Pull(ctx context.Context, reference, layout string, opts *PullOptions) (*Ma
 	if opts.Jobs < 0 || int64(opts.Jobs) > math.MaxUint32 {
 		return nil, badInput("bad_input", "jobs %d is not between 0 and %d", opts.Jobs, uint32(math.MaxUint32))
 	}
-	args, err := newCArgs("reference", reference, "layout", layout, "platform", opts.Platform)
+	if opts.Rootfs == "" && (opts.KeepOwners || opts.ReplaceRootfs) {
+		// Without a rootfs they would be silently ignored.
+		return nil, badInput("bad_input", "KeepOwners and ReplaceRootfs need a Rootfs")
+	}
+	args, err := newCArgs("reference", reference, "layout", layout, "platform", opts.Platform, "rootfs", opts.Rootfs)
 	if err != nil {
 		return nil, err
 	}
@@ -123,8 +143,15 @@ func Pull(ctx context.Context, reference, layout string, opts *PullOptions) (*Ma
 	defer cancel.stop()
 	report := newProgressFn(opts.Progress, cancel)
 	defer report.release()
-	status := C.tank_pull(args[0], args[1], platform, C.uint32_t(opts.Jobs), cc, cancel.ptr,
-		report.fn, report.user, &out, &cerr)
+	var status C.TankStatus
+	if opts.Rootfs == "" {
+		status = C.tank_pull(args[0], args[1], platform, C.uint32_t(opts.Jobs), cc, cancel.ptr,
+			report.fn, report.user, &out, &cerr)
+	} else {
+		status = C.tank_pull_unpack(args[0], args[1], args[3], platform, C.uint32_t(opts.Jobs),
+			unpackFlags(opts.KeepOwners, opts.ReplaceRootfs), cc, cancel.ptr,
+			report.fn, report.user, &out, &cerr)
+	}
 	if status != C.TANK_OK {
 		return nil, report.outcome(cancel.fail(status, cerr))
 	}

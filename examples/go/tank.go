@@ -209,15 +209,15 @@ func (c *Cache) release() {
 }
 
 // cArgs holds the C copies of a call's string arguments.
-type cArgs [3]*C.char
+type cArgs []*C.char
 
-// newCArgs checks and copies three named arguments (name, value, name,
-// value, ...). C strings end at the first NUL, so a Go string holding one
-// would be silently cut short: it is rejected instead, like any other bad
+// newCArgs checks and copies named arguments (name, value, name, value,
+// ...). C strings end at the first NUL, so a Go string holding one would
+// be silently cut short: it is rejected instead, like any other bad
 // argument, before any request.
-func newCArgs(nv ...string) (*cArgs, error) {
-	var a cArgs
-	for i := 0; i < len(a); i++ {
+func newCArgs(nv ...string) (cArgs, error) {
+	a := make(cArgs, len(nv)/2)
+	for i := range a {
 		name, value := nv[2*i], nv[2*i+1]
 		if strings.IndexByte(value, 0) >= 0 {
 			return nil, badInput("bad_input", "%s %q contains a NUL byte", name, value)
@@ -226,10 +226,10 @@ func newCArgs(nv ...string) (*cArgs, error) {
 	for i := range a {
 		a[i] = C.CString(nv[2*i+1])
 	}
-	return &a, nil
+	return a, nil
 }
 
-func (a *cArgs) free() {
+func (a cArgs) free() {
 	for i, p := range a {
 		C.free(unsafe.Pointer(p))
 		a[i] = nil

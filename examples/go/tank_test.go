@@ -623,6 +623,9 @@ func TestErrorMatching(t *testing.T) {
 	if got := tank.StatusHTTP.String(); got != "TANK_ERR_HTTP" {
 		t.Errorf("StatusHTTP.String() = %q", got)
 	}
+	if got := tank.StatusLayer.String(); got != "TANK_ERR_LAYER" {
+		t.Errorf("StatusLayer.String() = %q", got)
+	}
 	if got := tank.Status(99).String(); got != "TANK_UNKNOWN_STATUS" {
 		t.Errorf("Status(99).String() = %q", got)
 	}
@@ -640,10 +643,13 @@ func TestErrorMatching(t *testing.T) {
 		{&tank.Error{Status: tank.StatusTransport}, []error{tank.ErrTransport}},
 		{&tank.Error{Status: tank.StatusProtocol}, []error{tank.ErrProtocol}},
 		{&tank.Error{Status: tank.StatusInternal}, []error{tank.ErrInternal}},
+		{&tank.Error{Status: tank.StatusLayer, Reason: tank.ReasonUnsafePath}, []error{tank.ErrLayer}},
+		{&tank.Error{Status: tank.StatusIO}, []error{tank.ErrIO}},
+		{&tank.Error{Status: tank.StatusCancelled}, []error{tank.ErrCancelled}},
 	}
 	all := []error{tank.ErrBadInput, tank.ErrHTTP, tank.ErrNotFound, tank.ErrUnauthorized,
 		tank.ErrDigestMismatch, tank.ErrTransport, tank.ErrAuth, tank.ErrProtocol,
-		tank.ErrInternal, tank.ErrCacheClosed}
+		tank.ErrInternal, tank.ErrCacheClosed, tank.ErrLayer, tank.ErrIO, tank.ErrCancelled}
 	for _, c := range cases {
 		wrapped := fmt.Errorf("pulling: %w", c.err)
 		for _, s := range all {

@@ -6,9 +6,12 @@ use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 
 pub mod blob_files;
+pub mod hostile_layers;
+pub mod layers;
 pub mod origin;
 pub mod test_ca;
 pub mod tools;
+pub mod tree;
 pub mod unpack;
 
 use sha2::{Digest as _, Sha256};
