@@ -8,7 +8,7 @@
 
 #![allow(dead_code)] // Until the orchestrator uses it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -45,6 +45,13 @@ type Source<'a> = TarStream<&'a mut dyn Read>;
 struct DirMeta {
     mode: u32,
     mtime: Timestamp,
+    /// The directory declared (device, inode): a path reached through a
+    /// link is another key for the same directory, and a key can outlive
+    /// its directory when it is removed by another name.
+    id: (u64, u64),
+    /// Declarations in order: of two keys for one directory, the later
+    /// one's is what the tree ends with.
+    order: u64,
 }
 
 /// The tree under construction: the root directory fd, and what is set on
@@ -54,6 +61,8 @@ pub struct Tree {
     options: Options,
     /// Declared directories by cleaned path (`b""` is the root).
     dirs: BTreeMap<Vec<u8>, DirMeta>,
+    /// Directory declarations so far (`DirMeta::order`).
+    declared: u64,
     /// The last entry's parent directory: tars list a directory's entries
     /// together, so most entries skip the lookup. Dropped whenever a
     /// whiteout removes anything (an entry replacing what stood at its own
@@ -74,6 +83,7 @@ impl Tree {
             root: Root::with_resolver(root, resolver),
             options,
             dirs: BTreeMap::new(),
+            declared: 0,
             last_parent: None,
             buf: Vec::new(),
         }
@@ -86,8 +96,8 @@ impl Tree {
         if self.buf.len() < COPY_BUFFER {
             self.buf = vec![0; COPY_BUFFER];
         }
-        // The cleaned paths this layer wrote, with their ancestors: what an
-        // opaque marker keeps.
+        // The cleaned paths this layer wrote (and so their ancestors, see
+        // `touched`): what an opaque marker keeps.
         let mut written = BTreeSet::new();
         loop {
             check(cancel)?;
@@ -98,18 +108,46 @@ impl Tree {
         }
     }
 
+    /// Records what `finish` sets on the directory `stat` describes.
+    fn declare(&mut self, path: Vec<u8>, entry: &Entry, stat: &rfs::Stat) {
+        self.declared += 1;
+        let meta = DirMeta {
+            mode: entry.mode,
+            mtime: entry.mtime,
+            id: identity(stat),
+            order: self.declared,
+        };
+        self.dirs.insert(path, meta);
+    }
+
     /// Sets each directory's mode and times, deepest first, after its
     /// contents.
     pub fn finish(self) -> Result<()> {
         let Tree { mut root, dirs, .. } = self;
+        let mut latest: HashMap<(u64, u64), u64> = HashMap::with_capacity(dirs.len());
+        for meta in dirs.values() {
+            let order = latest.entry(meta.id).or_default();
+            *order = (*order).max(meta.order);
+        }
         // Reverse byte order puts `a/b` before `a`.
         for (path, meta) in dirs.iter().rev() {
+            if latest.get(&meta.id) != Some(&meta.order) {
+                // Declared again since, by another name.
+                continue;
+            }
             let dir = match root.existing_dir(path) {
                 Ok(Some(dir)) => dir,
                 // Gone or replaced through a link since: nothing to set.
                 Ok(None) => continue,
                 Err(e) => return Err(os_error("opening", path, e)),
             };
+            match rfs::fstat(&dir) {
+                Ok(stat) if identity(&stat) == meta.id => {}
+                // Another directory now stands there: this key outlived
+                // the one declared.
+                Ok(_) => continue,
+                Err(e) => return Err(os_error("reading", path, e.into())),
+            }
             rfs::fchmod(&dir, Mode::from_raw_mode(meta.mode & 0o7777))
                 .map_err(|e| os_error("setting the mode of", path, e.into()))?;
             rfs::futimens(&dir, &times(meta.mtime))
@@ -203,7 +241,8 @@ impl Tree {
                 ),
             ));
         }
-        self.dirs.insert(Vec::new(), meta(entry));
+        let stat = rfs::fstat(self.root.fd()).map_err(|e| os_error("reading", b"/", e.into()))?;
+        self.declare(Vec::new(), entry, &stat);
         if !self.options.keep_owners && entry.xattrs.is_empty() {
             return Ok(());
         }
@@ -246,7 +285,7 @@ impl Tree {
             _ => {}
         }
         let path = join(parent, hidden);
-        if written.contains(&path) {
+        if touched(written, &path) {
             // Whiteouts apply to the layers below only: what this layer
             // put at `path` stays (the spec's "same layer" rule).
             return self.hide_lower(&path, false, written);
@@ -293,7 +332,7 @@ impl Tree {
             let names = root::list(fd.as_fd()).map_err(|e| os_error("reading", &path, e.into()))?;
             for (name, kind) in names {
                 let child = join(&path, &name);
-                if written.contains(&child) {
+                if touched(written, &child) {
                     if kind == FileType::Directory {
                         todo.push(child);
                     }
@@ -364,7 +403,9 @@ impl Tree {
             }
             Err(e) => return Err(os_error("creating", at.path, e.into())),
         }
-        self.dirs.insert(at.path.to_vec(), meta(entry));
+        let stat = rfs::statat(at.dir, at.name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| os_error("reading", at.path, e.into()))?;
+        self.declare(at.path.to_vec(), entry, &stat);
         if self.options.keep_owners {
             self.chown_at(at, entry)?;
         }
@@ -586,11 +627,8 @@ fn check(cancel: Option<&Cancel>) -> Result<()> {
     }
 }
 
-fn meta(entry: &Entry) -> DirMeta {
-    DirMeta {
-        mode: entry.mode,
-        mtime: entry.mtime,
-    }
+fn identity(stat: &rfs::Stat) -> (u64, u64) {
+    (stat.st_dev, stat.st_ino)
 }
 
 fn owner(entry: &Entry) -> Result<(Uid, Gid)> {
@@ -623,12 +661,18 @@ fn times(mtime: Timestamp) -> Timestamps {
     }
 }
 
-/// Marks `path` and its ancestors as this layer's.
+/// Marks `path` as this layer's. Its ancestors are not stored: `touched`
+/// finds them by range, so the record costs each name once, not once per
+/// ancestor (a layer of deep distinct names would cost their depth
+/// squared).
 fn mark(written: &mut BTreeSet<Vec<u8>>, path: &[u8]) {
-    let mut cur = path;
-    while !cur.is_empty() && written.insert(cur.to_vec()) {
-        cur = split_last(cur).0;
-    }
+    written.insert(path.to_vec());
+}
+
+/// Whether this layer wrote `path`, or anything under it.
+fn touched(written: &BTreeSet<Vec<u8>>, path: &[u8]) -> bool {
+    let (low, high) = below(path);
+    written.contains(path) || written.range(low..high).next().is_some()
 }
 
 fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
@@ -1607,6 +1651,68 @@ mod tests {
             "{written} bytes written after the cancel"
         );
         assert!(!fx.exists("after"));
+    }
+
+    #[test]
+    fn a_directory_named_through_a_link_takes_its_latest_declaration() {
+        both(|r| {
+            let mode = |fx: &Fixture, n: &str| fx.path(n).metadata().unwrap().mode() & 0o7777;
+            // Declared through a link, then removed by its real name and
+            // declared again: the first declaration's key outlives it.
+            let fx = fixture();
+            let mut tree = fx.tree(r, rootless());
+            let lower = Layer::new()
+                .dir("b/")
+                .symlink("a", "b")
+                .dir_mode("a/c/", 0o700)
+                .bytes();
+            apply(&mut tree, lower).unwrap();
+            let upper = Layer::new().file("b/.wh.c", "").dir_mode("b/c/", 0o751);
+            apply(&mut tree, upper.bytes()).unwrap();
+            tree.finish().unwrap();
+            assert_eq!(mode(&fx, "b/c"), 0o751, "{r:?}: a stale declaration won");
+            fx.untouched();
+            // Declared by its real name, then again through a link that
+            // sorts after it.
+            let fx = fixture();
+            let mut tree = fx.tree(r, rootless());
+            let lower = Layer::new()
+                .dir("a/")
+                .symlink("b", "a")
+                .dir_mode("a/c/", 0o700)
+                .bytes();
+            apply(&mut tree, lower).unwrap();
+            apply(&mut tree, Layer::new().dir_mode("b/c/", 0o751).bytes()).unwrap();
+            tree.finish().unwrap();
+            assert_eq!(mode(&fx, "a/c"), 0o751, "{r:?}: an older declaration won");
+            fx.untouched();
+        });
+    }
+
+    #[test]
+    fn the_record_of_written_paths_costs_each_name_once() {
+        // A hostile layer of deep, distinct names: 1000 entries of 2000
+        // levels would keep gigabytes if every ancestor were stored.
+        let mut written = BTreeSet::new();
+        let mut names = 0;
+        for top in 0..50 {
+            let path = format!("t{top}{}", "/a".repeat(2000)).into_bytes();
+            names += path.len();
+            mark(&mut written, &path);
+        }
+        let kept: usize = written.iter().map(Vec::len).sum();
+        assert!(
+            kept <= names,
+            "{kept} bytes kept for {names} bytes of names"
+        );
+        assert!(touched(&written, b"t7"));
+        assert!(touched(&written, b"t7/a/a"));
+        assert!(!touched(&written, b"t7/b"));
+        assert!(!touched(&written, b"t"));
+        assert!(!touched(&written, b"t7/a/a/a/x"));
+        mark(&mut written, b"d/e-f");
+        assert!(touched(&written, b"d"));
+        assert!(!touched(&written, b"d/e"));
     }
 
     #[test]

@@ -102,7 +102,10 @@ impl Root {
         if self.resolver == Resolver::Openat2 {
             match open_in_root(self.fd.as_fd(), path) {
                 Ok(fd) => return Ok(Some(fd)),
-                Err(Errno::NOSYS) => self.resolver = Resolver::Walk,
+                // Missing: ENOSYS before Linux 5.6, EPERM under seccomp
+                // profiles of that time that deny calls they do not know
+                // (Docker's before 20.10). The walk is as confined.
+                Err(Errno::NOSYS | Errno::PERM) => self.resolver = Resolver::Walk,
                 Err(Errno::NOENT | Errno::NOTDIR) if create => {}
                 Err(Errno::NOENT | Errno::NOTDIR) => return Ok(None),
                 Err(e) => return Err(e.into()),
@@ -451,6 +454,47 @@ mod tests {
     fn both(test: impl Fn(Resolver)) {
         test(Resolver::Openat2);
         test(Resolver::Walk);
+    }
+
+    /// Makes openat2 fail with EPERM on this thread alone, as a seccomp
+    /// profile that denies calls it does not know does.
+    fn deny_openat2_on_this_thread() {
+        let op = |code: u16, k: u32, jt: u8, jf: u8| libc::sock_filter { code, jt, jf, k };
+        let filter = [
+            op(0x20, 0, 0, 0), // ld [nr]
+            op(0x15, libc::SYS_openat2 as u32, 0, 1),
+            op(0x06, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32, 0, 0),
+            op(0x06, libc::SECCOMP_RET_ALLOW, 0, 0),
+        ];
+        let prog = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_ptr().cast_mut(),
+        };
+        // SAFETY: a well-formed filter program that outlives the calls.
+        unsafe {
+            assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+            let on = libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog);
+            assert_eq!(on, 0, "seccomp: {}", io::Error::last_os_error());
+        }
+    }
+
+    #[test]
+    fn openat2_denied_by_seccomp_falls_back_to_the_walk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root_path = tmp.path().join("root");
+        std::fs::create_dir_all(root_path.join("a")).unwrap();
+        std::os::unix::fs::symlink("/a", root_path.join("l")).unwrap();
+        let fd = open(&root_path);
+        std::thread::spawn(move || {
+            deny_openat2_on_this_thread();
+            let mut root = Root::with_resolver(fd, Resolver::Openat2);
+            assert!(root.dir(b"l", false).unwrap().is_some());
+            root.dir(b"l/new", true).unwrap().unwrap();
+            assert_eq!(root.resolver, Resolver::Walk);
+        })
+        .join()
+        .unwrap();
+        assert!(root_path.join("a/new").is_dir());
     }
 
     #[test]

@@ -35,6 +35,15 @@ const CHUNK: usize = 256 << 10;
 const QUEUE: usize = 3;
 /// Compressed bytes read from the file at a time.
 const READ_BUFFER: usize = 128 << 10;
+/// The largest zstd window a layer may ask for: 2^27 (128 MiB), libzstd's
+/// own default, pinned. The decoder holds the window a frame declares, so
+/// the 64 MiB RSS bound holds for frames of windows up to 32 MiB: every
+/// level of the zstd CLI up to 20 (level 19 asks 8 MiB) and the encoder
+/// docker and buildkit use (8 MiB). `zstd --ultra -21/-22` and `--long`
+/// ask 64 to 128 MiB; refusing them would refuse layers that zstd itself
+/// and other runtimes apply, so they cost that memory instead. A frame
+/// asking more is `bad_layer`.
+const ZSTD_WINDOW_LOG_MAX: u32 = 27;
 
 /// How a layer is read; `read_layer` uses `Plan::CHOSEN`, the benchmark
 /// the others.
@@ -324,10 +333,14 @@ struct HashingFile {
     len: u64,
     /// Shown in messages: the blob's digest.
     name: String,
+    /// Looked at before each read of the file: a decoder can go through
+    /// much input that makes no output (empty gzip members, zstd frames)
+    /// in one read of its own, where no other loop looks.
+    cancel: Option<Cancel>,
 }
 
 impl HashingFile {
-    fn new(file: File, layer: &Layer<'_>) -> HashingFile {
+    fn new(file: File, layer: &Layer<'_>, cancel: Option<&Cancel>) -> HashingFile {
         HashingFile {
             file,
             hasher: Hasher::new(layer.digest.algorithm()),
@@ -336,6 +349,7 @@ impl HashingFile {
             filled: 0,
             len: 0,
             name: layer.digest.to_string(),
+            cancel: cancel.cloned(),
         }
     }
 
@@ -371,6 +385,10 @@ impl Read for HashingFile {
 impl BufRead for HashingFile {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.pos == self.filled {
+            if is_cancelled(self.cancel.as_ref()) {
+                // Tank's own error, which `read_error` passes through.
+                return Err(io::Error::other(Error::cancelled()));
+            }
             let n = loop {
                 match self.file.read(&mut self.buffer) {
                     Ok(n) => break n,
@@ -413,9 +431,11 @@ impl Decoder {
                 Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(file)))
             }
             Compression::Zstd => {
-                let decoder = zstd::stream::read::Decoder::with_buffer(file).map_err(|e| {
+                let start = |e: io::Error| {
                     Error::internal(reason::RUNTIME, format!("cannot start zstd: {e}"))
-                })?;
+                };
+                let mut decoder = zstd::stream::read::Decoder::with_buffer(file).map_err(start)?;
+                decoder.window_log_max(ZSTD_WINDOW_LOG_MAX).map_err(start)?;
                 Decoder::Zstd(Box::new(decoder))
             }
         })
@@ -463,7 +483,7 @@ impl<'a> Producer<'a> {
         cancel: Option<&'a Cancel>,
         diff_id: Option<Hasher>,
     ) -> Result<Producer<'a>> {
-        let file = HashingFile::new(blob, layer);
+        let file = HashingFile::new(blob, layer, cancel);
         Ok(Producer {
             decoder: Decoder::new(file, layer.compression)?,
             cancel,
@@ -1203,6 +1223,52 @@ mod tests {
                 assert_eq!(e, Error::cancelled());
             }
         }
+    }
+
+    #[test]
+    fn a_cancel_is_seen_while_the_decoder_reads_input_that_makes_no_output() {
+        // Empty gzip members and zstd frames decompress to nothing: one
+        // decoder read goes through all of them, and a layer of nothing
+        // else kept a cancel waiting for the whole file.
+        for compression in [Compression::Gzip, Compression::Zstd] {
+            let empty = compress(b"", compression);
+            let mut bytes = empty.repeat((8 << 20) / empty.len());
+            bytes.extend_from_slice(&compressed(compression));
+            let blob = Blob::new(&bytes, &bytes, &tar_bytes(), compression);
+            let layer = blob.layer();
+            let cancel = Cancel::new();
+            cancel.cancel();
+            let file = File::open(&blob.path).unwrap();
+            let mut producer = Producer::new(file, &layer, Some(&cancel), None).unwrap();
+            let mut buf = vec![0; CHUNK];
+            match producer.fill(&mut buf) {
+                Step::Failed(e) => assert_eq!(e.reason, reason::CANCELLED, "{e}"),
+                Step::Data(n) => panic!("{compression:?}: {n} bytes made after the cancel"),
+                Step::End => panic!("{compression:?}: the end, after the cancel"),
+            }
+            let read = producer.read_so_far();
+            assert!(
+                read <= 2 * READ_BUFFER as u64,
+                "{compression:?}: {read} bytes read after the cancel"
+            );
+        }
+    }
+
+    #[test]
+    fn a_zstd_frame_asking_a_window_over_128_mib_is_bad_layer() {
+        let tar = tar_bytes();
+        let mut e = zstd::stream::Encoder::new(Vec::new(), 1).unwrap();
+        e.window_log(28).unwrap();
+        e.long_distance_matching(true).unwrap();
+        e.write_all(&tar).unwrap();
+        let bytes = e.finish().unwrap();
+        let blob = Blob::new(&bytes, &bytes, &tar, Compression::Zstd);
+        let message = expect(
+            blob.read(Plan::CHOSEN, None, list).unwrap_err(),
+            ErrorKind::Layer,
+            reason::BAD_LAYER,
+        );
+        assert!(message.contains("memory"), "{message}");
     }
 
     #[test]

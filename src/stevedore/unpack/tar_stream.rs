@@ -353,7 +353,9 @@ impl<R: Read> TarStream<R> {
 
     /// What the caller left of the current body, and its padding.
     fn skip_body(&mut self) -> Result<()> {
-        let left = self.remaining + self.padding;
+        // A PAX size may be u64::MAX: no stream is that long, so the sum
+        // saturating only changes which "truncated" is said.
+        let left = self.remaining.saturating_add(self.padding);
         self.remaining = 0;
         self.padding = 0;
         if left == 0 {
@@ -1056,6 +1058,19 @@ mod tests {
             (all[0].0.path.as_slice(), all[0].1.as_slice()),
             (&b"own-name"[..], &b"ok"[..])
         );
+    }
+
+    #[test]
+    fn a_huge_body_left_unread_is_truncated_not_an_overflow() {
+        let mut out = Vec::new();
+        pax(&mut out, &[("size", u64::MAX.to_string().as_bytes())]);
+        push(&mut out, &header(b'0', b"huge", 0), b"");
+        end(&mut out);
+        let mut tar = TarStream::new(&out[..]);
+        let entry = tar.next_entry().unwrap().unwrap();
+        assert_eq!(entry.size, u64::MAX);
+        let message = bad_layer(tar.next_entry());
+        assert!(message.contains("truncated"), "{message}");
     }
 
     #[test]
