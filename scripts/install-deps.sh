@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=("$@")
-[ ${#packages[@]} -gt 0 ] || packages=(docker-registry valgrind make gcc git python3 curl golang-go elixir erlang-dev skopeo umoci pkg-config binutils)
+[ ${#packages[@]} -gt 0 ] || packages=(docker-registry valgrind make gcc git python3 curl golang-go elixir erlang-dev skopeo umoci tar gzip zstd pkg-config binutils)
 
 missing=()
 for p in "${packages[@]}"; do

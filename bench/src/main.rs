@@ -6,12 +6,21 @@
 //! OCI layout next to skopeo and oci-client. Every figure comes from this one
 //! run, against the rigs' real registries on loopback.
 //!
-//! Usage: tank-bench [--quick] [--runs N]
+//! Then the unpack rows (see `unpack`): `tank_unpack` and
+//! `tank_pull_unpack` on two images built at the start of the run.
+//!
+//! Usage: tank-bench [--quick] [--runs N] [--only pull|unpack] [--perf]
 //!   --quick   a 256 MiB layer instead of 1 GiB (and 4 x 64 MiB instead of
-//!             4 x 256 MiB for the whole-image rows)
+//!             4 x 256 MiB for the whole-image rows; a 256 MiB mixed layer
+//!             for the unpack rows)
 //!   --runs N  timed runs per row, after one warm-up; the median is
 //!             reported (default 5)
+//!   --only S  only the pull rows (blob, to-file and whole-image pulls) or
+//!             only the unpack rows; both by default
+//!   --perf    after each image's tank_unpack row, the top symbols of one
+//!             more tank_unpack run under `perf record`
 
+mod unpack;
 mod worker;
 
 use std::process::{Command, Stdio};
@@ -36,6 +45,26 @@ fn main() -> Result<()> {
         Some(i) => args.get(i + 1).context("--runs needs a number")?.parse()?,
         None => 5,
     };
+    let only = match args.iter().position(|a| a == "--only") {
+        Some(i) => match args.get(i + 1).map(String::as_str) {
+            Some(s @ ("pull" | "unpack")) => Some(s),
+            _ => bail!("--only takes pull or unpack"),
+        },
+        None => None,
+    };
+    println!("cpu: {}", cpu_model());
+    if only != Some("unpack") {
+        pull_rows(quick, runs)?;
+    }
+    if only != Some("pull") {
+        unpack::run(quick, runs, args.iter().any(|a| a == "--perf"))?;
+    }
+    Ok(())
+}
+
+/// The rows of the pull calls: tank_blob, tank_blob_to_file and tank_pull
+/// against their baselines, with their targets.
+fn pull_rows(quick: bool, runs: usize) -> Result<()> {
     for tool in ["openssl", "curl", "skopeo", "sh", "xargs", "dd"] {
         if !on_path(tool) {
             bail!(
@@ -51,7 +80,6 @@ fn main() -> Result<()> {
     let mib: u64 = if quick { 256 } else { 1024 };
     let bytes = mib << 20;
 
-    println!("cpu: {}", cpu_model());
     println!(
         "sha extensions: {} (the sha2 crate picks them at run time; in-process sha256 below shows whether it does)",
         if cpu_has("sha_ni") { "sha_ni present" } else { "absent" }

@@ -19,6 +19,12 @@ use tank::ffi::TankStatus;
 use tank_testrig::client_sockets_to;
 
 pub fn run(args: &[String]) -> Result<()> {
+    if args
+        .first()
+        .is_some_and(|mode| crate::unpack::worker::handles(mode, args.len()))
+    {
+        return crate::unpack::worker::run(args);
+    }
     match args.first().map(String::as_str) {
         Some("blob") if args.len() == 4 => {
             let started = Instant::now();
@@ -110,7 +116,8 @@ pub fn run(args: &[String]) -> Result<()> {
         _ => bail!(
             "worker: blob REG REPO DIGEST | many REG REPO DIGEST,DIGEST,... | \
              to_file[_cut] REG REPO DIGEST SIZE PATH | pull REFERENCE LAYOUT | \
-             to_file_seq REG REPO DIR DIGEST=SIZE,..."
+             to_file_seq REG REPO DIR DIGEST=SIZE,... | {}",
+            crate::unpack::worker::USAGE
         ),
     }
 }
@@ -220,7 +227,7 @@ fn to_file(
 /// One `tank_pull` through the C ABI: `reference` into the layout at
 /// `layout`, default jobs, this host's platform, no cache, cancel or
 /// progress, the manifest not asked for.
-fn pull(reference: &str, layout: &str) -> Result<()> {
+pub(crate) fn pull(reference: &str, layout: &str) -> Result<()> {
     let (r, l) = (CString::new(reference)?, CString::new(layout)?);
     unsafe {
         let mut err: *mut TankError = std::ptr::null_mut();
@@ -299,11 +306,11 @@ fn many(registry: &str, repo: &str, digests: &str) -> Result<()> {
     Ok(())
 }
 
-fn peak_rss_bytes() -> Result<u64> {
+pub(crate) fn peak_rss_bytes() -> Result<u64> {
     status_kib("VmHWM:")
 }
 
-fn current_rss_bytes() -> Result<u64> {
+pub(crate) fn current_rss_bytes() -> Result<u64> {
     status_kib("VmRSS:")
 }
 

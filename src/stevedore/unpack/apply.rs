@@ -37,6 +37,9 @@ const WHITEOUT: &[u8] = b".wh.";
 /// The opaque marker `.wh..wh..opq`, less its first `.wh.`.
 const OPAQUE: &[u8] = b".wh..opq";
 
+/// A layer's entries and their bodies.
+type Source<'a> = TarStream<&'a mut dyn Read>;
+
 /// What `finish` sets on a directory an entry declared.
 #[derive(Debug, Clone, Copy)]
 struct DirMeta {
@@ -68,23 +71,6 @@ pub struct Tree {
     buf: Vec<u8>,
 }
 
-/// Entries and their bodies: the layer's `TarStream` (tests may feed
-/// entries of their own).
-trait Source {
-    fn next_entry(&mut self) -> Result<Option<Entry>>;
-    fn read_data(&mut self, buf: &mut [u8]) -> Result<usize>;
-}
-
-impl<R: Read> Source for TarStream<R> {
-    fn next_entry(&mut self) -> Result<Option<Entry>> {
-        TarStream::next_entry(self)
-    }
-
-    fn read_data(&mut self, buf: &mut [u8]) -> Result<usize> {
-        TarStream::read_data(self, buf)
-    }
-}
-
 impl Tree {
     pub fn new(root: OwnedFd, options: Options) -> Tree {
         Tree::with_resolver(root, options, Resolver::Openat2)
@@ -106,11 +92,7 @@ impl Tree {
     /// Applies one layer's tar stream, read up to its end-of-archive
     /// marker. Errors name the entry at fault.
     pub fn apply_layer(&mut self, tar: &mut dyn Read, cancel: Option<&Cancel>) -> Result<()> {
-        let mut stream = TarStream::new(tar);
-        self.apply_entries(&mut stream, cancel)
-    }
-
-    fn apply_entries(&mut self, source: &mut dyn Source, cancel: Option<&Cancel>) -> Result<()> {
+        let mut source = TarStream::new(tar);
         if self.buf.len() < COPY_BUFFER {
             self.buf = vec![0; COPY_BUFFER];
         }
@@ -122,7 +104,7 @@ impl Tree {
             let Some(entry) = source.next_entry()? else {
                 return Ok(());
             };
-            self.apply_entry(&entry, source, &mut written, cancel)?;
+            self.apply_entry(&entry, &mut source, &mut written, cancel)?;
         }
     }
 
@@ -177,7 +159,7 @@ impl Tree {
     fn apply_entry(
         &mut self,
         entry: &Entry,
-        source: &mut dyn Source,
+        source: &mut Source<'_>,
         written: &mut BTreeSet<Vec<u8>>,
         cancel: Option<&Cancel>,
     ) -> Result<()> {
@@ -226,7 +208,7 @@ impl Tree {
         &mut self,
         at: At<'_>,
         entry: &Entry,
-        source: &mut dyn Source,
+        source: &mut Source<'_>,
         cancel: Option<&Cancel>,
     ) -> Result<()> {
         match &entry.kind {
@@ -368,7 +350,7 @@ impl Tree {
         &mut self,
         at: At<'_>,
         entry: &Entry,
-        source: &mut dyn Source,
+        source: &mut Source<'_>,
         cancel: Option<&Cancel>,
     ) -> Result<()> {
         let fd = self.replacing(at, |at| {
@@ -756,88 +738,6 @@ mod tests {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     use std::path::PathBuf;
 
-    /// Entries parsed whole by the `tar` crate, standing in for
-    /// `TarStream` in these tests of the applier alone.
-    struct Entries {
-        entries: std::vec::IntoIter<(Entry, Vec<u8>)>,
-        body: Vec<u8>,
-        at: usize,
-    }
-
-    impl Source for Entries {
-        fn next_entry(&mut self) -> Result<Option<Entry>> {
-            Ok(self.entries.next().map(|(entry, body)| {
-                self.body = body;
-                self.at = 0;
-                entry
-            }))
-        }
-
-        fn read_data(&mut self, buf: &mut [u8]) -> Result<usize> {
-            let n = buf.len().min(self.body.len() - self.at);
-            buf[..n].copy_from_slice(&self.body[self.at..self.at + n]);
-            self.at += n;
-            Ok(n)
-        }
-    }
-
-    fn parse(tar_bytes: &[u8]) -> Vec<(Entry, Vec<u8>)> {
-        let mut archive = tar::Archive::new(tar_bytes);
-        let mut out = Vec::new();
-        for entry in archive.entries().unwrap() {
-            let mut entry = entry.unwrap();
-            let header = entry.header().clone();
-            let link = entry
-                .link_name_bytes()
-                .map(|l| l.into_owned())
-                .unwrap_or_default();
-            let kind = match header.entry_type() {
-                tar::EntryType::Directory => Kind::Dir,
-                tar::EntryType::Symlink => Kind::Symlink(link),
-                tar::EntryType::Link => Kind::Hardlink(link),
-                tar::EntryType::Fifo => Kind::Fifo,
-                tar::EntryType::Char => Kind::CharDevice {
-                    major: header.device_major().unwrap().unwrap_or(0),
-                    minor: header.device_minor().unwrap().unwrap_or(0),
-                },
-                tar::EntryType::Block => Kind::BlockDevice {
-                    major: header.device_major().unwrap().unwrap_or(0),
-                    minor: header.device_minor().unwrap().unwrap_or(0),
-                },
-                _ => Kind::File,
-            };
-            let mut xattrs = Vec::new();
-            if let Some(pax) = entry.pax_extensions().unwrap() {
-                for ext in pax {
-                    let ext = ext.unwrap();
-                    if let Some(name) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") {
-                        xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
-                    }
-                }
-            }
-            let path = entry.path_bytes().into_owned();
-            let mut body = Vec::new();
-            entry.read_to_end(&mut body).unwrap();
-            out.push((
-                Entry {
-                    path,
-                    kind,
-                    mode: header.mode().unwrap() & 0o7777,
-                    uid: header.uid().unwrap(),
-                    gid: header.gid().unwrap(),
-                    mtime: Timestamp {
-                        secs: header.mtime().unwrap() as i64,
-                        nanos: 0,
-                    },
-                    xattrs,
-                    size: body.len() as u64,
-                },
-                body,
-            ));
-        }
-        out
-    }
-
     /// A layer written with hand-made headers: any name goes, even those
     /// `tar::Builder`'s own checks refuse.
     #[derive(Default)]
@@ -1036,13 +936,9 @@ mod tests {
         }
     }
 
+    /// Through `apply_layer`: the layer's own `TarStream`.
     fn apply(tree: &mut Tree, layer: Vec<u8>) -> Result<()> {
-        let mut entries = Entries {
-            entries: parse(&layer).into_iter(),
-            body: Vec::new(),
-            at: 0,
-        };
-        tree.apply_entries(&mut entries, None)
+        tree.apply_layer(&mut layer.as_slice(), None)
     }
 
     fn both(test: impl Fn(Resolver)) {
@@ -1227,14 +1123,14 @@ mod tests {
                     "missing",
                 ),
             ];
-            for (layer, why) in cases {
+            for (case, (layer, why)) in cases.into_iter().enumerate() {
                 let bytes = layer.bytes();
-                let names: Vec<_> = parse(&bytes).into_iter().map(|(e, _)| e).collect();
+                let names = format!("case {case}");
                 let fx = fixture();
                 let mut tree = fx.tree(r, rootless());
-                let err = apply(&mut tree, bytes).expect_err(&format!("{r:?} {names:?}"));
+                let err = apply(&mut tree, bytes).expect_err(&format!("{r:?} {names}"));
                 fx.untouched();
-                assert_eq!(err.reason, reason::UNSAFE_PATH, "{r:?}: {err} {names:?}");
+                assert_eq!(err.reason, reason::UNSAFE_PATH, "{r:?}: {err} {names}");
                 assert!(
                     err.message.starts_with("h: ") && err.message.contains(why),
                     "{err}"
@@ -1572,12 +1468,10 @@ mod tests {
         let mut tree = fx.tree(Resolver::Openat2, rootless());
         let cancel = Cancel::new();
         cancel.cancel();
-        let mut entries = Entries {
-            entries: parse(&Layer::new().file("f", "x").bytes()).into_iter(),
-            body: Vec::new(),
-            at: 0,
-        };
-        let err = tree.apply_entries(&mut entries, Some(&cancel)).unwrap_err();
+        let layer = Layer::new().file("f", "x").bytes();
+        let err = tree
+            .apply_layer(&mut layer.as_slice(), Some(&cancel))
+            .unwrap_err();
         assert_eq!(err.reason, reason::CANCELLED);
         assert!(!fx.exists("f"));
     }
@@ -1715,21 +1609,22 @@ mod tests {
         });
     }
 
-    /// Entries whose body fires the cancel token once the first chunk is
-    /// read.
-    struct Cancelling {
-        inner: Entries,
+    /// A layer whose bytes fire the cancel token once the first MiB is
+    /// read: mid-body.
+    struct Cancelling<'a> {
+        bytes: &'a [u8],
+        read: usize,
         cancel: Cancel,
     }
 
-    impl Source for Cancelling {
-        fn next_entry(&mut self) -> Result<Option<Entry>> {
-            self.inner.next_entry()
-        }
-
-        fn read_data(&mut self, buf: &mut [u8]) -> Result<usize> {
-            self.cancel.cancel();
-            self.inner.read_data(buf)
+    impl Read for Cancelling<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.read > 1 << 20 {
+                self.cancel.cancel();
+            }
+            let n = (&self.bytes[self.read..]).read(buf)?;
+            self.read += n;
+            Ok(n)
         }
     }
 
@@ -1744,14 +1639,11 @@ mod tests {
             .bytes();
         let cancel = Cancel::new();
         let mut source = Cancelling {
-            inner: Entries {
-                entries: parse(&layer).into_iter(),
-                body: Vec::new(),
-                at: 0,
-            },
+            bytes: &layer,
+            read: 0,
             cancel: cancel.clone(),
         };
-        let err = tree.apply_entries(&mut source, Some(&cancel)).unwrap_err();
+        let err = tree.apply_layer(&mut source, Some(&cancel)).unwrap_err();
         assert_eq!(err.reason, reason::CANCELLED);
         let written = fx.path("big").metadata().unwrap().len();
         assert!(

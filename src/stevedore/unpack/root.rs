@@ -397,7 +397,7 @@ fn empty_files(dir: &OwnedFd) -> Result<Vec<Vec<u8>>, Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::MetadataExt;
 
     fn open(path: &std::path::Path) -> OwnedFd {
         rfs::open(
@@ -436,13 +436,18 @@ mod tests {
             let next = open_dir(cur.as_fd(), b"d").unwrap();
             if i % 1000 == 0 {
                 rfs::mkdirat(&next, c"side", Mode::RWXU).unwrap();
-                let f =
-                    rfs::openat(&next, c"f", OFlags::CREATE | OFlags::WRONLY, Mode::RUSR).unwrap();
-                drop(f);
+                let side = open_dir(next.as_fd(), b"side").unwrap();
+                drop(
+                    rfs::openat(&side, c"f", OFlags::CREATE | OFlags::WRONLY, Mode::RUSR).unwrap(),
+                );
+                rfs::fchmod(&side, Mode::empty()).unwrap();
                 rfs::symlinkat(c"/", &next, c"up").unwrap();
             }
-            if i % 700 == 0 {
-                rfs::chmodat(&cur, c"d", Mode::from_raw_mode(0o555), AtFlags::empty()).unwrap();
+            // Read-only levels, once their child is made (`top`, the
+            // caller's, stays as it is).
+            if i % 700 == 1 {
+                let mode = if i == 1 { 0o500 } else { 0o555 };
+                rfs::fchmod(&cur, Mode::from_raw_mode(mode)).unwrap();
             }
             cur = next;
         }
@@ -451,15 +456,15 @@ mod tests {
         let sentinel = tmp.path().join("sentinel");
         std::fs::create_dir(&sentinel).unwrap();
         std::fs::write(sentinel.join("keep"), b"x").unwrap();
-        std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let top_mode = std::fs::metadata(&top).unwrap().mode();
 
         remove_tree(top_fd.as_fd(), OsStr::new("d")).unwrap();
         let left: Vec<_> = std::fs::read_dir(&top).unwrap().collect();
         assert!(left.is_empty(), "left behind: {left:?}");
         assert_eq!(std::fs::read(sentinel.join("keep")).unwrap(), b"x");
+        assert_eq!(std::fs::metadata(&top).unwrap().mode(), top_mode);
         // A missing name is fine; a file is unlinked.
         remove_tree(top_fd.as_fd(), OsStr::new("d")).unwrap();
-        std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(top.join("file"), b"x").unwrap();
         remove_tree(top_fd.as_fd(), OsStr::new("file")).unwrap();
         assert!(!top.join("file").exists());

@@ -4,7 +4,7 @@ defmodule Tank.Native do
   `mix compile` into `priv/native/libtank_nif.so`). Call
   `Tank.Image.Registry` instead: it documents the contracts.
 
-  `manifest/5`, `blob/7`, `blob_to_file/8` and `pull/7` return at once with
+  `manifest/5`, `blob/7`, `blob_to_file/8`, `pull/10` and `unpack/7` return at once with
   `{:ok, handle}` (or `{:error, reason}` for bad arguments); the answer
   arrives as a message `{ref, result}`, `ref` being their first argument.
   No scheduler is held meanwhile. The caller keeps `handle` until it has
@@ -71,9 +71,31 @@ defmodule Tank.Native do
   Starts a whole-image pull into the OCI layout `layout`; the answer is
   `{ref, {:ok, info} | {:error, reason}}`, and `progress` (a pid or nil)
   gets `{:tank_progress, reference, done, total}` meanwhile. `platform` is
-  a string or nil, `jobs` a positive integer.
+  a string or nil, `jobs` a positive integer. `rootfs` (a path or nil)
+  also unpacks the image there as its layers arrive, with `keep_owners`
+  and `replace` (booleans) as for `unpack/7`.
   """
-  def pull(_ref, _reference, _layout, _platform, _jobs, _token_cache, _progress),
+  def pull(
+        _ref,
+        _reference,
+        _layout,
+        _platform,
+        _jobs,
+        _token_cache,
+        _progress,
+        _rootfs,
+        _keep_owners,
+        _replace
+      ),
+      do: :erlang.nif_error(:nif_not_loaded)
+
+  @doc """
+  Starts unpacking the image `image` of the OCI layout `layout` into the
+  new directory `rootfs`; the answer is `{ref, {:ok, info} | {:error,
+  reason}}`, and `progress` (a pid or nil) gets `{:tank_progress, rootfs,
+  done, total}` meanwhile. `keep_owners` and `replace` are booleans.
+  """
+  def unpack(_ref, _layout, _image, _rootfs, _keep_owners, _replace, _progress),
     do: :erlang.nif_error(:nif_not_loaded)
 
   @doc "Keeps a call handle alive until its answer has been received."

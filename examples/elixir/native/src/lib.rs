@@ -2,8 +2,8 @@
 //! `Tank.Native`). It calls tank's async core directly through the hidden
 //! runtime (`tank::runtime`), not through the C ABI.
 //!
-//! - `manifest/5`, `blob/5`, `blob_to_file/8` and `pull/7` are
-//!   asynchronous: each checks its arguments, starts the work on tank's
+//! - `manifest/5`, `blob/5`, `blob_to_file/8`, `pull/10` and `unpack/7`
+//!   are asynchronous: each checks its arguments, starts the work on tank's
 //!   runtime and returns at once with a call handle; the answer arrives
 //!   later as a message `{ref, result}` (through an `OwnedEnv`), so no
 //!   scheduler, dirty or not, is held while bytes move.
@@ -40,6 +40,7 @@ use serde_json::{Map, Number, Value};
 use tank::stevedore::cancel::cancellable;
 use tank::stevedore::credentials::Credential;
 use tank::stevedore::error::reason;
+use tank::stevedore::unpack;
 use tank::stevedore::{
     Cancel, Error, ErrorKind, ImageReference, Manifest, ProgressFn, Result, TokenCache,
 };
@@ -272,14 +273,17 @@ enum Call {
     Blob,
     BlobToFile,
     Pull,
+    Unpack,
 }
 
 impl Call {
     /// Calls that write files end themselves when their token fires, their
     /// writers first, so that nothing touches the files once the caller
-    /// hears back; dropping them half-way would leave a writer running.
+    /// hears back; dropping them half-way would leave a writer running (an
+    /// unpack applies its layers on a blocking thread, which would still be
+    /// stopping and removing the temporary tree when the answer went out).
     fn ends_itself_on_cancel(self) -> bool {
-        matches!(self, Call::BlobToFile | Call::Pull)
+        matches!(self, Call::BlobToFile | Call::Pull | Call::Unpack)
     }
 }
 
@@ -409,12 +413,16 @@ fn blob_to_file<'a>(
     })
 }
 
-/// `pull(ref, reference, layout, platform, jobs, cache, progress)`: the
-/// image `reference` into the OCI layout directory `layout`; `platform` is
-/// `"os/arch[/variant]"` or nil (the host's), `jobs` a positive integer,
-/// `progress` a pid (or nil) that gets `{:tank_progress, reference, done,
-/// total}` over all of the image's blobs. The answer is the image manifest
-/// pulled, as `manifest/5` gives it.
+/// `pull(ref, reference, layout, platform, jobs, cache, progress, rootfs,
+/// keep_owners, replace)`: the image `reference` into the OCI layout
+/// directory `layout`; `platform` is `"os/arch[/variant]"` or nil (the
+/// host's), `jobs` a positive integer, `progress` a pid (or nil) that gets
+/// `{:tank_progress, reference, done, total}` over all of the image's
+/// blobs. With `rootfs` (a path, else nil) the image is also unpacked
+/// there as its layers arrive (`keep_owners` and `replace`, booleans, as
+/// for `unpack/7`), and progress counts each blob byte twice, once
+/// downloaded and once applied. The answer is the image manifest pulled,
+/// as `manifest/5` gives it.
 #[allow(clippy::too_many_arguments)]
 #[rustler::nif]
 fn pull<'a>(
@@ -426,6 +434,9 @@ fn pull<'a>(
     jobs: Term<'a>,
     cache: Term<'a>,
     progress: Term<'a>,
+    rootfs: Term<'a>,
+    keep_owners: Term<'a>,
+    replace: Term<'a>,
 ) -> Term<'a> {
     guarded(env, Call::Pull, || {
         let reference = text_arg(reference, "reference")?;
@@ -434,6 +445,8 @@ fn pull<'a>(
         let jobs = jobs_arg(jobs)?;
         let cache = cache_arg(cache)?;
         let progress = progress_arg(progress)?;
+        let rootfs = optional_text(rootfs, "rootfs")?.map(PathBuf::from);
+        let options = unpack_options(keep_owners, replace)?;
         // A reference outside the grammar is refused here, before any work
         // starts (the core parses it again; that is cheap).
         ImageReference::parse(&reference)?;
@@ -447,16 +460,80 @@ fn pull<'a>(
                 let cancel = watch.cancel.clone();
                 async move {
                     let layout = PathBuf::from(layout);
-                    let pull = client.pull(
+                    let Some(rootfs) = rootfs else {
+                        let pull = client.pull(
+                            &reference,
+                            &layout,
+                            platform.as_deref(),
+                            jobs,
+                            cache.as_deref(),
+                            Some(&cancel),
+                            Some(progress),
+                        );
+                        return pull.await;
+                    };
+                    let pull = client.pull_unpack(
                         &reference,
                         &layout,
+                        &rootfs,
                         platform.as_deref(),
                         jobs,
+                        options,
                         cache.as_deref(),
                         Some(&cancel),
                         Some(progress),
                     );
                     pull.await
+                }
+            },
+            |env, manifest| (atoms::ok(), manifest_term(env, manifest)).encode(env),
+        )
+    })
+}
+
+/// `unpack(ref, layout, image, rootfs, keep_owners, replace, progress)`:
+/// the image `image` of the OCI layout `layout` unpacked into the new
+/// directory `rootfs` (`keep_owners`, `replace`: booleans, the C flags
+/// `TANK_UNPACK_*`); `progress` a pid (or nil) that gets
+/// `{:tank_progress, rootfs, done, total}`, the layer bytes read of the
+/// layers' total size. The answer is the image manifest unpacked, as
+/// `manifest/5` gives it.
+#[allow(clippy::too_many_arguments)]
+#[rustler::nif]
+fn unpack<'a>(
+    env: Env<'a>,
+    reference_tag: Term<'a>,
+    layout: Term<'a>,
+    image: Term<'a>,
+    rootfs: Term<'a>,
+    keep_owners: Term<'a>,
+    replace: Term<'a>,
+    progress: Term<'a>,
+) -> Term<'a> {
+    guarded(env, Call::Unpack, || {
+        let layout = text_arg(layout, "layout")?;
+        let image = text_arg(image, "image")?;
+        let rootfs = text_arg(rootfs, "rootfs")?;
+        let options = unpack_options(keep_owners, replace)?;
+        let progress = progress_arg(progress)?;
+        start(
+            env,
+            Call::Unpack,
+            reference_tag,
+            |watch| {
+                let progress = reporter(watch, progress, &rootfs);
+                let cancel = watch.cancel.clone();
+                async move {
+                    let (layout, rootfs) = (PathBuf::from(layout), PathBuf::from(rootfs));
+                    let unpacking = unpack::unpack(
+                        &layout,
+                        &image,
+                        &rootfs,
+                        options,
+                        Some(&cancel),
+                        Some(progress),
+                    );
+                    unpacking.await
                 }
             },
             |env, manifest| (atoms::ok(), manifest_term(env, manifest)).encode(env),
@@ -744,6 +821,18 @@ fn jobs_arg(term: Term<'_>) -> Result<usize> {
         .ok_or_else(|| Error::bad_input("jobs must be a positive integer"))
 }
 
+/// The booleans `keep_owners` and `replace` as the core's options.
+fn unpack_options(keep_owners: Term<'_>, replace: Term<'_>) -> Result<unpack::Options> {
+    let flag = |term: Term<'_>, name: &str| {
+        term.decode::<bool>()
+            .map_err(|_| Error::bad_input(format!("{name} must be a boolean")))
+    };
+    Ok(unpack::Options {
+        keep_owners: flag(keep_owners, "keep_owners")?,
+        replace: flag(replace, "replace")?,
+    })
+}
+
 fn optional_size(term: Term<'_>) -> Result<Option<u64>> {
     if term.decode::<Atom>().is_ok_and(|a| a == atoms::nil()) {
         return Ok(None);
@@ -793,8 +882,11 @@ fn cache_arg(term: Term<'_>) -> Result<Option<Arc<TokenCache>>> {
     ))
 }
 
-/// The original module's error shapes (SPEC section 3), and
-/// `{:no_matching_platform, platforms}` for a pull.
+/// The original module's error shapes (SPEC section 3),
+/// `{:no_matching_platform, platforms}` for a pull, and `{:layer, reason,
+/// message}` for a layer that cannot be applied (`reason` one of the
+/// core's four ids: `:unsafe_path`, `:bad_layer`, `:diff_id_mismatch`,
+/// `:unsupported_media_type`).
 fn error_reason<'a>(env: Env<'a>, call: Call, e: &Error) -> Term<'a> {
     match (e.kind, e.http_status) {
         (ErrorKind::BadInput, _) if e.reason == reason::NO_MATCHING_PLATFORM => {
@@ -804,7 +896,7 @@ fn error_reason<'a>(env: Env<'a>, call: Call, e: &Error) -> Term<'a> {
         (ErrorKind::Http, Some(status)) => {
             let tag = match call {
                 Call::Manifest => atoms::manifest_http(),
-                Call::Blob | Call::BlobToFile => atoms::blob_http(),
+                Call::Blob | Call::BlobToFile | Call::Unpack => atoms::blob_http(),
                 Call::Pull if answered_manifest_request(e) => atoms::manifest_http(),
                 Call::Pull => atoms::blob_http(),
             };
@@ -816,6 +908,10 @@ fn error_reason<'a>(env: Env<'a>, call: Call, e: &Error) -> Term<'a> {
             (atoms::digest_mismatch(), atoms::blob()).encode(env)
         }
         (ErrorKind::Cancelled, _) => atoms::cancelled().encode(env),
+        (ErrorKind::Layer, _) => {
+            let why = Atom::from_str(env, e.reason).unwrap_or_else(|_| atoms::layer());
+            (atoms::layer(), why, e.message.as_str()).encode(env)
+        }
         (ErrorKind::Io, _) => {
             let path = e
                 .path

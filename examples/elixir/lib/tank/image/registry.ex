@@ -13,7 +13,10 @@ defmodule Tank.Image.Registry do
       otherwise; use `blob_to_file/5` for layers);
     * `blob_to_file/5` → `:ok`, the blob verified in a file (an addition);
     * `pull/3` → `{:ok, info}`, a whole image (the platform's, out of an
-      index) in an OCI image layout directory (an addition).
+      index) in an OCI image layout directory (an addition), and with
+      `:rootfs` unpacked into a root filesystem directory as well;
+    * `unpack/4` → `{:ok, info}`, an image of an OCI image layout unpacked
+      into a root filesystem directory (an addition).
 
   The bearer-token handshake, manifest fetch, and digest-verified blob
   download all live in tank's Rust core now. No scheduler waits on the
@@ -21,7 +24,10 @@ defmodule Tank.Image.Registry do
   back as a message, so any number of calls run at once, and a caller that
   exits or is killed cancels its call. `blob_to_file/5` streams a blob of
   any size to disk, resumably, with progress messages; `pull/3` does that
-  for all of an image's blobs, several at once, into an OCI layout.
+  for all of an image's blobs, several at once, into an OCI layout;
+  `unpack/4` (or `pull/3` with `:rootfs`) turns an image of such a layout
+  into a root filesystem, each layer streamed, verified and applied in one
+  pass, safe against layers that try to write outside it.
 
   The 4th argument is an optional token cache (`t:token_cache/0`, made by
   `new_token_cache/1`) that `Tank.Image` threads across a pull so the bearer
@@ -82,9 +88,10 @@ defmodule Tank.Image.Registry do
       URL at fault) and, when there is one, `:status` (an HTTP status) and
       `:body` (an excerpt of the answer).
 
-  The additions (`blob_to_file/5`, `pull/3`) add `:cancelled`,
-  `{:io, path, message}` and, for `pull/3`,
-  `{:no_matching_platform, platforms}`; their docs say when.
+  The additions (`blob_to_file/5`, `pull/3`, `unpack/4`) add `:cancelled`,
+  `{:io, path, message}`, for `pull/3` `{:no_matching_platform,
+  platforms}`, and for `unpack/4` (and `pull/3` with `:rootfs`)
+  `{:layer, reason, message}`; their docs say when.
 
   ## Bounds
 
@@ -93,8 +100,8 @@ defmodule Tank.Image.Registry do
     * `manifest/5` and `blob/5` take a `:timeout` (the whole call,
       default 10 minutes: well past tank's own bounds on each request, 15 s
       to connect, 15 s of silence, a token answer, a few retries);
-    * `blob_to_file/5` and `pull/3`, which may rightly run for hours, take
-      an `:idle_timeout` instead: how long the call may go without
+    * `blob_to_file/5`, `pull/3` and `unpack/4`, which may rightly run for
+      hours, take an `:idle_timeout` instead: how long the call may go without
       progress (default 10 minutes);
     * past either the call is cancelled (its connections close) and the
       answer is `{:error, {:request_failed, %{reason: :timeout, kind:
@@ -186,12 +193,38 @@ defmodule Tank.Image.Registry do
                optional(:body) => String.t()
              }}
 
+  @typedoc """
+  Why a layer cannot be applied (`unpack/4`, `pull/3` with `:rootfs`):
+
+    * `:unsafe_path` — an entry would land outside the root (a name that
+      climbs, `../x`, a whiteout naming `.` or `..`, a hardlink to
+      something outside the root or to a directory);
+    * `:bad_layer` — not a tar, a corrupt or truncated stream, a header
+      tank refuses (an extension header over 1 MiB, a name longer than
+      the OS takes), or a config whose `diff_ids` do not pair with the
+      layers;
+    * `:diff_id_mismatch` — the uncompressed layer does not hash to the
+      config's `rootfs.diff_ids` entry;
+    * `:unsupported_media_type` — a layer type tank cannot apply.
+  """
+  @type layer_reason() :: :unsafe_path | :bad_layer | :diff_id_mismatch | :unsupported_media_type
+
+  @typedoc "What a failed `unpack/4` returns after `:error`."
+  @type unpack_error_reason() ::
+          {:layer, layer_reason(), String.t()}
+          | {:bad_input, String.t()}
+          | {:digest_mismatch, :blob}
+          | {:request_failed, map()}
+          | :cancelled
+          | {:io, String.t(), String.t()}
+
   @typedoc "What a failed `pull/3` returns after `:error`."
   @type pull_error_reason() ::
           error_reason()
           | :cancelled
           | {:io, String.t(), String.t()}
           | {:no_matching_platform, [String.t()]}
+          | {:layer, layer_reason(), String.t()}
 
   @default_ttl_ms 60_000
   @default_jobs 4
@@ -385,6 +418,13 @@ defmodule Tank.Image.Registry do
       `{:ok, info}`.
     * `:idle_timeout` — as for `blob_to_file/5`: how long the pull may go
       without progress (default 10 minutes).
+    * `:rootfs` — a directory path: the image is also unpacked there, as
+      `unpack/4` unpacks it, each layer applied as soon as it and every
+      layer below it are in `layout` while the later ones still download.
+      `:progress` then counts each blob byte twice, once downloaded and once
+      applied (`total` is twice the blobs' bytes). Default `nil`: the
+      layout only.
+    * `:keep_owners`, `:replace` — as for `unpack/4`, with `:rootfs`.
 
   Returns `{:ok, info}`, `info` as `manifest/4` gives it, for the image
   manifest pulled (for an index, the platform's image manifest).
@@ -403,11 +443,15 @@ defmodule Tank.Image.Registry do
     * `{:no_matching_platform, platforms}` — the index has no image for
       the platform; `platforms` lists those it has (`"os/arch[/variant]"`
       as the index writes them, attestations left out);
-    * `:cancelled` and `{:io, path, message}`, as for `blob_to_file/5`.
+    * `:cancelled` and `{:io, path, message}`, as for `blob_to_file/5`;
+    * with `:rootfs`, those of `unpack/4`: `{:layer, reason, message}`,
+      and `{:io, rootfs, message}` for a `rootfs` that exists without
+      `replace: true`.
 
   No scheduler is held while the image arrives, and a caller that exits or
   is killed cancels the pull: its connections close, and what arrived stays
-  in `ingest/` for the next pull to resume.
+  in `ingest/` for the next pull to resume; with `:rootfs`, the temporary
+  tree is removed and `rootfs` is left as it was.
   """
   @spec pull(String.t(), Path.t(), keyword()) :: {:ok, info()} | {:error, pull_error_reason()}
   def pull(reference, layout, opts \\ []) do
@@ -417,20 +461,123 @@ defmodule Tank.Image.Registry do
         jobs: @default_jobs,
         token_cache: nil,
         progress: nil,
-        idle_timeout: @default_idle_timeout_ms
+        idle_timeout: @default_idle_timeout_ms,
+        rootfs: nil,
+        keep_owners: false,
+        replace: false
       )
 
     {platform, jobs} = {opts[:platform], opts[:jobs]}
     {cache, progress, idle_timeout} = {opts[:token_cache], opts[:progress], opts[:idle_timeout]}
+    {rootfs, keep_owners, replace} = {opts[:rootfs], opts[:keep_owners], opts[:replace]}
 
     with :ok <- check_strings(reference: reference, layout: layout),
          :ok <- check_platform(platform),
          :ok <- check_jobs(jobs),
          :ok <- check_cache(cache),
          :ok <- check_progress(progress),
+         :ok <- check_wait(:idle_timeout, idle_timeout),
+         :ok <- check_rootfs(rootfs),
+         :ok <- check_booleans(keep_owners: keep_owners, replace: replace) do
+      await(
+        &Tank.Native.pull(
+          &1,
+          reference,
+          layout,
+          platform,
+          jobs,
+          cache,
+          progress,
+          rootfs,
+          keep_owners,
+          replace
+        ),
+        {:idle, idle_timeout}
+      )
+    end
+  end
+
+  @doc """
+  Unpacks the image `image` of the OCI image layout `layout` into the new
+  directory `rootfs`, and returns the image manifest unpacked.
+
+  `image` names an entry of the layout's `index.json`: its
+  `org.opencontainers.image.ref.name` exactly as written (`pull/3` writes
+  the full normalized reference, `"docker.io/library/alpine:latest"`;
+  `skopeo copy` writes what it was given), else a reference that
+  normalizes to one (`"alpine"`), or the digest `"sha256:…"` of an entry's
+  image manifest. An entry that is an index, or none, is `{:bad_input,
+  message}` (the message lists the names the layout has).
+
+  Each layer blob is read once, as it streams: decompressed (`tar`,
+  `tar+gzip`, `tar+zstd`, and Docker's layer types), its digest and its
+  diff_id (the config's `rootfs.diff_ids`) checked in that same pass, and
+  applied in order: whiteouts and opaque directories as OCI says, modes
+  (setuid, setgid and sticky too) and modification times, hardlinks and
+  symlinks (their targets kept verbatim). Memory stays bounded for any
+  layer size. Every path and every link is resolved as if `rootfs` were
+  `/`: nothing a layer says reaches outside it.
+
+  The tree is built in a temporary directory beside `rootfs` and renamed
+  to `rootfs` when every layer is in; on any failure, cancel or caller exit
+  that tree is removed and `rootfs` is left as it was.
+
+  Options:
+
+    * `:keep_owners` — owners and groups from the layer (numeric ids),
+      device nodes, and every xattr (`security.capability` too): needs
+      root (without it, `{:bad_input, message}` before any work). Default
+      `false`: rootless, as `Tank.Image` unpacks: files belong to the VM's
+      user, device nodes are skipped, only `user.*` xattrs are applied.
+    * `:replace` — replace an existing `rootfs` (the old tree stays whole
+      until the new one is, then the two are exchanged in one step and the
+      old one removed). Default `false`: an existing `rootfs` is
+      `{:io, rootfs, message}`.
+    * `:progress` — a pid that gets `{:tank_progress, rootfs, done,
+      total}`, `rootfs` being the very string passed in, `done` the layer
+      bytes read so far of their total size, at most every 100 ms, and once
+      with `done == total` before `{:ok, info}`.
+    * `:idle_timeout` — as for `blob_to_file/5` (default 10 minutes).
+
+  Errors (`t:unpack_error_reason/0`):
+
+    * `{:layer, reason, message}` — a layer cannot be applied; `reason`
+      (`t:layer_reason/0`) is `:unsafe_path`, `:bad_layer`,
+      `:diff_id_mismatch` or `:unsupported_media_type`, `message` says
+      which layer and, for `:unsafe_path`, which entry;
+    * `{:digest_mismatch, :blob}` — a blob in the layout does not hash to
+      its digest;
+    * `{:bad_input, message}` — an argument of the wrong type, an `image`
+      the layout does not have (or that is an index), `keep_owners: true`
+      without root;
+    * `{:io, path, message}` — an existing `rootfs` without `replace:
+      true`, a layout that cannot be read, a full disk;
+    * `:cancelled`, and `{:request_failed, %{reason: :timeout}}` past
+      `:idle_timeout`.
+
+  No scheduler is held while the layers are applied, and a caller that
+  exits or is killed cancels the unpack: its temporary tree is removed.
+  """
+  @spec unpack(Path.t(), String.t(), Path.t(), keyword()) ::
+          {:ok, info()} | {:error, unpack_error_reason()}
+  def unpack(layout, image, rootfs, opts \\ []) do
+    opts =
+      Keyword.validate!(opts,
+        keep_owners: false,
+        replace: false,
+        progress: nil,
+        idle_timeout: @default_idle_timeout_ms
+      )
+
+    {keep_owners, replace} = {opts[:keep_owners], opts[:replace]}
+    {progress, idle_timeout} = {opts[:progress], opts[:idle_timeout]}
+
+    with :ok <- check_strings(layout: layout, image: image, rootfs: rootfs),
+         :ok <- check_booleans(keep_owners: keep_owners, replace: replace),
+         :ok <- check_progress(progress),
          :ok <- check_wait(:idle_timeout, idle_timeout) do
       await(
-        &Tank.Native.pull(&1, reference, layout, platform, jobs, cache, progress),
+        &Tank.Native.unpack(&1, layout, image, rootfs, keep_owners, replace, progress),
         {:idle, idle_timeout}
       )
     end
@@ -529,6 +676,22 @@ defmodule Tank.Image.Registry do
 
   defp check_jobs(other),
     do: {:error, {:bad_input, "jobs must be a positive integer, got: #{inspect(other)}"}}
+
+  defp check_rootfs(nil), do: :ok
+  defp check_rootfs(rootfs) when is_binary(rootfs), do: :ok
+
+  defp check_rootfs(other),
+    do: {:error, {:bad_input, "rootfs must be a string or nil, got: #{inspect(other)}"}}
+
+  defp check_booleans(args) do
+    Enum.find_value(args, :ok, fn
+      {_name, value} when is_boolean(value) ->
+        nil
+
+      {name, value} ->
+        {:error, {:bad_input, "#{name} must be true or false, got: #{inspect(value)}"}}
+    end)
+  end
 
   defp check_progress(nil), do: :ok
   defp check_progress(pid) when is_pid(pid), do: :ok

@@ -117,7 +117,10 @@ defmodule Tank.Image.ConcurrencyTest do
           |> Enum.map(fn {path, i} ->
             layer = Enum.at(layers, rem(i, length(layers)))
             size = image["blob_sizes"][layer]
-            Task.async(fn -> Registry.blob_to_file(registry, image["repo"], layer, path, size: size) end)
+
+            Task.async(fn ->
+              Registry.blob_to_file(registry, image["repo"], layer, path, size: size)
+            end)
           end)
           |> Task.await_many(120_000)
 
