@@ -704,8 +704,17 @@ fn remove_under<V>(map: &mut BTreeMap<Vec<u8>, V>, path: &[u8]) {
     }
 }
 
+/// A name for a message: a hostile one may be 1 MiB long, so only its
+/// first 200 characters and its length are shown.
 fn show(name: &[u8]) -> String {
-    String::from_utf8_lossy(name).into_owned()
+    const SHOWN: usize = 200;
+    let lossy = String::from_utf8_lossy(name);
+    let mut chars = lossy.chars();
+    let head: String = chars.by_ref().take(SHOWN).collect();
+    match chars.next() {
+        Some(_) => format!("{head}... ({} bytes)", name.len()),
+        None => head,
+    }
 }
 
 fn show_path(path: &[u8]) -> &Path {
@@ -1431,7 +1440,13 @@ mod tests {
                 .unwrap();
             let err = apply(&mut tree, builder.into_inner().unwrap()).unwrap_err();
             assert_eq!(err.reason, reason::BAD_LAYER, "{r:?}: {err}");
-            assert!(err.message.contains(&long), "{err}");
+            // Named, but not whole: a hostile name may be 1 MiB long.
+            assert!(
+                err.message.contains(&format!("d/{}", &long[..198])),
+                "{err}"
+            );
+            assert!(err.message.contains("(302 bytes)"), "{err}");
+            assert!(!err.message.contains(&long), "{err}");
             fx.untouched();
         });
     }
