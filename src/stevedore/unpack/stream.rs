@@ -73,7 +73,10 @@ impl Plan {
     /// Hashing the diff_id costs about what decompressing zstd or applying
     /// a layer on tmpfs does; beside either it made that side the long
     /// pole. On a thread of its own the OS spreads the three over the
-    /// cores (the numbers: `bench` below).
+    /// cores. `bench` below, 2 cores, files written to tmpfs, 256 MiB
+    /// layer of mixed files: gzip 0.30 s vs 0.40-0.43 s beside the decoder,
+    /// zstd 0.30-0.31 s vs 0.38-0.40 s; beside `consume` about the same
+    /// (zstd 0.27) but slower on 50k small files (0.45 vs 0.41).
     const CHOSEN: Plan = Plan {
         pipelined: true,
         diff_id: Side::Own,
