@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::c_example::tank_pull_exe;
 use common::origin::{respond, respond_head, Origin, Request};
 use common::tools::tool;
 use common::*;
@@ -16,35 +17,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tank_testrig::IndexEntryInfo;
 
-/// The static `tank-pull`, built once per test process against the release
-/// `libtank.a`, into a directory of that process's own: test runners that
-/// give each test a process (nextest) must not have one relink the binary
-/// another is running. The cargo command is the demo's and CI's, word for
-/// word: another package set would unify features differently and rebuild
-/// the library.
-fn build_tank_pull() -> PathBuf {
-    static BUILT: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
-    BUILT.get_or_init(build).1.clone()
-}
-
-fn build() -> (tempfile::TempDir, PathBuf) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(cargo)
-        .args(["build", "--release", "-p", "tank", "-p", "tank-testrig"])
-        .current_dir(root()));
-    let dir = tempfile::tempdir().unwrap();
-    let build_dir = format!("BUILD={}", dir.path().display());
-    run(Command::new("make")
-        .args(["-C", "examples/c", "PROFILE=release", &build_dir])
-        .arg(dir.path().join("tank-pull"))
-        .current_dir(root()));
-    let exe = dir.path().join("tank-pull");
-    (dir, exe)
-}
-
 /// Runs `tank-pull` with stdout and stderr piped (so stderr is no terminal).
 fn tank_pull(args: &[&str]) -> Output {
-    let exe = build_tank_pull();
+    let exe = tank_pull_exe();
     Command::new(&exe)
         .args(args)
         .stdin(Stdio::null())
@@ -389,7 +364,7 @@ fn stderr_on_a_terminal(args: &[&str]) -> (Option<i32>, String, String) {
         let _ = std::fs::File::from(master).read_to_end(&mut got);
         got
     });
-    let exe = build_tank_pull();
+    let exe = tank_pull_exe();
     let out = Command::new(&exe)
         .args(args)
         .stdin(Stdio::null())
@@ -502,7 +477,7 @@ fn sigint_cancels_the_pull_and_the_same_command_resumes_it() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("image");
     let args = [img.origin.addr(), "a/b", "v1", layout.to_str().unwrap()];
-    let exe = build_tank_pull();
+    let exe = tank_pull_exe();
     let mut cmd = Command::new(&exe);
     // tank-pull leaves a SIGINT ignored on entry ignored, as a background
     // job's is; this test's own runner may have been started as one.

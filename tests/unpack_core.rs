@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::c_example::tank_pull_exe;
 use common::origin::{respond, Origin};
 use common::tools::tool;
 use common::unpack::{pull_unpack, unpack, TANK_UNPACK_KEEP_OWNERS, TANK_UNPACK_REPLACE};
@@ -1179,29 +1180,6 @@ fn cancel_ends_pull_unpack_within_500_ms_with_the_temporary_tree_removed() {
 
 // ---------------------------------------------------------------------------
 // The C example
-
-/// `tank-pull` built as tests/tank_pull.rs builds it: the release
-/// `libtank.a`, the example's Makefile, a directory of this process's own.
-fn tank_pull_exe() -> PathBuf {
-    static BUILT: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            run(Command::new(cargo)
-                .args(["build", "--release", "-p", "tank", "-p", "tank-testrig"])
-                .current_dir(root()));
-            let dir = tempfile::tempdir().unwrap();
-            let build_dir = format!("BUILD={}", dir.path().display());
-            run(Command::new("make")
-                .args(["-C", "examples/c", "PROFILE=release", &build_dir])
-                .arg(dir.path().join("tank-pull"))
-                .current_dir(root()));
-            let exe = dir.path().join("tank-pull");
-            (dir, exe)
-        })
-        .1
-        .clone()
-}
 
 #[test]
 fn the_c_example_unpacks_with_rootfs() {

@@ -6,6 +6,7 @@ use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 
 pub mod blob_files;
+pub mod c_example;
 pub mod hostile_layers;
 pub mod layers;
 pub mod origin;

@@ -1,0 +1,32 @@
+//! The C example `tank-pull`, built for the tests that run it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use super::{root, run};
+
+/// The static `tank-pull`, built once per test process against the release
+/// `libtank.a`, into a directory of that process's own: test runners that
+/// give each test a process (nextest) must not have one relink the binary
+/// another is running. The cargo command is the demo's and CI's, word for
+/// word: another package set would unify features differently and rebuild
+/// the library.
+pub fn tank_pull_exe() -> PathBuf {
+    static BUILT: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build).1.clone()
+}
+
+fn build() -> (tempfile::TempDir, PathBuf) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(cargo)
+        .args(["build", "--release", "-p", "tank", "-p", "tank-testrig"])
+        .current_dir(root()));
+    let dir = tempfile::tempdir().unwrap();
+    let build_dir = format!("BUILD={}", dir.path().display());
+    run(Command::new("make")
+        .args(["-C", "examples/c", "PROFILE=release", &build_dir])
+        .arg(dir.path().join("tank-pull"))
+        .current_dir(root()));
+    let exe = dir.path().join("tank-pull");
+    (dir, exe)
+}
