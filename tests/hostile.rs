@@ -298,7 +298,11 @@ fn faults_before_the_response_are_retried_then_reported() {
             TankStatus::TANK_ERR_TRANSPORT,
             reason,
             FAST,
-            || on_core(|c| async move { c.blob(&addr, "a/b", &digest, None).await }),
+            || {
+                on_core(
+                    |c| async move { common::core::blob(&c, &addr, "a/b", &digest, None).await },
+                )
+            },
         );
         assert_eq!(o.requests().len(), 4, "{case}: the first try and 3 retries");
     }
@@ -318,7 +322,7 @@ fn a_stall_after_the_headers_fires_the_idle_timeout_on_the_core() {
         TankStatus::TANK_ERR_TRANSPORT,
         "timeout",
         FAST,
-        || on_core(|c| async move { c.manifest(&addr, "a/b", "v1", None).await }),
+        || on_core(|c| async move { common::core::manifest(&c, &addr, "a/b", "v1", None).await }),
     );
     assert!(started.elapsed() >= Duration::from_millis(390));
     assert_eq!(o.requests().len(), 1, "a body-level timeout is not retried");
@@ -336,7 +340,7 @@ fn a_stall_after_the_headers_fires_the_idle_timeout_on_the_core() {
     let (addr, digest) = (o.addr().to_owned(), sha256(&body));
     let started = Instant::now();
     let got = succeeds("core: 20-byte trickle over 2 s (400 ms idle)", FAST, || {
-        on_core(|c| async move { c.blob(&addr, "a/b", &digest, None).await })
+        on_core(|c| async move { common::core::blob(&c, &addr, "a/b", &digest, None).await })
     });
     assert_eq!(got, body);
     assert!(started.elapsed() > Duration::from_millis(1900));

@@ -12,8 +12,8 @@ use proptest::prelude::*;
 use sha2::{Digest as _, Sha256, Sha512};
 use tank::stevedore::challenge::{self, Challenge};
 use tank::stevedore::digest::{Algorithm, Digest, Hasher};
-use tank::stevedore::reference::{Reference, Registry, Repository};
-use tank::stevedore::ImageReference;
+use tank::stevedore::ImageRef;
+use tank::stevedore::{Registry, Repository, TagOrDigest};
 
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -221,12 +221,12 @@ proptest! {
         TAG,
         digest_string(),
     ]) {
-        match Reference::parse(&s) {
-            Ok(Reference::Digest(d)) => {
+        match TagOrDigest::parse(&s) {
+            Ok(TagOrDigest::Digest(d)) => {
                 prop_assert!(digest_ok(&s));
                 prop_assert_eq!(d.to_string(), s);
             }
-            Ok(Reference::Tag(t)) => {
+            Ok(TagOrDigest::Tag(t)) => {
                 prop_assert!(tag_ok(&s) && !digest_ok(&s), "{:?}", s);
                 prop_assert_eq!(t, s);
             }
@@ -264,12 +264,12 @@ proptest! {
         };
         prop_assert_eq!(registry.scheme(), scheme);
         let repo = Repository::parse(&repo).unwrap();
-        let r = Reference::parse(&reference).unwrap();
+        let r = TagOrDigest::parse(&reference).unwrap();
         let url = registry.manifest_url(&repo, &r);
         prop_assert_eq!(url.path(), format!("/v2/{}/manifests/{reference}", repo.as_str()));
         prop_assert!(url.query().is_none() && url.fragment().is_none());
         prop_assert_eq!(url.scheme(), scheme);
-        if let Reference::Digest(d) = &r {
+        if let TagOrDigest::Digest(d) = &r {
             let blob_url = registry.blob_url(&repo, d);
             prop_assert_eq!(blob_url.path(), format!("/v2/{}/blobs/{d}", repo.as_str()));
         }
@@ -671,14 +671,14 @@ proptest! {
         1 => nearly("ab:/@.-_[]1A"),
     ]) {
         let want = distribution::expect(&s);
-        let got = ImageReference::parse(&s);
+        let got = ImageRef::parse(&s);
         prop_assert_eq!(got.is_ok(), want.is_some(), "{:?}: {:?}", s, got);
         if let Err(e) = &got {
             prop_assert!(e.message.len() < 600, "message of {} bytes", e.message.len());
         }
         if let (Ok(got), Some(want)) = (got, &want) {
-            prop_assert_eq!(&got.registry, &want.registry, "{:?}", s);
-            prop_assert_eq!(&got.repository, &want.repository, "{:?}", s);
+            prop_assert_eq!(&got.registry.as_written(), &want.registry, "{:?}", s);
+            prop_assert_eq!(got.repository.as_str(), &want.repository, "{:?}", s);
             prop_assert_eq!(&got.tag, &want.tag, "{:?}", s);
             prop_assert_eq!(got.digest.map(|d| d.to_string()), want.digest.clone(), "{:?}", s);
             prop_assert_eq!(&got.name, &want.name, "{:?}", s);
@@ -727,9 +727,9 @@ proptest! {
         // go-digest refines the grammar: registered algorithms, their length,
         // lowercase hex.
         prop_assert!(!digest_ok(&s) || distribution::digest(&s), "{:?}", s);
-        match Reference::parse(&s) {
-            Ok(Reference::Tag(_)) => prop_assert!(distribution::tag(&s), "{:?}", s),
-            Ok(Reference::Digest(_)) => prop_assert!(distribution::digest(&s) && digest_ok(&s), "{:?}", s),
+        match TagOrDigest::parse(&s) {
+            Ok(TagOrDigest::Tag(_)) => prop_assert!(distribution::tag(&s), "{:?}", s),
+            Ok(TagOrDigest::Digest(_)) => prop_assert!(distribution::digest(&s) && digest_ok(&s), "{:?}", s),
             Err(_) => prop_assert!(!distribution::tag(&s) && !digest_ok(&s), "{:?}", s),
         }
     }
@@ -772,11 +772,15 @@ fn references_where_tank_and_distribution_parted_agree() {
     ];
     for s in inputs {
         let want = distribution::expect(s);
-        let got = ImageReference::parse(s);
+        let got = ImageRef::parse(s);
         assert_eq!(got.is_ok(), want.is_some(), "{s:?}: {got:?}, want {want:?}");
         if let (Ok(got), Some(want)) = (got, want) {
             assert_eq!(
-                (got.registry, got.repository, got.name),
+                (
+                    got.registry.as_written(),
+                    got.repository.as_str().to_owned(),
+                    got.name
+                ),
                 (want.registry, want.repository, want.name),
                 "{s:?}"
             );

@@ -24,7 +24,7 @@ use common::origin::{reset, respond, respond_head, Origin};
 use common::sha256;
 use common::test_ca::TestCa;
 use tank::stevedore::credentials::Credential;
-use tank::stevedore::{Client, Config, TokenCache};
+use tank::stevedore::{Client, Config, Session};
 
 type Script<'a> = &'a (dyn Fn(&Seen) -> Reply + Send + Sync);
 
@@ -311,7 +311,7 @@ fn a_cached_credential_never_follows_its_registry_to_plain_http() {
             let case = format!("{challenge:?}, {} then {}", order[0], order[1]);
             let server = registry_for(&pki, challenge);
             let port = server.port;
-            let cache = TokenCache::default();
+            let cache = Session::default();
             cache
                 .credentials
                 .set(
@@ -329,7 +329,13 @@ fn a_cached_credential_never_follows_its_registry_to_plain_http() {
             let mut https_ok = false;
             for scheme_now in [order[0], order[1], order[0], order[1]] {
                 let registry = format!("{scheme_now}://reg.test:{port}");
-                let got = block_on(client.manifest(&registry, "a/b", "v1", Some(&cache)));
+                let got = block_on(common::core::manifest(
+                    &client,
+                    &registry,
+                    "a/b",
+                    "v1",
+                    Some(&cache),
+                ));
                 if scheme_now == "https" {
                     https_ok |= got.is_ok();
                 }
@@ -373,7 +379,7 @@ fn an_anonymous_token_still_reaches_a_plain_http_registry() {
         let asked = format!(r#"Bearer realm="http://reg.test:{port}/token",service="reg""#);
         (401, vec![header("WWW-Authenticate", &asked)], vec![])
     });
-    let cache = TokenCache::default();
+    let cache = Session::default();
     let registry = format!("http://reg.test:{}", server.port);
     cache
         .credentials
@@ -387,8 +393,14 @@ fn an_anonymous_token_still_reaches_a_plain_http_registry() {
         .unwrap();
     let client = client(|_| {});
     for call in 0..2 {
-        block_on(client.manifest(&registry, "a/b", "v1", Some(&cache)))
-            .unwrap_or_else(|e| panic!("call {call}: {e}"));
+        block_on(common::core::manifest(
+            &client,
+            &registry,
+            "a/b",
+            "v1",
+            Some(&cache),
+        ))
+        .unwrap_or_else(|e| panic!("call {call}: {e}"));
     }
     let seen = server.seen();
     let alice = basic_header("alice", "PASSWORD_SECRET");
@@ -433,7 +445,7 @@ fn a_client_certificate_goes_only_to_the_registry_it_was_set_for() {
         })
     };
     let registry = format!("reg.test:{}", server.port);
-    let cache = TokenCache::default();
+    let cache = Session::default();
     let certs = pki.certs_dir_for(&registry);
     cache
         .change_trust(|t| {
@@ -442,7 +454,14 @@ fn a_client_certificate_goes_only_to_the_registry_it_was_set_for() {
         })
         .unwrap();
     let client = client(|_| {});
-    let got = block_on(client.blob(&registry, "a/b", &digest, Some(&cache))).unwrap();
+    let got = block_on(common::core::blob(
+        &client,
+        &registry,
+        "a/b",
+        &digest,
+        Some(&cache),
+    ))
+    .unwrap();
     assert_eq!(got, payload);
 
     let seen = server.seen();
@@ -488,7 +507,14 @@ fn messages_never_quote_a_presigned_query() {
             respond(conn, 307, &[("Location", location.as_str())], b"")
         });
         let client = client(|c| c.max_retries = 1);
-        let e = block_on(client.blob(registry.addr(), "a/b", &sha256(b"x"), None)).unwrap_err();
+        let e = block_on(common::core::blob(
+            &client,
+            registry.addr(),
+            "a/b",
+            &sha256(b"x"),
+            None,
+        ))
+        .unwrap_err();
         eprintln!("CASE {case}: {:?}/{}: {}", e.kind, e.reason, e.message);
         assert!(
             !e.message.contains("SECRET"),
@@ -509,7 +535,7 @@ fn messages_never_quote_a_presigned_query() {
             format!(r#"Bearer realm="{realm}",service="svc",scope="repository:a/b:pull""#);
         respond(conn, 401, &[("WWW-Authenticate", challenge.as_str())], b"")
     });
-    let cache = TokenCache::default();
+    let cache = Session::default();
     cache
         .credentials
         .set(
@@ -521,7 +547,14 @@ fn messages_never_quote_a_presigned_query() {
         )
         .unwrap();
     let client = client(|c| c.max_retries = 1);
-    let e = block_on(client.manifest(registry.addr(), "a/b", "v1", Some(&cache))).unwrap_err();
+    let e = block_on(common::core::manifest(
+        &client,
+        registry.addr(),
+        "a/b",
+        "v1",
+        Some(&cache),
+    ))
+    .unwrap_err();
     eprintln!("CASE realm: {:?}/{}: {}", e.kind, e.reason, e.message);
     assert_eq!(e.reason, "token_request_failed", "{}", e.message);
     for hidden in ["SECRET", "account=", "scope="] {
@@ -556,16 +589,14 @@ fn a_trickling_token_server_holds_no_call_past_the_token_bound() {
         let challenge = format!(r#"Bearer realm="{realm}",service="svc""#);
         respond(conn, 401, &[("WWW-Authenticate", challenge.as_str())], b"")
     });
-    let cache = TokenCache::default();
+    let cache = Session::default();
     let client = client(|c| {
         c.idle_timeout = Duration::from_secs(2);
         c.token_timeout = BOUND;
     });
     let started = Instant::now();
     let call = || async {
-        let r = client
-            .manifest(registry.addr(), "a/b", "v1", Some(&cache))
-            .await;
+        let r = common::core::manifest(&client, registry.addr(), "a/b", "v1", Some(&cache)).await;
         (r, started.elapsed())
     };
     let (first, second) = block_on(async { tokio::join!(call(), call()) });

@@ -3,7 +3,7 @@
 //! they accept builds a URL whose path is exactly the names given: nothing
 //! is escaped, normalised away or smuggled into the query.
 use libfuzzer_sys::fuzz_target;
-use tank::stevedore::reference::{Reference, Registry, Repository};
+use tank::stevedore::{Registry, Repository, TagOrDigest};
 
 fuzz_target!(|input: &str| {
     let mut parts = input.splitn(3, '\n');
@@ -14,7 +14,7 @@ fuzz_target!(|input: &str| {
     );
     let registry = Registry::parse(registry);
     let repo = Repository::parse(repo);
-    let reference = Reference::parse(reference);
+    let reference = TagOrDigest::parse(reference);
     if let (Ok(registry), Ok(repo), Ok(reference)) = (registry, repo, reference) {
         let url = registry.manifest_url(&repo, &reference);
         assert_eq!(

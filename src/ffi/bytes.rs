@@ -6,6 +6,7 @@ use super::cancel::TankCancel;
 use super::{boundary, fetch_args, TankError, TankStatus};
 use crate::runtime;
 use crate::stevedore::cancel::cancellable;
+use crate::stevedore::{Bounds, Digest};
 
 /// Bytes owned by tank until `tank_bytes_release`.
 #[repr(C)]
@@ -128,13 +129,13 @@ unsafe fn fetch_blob(
     err: *mut *mut TankError,
 ) -> TankStatus {
     boundary(err, || {
-        let a = fetch_args(registry, repo, ("digest", digest), cache, out)?;
+        let parse_digest = |d: &str| Digest::parse_argument("digest", d);
+        let a = fetch_args(registry, repo, ("digest", digest), parse_digest, cache, out)?;
         let cancel = TankCancel::shared(cancel);
         let bytes = runtime::block_on(async move {
-            let client = runtime::client()?;
-            let fetch =
-                client.blob_sized(&a.registry, &a.repo, &a.target, size, a.cache.as_deref());
-            cancellable(cancel.as_ref(), fetch).await
+            let repo = runtime::client()?.repo(a.registry, a.repo, a.session.as_deref());
+            let bounds = Bounds { size, limit: None };
+            cancellable(cancel.as_ref(), repo.blob(&a.target, bounds)).await
         })?;
         let owner = Box::new(bytes);
         out.write(TankBytes {

@@ -7,13 +7,13 @@ use super::{boundary, string_arg, TankError, TankStatus};
 use crate::stevedore::credentials::Credential;
 use crate::stevedore::error::Error;
 use crate::stevedore::secret::Secret;
-use crate::stevedore::TokenCache;
+use crate::stevedore::Session;
 
 /// A bearer-token cache shared by the calls of one pull. Opaque and
 /// thread-safe: many threads may use one cache at once. Free it with
 /// `tank_cache_free` once no call is using it.
 pub struct TankCache {
-    pub(crate) tokens: Arc<TokenCache>,
+    pub(crate) tokens: Arc<Session>,
 }
 
 impl TankCache {
@@ -21,7 +21,7 @@ impl TankCache {
     ///
     /// # Safety
     /// `cache` is NULL or a live pointer from `tank_cache_new*`.
-    pub(crate) unsafe fn shared(cache: *const TankCache) -> Option<Arc<TokenCache>> {
+    pub(crate) unsafe fn shared(cache: *const TankCache) -> Option<Arc<Session>> {
         cache.as_ref().map(|c| c.tokens.clone())
     }
 }
@@ -39,7 +39,7 @@ pub extern "C" fn tank_cache_new() -> *mut TankCache {
 pub extern "C" fn tank_cache_new_with_ttl(ttl_ms: u64) -> *mut TankCache {
     std::panic::catch_unwind(|| {
         Box::into_raw(Box::new(TankCache {
-            tokens: Arc::new(TokenCache::new(Duration::from_millis(ttl_ms))),
+            tokens: Arc::new(Session::new(Duration::from_millis(ttl_ms))),
         }))
     })
     .unwrap_or(std::ptr::null_mut())
@@ -64,7 +64,7 @@ pub unsafe extern "C" fn tank_cache_free(cache: *mut TankCache) {
 ///
 /// # Safety
 /// `cache` is NULL or a live pointer from `tank_cache_new*`.
-unsafe fn settings_of(cache: *mut TankCache) -> Result<Arc<TokenCache>, Error> {
+unsafe fn settings_of(cache: *mut TankCache) -> Result<Arc<Session>, Error> {
     TankCache::shared(cache).ok_or_else(|| Error::bad_input("cache is NULL"))
 }
 

@@ -6,7 +6,7 @@ use super::cancel::TankCancel;
 use super::{boundary, c_string, fetch_args, TankError, TankStatus};
 use crate::runtime;
 use crate::stevedore::cancel::cancellable;
-use crate::stevedore::{Descriptor, Manifest};
+use crate::stevedore::{Descriptor, Manifest, TagOrDigest};
 
 /// A content descriptor: a config, a layer, or an index entry.
 #[repr(C)]
@@ -161,12 +161,12 @@ pub unsafe extern "C" fn tank_manifest_with(
     err: *mut *mut TankError,
 ) -> TankStatus {
     boundary(err, || {
-        let a = fetch_args(registry, repo, ("reference", reference), cache, out)?;
+        let target = ("reference", reference);
+        let a = fetch_args(registry, repo, target, TagOrDigest::parse, cache, out)?;
         let cancel = TankCancel::shared(cancel);
         let manifest = runtime::block_on(async move {
-            let client = runtime::client()?;
-            let fetch = client.manifest(&a.registry, &a.repo, &a.target, a.cache.as_deref());
-            cancellable(cancel.as_ref(), fetch).await
+            let repo = runtime::client()?.repo(a.registry, a.repo, a.session.as_deref());
+            cancellable(cancel.as_ref(), repo.manifest(&a.target)).await
         })?;
         out.write(fill(manifest));
         Ok(())

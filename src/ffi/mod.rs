@@ -16,10 +16,11 @@ pub mod unpack;
 
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::stevedore::error::{reason, Error};
-use crate::stevedore::TokenCache;
+use crate::stevedore::{Registry, Repository, Session};
 use cache::TankCache;
 pub use error::TankError;
 pub use status::TankStatus;
@@ -68,35 +69,68 @@ pub(crate) unsafe fn string_arg(name: &str, ptr: *const c_char) -> Result<String
         .map_err(|_| Error::bad_input(format!("{name} is not valid UTF-8")))
 }
 
-/// What `tank_manifest` and `tank_blob` both take, checked and copied in
-/// argument order, so the first bad one is the one named.
-pub(crate) struct FetchArgs {
-    pub registry: String,
-    pub repo: String,
-    /// The reference or the digest.
-    pub target: String,
-    pub cache: Option<Arc<TokenCache>>,
+/// A string argument that may be NULL (`None`).
+///
+/// # Safety
+/// `ptr` is NULL or points at a NUL-terminated string.
+pub(crate) unsafe fn optional_string_arg(
+    name: &str,
+    ptr: *const c_char,
+) -> Result<Option<String>, Error> {
+    match ptr.is_null() {
+        true => Ok(None),
+        false => string_arg(name, ptr).map(Some),
+    }
 }
 
+/// A path argument: not NULL, UTF-8, not empty.
+///
+/// # Safety
+/// `ptr` is NULL or NUL-terminated.
+pub(crate) unsafe fn path_arg(name: &str, ptr: *const c_char) -> Result<PathBuf, Error> {
+    let path = string_arg(name, ptr)?;
+    if path.is_empty() {
+        return Err(Error::bad_input(format!("{name} is empty")));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// What `tank_manifest` and `tank_blob` both take, parsed: the repository
+/// on its registry, what to ask it for, and the session.
+pub(crate) struct FetchArgs<T> {
+    pub registry: Registry,
+    pub repo: Repository,
+    /// The tag or digest, or the digest.
+    pub target: T,
+    pub session: Option<Arc<Session>>,
+}
+
+/// Checks and copies the strings in argument order, so the first bad one
+/// is the one named, then `out`, then parses each string once.
+///
 /// # Safety
 /// String arguments are NULL or NUL-terminated; `cache` is NULL or live.
-pub(crate) unsafe fn fetch_args<T>(
+pub(crate) unsafe fn fetch_args<T, O>(
     registry: *const c_char,
     repo: *const c_char,
     (target_name, target): (&str, *const c_char),
+    parse_target: impl FnOnce(&str) -> Result<T, Error>,
     cache: *const TankCache,
-    out: *mut T,
-) -> Result<FetchArgs, Error> {
-    let args = FetchArgs {
-        registry: string_arg("registry", registry)?,
-        repo: string_arg("repo", repo)?,
-        target: string_arg(target_name, target)?,
-        cache: TankCache::shared(cache),
-    };
+    out: *mut O,
+) -> Result<FetchArgs<T>, Error> {
+    let registry = string_arg("registry", registry)?;
+    let repo = string_arg("repo", repo)?;
+    let target = string_arg(target_name, target)?;
+    let session = TankCache::shared(cache);
     if out.is_null() {
         return Err(Error::bad_input("out is NULL"));
     }
-    Ok(args)
+    Ok(FetchArgs {
+        registry: Registry::parse(&registry)?,
+        repo: Repository::parse(&repo)?,
+        target: parse_target(&target)?,
+        session,
+    })
 }
 
 /// Text handed to C. Interior NULs (possible in a hostile manifest's JSON)

@@ -7,9 +7,11 @@ use super::cache::TankCache;
 use super::cancel::TankCancel;
 use super::manifest::{fill, TankManifest};
 use super::to_file::{calling, TankProgressFn};
-use super::{boundary, string_arg, TankError, TankStatus};
+use super::{boundary, optional_string_arg, path_arg, string_arg, TankError, TankStatus};
 use crate::runtime;
 use crate::stevedore::error::Error;
+use crate::stevedore::unpack::Options;
+use crate::stevedore::{ImageRef, PlatformSpec, Pull, UnpackTo};
 
 /// Pulls the image `reference` ("alpine", "ghcr.io/o/r:1.2",
 /// "localhost:5000/x@sha256:…") into the OCI image layout directory
@@ -53,36 +55,75 @@ pub unsafe extern "C" fn tank_pull(
 ) -> TankStatus {
     boundary(err, || {
         let reference = string_arg("reference", reference)?;
-        let layout = PathBuf::from(string_arg("layout", layout)?);
-        if layout.as_os_str().is_empty() {
-            return Err(Error::bad_input("layout is empty"));
-        }
-        let platform = match platform.is_null() {
-            true => None,
-            false => Some(string_arg("platform", platform)?),
+        let layout = path_arg("layout", layout)?;
+        let platform = optional_string_arg("platform", platform)?;
+        let args = PullArgs {
+            image: ImageRef::parse(&reference)?,
+            layout,
+            platform: platform.as_deref().map(PlatformSpec::parse).transpose()?,
+            jobs,
+            unpack: None,
         };
-        let cache = TankCache::shared(cache);
-        let cancel = TankCancel::shared(cancel);
-        let wants_reports = progress.is_some();
-        let manifest = runtime::block_on_reporting(
-            move |report| async move {
-                runtime::client()?
-                    .pull(
-                        &reference,
-                        &layout,
-                        platform.as_deref(),
-                        jobs as usize,
-                        cache.as_deref(),
-                        cancel.as_ref(),
-                        wants_reports.then_some(report),
-                    )
-                    .await
-            },
-            calling(progress, progress_user),
-        )?;
-        if !out.is_null() {
-            out.write(fill(manifest));
-        }
-        Ok(())
+        pull_with(args, cache, cancel, progress, progress_user, out)
     })
+}
+
+/// What `tank_pull` and `tank_pull_unpack` ask for, parsed.
+pub(crate) struct PullArgs {
+    pub image: ImageRef,
+    pub layout: PathBuf,
+    pub platform: Option<PlatformSpec>,
+    pub jobs: u32,
+    /// `tank_pull_unpack`'s root filesystem and its options.
+    pub unpack: Option<(PathBuf, Options)>,
+}
+
+/// Runs a pull on tank's runtime, reporting progress on the calling
+/// thread, and hands the image manifest to `out` when it is not NULL.
+///
+/// # Safety
+/// `cache` and `cancel` are NULL or live; `progress` is NULL or callable
+/// with `progress_user`; `out` is NULL or writable.
+pub(crate) unsafe fn pull_with(
+    args: PullArgs,
+    cache: *mut TankCache,
+    cancel: *mut TankCancel,
+    progress: TankProgressFn,
+    progress_user: *mut c_void,
+    out: *mut TankManifest,
+) -> Result<(), Error> {
+    let session = TankCache::shared(cache);
+    let cancel = TankCancel::shared(cancel);
+    let wants_reports = progress.is_some();
+    let manifest = runtime::block_on_reporting(
+        move |report| async move {
+            let PullArgs {
+                image,
+                layout,
+                platform,
+                jobs,
+                unpack,
+            } = args;
+            let pull = Pull {
+                layout: &layout,
+                platform: platform.as_ref(),
+                jobs: jobs as usize,
+                cancel: cancel.as_ref(),
+                progress: wants_reports.then_some(report),
+                unpack: unpack.as_ref().map(|(rootfs, options)| UnpackTo {
+                    rootfs,
+                    options: *options,
+                }),
+            };
+            // The pull ends itself on cancel, its downloads first.
+            runtime::client()?
+                .pull(&image, session.as_deref(), pull)
+                .await
+        },
+        calling(progress, progress_user),
+    )?;
+    if !out.is_null() {
+        out.write(fill(manifest));
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@ use std::ptr;
 
 use super::{boundary, c_string, string_arg, TankError, TankStatus};
 use crate::stevedore::error::Error;
-use crate::stevedore::ImageReference;
+use crate::stevedore::ImageRef;
 
 /// A parsed image reference. Filled in by `tank_reference_parse` and owned
 /// by the caller until `tank_reference_release`.
@@ -47,7 +47,7 @@ pub unsafe extern "C" fn tank_reference_parse(
         if out.is_null() {
             return Err(Error::bad_input("out is NULL"));
         }
-        let parsed = ImageReference::parse(&input)?;
+        let parsed = ImageRef::parse(&input)?;
         let mut strings: Vec<CString> = Vec::new();
         let mut text = |s: Option<&str>| match s {
             Some(s) => {
@@ -59,8 +59,8 @@ pub unsafe extern "C" fn tank_reference_parse(
             None => ptr::null(),
         };
         let filled = TankReference {
-            registry: text(Some(&parsed.registry)),
-            repository: text(Some(&parsed.repository)),
+            registry: text(Some(&parsed.registry.as_written())),
+            repository: text(Some(parsed.repository.as_str())),
             tag: text(parsed.tag.as_deref()),
             digest: text(parsed.digest.map(|d| d.to_string()).as_deref()),
             name: text(Some(&parsed.name)),

@@ -8,6 +8,7 @@ use super::cancel::TankCancel;
 use super::{boundary, string_arg, TankError, TankStatus};
 use crate::runtime;
 use crate::stevedore::error::Error;
+use crate::stevedore::{BlobTo, Digest, Registry, Repository};
 
 /// `size` when the caller does not know the blob's size.
 pub const TANK_SIZE_UNKNOWN: u64 = u64::MAX;
@@ -85,24 +86,27 @@ pub unsafe extern "C" fn tank_blob_to_file(
         if path.as_os_str().is_empty() {
             return Err(Error::bad_input("path is empty"));
         }
+        let registry = Registry::parse(&registry)?;
+        let repo = Repository::parse(&repo)?;
+        let digest = Digest::parse_argument("digest", &digest)?;
         let size = (size != TANK_SIZE_UNKNOWN).then_some(size);
-        let cache = TankCache::shared(cache);
+        let session = TankCache::shared(cache);
         let cancel = TankCancel::shared(cancel);
         let wants_reports = progress.is_some();
         runtime::block_on_reporting(
             move |report| async move {
-                runtime::client()?
-                    .blob_to_file(
-                        &registry,
-                        &repo,
-                        &digest,
-                        size,
-                        &path,
-                        cache.as_deref(),
-                        cancel.as_ref(),
-                        wants_reports.then_some(report),
-                    )
-                    .await
+                let repo = runtime::client()?.repo(registry, repo, session.as_deref());
+                let to = BlobTo {
+                    size,
+                    path: &path,
+                    work: None,
+                    cancel: cancel.as_ref(),
+                    progress: wants_reports.then_some(report),
+                };
+                // Not dropped when `cancel` fires: the download ends itself,
+                // its writer with it, so that nothing touches its files once
+                // it returns.
+                repo.blob_to(&digest, to).await
             },
             calling(progress, progress_user),
         )

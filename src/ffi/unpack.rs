@@ -2,16 +2,17 @@
 //! filesystem directory.
 
 use std::ffi::{c_char, c_void};
-use std::path::PathBuf;
 
 use super::cache::TankCache;
 use super::cancel::TankCancel;
-use super::manifest::{fill, TankManifest};
+use super::manifest::TankManifest;
+use super::pull::{pull_with, PullArgs};
 use super::to_file::{calling, TankProgressFn};
-use super::{boundary, string_arg, TankError, TankStatus};
+use super::{boundary, optional_string_arg, path_arg, string_arg, TankError, TankStatus};
 use crate::runtime;
 use crate::stevedore::error::{Error, Result};
 use crate::stevedore::unpack::{self, Options};
+use crate::stevedore::{ImageRef, PlatformSpec};
 
 /// Owners from the layer (`lchown`, numeric ids), device nodes, and every
 /// xattr (`security.capability` included): needs root.
@@ -35,18 +36,6 @@ fn options(flags: u32) -> Result<Options> {
         keep_owners: flags & TANK_UNPACK_KEEP_OWNERS != 0,
         replace: flags & TANK_UNPACK_REPLACE != 0,
     })
-}
-
-/// A path argument: not NULL, UTF-8, not empty.
-///
-/// # Safety
-/// `ptr` is NULL or NUL-terminated.
-unsafe fn path_arg(name: &str, ptr: *const c_char) -> Result<PathBuf> {
-    let path = string_arg(name, ptr)?;
-    if path.is_empty() {
-        return Err(Error::bad_input(format!("{name} is empty")));
-    }
-    Ok(PathBuf::from(path))
 }
 
 /// Unpacks the image `image` of the OCI image layout `layout` into the new
@@ -188,36 +177,16 @@ pub unsafe extern "C" fn tank_pull_unpack(
         }
         let layout = path_arg("layout", layout)?;
         let rootfs = path_arg("rootfs", rootfs)?;
-        let platform = match platform.is_null() {
-            true => None,
-            false => Some(string_arg("platform", platform)?),
-        };
+        let platform = optional_string_arg("platform", platform)?;
         let options = options(flags)?;
-        let cache = TankCache::shared(cache);
-        let cancel = TankCancel::shared(cancel);
-        let wants_reports = progress.is_some();
-        let manifest = runtime::block_on_reporting(
-            move |report| async move {
-                runtime::client()?
-                    .pull_unpack(
-                        &image,
-                        &layout,
-                        &rootfs,
-                        platform.as_deref(),
-                        jobs as usize,
-                        options,
-                        cache.as_deref(),
-                        cancel.as_ref(),
-                        wants_reports.then_some(report),
-                    )
-                    .await
-            },
-            calling(progress, progress_user),
-        )?;
-        if !out.is_null() {
-            out.write(fill(manifest));
-        }
-        Ok(())
+        let args = PullArgs {
+            image: ImageRef::parse(&image)?,
+            layout,
+            platform: platform.as_deref().map(PlatformSpec::parse).transpose()?,
+            jobs,
+            unpack: Some((rootfs, options)),
+        };
+        pull_with(args, cache, cancel, progress, progress_user, out)
     })
 }
 

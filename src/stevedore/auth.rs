@@ -14,11 +14,11 @@ use http::StatusCode;
 use url::Url;
 
 use super::challenge::{self, Challenge};
-use super::credentials::Credential;
+use super::credential::Credential;
 use super::error::{reason, Error, Result};
 use super::origin::{carries_secrets, shown, Origin};
 use super::secret::{Secret, WipedJson};
-use super::token_cache::{CacheKey, IssuedToken, TokenCache};
+use super::session::{CacheKey, IssuedToken, Session};
 use super::transport::{
     body_excerpt, discard, with_secrets, Authorization, Body, Response, Transport,
 };
@@ -33,7 +33,7 @@ const CLIENT_ID: &str = "tank";
 /// back as a response for the caller to report.
 pub async fn authorized_get(
     transport: &Transport,
-    cache: Option<&TokenCache>,
+    cache: Option<&Session>,
     key: &CacheKey,
     url: &Url,
     headers: &HeaderMap,

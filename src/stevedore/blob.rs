@@ -6,13 +6,11 @@ use http::HeaderMap;
 use tokio::sync::mpsc;
 use url::Url;
 
-use super::auth::authorized_get;
 use super::digest::{Algorithm, Digest, Hasher};
-use super::error::{reason, Error, ErrorKind, Result};
+use super::error::{reason, Endpoint, Error, ErrorKind, Result};
 use super::fill_buffer::{FillBuffer, Filled};
-use super::reference::{Registry, Repository};
-use super::token_cache::{CacheKey, TokenCache};
-use super::transport::{body_excerpt, Body, Transport};
+use super::repo::Repo;
+use super::transport::Body;
 
 /// The hasher is handed the written part in ranges of about this size: one
 /// wake-up per range, not per network read. Smaller blobs are hashed inline.
@@ -20,44 +18,27 @@ const HASH_BATCH: usize = 1 << 20;
 /// Ranges written but not hashed yet.
 const HASH_QUEUE: usize = 8;
 
-/// `size`, when the caller knows it (from the descriptor), bounds what is
-/// read: a registry cannot make tank buffer more than the blob can be.
-pub async fn fetch(
-    transport: &Transport,
-    cache: Option<&TokenCache>,
-    registry: &Registry,
-    repo: &Repository,
-    digest: &Digest,
-    size: Option<u64>,
-) -> Result<Vec<u8>> {
-    fetch_at_most(transport, cache, registry, repo, digest, size, None).await
+/// What a blob held in memory may be.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bounds {
+    /// The descriptor's size, when the caller knows it: the blob must be
+    /// exactly that long, and more is never read.
+    pub size: Option<u64>,
+    /// The most the caller will hold in memory: a blob that is (or says it
+    /// is) longer is `too_large`, found before more than this is buffered.
+    pub limit: Option<u64>,
 }
 
-/// As [`fetch`], and `limit`, when given, is the most the caller will hold
-/// in memory: a blob that is (or says it is) longer is `too_large`, found
-/// before more than `limit` bytes are buffered.
-pub async fn fetch_at_most(
-    transport: &Transport,
-    cache: Option<&TokenCache>,
-    registry: &Registry,
-    repo: &Repository,
-    digest: &Digest,
-    size: Option<u64>,
-    limit: Option<u64>,
-) -> Result<Vec<u8>> {
-    let url = registry.blob_url(repo, digest);
+/// The blob `digest` of `repo`: see [`Repo::blob`].
+pub(super) async fn fetch(repo: &Repo<'_>, digest: &Digest, bounds: Bounds) -> Result<Vec<u8>> {
+    let Bounds { size, limit } = bounds;
+    let url = repo.blob_url(digest);
     if let Some(limit) = limit {
         if let Some(size) = size.filter(|&s| s > limit) {
             return Err(too_large(&url, size, limit));
         }
     }
-    let key = CacheKey::pull(registry, repo.as_str());
-    let resp = authorized_get(transport, cache, &key, &url, &HeaderMap::new()).await?;
-    let status = resp.status();
-    if !status.is_success() {
-        let body = body_excerpt(resp, 4096).await;
-        return Err(Error::http(status.as_u16(), url.as_str(), body));
-    }
+    let resp = repo.fetch(Endpoint::Blob, &url, &HeaderMap::new()).await?;
     let mut body = Body::new(&url, resp);
     if let Some(size) = size {
         if let Some(n) = body.content_length().filter(|&n| n != size) {

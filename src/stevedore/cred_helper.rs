@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
-use super::credentials::Credential;
+use super::credential::Credential;
 use super::error::{reason, Error, Result};
 
 /// A helper that has not answered by then is killed.

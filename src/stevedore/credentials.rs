@@ -12,84 +12,10 @@ use base64::Engine;
 use serde_json::Value;
 
 use super::cred_helper;
+pub use super::credential::Credential;
 use super::error::{reason, Error, Result};
+use super::registry::{key_of, Registry, DOCKER_HUB};
 use super::secret::{Secret, WipedJson};
-
-/// What a registry is told about who is asking.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Credential {
-    Basic {
-        username: String,
-        password: Secret,
-    },
-    /// A refresh token for the registry's token server.
-    IdentityToken(Secret),
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Credential::Basic { username, .. } => {
-                write!(
-                    f,
-                    "Basic {{ username: {username:?}, password: <redacted> }}"
-                )
-            }
-            Credential::IdentityToken(_) => f.write_str("IdentityToken(<redacted>)"),
-        }
-    }
-}
-
-impl Credential {
-    /// What a server must never see echoed back in a message: the secret,
-    /// and the Basic header that carries it.
-    pub fn secrets(&self) -> [Secret; 2] {
-        let secret = match self {
-            Credential::Basic { password, .. } => password,
-            Credential::IdentityToken(t) => t,
-        };
-        [secret.clone(), self.basic_header()]
-    }
-
-    /// Keys the token cache: tokens earned by one identity are never
-    /// handed to another (or to anonymous calls).
-    pub fn fingerprint(&self) -> String {
-        let (kind, user, secret) = match self {
-            Credential::Basic { username, password } => ("basic", username.as_str(), password),
-            Credential::IdentityToken(t) => ("identity", "", t),
-        };
-        let hashed = Secret::from(format!("{kind}\0{user}\0{}", secret.as_str()));
-        let digest = super::digest::Digest::of(super::digest::Algorithm::Sha256, hashed.as_bytes());
-        format!("{kind}:{user}:{}", &digest.hex()[..16])
-    }
-
-    /// `Authorization: Basic …` for these credentials; an identity token
-    /// goes as the user `<token>`, as docker sends it.
-    pub fn basic_header(&self) -> Secret {
-        let (user, secret) = match self {
-            Credential::Basic { username, password } => (username.as_str(), password.as_str()),
-            Credential::IdentityToken(t) => ("<token>", t.as_str()),
-        };
-        let pair = Secret::from(format!("{user}:{secret}"));
-        let encoded = Secret::from(STANDARD.encode(pair.as_bytes()));
-        Secret::from(format!("Basic {}", encoded.as_str()))
-    }
-}
-
-/// `docker.io`, `index.docker.io` and `registry-1.docker.io` are one
-/// registry; everything else is `host[:port]`, lowercased, without scheme.
-pub fn registry_key(input: &str) -> String {
-    let s = input.trim().to_ascii_lowercase();
-    let s = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(&s);
-    let host = s.split('/').next().unwrap_or("").to_owned();
-    match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io".to_owned(),
-        _ => host,
-    }
-}
 
 /// What docker's and podman's tools write for Docker Hub, and what a
 /// credential helper is asked for it.
@@ -105,7 +31,7 @@ fn auths_key(key: &str) -> (String, Vec<String>) {
         .or_else(|| lower.strip_prefix("http://"))
         .unwrap_or(&lower);
     let mut parts = s.split('/').filter(|p| !p.is_empty());
-    let host = registry_key(parts.next().unwrap_or(""));
+    let host = key_of(parts.next().unwrap_or(""));
     // `https://host/v1/` and `https://host/v2/` name the host alone.
     let path: Vec<String> = parts.map(str::to_owned).collect();
     let path = if had_scheme { Vec::new() } else { path };
@@ -310,7 +236,7 @@ pub struct Credentials {
 impl Credentials {
     /// Replaces any credential set before for `registry`.
     pub fn set(&self, registry: &str, credential: Credential) -> Result<()> {
-        let key = checked_key(registry)?;
+        let key = Registry::parse(registry)?.key();
         lock(&self.explicit).insert(key, credential);
         Ok(())
     }
@@ -356,7 +282,7 @@ impl Credentials {
         if let Some(answer) = lock(&self.answers).get(&key) {
             return Ok(answer.clone());
         }
-        let server = if key == "docker.io" {
+        let server = if key == DOCKER_HUB {
             HUB_SERVER_URL
         } else {
             key.as_str()
@@ -367,7 +293,7 @@ impl Credentials {
     }
 
     fn source(&self, registry: &str, repo: &str) -> Found {
-        let key = registry_key(registry);
+        let key = key_of(registry);
         if let Some(c) = lock(&self.explicit).get(&key) {
             return Found::Known(Some(c.clone()));
         }
@@ -394,13 +320,6 @@ impl Credentials {
     pub fn is_empty(&self) -> bool {
         lock(&self.explicit).is_empty() && lock(&self.files).is_empty()
     }
-}
-
-/// A registry as a settings call names it: `host[:port]`, an `http://` or
-/// `https://` prefix accepted and ignored, no path.
-pub fn checked_key(registry: &str) -> Result<String> {
-    let parsed = super::reference::Registry::parse(registry)?;
-    Ok(registry_key(parsed.authority()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -512,8 +431,6 @@ mod tests {
         let shown = format!("{a:?} {t:?} {:?} {:?}", a.fingerprint(), t.fingerprint());
         assert!(!shown.contains("s3cret"), "{shown}");
         assert_ne!(a.fingerprint(), basic("alice", "other").fingerprint());
-        assert_eq!(registry_key("HTTPS://Index.Docker.io/v1/"), "docker.io");
-        assert_eq!(registry_key("http://127.0.0.1:5000"), "127.0.0.1:5000");
     }
 
     fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}

@@ -77,6 +77,15 @@ pub mod reason {
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
 }
 
+/// Which request to the registry an error answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `GET /v2/<repo>/manifests/<tag or digest>`
+    Manifest,
+    /// `GET /v2/<repo>/blobs/<digest>`
+    Blob,
+}
+
 /// A failed call: its kind, a stable reason id, a message naming the URL or
 /// input at fault, and the HTTP status and body excerpt when there was one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +94,8 @@ pub struct Error {
     pub reason: &'static str,
     pub message: String,
     pub http_status: Option<u16>,
+    /// The request the registry refused, for `Http` errors.
+    pub endpoint: Option<Endpoint>,
     pub body: Option<String>,
     /// The file or directory at fault, for `Io` errors.
     pub path: Option<std::path::PathBuf>,
@@ -99,6 +110,7 @@ impl Error {
             reason,
             message: message.into(),
             http_status: None,
+            endpoint: None,
             body: None,
             path: None,
             platforms: Vec::new(),
@@ -109,15 +121,18 @@ impl Error {
         Self::new(ErrorKind::BadInput, reason::BAD_INPUT, message)
     }
 
-    pub fn http(status: u16, url: &str, body: Option<String>) -> Self {
+    /// The registry answered the request for `endpoint` at `url` with the
+    /// error `status`.
+    pub fn http(endpoint: Endpoint, status: u16, url: &str, body: Option<String>) -> Self {
         Error {
-            kind: ErrorKind::Http,
-            reason: reason::HTTP_STATUS,
-            message: format!("{url} answered HTTP {status}"),
             http_status: Some(status),
+            endpoint: Some(endpoint),
             body,
-            path: None,
-            platforms: Vec::new(),
+            ..Self::new(
+                ErrorKind::Http,
+                reason::HTTP_STATUS,
+                format!("{url} answered HTTP {status}"),
+            )
         }
     }
 

@@ -4,12 +4,11 @@
 use http::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::{Map, Value};
 
-use super::auth::authorized_get;
 use super::digest::{Algorithm, Digest};
-use super::error::{reason, Error, Result};
-use super::reference::{Reference, Registry, Repository};
-use super::token_cache::{CacheKey, TokenCache};
-use super::transport::{body_excerpt, Body, Transport};
+use super::error::{reason, Endpoint, Error, ErrorKind, Result};
+use super::reference::TagOrDigest;
+use super::repo::Repo;
+use super::transport::Body;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -57,26 +56,15 @@ pub struct Manifest {
     pub manifests: Vec<Descriptor>,
 }
 
-pub async fn fetch(
-    transport: &Transport,
-    cache: Option<&TokenCache>,
-    registry: &Registry,
-    repo: &Repository,
-    reference: &Reference,
-) -> Result<Manifest> {
-    let url = registry.manifest_url(repo, reference);
+/// The manifest `reference` of `repo`: see [`Repo::manifest`].
+pub(super) async fn fetch(repo: &Repo<'_>, reference: &TagOrDigest) -> Result<Manifest> {
+    let url = repo.manifest_url(reference);
     let mut headers = HeaderMap::new();
     headers.insert(
         ACCEPT,
         HeaderValue::from_str(&ACCEPTED.join(", ")).expect("static header"),
     );
-    let key = CacheKey::pull(registry, repo.as_str());
-    let resp = authorized_get(transport, cache, &key, &url, &headers).await?;
-    let status = resp.status();
-    if !status.is_success() {
-        let body = body_excerpt(resp, 4096).await;
-        return Err(Error::http(status.as_u16(), url.as_str(), body));
-    }
+    let resp = repo.fetch(Endpoint::Manifest, &url, &headers).await?;
     let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str()).map(str::to_owned);
     // Present means checked: a value that is not even text is refused, not
     // taken for an absent header.
@@ -112,8 +100,8 @@ pub async fn fetch(
         .await?;
 
     let requested = match reference {
-        Reference::Digest(d) => Some(d),
-        Reference::Tag(_) => None,
+        TagOrDigest::Digest(d) => Some(d),
+        TagOrDigest::Tag(_) => None,
     };
     // The bytes are hashed once per algorithm, however many claims there are.
     let mut hashed: Vec<Digest> = Vec::with_capacity(1);
@@ -133,7 +121,7 @@ pub async fn fetch(
             let actual = hash_with(expected.algorithm());
             if &actual != expected {
                 return Err(Error::new(
-                    super::error::ErrorKind::DigestMismatch,
+                    ErrorKind::DigestMismatch,
                     reason::MANIFEST_DIGEST_MISMATCH,
                     format!(
                         "GET {url}: manifest bytes hash to {actual}, {claimed_by} is {expected}"

@@ -2,7 +2,7 @@
 
 use url::Url;
 
-use super::reference::is_loopback;
+use super::registry::is_loopback;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {

@@ -14,14 +14,14 @@ use tokio::sync::watch;
 use super::cancel::{cancellable, Cancel};
 use super::digest::Digest;
 use super::error::{reason, Error, Result};
-use super::image_reference::ImageReference;
 use super::layout::Layout;
 use super::manifest::{self, Descriptor, Manifest};
 use super::platform::PlatformSpec;
 use super::progress::{Progress, ProgressFn};
-use super::reference::{Reference, Registry, Repository};
-use super::to_file::{self, blocking};
-use super::token_cache::TokenCache;
+use super::reference::{ImageRef, TagOrDigest};
+use super::repo::Repo;
+use super::session::Session;
+use super::to_file::{blocking, BlobTo};
 use super::transport::Transport;
 use super::unpack::image::{self as unpack_image, LayerPlan};
 use super::unpack::{Options as UnpackOptions, Unpacking};
@@ -37,11 +37,13 @@ const DEFAULT_JOBS: usize = 4;
 /// lock files and partials.
 pub(super) const MAX_LAYERS: usize = 1024;
 
-pub struct Request<'a> {
-    pub reference: &'a ImageReference,
+/// Where a pull puts the image, and how it goes.
+pub struct Pull<'a> {
+    /// The OCI layout, created when missing.
     pub layout: &'a Path,
-    /// `None`: this host's.
+    /// The image of an index to pull; `None`: this host's.
     pub platform: Option<&'a PlatformSpec>,
+    /// Blobs at once; 0: the default.
     pub jobs: usize,
     pub cancel: Option<&'a Cancel>,
     pub progress: Option<ProgressFn>,
@@ -56,12 +58,13 @@ pub struct UnpackTo<'a> {
     pub options: UnpackOptions,
 }
 
-/// Pulls the image and returns the image manifest written (the
-/// platform's, when the reference names an index).
+/// Pulls `image` and returns the image manifest written (the platform's,
+/// when the reference names an index).
 pub async fn pull(
     transport: &Transport,
-    cache: Option<&TokenCache>,
-    req: Request<'_>,
+    session: Option<&Session>,
+    image: &ImageRef,
+    req: Pull<'_>,
 ) -> Result<Manifest> {
     if req.cancel.is_some_and(Cancel::is_cancelled) {
         return Err(Error::cancelled());
@@ -75,7 +78,22 @@ pub async fn pull(
         }
         None => None,
     };
-    let pulled = pull_into(transport, cache, req, &mut unpacking).await;
+    // One token per pull, also for a caller without a session.
+    let own_session;
+    let session = match session {
+        Some(s) => s,
+        None => {
+            own_session = Session::default();
+            &own_session
+        }
+    };
+    let repo = Repo::new(
+        transport,
+        Some(session),
+        image.registry.clone(),
+        image.repository.clone(),
+    );
+    let pulled = pull_into(&repo, image, req, &mut unpacking).await;
     // What is left of the tree (the pull failed before its commit) is
     // removed before the call returns, off the async workers.
     if let Some(left) = unpacking.take() {
@@ -88,47 +106,33 @@ pub async fn pull(
 /// layers and committed at the end; a failure leaves it (or nothing, when
 /// it was already removed) for the caller to drop.
 async fn pull_into(
-    transport: &Transport,
-    cache: Option<&TokenCache>,
-    req: Request<'_>,
+    repo: &Repo<'_>,
+    image_ref: &ImageRef,
+    req: Pull<'_>,
     unpacking: &mut Option<Unpacking>,
 ) -> Result<Manifest> {
-    // One token per pull, also for a caller without a cache.
-    let own_cache;
-    let cache = match cache {
-        Some(c) => c,
-        None => {
-            own_cache = TokenCache::default();
-            &own_cache
-        }
-    };
-    let registry = Registry::parse(&req.reference.registry)?;
     // A layout that cannot be made fails the pull before any request.
     let layout = {
         let root = req.layout.to_path_buf();
         blocking(move || Layout::open(&root)).await??
     };
-    let repo = Repository::parse(&req.reference.repository)?;
     // A manifest fetch touches no file: dropping it on cancel is safe.
-    let fetch_manifest = |reference: Reference| {
-        let (registry, repo) = (&registry, &repo);
-        cancellable(req.cancel, async move {
-            manifest::fetch(transport, Some(cache), registry, repo, &reference).await
-        })
+    let fetch_manifest = |reference: TagOrDigest| {
+        cancellable(req.cancel, async move { repo.manifest(&reference).await })
     };
-    let top = fetch_manifest(req.reference.target()).await?;
+    let top = fetch_manifest(image_ref.target()).await?;
     let (index, image) = if is_index(&top) {
         let host = PlatformSpec::host();
         let wanted = req.platform.unwrap_or(&host);
         let entry = wanted.choose(&top.manifests)?;
         let digest = descriptor_digest(entry)?;
-        let image = fetch_manifest(Reference::Digest(digest)).await?;
+        let image = fetch_manifest(TagOrDigest::Digest(digest)).await?;
         if is_index(&image) {
             return Err(Error::protocol(
                 reason::INVALID_MANIFEST_JSON,
                 format!(
                     "{}: the index's entry for {wanted} is itself an index",
-                    req.reference.name
+                    image_ref.name
                 ),
             ));
         }
@@ -139,7 +143,7 @@ async fn pull_into(
     let config = image.config.as_ref().ok_or_else(|| {
         Error::protocol(
             reason::INVALID_MANIFEST_JSON,
-            format!("{}: the image manifest has no config", req.reference.name),
+            format!("{}: the image manifest has no config", image_ref.name),
         )
     })?;
 
@@ -148,7 +152,7 @@ async fn pull_into(
             reason::MANIFEST_TOO_LARGE,
             format!(
                 "{}: the image has {} layers; tank pulls images of at most {MAX_LAYERS}",
-                req.reference.name,
+                image_ref.name,
                 image.layers.len()
             ),
         ));
@@ -182,7 +186,7 @@ async fn pull_into(
                 reason::INVALID_MANIFEST_JSON,
                 format!(
                     "{}: the image's blob sizes add up to more than {} bytes",
-                    req.reference.name,
+                    image_ref.name,
                     u64::MAX
                 ),
             )
@@ -198,10 +202,7 @@ async fn pull_into(
     let stop = req.cancel.map_or_else(Cancel::new, Cancel::child_token);
     let (arrivals, arrived) = watch::channel(HashSet::new());
     let source = Source {
-        transport,
-        cache,
-        registry: &registry,
-        repo: &repo,
+        repo,
         cancel: &stop,
         arrivals: &arrivals,
     };
@@ -279,9 +280,7 @@ async fn pull_into(
         "digest": stored_digest.to_string(),
         "size": stored.len(),
     });
-    layout
-        .add_image(&req.reference.name, entry, req.cancel)
-        .await?;
+    layout.add_image(&image_ref.name, entry, req.cancel).await?;
     if let Some(applied) = unpacking.take() {
         blocking(move || applied.commit()).await??;
     }
@@ -395,10 +394,7 @@ impl Applying<'_> {
 
 /// Where a pull's blobs come from.
 struct Source<'a> {
-    transport: &'a Transport,
-    cache: &'a TokenCache,
-    registry: &'a Registry,
-    repo: &'a Repository,
+    repo: &'a Repo<'a>,
     cancel: &'a Cancel,
     /// Told each blob that is in the layout, verified.
     arrivals: &'a watch::Sender<HashSet<Digest>>,
@@ -419,21 +415,14 @@ async fn fetch_blob(
     let path = layout.blob_path(digest);
     let work = layout.ingest_base(digest);
     let report: ProgressFn = Arc::new(move |done, _| tally.set(index, done));
-    let fetched = to_file::fetch(
-        source.transport,
-        Some(source.cache),
-        to_file::Request {
-            registry: source.registry,
-            repo: source.repo,
-            digest,
-            size: Some(size),
-            path: &path,
-            work: Some(&work),
-            cancel: Some(source.cancel),
-            progress: Some(report),
-        },
-    )
-    .await;
+    let to = BlobTo {
+        size: Some(size),
+        path: &path,
+        work: Some(&work),
+        cancel: Some(source.cancel),
+        progress: Some(report),
+    };
+    let fetched = source.repo.blob_to(digest, to).await;
     if fetched.is_ok() {
         source.arrivals.send_modify(|blobs| {
             blobs.insert(digest.clone());

@@ -85,16 +85,20 @@ mod tests {
     /// their types.)
     #[test]
     fn tokens_and_keys_are_wiped_when_dropped() {
-        use crate::stevedore::reference::Registry;
-        use crate::stevedore::token_cache::{CacheKey, IssuedToken, TokenCache};
+        use crate::stevedore::reference::Repository;
+        use crate::stevedore::registry::Registry;
+        use crate::stevedore::session::{CacheKey, IssuedToken, Session};
         use crate::stevedore::trust::Identity;
         let issued = IssuedToken {
             token: "t0ken".into(),
             expires_in: None,
         };
         wiped_on_drop(&issued.token);
-        let cache = TokenCache::default();
-        let key = CacheKey::pull(&Registry::parse("r.example").unwrap(), "a");
+        let cache = Session::default();
+        let key = CacheKey::pull(
+            &Registry::parse("r.example").unwrap(),
+            &Repository::parse("a").unwrap(),
+        );
         cache.remember(&key, "Basic YTpi".into());
         wiped_on_drop(&cache.current(&key).unwrap());
         let _key_of = |id: &Identity| wiped_on_drop(&id.key);

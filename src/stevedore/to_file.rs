@@ -20,16 +20,14 @@ use http::StatusCode;
 use tokio::sync::mpsc;
 use url::Url;
 
-use super::auth::authorized_get;
 use super::cancel::{cancellable, sleep, Cancel};
 use super::digest::{Digest, Hasher};
-use super::error::{reason, Error, ErrorKind, Result};
+use super::error::{reason, Endpoint, Error, ErrorKind, Result};
 use super::lock::PathLock;
 use super::partial::Partial;
 use super::progress::{Progress, ProgressFn};
-use super::reference::{Registry, Repository};
-use super::token_cache::{CacheKey, TokenCache};
-use super::transport::{body_excerpt, discard, Body, Transport};
+use super::repo::{refused, Repo};
+use super::transport::{discard, Body};
 
 /// Chunks received but not yet written: hyper hands out reads of up to
 /// about 400 KiB, so this bounds the queue at a few MiB.
@@ -44,10 +42,9 @@ const MAX_IMMEDIATE_RESUMES: u32 = 10;
 /// two, asking again is a loop, and the call ends as `range_not_honoured`.
 const MAX_RESTARTS: u32 = 2;
 
-pub struct Request<'a> {
-    pub registry: &'a Registry,
-    pub repo: &'a Repository,
-    pub digest: &'a Digest,
+/// Where and how a blob goes to a file.
+pub struct BlobTo<'a> {
+    /// The descriptor's size, when known.
     pub size: Option<u64>,
     pub path: &'a Path,
     /// Where `.partial` and `.lock` are added for the download's own files;
@@ -57,11 +54,8 @@ pub struct Request<'a> {
     pub progress: Option<ProgressFn>,
 }
 
-pub async fn fetch(
-    transport: &Transport,
-    cache: Option<&TokenCache>,
-    req: Request<'_>,
-) -> Result<()> {
+/// The blob `digest` of `repo` into `req.path`: see [`Repo::blob_to`].
+pub(super) async fn fetch(repo: &Repo<'_>, digest: &Digest, req: BlobTo<'_>) -> Result<()> {
     // A switch nobody triggers stands in for none: every wait below ends
     // on it, and no future of this call is dropped half-way, so when the
     // call returns, its writer and its file work have ended too.
@@ -78,7 +72,7 @@ pub async fn fetch(
             &std::io::Error::from_raw_os_error(libc::EISDIR),
         ));
     }
-    let verify = || verified_len(path.clone(), req.digest.clone(), req.size, cancel.clone());
+    let verify = || verified_len(path.clone(), digest.clone(), req.size, cancel.clone());
     if let Some(len) = verify().await? {
         progress.finish(len);
         return Ok(());
@@ -93,35 +87,33 @@ pub async fn fetch(
     let partial = {
         let (p, algorithm, size, cancel) = (
             sibling(work, "partial"),
-            req.digest.algorithm(),
+            digest.algorithm(),
             req.size,
             cancel.clone(),
         );
         blocking(move || Partial::open(p, lock, algorithm, size, &cancel)).await??
     };
     let mut download = Download {
-        transport,
-        cache,
-        url: req.registry.blob_url(req.repo, req.digest),
-        key: CacheKey::pull(req.registry, req.repo.as_str()),
+        repo,
+        url: repo.blob_url(digest),
         size: req.size,
         progress,
         cancel,
-        budget: Budget::new(transport.config().max_retries),
+        budget: Budget::new(repo.transport().config().max_retries),
     };
     let resumed = partial.len > 0;
     let partial = download.run(partial).await?;
     let (partial, actual) = partial.finish_hash();
-    let partial = match actual == *req.digest {
+    let partial = match actual == *digest {
         true => partial,
         // The bytes kept from before may be what is wrong: one more try,
         // from zero, before calling the blob bad.
         false if resumed => {
             let partial = download.run(restarted(partial).await?).await?;
             let (partial, actual) = partial.finish_hash();
-            check_digest(&download.url, partial, &actual, req.digest)?
+            check_digest(&download.url, partial, &actual, digest)?
         }
-        false => check_digest(&download.url, partial, &actual, req.digest)?,
+        false => check_digest(&download.url, partial, &actual, digest)?,
     };
     let len = partial.len;
     let target = path.clone();
@@ -257,10 +249,8 @@ impl Budget {
 /// One blob's transfer into its partial file, across as many responses as
 /// its [`Budget`] allows.
 struct Download<'a> {
-    transport: &'a Transport,
-    cache: Option<&'a TokenCache>,
+    repo: &'a Repo<'a>,
     url: Url,
-    key: CacheKey,
     size: Option<u64>,
     progress: Progress,
     cancel: Cancel,
@@ -308,7 +298,7 @@ impl Download<'_> {
                         return Err(error);
                     }
                     self.budget.retries -= 1;
-                    let wait = self.transport.backoff(self.budget.retried);
+                    let wait = self.repo.transport().backoff(self.budget.retried);
                     self.budget.retried += 1;
                     sleep(Some(&self.cancel), wait).await?;
                 }
@@ -335,11 +325,7 @@ impl Download<'_> {
         if from > 0 {
             headers.insert(RANGE, range_header(from));
         }
-        let resp = cancellable(
-            cancel,
-            authorized_get(self.transport, self.cache, &self.key, &self.url, &headers),
-        )
-        .await?;
+        let resp = cancellable(cancel, self.repo.get(&self.url, &headers)).await?;
         let status = resp.status();
         let appending = match status {
             StatusCode::PARTIAL_CONTENT => {
@@ -365,10 +351,10 @@ impl Download<'_> {
                 return Ok((partial, Ended::StartOver { why }));
             }
             s if s.is_success() => false,
-            s => {
-                let body =
-                    cancellable(cancel, async { Ok(body_excerpt(resp, 4096).await) }).await?;
-                return Err(Error::http(s.as_u16(), self.url.as_str(), body));
+            _ => {
+                let url = &self.url;
+                let refusal = async { Ok(refused(Endpoint::Blob, url, resp).await) };
+                return Err(cancellable(cancel, refusal).await?);
             }
         };
         let mut partial = partial;

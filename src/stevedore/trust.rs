@@ -11,8 +11,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use url::Url;
 use zeroize::Zeroizing;
 
-use super::credentials::{checked_key, registry_key};
 use super::error::{reason, Error, ErrorKind, Result};
+use super::registry::{key_of, Registry};
 
 /// The certs directories searched when the caller names none.
 const DEFAULT_CERTS_DIRS: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/certs.d"];
@@ -128,7 +128,7 @@ impl Trust {
                 let Some(host) = host_dir
                     .file_name()
                     .and_then(|n| n.to_str())
-                    .filter(|h| checked_key(h).is_ok())
+                    .filter(|h| Registry::parse(h).is_ok())
                 else {
                     continue;
                 };
@@ -146,7 +146,7 @@ impl Trust {
     }
 
     fn entry(&mut self, registry: &str) -> Result<&mut RegistryTrust> {
-        let key = checked_key(registry)?;
+        let key = Registry::parse(registry)?.key();
         Ok(self.registries.entry(key).or_default())
     }
 
@@ -166,7 +166,7 @@ impl Trust {
         [with_port, bare]
             .into_iter()
             .flatten()
-            .map(|candidate| registry_key(&candidate))
+            .map(|candidate| key_of(&candidate))
             .find(|key| self.registries.contains_key(key))
             .or_else(|| (!self.everywhere.is_empty()).then(String::new))
     }
@@ -174,7 +174,7 @@ impl Trust {
     /// What connections to `registry` use beyond the defaults; `None` when
     /// nothing was added for it, so it can share the process's client.
     pub fn settings_for(&self, registry: &str) -> Option<TlsSettings> {
-        let specific = self.registries.get(&registry_key(registry));
+        let specific = self.registries.get(&key_of(registry));
         if self.everywhere.is_empty() && specific.is_none() {
             return None;
         }

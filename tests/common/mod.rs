@@ -7,6 +7,7 @@ use std::ptr;
 
 pub mod blob_files;
 pub mod c_example;
+pub mod core;
 pub mod hostile_layers;
 pub mod layers;
 pub mod origin;

@@ -11,9 +11,9 @@ use serde_json::{Map, Value};
 use super::media::{self, Compression};
 use crate::stevedore::digest::Digest;
 use crate::stevedore::error::{reason, Error, ErrorKind, Result};
-use crate::stevedore::image_reference::ImageReference;
 use crate::stevedore::manifest::{self, Manifest, MAX_MANIFEST_BYTES};
 use crate::stevedore::pull::MAX_LAYERS;
+use crate::stevedore::reference::ImageRef;
 
 /// The most `index.json` may hold: as much as a manifest (thousands of
 /// entries), never a file that fills memory.
@@ -238,7 +238,7 @@ fn choose<'a>(entries: &'a [Entry], image: &str) -> Option<&'a Entry> {
 }
 
 fn normalized(name: &str) -> Option<String> {
-    ImageReference::parse(name).ok().map(|r| r.name)
+    ImageRef::parse(name).ok().map(|r| r.name)
 }
 
 /// "the layout has: a, b (sha256:…)" for messages.

@@ -16,7 +16,7 @@
 //!   the caller's wait for `blob_to_file` and `pull` by silence.
 //! - Passwords and identity tokens are copied out of their binaries into
 //!   [`Secret`]s, zeroed when dropped.
-//! - A token cache is a NIF resource holding an `Arc<TokenCache>`; the VM
+//! - A token cache is a NIF resource holding an `Arc<Session>`; the VM
 //!   drops it when no term refers to it any more. `new_token_cache/5` sets
 //!   its credentials and TLS trust (the core's `Credentials::set` / `load`
 //!   and `Trust::add_ca_file` / `load_certs_dir`) before handing it out, on
@@ -42,7 +42,8 @@ use tank::stevedore::credentials::Credential;
 use tank::stevedore::error::reason;
 use tank::stevedore::unpack;
 use tank::stevedore::{
-    Cancel, Error, ErrorKind, ImageReference, Manifest, ProgressFn, Result, TokenCache,
+    BlobTo, Bounds, Cancel, Digest, Error, ErrorKind, ImageRef, Manifest, PlatformSpec, ProgressFn,
+    Pull, Registry, Repository, Result, Session, TagOrDigest, UnpackTo,
 };
 
 mod atoms {
@@ -96,13 +97,13 @@ static LIVE_BUFFER_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// A token cache as Erlang sees it: a resource term. Dropped (and the cache
 /// with it, once no call in flight holds the `Arc`) when the VM collects
 /// the last term referring to it.
-pub struct TokenCacheResource(Arc<TokenCache>);
+pub struct TokenCacheResource(Arc<Session>);
 
 #[rustler::resource_impl]
 impl Resource for TokenCacheResource {}
 
 impl TokenCacheResource {
-    fn new(cache: TokenCache) -> Self {
+    fn new(cache: Session) -> Self {
         LIVE_CACHES.fetch_add(1, Ordering::Relaxed);
         TokenCacheResource(Arc::new(cache))
     }
@@ -300,16 +301,17 @@ fn manifest<'a>(
         let registry = text_arg(registry, "registry")?;
         let repo = text_arg(repo, "repo")?;
         let reference = text_arg(reference, "reference")?;
-        let cache = cache_arg(cache)?;
+        let session = cache_arg(cache)?;
+        let (registry, repo) = (Registry::parse(&registry)?, Repository::parse(&repo)?);
+        let reference = TagOrDigest::parse(&reference)?;
         let client = tank::runtime::client()?;
         start(
             env,
             Call::Manifest,
             reference_tag,
             |_| async move {
-                client
-                    .manifest(&registry, &repo, &reference, cache.as_deref())
-                    .await
+                let repo = client.repo(registry, repo, session.as_deref());
+                repo.manifest(&reference).await
             },
             |env, manifest| (atoms::ok(), manifest_term(env, manifest)).encode(env),
         )
@@ -335,26 +337,25 @@ fn blob<'a>(
         let registry = text_arg(registry, "registry")?;
         let repo = text_arg(repo, "repo")?;
         let digest = text_arg(digest, "digest")?;
-        let cache = cache_arg(cache)?;
+        let session = cache_arg(cache)?;
         let size = optional_size(size)?;
         let max_size: u64 = max_size
             .decode()
             .map_err(|_| Error::bad_input("max_size must be a non-negative integer"))?;
+        let (registry, repo) = (Registry::parse(&registry)?, Repository::parse(&repo)?);
+        let digest = Digest::parse_argument("digest", &digest)?;
         let client = tank::runtime::client()?;
         start(
             env,
             Call::Blob,
             reference_tag,
             |_| async move {
-                let fetch = client.blob_at_most(
-                    &registry,
-                    &repo,
-                    &digest,
+                let repo = client.repo(registry, repo, session.as_deref());
+                let bounds = Bounds {
                     size,
-                    Some(max_size),
-                    cache.as_deref(),
-                );
-                fetch.await
+                    limit: Some(max_size),
+                };
+                repo.blob(&digest, bounds).await
             },
             |env, bytes| (atoms::ok(), bytes_term(env, bytes)).encode(env),
         )
@@ -383,8 +384,13 @@ fn blob_to_file<'a>(
         let digest = text_arg(digest, "digest")?;
         let path = text_arg(path, "path")?;
         let size = optional_size(size)?;
-        let cache = cache_arg(cache)?;
+        let session = cache_arg(cache)?;
         let progress = progress_arg(progress)?;
+        let (registry, repo) = (Registry::parse(&registry)?, Repository::parse(&repo)?);
+        let digest = Digest::parse_argument("digest", &digest)?;
+        if path.is_empty() {
+            return Err(Error::bad_input("path is empty"));
+        }
         let client = tank::runtime::client()?;
         start(
             env,
@@ -394,18 +400,16 @@ fn blob_to_file<'a>(
                 let progress = reporter(watch, progress, &path);
                 let cancel = watch.cancel.clone();
                 async move {
-                    let path = std::path::PathBuf::from(path);
-                    let fetch = client.blob_to_file(
-                        &registry,
-                        &repo,
-                        &digest,
+                    let path = PathBuf::from(path);
+                    let repo = client.repo(registry, repo, session.as_deref());
+                    let to = BlobTo {
                         size,
-                        &path,
-                        cache.as_deref(),
-                        Some(&cancel),
-                        Some(progress),
-                    );
-                    fetch.await
+                        path: &path,
+                        work: None,
+                        cancel: Some(&cancel),
+                        progress: Some(progress),
+                    };
+                    repo.blob_to(&digest, to).await
                 }
             },
             |env, ()| atoms::ok().encode(env),
@@ -443,13 +447,19 @@ fn pull<'a>(
         let layout = text_arg(layout, "layout")?;
         let platform = optional_text(platform, "platform")?;
         let jobs = jobs_arg(jobs)?;
-        let cache = cache_arg(cache)?;
+        let session = cache_arg(cache)?;
         let progress = progress_arg(progress)?;
         let rootfs = optional_text(rootfs, "rootfs")?.map(PathBuf::from);
         let options = unpack_options(keep_owners, replace)?;
-        // A reference outside the grammar is refused here, before any work
-        // starts (the core parses it again; that is cheap).
-        ImageReference::parse(&reference)?;
+        // Each string parsed once, here, before any work starts.
+        let image = ImageRef::parse(&reference)?;
+        if layout.is_empty() {
+            return Err(Error::bad_input("layout is empty"));
+        }
+        if rootfs.as_ref().is_some_and(|r| r.as_os_str().is_empty()) {
+            return Err(Error::bad_input("rootfs is empty"));
+        }
+        let platform = platform.as_deref().map(PlatformSpec::parse).transpose()?;
         let client = tank::runtime::client()?;
         start(
             env,
@@ -460,30 +470,15 @@ fn pull<'a>(
                 let cancel = watch.cancel.clone();
                 async move {
                     let layout = PathBuf::from(layout);
-                    let Some(rootfs) = rootfs else {
-                        let pull = client.pull(
-                            &reference,
-                            &layout,
-                            platform.as_deref(),
-                            jobs,
-                            cache.as_deref(),
-                            Some(&cancel),
-                            Some(progress),
-                        );
-                        return pull.await;
-                    };
-                    let pull = client.pull_unpack(
-                        &reference,
-                        &layout,
-                        &rootfs,
-                        platform.as_deref(),
+                    let pull = Pull {
+                        layout: &layout,
+                        platform: platform.as_ref(),
                         jobs,
-                        options,
-                        cache.as_deref(),
-                        Some(&cancel),
-                        Some(progress),
-                    );
-                    pull.await
+                        cancel: Some(&cancel),
+                        progress: Some(progress),
+                        unpack: rootfs.as_deref().map(|rootfs| UnpackTo { rootfs, options }),
+                    };
+                    client.pull(&image, session.as_deref(), pull).await
                 }
             },
             |env, manifest| (atoms::ok(), manifest_term(env, manifest)).encode(env),
@@ -595,7 +590,7 @@ fn new_token_cache<'a>(
         let ttl_ms: u64 = ttl_ms
             .decode()
             .map_err(|_| Error::bad_input("ttl: must be a non-negative integer (milliseconds)"))?;
-        let cache = TokenCache::new(Duration::from_millis(ttl_ms));
+        let cache = Session::new(Duration::from_millis(ttl_ms));
         for (registry, credential) in option("credentials", credentials_arg(credentials))? {
             option("credentials", cache.credentials.set(&registry, credential))?;
         }
@@ -870,7 +865,7 @@ fn reporter(watch: &Watch, pid: Option<LocalPid>, name: &str) -> ProgressFn {
     })
 }
 
-fn cache_arg(term: Term<'_>) -> Result<Option<Arc<TokenCache>>> {
+fn cache_arg(term: Term<'_>) -> Result<Option<Arc<Session>>> {
     if let Ok(cache) = term.decode::<ResourceArc<TokenCacheResource>>() {
         return Ok(Some(Arc::clone(&cache.0)));
     }

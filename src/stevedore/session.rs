@@ -12,7 +12,8 @@ use super::clients::TrustedClients;
 use super::credentials::{Credential, Credentials};
 use super::error::{reason, Error, Result};
 use super::origin::Origin;
-use super::reference::Registry;
+use super::reference::Repository;
+use super::registry::Registry;
 use super::secret::Secret;
 use super::transport::Config;
 use super::trust::Trust;
@@ -39,11 +40,11 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
-    pub fn pull(registry: &Registry, repository: &str) -> CacheKey {
+    pub fn pull(registry: &Registry, repository: &Repository) -> CacheKey {
         CacheKey {
             origin: registry.origin(),
             registry: registry.authority().to_owned(),
-            scope: format!("repository:{repository}:pull"),
+            scope: format!("repository:{}:pull", repository.as_str()),
             identity: String::new(),
         }
     }
@@ -93,7 +94,7 @@ struct Slot {
     last_answer: Option<Result<Secret>>,
 }
 
-pub struct TokenCache {
+pub struct Session {
     ttl: Duration,
     slots: Mutex<HashMap<CacheKey, Slot>>,
     pub credentials: Credentials,
@@ -103,15 +104,15 @@ pub struct TokenCache {
     clients: Mutex<Option<Arc<TrustedClients>>>,
 }
 
-impl Default for TokenCache {
+impl Default for Session {
     fn default() -> Self {
-        TokenCache::new(DEFAULT_TTL)
+        Session::new(DEFAULT_TTL)
     }
 }
 
-impl TokenCache {
-    pub fn new(ttl: Duration) -> TokenCache {
-        TokenCache {
+impl Session {
+    pub fn new(ttl: Duration) -> Session {
+        Session {
             ttl,
             slots: Mutex::new(HashMap::new()),
             credentials: Credentials::default(),
@@ -261,7 +262,10 @@ mod tests {
     const WAIT: Duration = Duration::from_secs(60);
 
     fn pull_key(registry: &str, repo: &str) -> CacheKey {
-        CacheKey::pull(&Registry::parse(registry).unwrap(), repo)
+        CacheKey::pull(
+            &Registry::parse(registry).unwrap(),
+            &Repository::parse(repo).unwrap(),
+        )
     }
 
     fn issued(token: &str, secs: Option<u64>) -> Result<IssuedToken> {
@@ -273,12 +277,12 @@ mod tests {
 
     #[test]
     fn lifetime_rule() {
-        let c = TokenCache::new(Duration::from_millis(300));
+        let c = Session::new(Duration::from_millis(300));
         assert_eq!(
             c.lifetime(Some(Duration::from_secs(300))),
             Duration::from_millis(300)
         );
-        let c = TokenCache::new(Duration::from_secs(600));
+        let c = Session::new(Duration::from_secs(600));
         assert_eq!(
             c.lifetime(Some(Duration::from_secs(300))),
             Duration::from_secs(295)
@@ -288,7 +292,7 @@ mod tests {
             Duration::from_secs(55)
         );
         assert_eq!(c.lifetime(None), Duration::from_secs(55));
-        let c = TokenCache::default();
+        let c = Session::default();
         assert_eq!(
             c.lifetime(Some(Duration::from_secs(3600))),
             Duration::from_secs(60)
@@ -297,7 +301,7 @@ mod tests {
 
     #[tokio::test]
     async fn caches_until_expiry_then_refetches_once() {
-        let cache = TokenCache::new(Duration::from_millis(150));
+        let cache = Session::new(Duration::from_millis(150));
         let key = pull_key("r:5000", "a/b");
         assert_eq!(cache.current(&key), None);
         let t = cache
@@ -321,7 +325,7 @@ mod tests {
 
     #[tokio::test]
     async fn rejected_token_is_replaced_unless_already_replaced() {
-        let cache = TokenCache::default();
+        let cache = Session::default();
         let key = pull_key("r", "a");
         cache
             .obtain(&key, None, WAIT, || async { issued("old", None) })
@@ -344,7 +348,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_misses_fetch_once() {
-        let cache = Arc::new(TokenCache::default());
+        let cache = Arc::new(Session::default());
         let fetches = Arc::new(AtomicUsize::new(0));
         let key = pull_key("r", "a");
         let mut tasks = Vec::new();
@@ -372,7 +376,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn waiters_share_the_answer_they_waited_for_when_nothing_is_kept() {
         const CALLS: usize = 8;
-        let cache = Arc::new(TokenCache::new(Duration::ZERO));
+        let cache = Arc::new(Session::new(Duration::ZERO));
         let fetches = Arc::new(AtomicUsize::new(0));
         let key = pull_key("r", "a");
         let flight = {
@@ -408,7 +412,7 @@ mod tests {
 
     #[tokio::test]
     async fn failed_fetch_is_not_cached() {
-        let cache = TokenCache::default();
+        let cache = Session::default();
         let key = pull_key("r", "a");
         let e = cache
             .obtain(&key, None, WAIT, || async {
@@ -425,7 +429,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_wait_for_another_callers_request_ends_with_its_bound() {
-        let cache = TokenCache::default();
+        let cache = Session::default();
         let key = pull_key("r", "a");
         let bound = Duration::from_secs(60);
         let stuck = cache.obtain(&key, None, bound, std::future::pending);
@@ -451,7 +455,7 @@ mod tests {
     // waiting, so all of them wait for the first one's request.
     #[tokio::test(start_paused = true)]
     async fn callers_that_waited_share_the_failure_instead_of_asking_again() {
-        let cache = Arc::new(TokenCache::default());
+        let cache = Arc::new(Session::default());
         let fetches = Arc::new(AtomicUsize::new(0));
         let key = pull_key("r", "a");
         let mut tasks = Vec::new();

@@ -1,0 +1,122 @@
+//! One repository on one registry, and the one way tank asks it for
+//! anything. Built once per call from parsed values, it holds where the
+//! repository lives (registry, repository), who asks (the session and the
+//! key its secrets are bound to) and how (the transport with the session's
+//! TLS trust). Every request goes through [`Repo::get`]: the auth
+//! handshake, then, for callers that need a success, an error status turned
+//! into an `Http` error naming the request.
+
+use http::header::HeaderMap;
+use url::Url;
+
+use super::auth::authorized_get;
+use super::blob::Bounds;
+use super::digest::Digest;
+use super::error::{Endpoint, Error, Result};
+use super::manifest::Manifest;
+use super::reference::{Repository, TagOrDigest};
+use super::registry::Registry;
+use super::session::{CacheKey, Session};
+use super::to_file::BlobTo;
+use super::transport::{body_excerpt, Response, Transport};
+
+/// How much of a refusal's body an error quotes.
+const REFUSAL_EXCERPT: usize = 4096;
+
+pub struct Repo<'a> {
+    registry: Registry,
+    repository: Repository,
+    session: Option<&'a Session>,
+    transport: Transport,
+    key: CacheKey,
+}
+
+impl<'a> Repo<'a> {
+    /// `repository` on `registry`, asked through `transport` (the
+    /// process's) with what `session` holds (none: anonymous, nothing
+    /// cached).
+    pub fn new(
+        transport: &Transport,
+        session: Option<&'a Session>,
+        registry: Registry,
+        repository: Repository,
+    ) -> Repo<'a> {
+        let trusted = session.and_then(|s| s.trusted_clients(transport.config()));
+        let key = CacheKey::pull(&registry, &repository);
+        Repo {
+            transport: transport.with_trust(trusted),
+            session,
+            key,
+            registry,
+            repository,
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn repository(&self) -> &Repository {
+        &self.repository
+    }
+
+    pub fn session(&self) -> Option<&'a Session> {
+        self.session
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    pub fn manifest_url(&self, reference: &TagOrDigest) -> Url {
+        self.registry.manifest_url(&self.repository, reference)
+    }
+
+    pub fn blob_url(&self, digest: &Digest) -> Url {
+        self.registry.blob_url(&self.repository, digest)
+    }
+
+    /// GETs `url` (one of this repository's) with the auth handshake; the
+    /// response whatever its status.
+    pub async fn get(&self, url: &Url, headers: &HeaderMap) -> Result<Response> {
+        authorized_get(&self.transport, self.session, &self.key, url, headers).await
+    }
+
+    /// GETs `url` for `endpoint`; an error status is an `Http` error.
+    pub async fn fetch(
+        &self,
+        endpoint: Endpoint,
+        url: &Url,
+        headers: &HeaderMap,
+    ) -> Result<Response> {
+        let resp = self.get(url, headers).await?;
+        match resp.status().is_success() {
+            true => Ok(resp),
+            false => Err(refused(endpoint, url, resp).await),
+        }
+    }
+
+    /// The manifest `reference`, checked against its digests.
+    pub async fn manifest(&self, reference: &TagOrDigest) -> Result<Manifest> {
+        super::manifest::fetch(self, reference).await
+    }
+
+    /// The blob `digest` in memory, verified against it, within `bounds`.
+    pub async fn blob(&self, digest: &Digest, bounds: Bounds) -> Result<Vec<u8>> {
+        super::blob::fetch(self, digest, bounds).await
+    }
+
+    /// The blob `digest` into a file, verified, resumable: see
+    /// [`BlobTo`].
+    pub async fn blob_to(&self, digest: &Digest, to: BlobTo<'_>) -> Result<()> {
+        super::to_file::fetch(self, digest, to).await
+    }
+}
+
+/// The error for a response that refused the request for `endpoint`: its
+/// status, and the start of its body.
+pub async fn refused(endpoint: Endpoint, url: &Url, resp: Response) -> Error {
+    let status = resp.status().as_u16();
+    let body = body_excerpt(resp, REFUSAL_EXCERPT).await;
+    Error::http(endpoint, status, url.as_str(), body)
+}
