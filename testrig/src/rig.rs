@@ -6,7 +6,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
 use tempfile::TempDir;
 
 use crate::accesslog::{self, RegistryRequest};
@@ -17,11 +16,13 @@ use crate::info::{
     TlsRegistryInfo, TlsTokenRegistryInfo, TokenRegistryInfo,
 };
 use crate::push::{PushAuth, Pusher, TokenAuth};
+use crate::random::random_hex;
 use crate::registry::{
     find_binary, HtpasswdConfig, RegistryProcess, RegistrySetup, ServeTls, Spawner, TokenAuthConfig,
 };
 use crate::tls::{self, Authority, ClientIdentity};
-use crate::token::{self, random_hex, Keys, Switches, TokenRequest, TokenServer, Users};
+use crate::token::{self, Keys, Switches, TokenRequest, TokenServer, Users};
+use crate::which::Which;
 use crate::workdir;
 
 /// The htpasswd registry's user and realm.
@@ -29,82 +30,6 @@ const BASIC_USER: &str = "bob";
 const BASIC_REALM: &str = "tank-rig-basic";
 /// bcrypt's lowest cost: distribution checks the hash on every request.
 const BCRYPT_COST: u32 = 4;
-
-/// One of the rig's registries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Which {
-    /// No auth.
-    Plain,
-    /// Bearer token auth; `private/*` repositories only alice may pull
-    /// (see [`crate::PrivateInfo`]).
-    Token,
-    /// As `Token`, blob reads redirected (307) to the CDN.
-    Cdn,
-    /// https (HTTP/2 by ALPN), no auth, the plain registry's storage.
-    Tls,
-    /// As `Tls`, but blob reads are redirected (307) to the CDN's `http://`
-    /// URL: a redirect from https to http that clients must refuse.
-    TlsRedirect,
-    /// htpasswd (bcrypt) Basic auth, its own storage with every fixture.
-    Basic,
-    /// As `Tls` (the plain registry's storage), but the TLS handshake
-    /// requires a client certificate signed by the rig's client CA.
-    TlsClientCert,
-    /// https with Bearer token auth whose realm is plain `http://`: the
-    /// token registry's storage, its own issuer.
-    TlsToken,
-}
-
-impl Which {
-    pub const ALL: [Which; 8] = [
-        Which::Plain,
-        Which::Token,
-        Which::Cdn,
-        Which::Tls,
-        Which::TlsRedirect,
-        Which::Basic,
-        Which::TlsClientCert,
-        Which::TlsToken,
-    ];
-
-    /// `plain`, `token`, `cdn`, `tls`, `tls-redirect`, `basic`,
-    /// `tls-client-cert` or `tls-token`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Which::Plain => "plain",
-            Which::Token => "token",
-            Which::Cdn => "cdn",
-            Which::Tls => "tls",
-            Which::TlsRedirect => "tls-redirect",
-            Which::Basic => "basic",
-            Which::TlsClientCert => "tls-client-cert",
-            Which::TlsToken => "tls-token",
-        }
-    }
-
-    /// Whether it serves https.
-    pub fn is_tls(self) -> bool {
-        matches!(
-            self,
-            Which::Tls | Which::TlsRedirect | Which::TlsClientCert | Which::TlsToken
-        )
-    }
-
-    /// Whether Bearer tokens from the rig's issuers guard it.
-    pub fn is_token(self) -> bool {
-        matches!(self, Which::Token | Which::Cdn | Which::TlsToken)
-    }
-
-    /// The storage dir's name: the https registries serve another's.
-    fn storage_name(self) -> &'static str {
-        match self {
-            Which::TlsToken => Which::Token.name(),
-            w if w.is_tls() => Which::Plain.name(),
-            w => w.name(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RigOptions {
