@@ -23,8 +23,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use tiny_http::{Header, Method, Request, Response};
 
+use crate::random::random_hex;
 use crate::serve::{header, HttpService};
-use crate::token::random_hex;
 
 /// The service named in the CDN's own Bearer challenge.
 pub(crate) const CDN_SERVICE: &str = "tank-cdn";

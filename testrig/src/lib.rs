@@ -48,6 +48,7 @@ mod fixtures;
 mod generate;
 mod info;
 mod push;
+mod random;
 mod registry;
 mod rig;
 mod serve;
@@ -55,6 +56,7 @@ mod sockets;
 mod timefmt;
 mod tls;
 mod token;
+mod which;
 mod workdir;
 
 pub use accesslog::RegistryRequest;
@@ -64,6 +66,7 @@ pub use info::{
     IndexInfo, PlainRegistryInfo, PrivateInfo, RigInfo, TlsRegistryInfo, TlsTokenRegistryInfo,
     TokenRegistryInfo,
 };
-pub use rig::{Rig, RigOptions, Which};
+pub use rig::{Rig, RigOptions};
 pub use sockets::client_sockets_to;
 pub use token::TokenRequest;
+pub use which::Which;

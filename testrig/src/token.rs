@@ -23,14 +23,15 @@ use std::time::SystemTime;
 use anyhow::{anyhow, Context, Result};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use ring::rand::{SecureRandom, SystemRandom};
+use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::json;
 use tiny_http::{Header, Method, Request, Response};
 
-use crate::rig::Which;
+use crate::random::random_hex;
 use crate::serve::{header, HttpService};
 use crate::timefmt::{rfc3339, unix_seconds};
+use crate::which::Which;
 
 pub(crate) const SERVICE: &str = "tank-rig";
 pub(crate) const ISSUER: &str = "tank-rig-issuer";
@@ -153,15 +154,6 @@ impl Keys {
             URL_SAFE_NO_PAD.encode(signature.as_ref())
         ))
     }
-}
-
-/// `bytes` random bytes from the OS, hex-encoded (passwords, secrets, jti).
-pub(crate) fn random_hex(bytes: usize) -> Result<String> {
-    let mut buf = vec![0u8; bytes];
-    SystemRandom::new()
-        .fill(&mut buf)
-        .map_err(|_| anyhow!("the system RNG failed"))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Who may log in at the issuers.

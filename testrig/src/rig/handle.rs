@@ -1,0 +1,191 @@
+//! The public handle on a running rig: where each registry listens, what it
+//! and the other servers logged, the switches tests flip, and the order in
+//! which everything stops when it is dropped.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use super::issuers::Issuer;
+use crate::accesslog::{self, RegistryRequest};
+use crate::cdn::{CdnRequest, CdnServer};
+use crate::info::RigInfo;
+use crate::registry::{RegistryProcess, Spawner};
+use crate::token::{Switches, TokenRequest};
+use crate::which::Which;
+
+/// The running rig. Dropping it kills the registries, stops the servers and
+/// removes the temp dir.
+pub struct Rig {
+    // Fields drop in order: registries first (they call the issuer and CDN
+    // no more), then the servers, the spawner thread, and the files last.
+    pub(super) registries: Vec<(Which, RegistryProcess)>,
+    pub(super) issuers: Vec<Issuer>,
+    pub(super) cdn: Option<CdnServer>,
+    pub(super) switches: Arc<Switches>,
+    pub(super) _spawner: Spawner,
+    pub(super) token_log: Arc<Mutex<Vec<TokenRequest>>>,
+    pub(super) cdn_log: Arc<Mutex<Vec<CdnRequest>>>,
+    pub(super) info: RigInfo,
+    pub(super) dir: TempDir,
+}
+
+impl Rig {
+    pub fn info(&self) -> &RigInfo {
+        &self.info
+    }
+
+    /// `127.0.0.1:PORT` of a registry.
+    ///
+    /// # Panics
+    /// When the rig was started without that registry.
+    pub fn registry(&self, which: Which) -> &str {
+        match self.process(which) {
+            Some(p) => p.addr(),
+            None => panic!("the rig was started without the {} registry", which.name()),
+        }
+    }
+
+    /// The registry's process id, for reading its CPU time.
+    ///
+    /// # Panics
+    /// When the rig was started without that registry.
+    pub fn registry_pid(&self, which: Which) -> u32 {
+        match self.process(which) {
+            Some(p) => p.pid(),
+            None => panic!("the rig was started without the {} registry", which.name()),
+        }
+    }
+
+    /// The registries this rig runs, in [`Which::ALL`] order.
+    pub fn started(&self) -> Vec<Which> {
+        Which::ALL
+            .into_iter()
+            .filter(|w| self.process(*w).is_some())
+            .collect()
+    }
+
+    /// `None` (the default): every issuer answers OAuth2 POSTs.
+    /// `Some(404)` or `Some(405)` (any status, really): every issuer answers
+    /// every POST with that status and an error body, as token servers
+    /// without OAuth2 do, so a client falls back to a GET.
+    pub fn set_token_post_status(&self, status: Option<u16>) {
+        self.switches.set_post_status(status);
+    }
+
+    /// On: the CDN challenges every blob read that lacks its own token with
+    /// 401 and `WWW-Authenticate: Bearer realm="<cdn>/token",service="tank-cdn"`;
+    /// its realm hands that token to anyone (and logs, in
+    /// [`Rig::cdn_requests`], whether the request carried credentials).
+    /// Off (the default): it serves any request without `Authorization`
+    /// and answers 400 to one with it. No-op without a CDN.
+    pub fn set_cdn_challenges(&self, on: bool) {
+        if let Some(c) = &self.cdn {
+            c.set_challenges(on);
+        }
+    }
+
+    /// Every token request since start or the last [`Rig::clear_logs`].
+    pub fn token_requests(&self) -> Vec<TokenRequest> {
+        self.token_log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Every CDN request since start or the last [`Rig::clear_logs`].
+    pub fn cdn_requests(&self) -> Vec<CdnRequest> {
+        self.cdn_log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Forgets the token and CDN request logs and starts a new window for
+    /// [`Rig::registry_log`] and [`Rig::registry_requests`].
+    pub fn clear_logs(&self) {
+        for (_, p) in &self.registries {
+            p.mark_log();
+        }
+        if let Ok(mut l) = self.token_log.lock() {
+            l.clear();
+        }
+        if let Ok(mut l) = self.cdn_log.lock() {
+            l.clear();
+        }
+    }
+
+    /// The registry's filesystem storage root (`rootdirectory`).
+    pub fn storage_dir(&self, which: Which) -> PathBuf {
+        self.dir.path().join(which.storage_name())
+    }
+
+    /// Where the registry keeps a blob's bytes; overwrite it to make the
+    /// registry serve content that does not match its digest.
+    pub fn blob_data_path(&self, which: Which, digest: &str) -> PathBuf {
+        let (algo, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+        let prefix = hex.get(..2).unwrap_or(hex);
+        self.storage_dir(which)
+            .join("docker/registry/v2/blobs")
+            .join(algo)
+            .join(prefix)
+            .join(hex)
+            .join("data")
+    }
+
+    /// What the registry logged since the rig finished starting (or the last
+    /// [`Rig::clear_logs`]): logrus lines (method, URI, User-Agent, status,
+    /// auth warnings) and the Apache-style access log. distribution never
+    /// logs the `Accept` header. Empty for a registry that was not started.
+    pub fn registry_log(&self, which: Which) -> String {
+        self.process(which)
+            .map(|p| p.log_since_mark())
+            .unwrap_or_default()
+    }
+
+    /// The registry's whole log file, start-up and fixture pushes included.
+    pub fn registry_log_path(&self, which: Which) -> PathBuf {
+        self.dir.path().join(format!("{}.log", which.name()))
+    }
+
+    /// The requests the registry's access log recorded since the rig
+    /// finished starting (or the last [`Rig::clear_logs`]).
+    ///
+    /// distribution writes the line just *after* sending the response, so
+    /// this waits until the log has been quiet for 50 ms (at most 2 s).
+    pub fn registry_requests(&self, which: Which) -> Vec<RegistryRequest> {
+        let Some(process) = self.process(which) else {
+            return Vec::new();
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut log = process.log_since_mark();
+        loop {
+            thread::sleep(Duration::from_millis(50));
+            let again = process.log_since_mark();
+            if again.len() == log.len() || Instant::now() > deadline {
+                return accesslog::parse(&again);
+            }
+            log = again;
+        }
+    }
+
+    fn process(&self, which: Which) -> Option<&RegistryProcess> {
+        self.registries
+            .iter()
+            .find(|(w, _)| *w == which)
+            .map(|(_, p)| p)
+    }
+
+    /// The rig's temp dir (configs, logs, storage).
+    pub fn temp_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl std::fmt::Debug for Rig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rig")
+            .field("dir", &self.dir.path())
+            .field("info", &self.info)
+            .field("issuers", &self.issuers.len())
+            .field("cdn", &self.cdn.is_some())
+            .finish()
+    }
+}
