@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use common::origin::{reset, respond, respond_head, Origin};
 use common::sha256;
 use common::test_ca::TestCa;
-use tank::stevedore::credentials::Credential;
-use tank::stevedore::{Client, Config, Session};
+use tank::stevedore::credential::Credential;
+use tank::stevedore::{Client, Config, Registry, Session};
 
 type Script<'a> = &'a (dyn Fn(&Seen) -> Reply + Send + Sync);
 
@@ -312,16 +312,13 @@ fn a_cached_credential_never_follows_its_registry_to_plain_http() {
             let server = registry_for(&pki, challenge);
             let port = server.port;
             let cache = Session::default();
-            cache
-                .credentials
-                .set(
-                    &format!("reg.test:{port}"),
-                    Credential::Basic {
-                        username: "alice".into(),
-                        password: "PASSWORD_SECRET".into(),
-                    },
-                )
-                .unwrap();
+            cache.credentials.set(
+                &Registry::parse(&format!("reg.test:{port}")).unwrap(),
+                Credential::Basic {
+                    username: "alice".into(),
+                    password: "PASSWORD_SECRET".into(),
+                },
+            );
             cache
                 .change_trust(|t| t.add_ca_file(None, &pki.ca()))
                 .unwrap();
@@ -381,16 +378,13 @@ fn an_anonymous_token_still_reaches_a_plain_http_registry() {
     });
     let cache = Session::default();
     let registry = format!("http://reg.test:{}", server.port);
-    cache
-        .credentials
-        .set(
-            &format!("reg.test:{}", server.port),
-            Credential::Basic {
-                username: "alice".into(),
-                password: "PASSWORD_SECRET".into(),
-            },
-        )
-        .unwrap();
+    cache.credentials.set(
+        &Registry::parse(&format!("reg.test:{}", server.port)).unwrap(),
+        Credential::Basic {
+            username: "alice".into(),
+            password: "PASSWORD_SECRET".into(),
+        },
+    );
     let client = client(|_| {});
     for call in 0..2 {
         block_on(common::core::manifest(
@@ -536,16 +530,13 @@ fn messages_never_quote_a_presigned_query() {
         respond(conn, 401, &[("WWW-Authenticate", challenge.as_str())], b"")
     });
     let cache = Session::default();
-    cache
-        .credentials
-        .set(
-            registry.addr(),
-            Credential::Basic {
-                username: "alice".into(),
-                password: "pw".into(),
-            },
-        )
-        .unwrap();
+    cache.credentials.set(
+        &Registry::parse(registry.addr()).unwrap(),
+        Credential::Basic {
+            username: "alice".into(),
+            password: "pw".into(),
+        },
+    );
     let client = client(|c| c.max_retries = 1);
     let e = block_on(common::core::manifest(
         &client,

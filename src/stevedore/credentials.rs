@@ -235,10 +235,8 @@ pub struct Credentials {
 
 impl Credentials {
     /// Replaces any credential set before for `registry`.
-    pub fn set(&self, registry: &str, credential: Credential) -> Result<()> {
-        let key = Registry::parse(registry)?.key();
-        lock(&self.explicit).insert(key, credential);
-        Ok(())
+    pub fn set(&self, registry: &Registry, credential: Credential) {
+        lock(&self.explicit).insert(registry.key(), credential);
     }
 
     /// Adds an auth file behind those already loaded; `None` searches the
@@ -390,8 +388,11 @@ mod tests {
         assert_eq!(get("empty.example", "x").await, None);
         assert_eq!(get("other.example", "x").await, None);
         // The caller's setting wins, and replaces an earlier one.
-        c.set("https://ghcr.io", basic("a", "1")).unwrap();
-        c.set("ghcr.io", basic("b", "2")).unwrap();
+        c.set(
+            &Registry::parse("https://ghcr.io").unwrap(),
+            basic("a", "1"),
+        );
+        c.set(&Registry::parse("ghcr.io").unwrap(), basic("b", "2"));
         assert_eq!(get("ghcr.io", "o/r").await, Some(basic("b", "2")));
     }
 

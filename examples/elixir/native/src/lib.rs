@@ -38,7 +38,7 @@ use rustler::LocalPid;
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term};
 use serde_json::{Map, Number, Value};
 use tank::stevedore::cancel::cancellable;
-use tank::stevedore::credentials::Credential;
+use tank::stevedore::credential::Credential;
 use tank::stevedore::error::reason;
 use tank::stevedore::unpack;
 use tank::stevedore::{
@@ -592,16 +592,19 @@ fn new_token_cache<'a>(
             .map_err(|_| Error::bad_input("ttl: must be a non-negative integer (milliseconds)"))?;
         let cache = Session::new(Duration::from_millis(ttl_ms));
         for (registry, credential) in option("credentials", credentials_arg(credentials))? {
-            option("credentials", cache.credentials.set(&registry, credential))?;
+            let registry = option("credentials", Registry::parse(&registry))?;
+            cache.credentials.set(&registry, credential);
         }
         if let Some(path) = option("auth_config", place_arg(auth_config, "auth_config"))? {
             option("auth_config", cache.credentials.load(path.as_deref()))?;
         }
         let ca_files = option("ca_files", ca_files_arg(ca_files))?;
         for (registry, pem) in &ca_files {
+            let registry = registry.as_deref().map(Registry::parse).transpose();
+            let registry = option("ca_files", registry)?;
             option(
                 "ca_files",
-                cache.change_trust(|t| t.add_ca_file(registry.as_deref(), pem)),
+                cache.change_trust(|t| t.add_ca_file(registry.as_ref(), pem)),
             )?;
         }
         if let Some(dir) = option("certs_dir", place_arg(certs_dir, "certs_dir"))? {
