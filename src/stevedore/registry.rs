@@ -2,13 +2,11 @@
 //! is (Docker Hub answers to several names). Everything that asks "which
 //! registry is this?" asks this type.
 
-use std::net::IpAddr;
-
 use url::Url;
 
 use super::digest::Digest;
 use super::error::{Error, Result};
-use super::origin::Origin;
+use super::origin::{is_loopback, Origin};
 use super::reference::{Repository, TagOrDigest};
 
 /// The name Docker Hub goes by in normalized references, and its key.
@@ -190,15 +188,6 @@ fn is_domain_label(label: &str) -> bool {
                 && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
         }
         _ => false,
-    }
-}
-
-/// `localhost`, `127.0.0.0/8` or `::1`.
-pub fn is_loopback(host: &url::Host<&str>) -> bool {
-    match host {
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        url::Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
-        url::Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
     }
 }
 

@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::clients::TrustedClients;
+use super::config::Config;
 use super::credentials::{Credential, Credentials};
 use super::error::{reason, Error, Result};
 use super::origin::Origin;
 use super::reference::Repository;
 use super::registry::Registry;
 use super::secret::Secret;
-use super::transport::Config;
 use super::trust::Trust;
 
 /// The lifetime a token gets when its issuer does not say, and the floor
