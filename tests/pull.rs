@@ -792,7 +792,7 @@ fn references_through_the_c_abi() {
 /// manifest names, and a manifest with a digest that is not one.
 #[test]
 fn a_hostile_registry_gets_no_blob_and_no_entry_into_the_layout() {
-    use common::origin::{respond, Origin};
+    use common::scripted::{respond, ScriptedServer};
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
             .to_vec();
@@ -814,7 +814,7 @@ fn a_hostile_registry_gets_no_blob_and_no_entry_into_the_layout() {
         format!("/v2/x/y/blobs/{}", sha256(&config)),
         format!("/v2/x/y/blobs/{}", sha256(&layer)),
     );
-    let o = Origin::start(move |req, conn| {
+    let o = ScriptedServer::start(move |req, conn| {
         let ct = [("Content-Type", "application/vnd.oci.image.manifest.v1+json")];
         match req.path() {
             "/v2/x/y/manifests/swapped" => respond(conn, 200, &ct, &good),

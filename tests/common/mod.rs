@@ -9,7 +9,7 @@ pub mod blob_files;
 pub mod c_example;
 pub mod hostile_layers;
 pub mod layers;
-pub mod origin;
+pub mod scripted;
 pub mod test_ca;
 pub mod tools;
 pub mod tree;
