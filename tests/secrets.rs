@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::origin::{reset, respond, respond_head, Origin};
+use common::scripted::{reset, respond, respond_head, ScriptedServer};
 use common::sha256;
 use common::test_ca::TestCa;
 use tank::stevedore::credential::Credential;
@@ -484,8 +484,8 @@ fn a_client_certificate_goes_only_to_the_registry_it_was_set_for() {
 #[test]
 fn messages_never_quote_a_presigned_query() {
     let query = "X-Amz-Signature=SIG_SECRET&token=TOKEN_SECRET";
-    let resetting = Origin::start(|_, conn| reset(conn));
-    let short = Origin::start(|_, conn| {
+    let resetting = ScriptedServer::start(|_, conn| reset(conn));
+    let short = ScriptedServer::start(|_, conn| {
         respond_head(conn, 200, &[("Content-Length", "100")]);
         let _ = conn.write_all(b"ten bytes!");
     });
@@ -497,7 +497,7 @@ fn messages_never_quote_a_presigned_query() {
     ];
     for (case, target, names_the_hop) in targets {
         let location = format!("http://{target}/cdn/blob?{query}");
-        let registry = Origin::start(move |_, conn| {
+        let registry = ScriptedServer::start(move |_, conn| {
             respond(conn, 307, &[("Location", location.as_str())], b"")
         });
         let client = client(|c| c.max_retries = 1);
@@ -524,7 +524,7 @@ fn messages_never_quote_a_presigned_query() {
 
     // The realm as the challenge gave it, with the query tank adds to it.
     let realm = format!("http://127.0.0.1:{}/token?sig=REALM_SECRET", dead_port());
-    let registry = Origin::start(move |_, conn| {
+    let registry = ScriptedServer::start(move |_, conn| {
         let challenge =
             format!(r#"Bearer realm="{realm}",service="svc",scope="repository:a/b:pull""#);
         respond(conn, 401, &[("WWW-Authenticate", challenge.as_str())], b"")
@@ -560,7 +560,7 @@ fn messages_never_quote_a_presigned_query() {
 fn a_trickling_token_server_holds_no_call_past_the_token_bound() {
     const BOUND: Duration = Duration::from_secs(2);
     const TRICKLE_FOR: Duration = Duration::from_secs(60);
-    let token = Origin::start(|_, conn| {
+    let token = ScriptedServer::start(|_, conn| {
         respond_head(
             conn,
             200,
@@ -576,7 +576,7 @@ fn a_trickling_token_server_holds_no_call_past_the_token_bound() {
         }
     });
     let realm = format!("{}/token", token.url());
-    let registry = Origin::start(move |_, conn| {
+    let registry = ScriptedServer::start(move |_, conn| {
         let challenge = format!(r#"Bearer realm="{realm}",service="svc""#);
         respond(conn, 401, &[("WWW-Authenticate", challenge.as_str())], b"")
     });
