@@ -145,8 +145,10 @@ typedef uint32_t TankStatus;
 #endif // __cplusplus
 
 /**
- * A bearer-token cache shared by the calls of one pull. Opaque and
- * thread-safe: many threads may use one cache at once. Free it with
+ * A session shared by the calls given it: the bearer tokens they earn
+ * (each bound to the origin, scope and identity it was earned for), the
+ * credentials and TLS trust set on it, and the HTTP clients that trust
+ * needs. Opaque and thread-safe: many threads may use one cache at once. Free it with
  * `tank_cache_free` once no call is using it.
  */
 typedef struct TankCache TankCache;

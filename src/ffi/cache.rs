@@ -9,8 +9,10 @@ use crate::stevedore::error::Error;
 use crate::stevedore::secret::Secret;
 use crate::stevedore::{Registry, Session};
 
-/// A bearer-token cache shared by the calls of one pull. Opaque and
-/// thread-safe: many threads may use one cache at once. Free it with
+/// A session shared by the calls given it: the bearer tokens they earn
+/// (each bound to the origin, scope and identity it was earned for), the
+/// credentials and TLS trust set on it, and the HTTP clients that trust
+/// needs. Opaque and thread-safe: many threads may use one cache at once. Free it with
 /// `tank_cache_free` once no call is using it.
 pub struct TankCache {
     pub(crate) tokens: Arc<Session>,

@@ -12,7 +12,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use super::cred_helper;
-pub use super::credential::Credential;
+use super::credential::Credential;
 use super::error::{reason, Error, Result};
 use super::registry::{key_of, Registry, DOCKER_HUB};
 use super::secret::{Secret, WipedJson};

@@ -1,7 +1,8 @@
-//! What the calls of one pull share: bearer tokens, keyed by registry,
-//! scope and identity (concurrent misses on one key wait for a single
-//! token request instead of each running the handshake), and the caller's
-//! credentials and TLS trust, with the HTTP clients that trust needs.
+//! A session: what the calls made for one caller share. Bearer tokens,
+//! keyed by the origin they were earned at, scope and identity (concurrent
+//! misses on one key wait for a single token request instead of each
+//! running the handshake); the caller's credentials; the TLS trust, with
+//! the HTTP clients that trust needs. C knows it as `TankCache`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::clients::TrustedClients;
 use super::config::Config;
-use super::credentials::{Credential, Credentials};
+use super::credential::Credential;
+use super::credentials::Credentials;
 use super::error::{reason, Error, Result};
 use super::origin::Origin;
 use super::reference::Repository;

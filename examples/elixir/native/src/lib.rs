@@ -97,19 +97,19 @@ static LIVE_BUFFER_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// A token cache as Erlang sees it: a resource term. Dropped (and the cache
 /// with it, once no call in flight holds the `Arc`) when the VM collects
 /// the last term referring to it.
-pub struct TokenCacheResource(Arc<Session>);
+pub struct SessionResource(Arc<Session>);
 
 #[rustler::resource_impl]
-impl Resource for TokenCacheResource {}
+impl Resource for SessionResource {}
 
-impl TokenCacheResource {
+impl SessionResource {
     fn new(cache: Session) -> Self {
         LIVE_CACHES.fetch_add(1, Ordering::Relaxed);
-        TokenCacheResource(Arc::new(cache))
+        SessionResource(Arc::new(cache))
     }
 }
 
-impl Drop for TokenCacheResource {
+impl Drop for SessionResource {
     fn drop(&mut self) {
         LIVE_CACHES.fetch_sub(1, Ordering::Relaxed);
     }
@@ -613,7 +613,7 @@ fn new_token_cache<'a>(
                 cache.change_trust(|t| t.load_certs_dir(dir.as_deref())),
             )?;
         }
-        Ok(ResourceArc::new(TokenCacheResource::new(cache)))
+        Ok(ResourceArc::new(SessionResource::new(cache)))
     }))
     .unwrap_or_else(|payload| {
         Err(Error::internal(
@@ -869,7 +869,7 @@ fn reporter(watch: &Watch, pid: Option<LocalPid>, name: &str) -> ProgressFn {
 }
 
 fn cache_arg(term: Term<'_>) -> Result<Option<Arc<Session>>> {
-    if let Ok(cache) = term.decode::<ResourceArc<TokenCacheResource>>() {
+    if let Ok(cache) = term.decode::<ResourceArc<SessionResource>>() {
         return Ok(Some(Arc::clone(&cache.0)));
     }
     if term.decode::<Atom>().is_ok_and(|a| a == atoms::nil()) {
