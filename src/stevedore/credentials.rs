@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::cred_helper;
 use super::credential::Credential;
 use super::error::{reason, Error, Result};
+use super::reference::Repository;
 use super::registry::{key_of, Registry, DOCKER_HUB};
 use super::secret::{Secret, WipedJson};
 
@@ -262,7 +263,7 @@ impl Credentials {
     /// `repo`, when that is known without running a credential helper:
     /// the caller's setting, else the first file with an entry (a helper's
     /// answer once it has given one). `None` means a helper must be asked.
-    pub fn known(&self, registry: &str, repo: &str) -> Option<Option<Credential>> {
+    pub fn known(&self, registry: &Registry, repo: &Repository) -> Option<Option<Credential>> {
         match self.source(registry, repo) {
             Found::Known(c) => Some(c),
             Found::Helper(..) => None,
@@ -271,7 +272,11 @@ impl Credentials {
 
     /// As [`Credentials::known`], asking the helper when one must be asked:
     /// at most once per registry, whatever the number of calls at once.
-    pub async fn lookup(&self, registry: &str, repo: &str) -> Result<Option<Credential>> {
+    pub async fn lookup(
+        &self,
+        registry: &Registry,
+        repo: &Repository,
+    ) -> Result<Option<Credential>> {
         let (helper, key) = match self.source(registry, repo) {
             Found::Known(c) => return Ok(c),
             Found::Helper(h, key) => (h, key),
@@ -290,8 +295,9 @@ impl Credentials {
         Ok(answer)
     }
 
-    fn source(&self, registry: &str, repo: &str) -> Found {
-        let key = key_of(registry);
+    fn source(&self, registry: &Registry, repo: &Repository) -> Found {
+        let key = registry.key();
+        let repo = repo.as_str();
         if let Some(c) = lock(&self.explicit).get(&key) {
             return Found::Known(Some(c.clone()));
         }
@@ -364,7 +370,11 @@ mod tests {
         c.load(Some(&p)).unwrap();
         let get = |r: &'static str, repo: &'static str| {
             let c = &c;
-            async move { c.lookup(r, repo).await.unwrap() }
+            let (r, repo) = (
+                Registry::parse(r).unwrap(),
+                Repository::parse(repo).unwrap(),
+            );
+            async move { c.lookup(&r, &repo).await.unwrap() }
         };
         assert_eq!(
             get("registry-1.docker.io", "library/alpine").await,

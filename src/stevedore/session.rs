@@ -30,13 +30,13 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
 
 /// What a cached secret is bound to: the origin it was earned at (scheme
 /// included, so nothing earned over https is offered over http), the
-/// scope and the identity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// registry as the caller named it (whose credentials to use), the
+/// repository it may pull and the identity.
+#[derive(Debug, Clone)]
 pub struct CacheKey {
     origin: Origin,
-    /// `host[:port]` as the caller named it: whose credentials to use.
-    registry: String,
-    scope: String,
+    registry: Registry,
+    repository: Repository,
     /// A credential's fingerprint; empty for anonymous calls.
     identity: String,
 }
@@ -45,22 +45,30 @@ impl CacheKey {
     pub fn pull(registry: &Registry, repository: &Repository) -> CacheKey {
         CacheKey {
             origin: registry.origin(),
-            registry: registry.authority().to_owned(),
-            scope: format!("repository:{}:pull", repository.as_str()),
+            registry: registry.clone(),
+            repository: repository.clone(),
             identity: String::new(),
         }
     }
 
-    pub fn registry(&self) -> &str {
+    pub fn registry(&self) -> &Registry {
         &self.registry
     }
 
     /// The repository this key is for.
-    pub fn repository(&self) -> &str {
-        self.scope
-            .strip_prefix("repository:")
-            .and_then(|s| s.strip_suffix(":pull"))
-            .unwrap_or("")
+    pub fn repository(&self) -> &Repository {
+        &self.repository
+    }
+
+    /// What the key is compared by: however the registry was written
+    /// (`http://` or not), one origin and authority is one key.
+    fn identity_fields(&self) -> (&Origin, &str, &Repository, &str) {
+        (
+            &self.origin,
+            self.registry.authority(),
+            &self.repository,
+            &self.identity,
+        )
     }
 
     /// Whether what is kept under this key was earned with no credential.
@@ -74,6 +82,20 @@ impl CacheKey {
             identity: credential.map(Credential::fingerprint).unwrap_or_default(),
             ..self.clone()
         }
+    }
+}
+
+impl PartialEq for CacheKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity_fields() == other.identity_fields()
+    }
+}
+
+impl Eq for CacheKey {}
+
+impl std::hash::Hash for CacheKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.identity_fields().hash(state);
     }
 }
 
@@ -184,7 +206,7 @@ impl Session {
                     reason::TOKEN_REQUEST_FAILED,
                     format!(
                         "another call's token request for {} did not end within {} s",
-                        key.registry(),
+                        key.registry().authority(),
                         wait.as_secs_f64()
                     ),
                 )
