@@ -44,6 +44,15 @@ const OCI_NAMES: [(&str, &str); 4] = [
     ),
 ];
 
+/// The most layers one image may list. No runtime stacks more: Docker
+/// refuses images deeper than 125 layers, and overlayfs mounts at most 500
+/// lower directories (the kernel's OVL_MAX_STACK), far fewer once their
+/// paths fill a page of mount options. 1024 takes every image a runtime
+/// can use, with room for artifacts that store files as layers, while a
+/// manifest of 45,000 layers (it fits in 4 MiB) costs no 45,000 requests,
+/// lock files and partials.
+pub const MAX_LAYERS: usize = 1024;
+
 /// Larger manifests are refused without reading the rest.
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 
@@ -77,8 +86,15 @@ pub struct Manifest {
     pub manifests: Vec<Descriptor>,
 }
 
-/// The manifest `reference` of `repo`: see [`Repo::manifest`].
-pub(super) async fn fetch(repo: &Repo<'_>, reference: &TagOrDigest) -> Result<Manifest> {
+impl Repo<'_> {
+    /// The manifest `reference`, its bytes checked against the digest
+    /// asked for and the one the registry states.
+    pub async fn manifest(&self, reference: &TagOrDigest) -> Result<Manifest> {
+        fetch(self, reference).await
+    }
+}
+
+async fn fetch(repo: &Repo<'_>, reference: &TagOrDigest) -> Result<Manifest> {
     let url = repo.manifest_url(reference);
     let mut headers = HeaderMap::new();
     headers.insert(

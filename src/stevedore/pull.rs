@@ -15,7 +15,7 @@ use super::cancel::{cancellable, Cancel};
 use super::digest::Digest;
 use super::error::{reason, Error, Result};
 use super::layout::Layout;
-use super::manifest::{self, Descriptor, Manifest};
+use super::manifest::{self, Descriptor, Manifest, MAX_LAYERS};
 use super::platform::PlatformSpec;
 use super::progress::{Progress, ProgressFn};
 use super::reference::{ImageRef, TagOrDigest};
@@ -28,14 +28,6 @@ use super::unpack::{Options as UnpackOptions, Unpacking};
 
 /// Blobs fetched at once when the caller does not say.
 const DEFAULT_JOBS: usize = 4;
-/// The most layers one image may list. No runtime stacks more: Docker
-/// refuses images deeper than 125 layers, and overlayfs mounts at most 500
-/// lower directories (the kernel's OVL_MAX_STACK), far fewer once their
-/// paths fill a page of mount options. 1024 takes every image a runtime
-/// can use, with room for artifacts that store files as layers, while a
-/// manifest of 45,000 layers (it fits in 4 MiB) costs no 45,000 requests,
-/// lock files and partials.
-pub(super) const MAX_LAYERS: usize = 1024;
 
 /// Where a pull puts the image, and how it goes.
 pub struct Pull<'a> {

@@ -4,10 +4,8 @@
 
 use url::Url;
 
-use super::digest::Digest;
 use super::error::{Error, Result};
 use super::origin::{is_loopback, Origin};
-use super::reference::{Repository, TagOrDigest};
 
 /// The name Docker Hub goes by in normalized references, and its key.
 pub const DOCKER_HUB: &str = "docker.io";
@@ -119,19 +117,10 @@ impl Registry {
         &self.authority
     }
 
-    pub fn manifest_url(&self, repo: &Repository, reference: &TagOrDigest) -> Url {
-        self.endpoint(repo, "manifests", &reference.to_string())
-    }
-
-    pub fn blob_url(&self, repo: &Repository, digest: &Digest) -> Url {
-        self.endpoint(repo, "blobs", &digest.to_string())
-    }
-
-    /// `/v2/<repo>/<kind>/<last>` on this registry. Grammar-checked names
-    /// contain only URL-safe characters, so the path is built as text.
-    fn endpoint(&self, repo: &Repository, kind: &str, last: &str) -> Url {
+    /// `path` on this registry.
+    pub fn url(&self, path: &str) -> Url {
         let mut url = self.base.clone();
-        url.set_path(&format!("/v2/{}/{kind}/{last}", repo.as_str()));
+        url.set_path(path);
         url
     }
 }
@@ -282,25 +271,6 @@ mod tests {
         ] {
             assert!(Registry::parse(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn urls() {
-        let r = Registry::parse("127.0.0.1:5000").unwrap();
-        let repo = Repository::parse("library/alpine").unwrap();
-        let tag = TagOrDigest::parse("3.19").unwrap();
-        assert_eq!(
-            r.manifest_url(&repo, &tag).as_str(),
-            "http://127.0.0.1:5000/v2/library/alpine/manifests/3.19"
-        );
-        let d = Digest::parse(&format!("sha256:{}", "0".repeat(64))).unwrap();
-        assert_eq!(
-            r.blob_url(&repo, &d).as_str(),
-            format!(
-                "http://127.0.0.1:5000/v2/library/alpine/blobs/sha256:{}",
-                "0".repeat(64)
-            )
-        );
     }
 
     #[test]
