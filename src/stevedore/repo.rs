@@ -12,12 +12,12 @@ use url::Url;
 use super::auth::authorized_get;
 use super::blob::Bounds;
 use super::digest::Digest;
+use super::download::BlobTo;
 use super::error::{Endpoint, Error, Result};
 use super::manifest::Manifest;
 use super::reference::{Repository, TagOrDigest};
 use super::registry::Registry;
 use super::session::{CacheKey, Session};
-use super::to_file::BlobTo;
 use super::transport::{body_excerpt, Response, Transport};
 
 /// How much of a refusal's body an error quotes.
@@ -109,7 +109,7 @@ impl<'a> Repo<'a> {
     /// The blob `digest` into a file, verified, resumable: see
     /// [`BlobTo`].
     pub async fn blob_to(&self, digest: &Digest, to: BlobTo<'_>) -> Result<()> {
-        super::to_file::fetch(self, digest, to).await
+        super::download::fetch(self, digest, to).await
     }
 }
 
