@@ -3,9 +3,18 @@
 //! directory flushed. A reader (or a crash) sees the old file or all of
 //! the new one, never a part, and never a file someone swapped in at the
 //! temporary name.
+//!
+//! Writers of the same name at once are allowed: a layout's blobs and its
+//! `oci-layout` are written by every pull into it, with the same bytes.
+//! So the check asks whether the rename moved our file, not whether the
+//! name still holds it: when it holds another, ours must have no name left
+//! (it was there, and a later writer's rename replaced it). Ours with a
+//! name elsewhere means someone moved it away before the rename, and what
+//! the rename put at the target is theirs.
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::private_file;
@@ -18,7 +27,7 @@ pub fn commit(file: &File, from: &Path, target: &Path) -> Result<()> {
     file.sync_all()
         .map_err(|e| Error::io("flushing", from, &e))?;
     std::fs::rename(from, target).map_err(|e| Error::io("renaming a file to", target, &e))?;
-    if !private_file::is_at(file, target) {
+    if !private_file::is_at(file, target) && !unlinked(file) {
         // Not the bytes that were written: not left as if they were.
         let _ = std::fs::remove_file(target);
         let e = io::Error::other(format!(
@@ -34,6 +43,11 @@ pub fn commit(file: &File, from: &Path, target: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("flushing the directory", dir, &e))
+}
+
+/// Whether `file` has no name left in any directory.
+fn unlinked(file: &File) -> bool {
+    file.metadata().is_ok_and(|m| m.nlink() == 0)
 }
 
 /// `bytes` at `target`, through a new file named after `temp` (in the
@@ -53,4 +67,47 @@ pub fn write(temp: &Path, bytes: &[u8], target: &Path) -> Result<()> {
         private_file::remove_if_at(&file, &temp_path);
     }
     written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_swapped_in_at_the_temporary_name_is_not_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, target) = (dir.path().join("temp"), dir.path().join("target"));
+        let ours = File::create(&from).unwrap();
+        std::fs::rename(&from, dir.path().join("moved")).unwrap();
+        std::fs::write(&from, b"someone else's").unwrap();
+        let e = commit(&ours, &from, &target).unwrap_err();
+        assert!(e.message.contains("replaced"), "{e}");
+        assert!(
+            !target.exists(),
+            "a file tank did not write is at the target"
+        );
+    }
+
+    /// Every pull into a layout writes its `oci-layout`: one writer's file
+    /// replaced by another's right after its rename is no failure.
+    #[test]
+    fn writers_of_one_name_at_once_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("oci-layout");
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        write(&dir.path().join("write"), b"same bytes", &target).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(std::fs::read(&target).unwrap(), b"same bytes");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "a temp file left"
+        );
+    }
 }
