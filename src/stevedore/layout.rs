@@ -2,25 +2,32 @@
 //! tank puts only complete, verified blobs (partials wait in `ingest/`) and
 //! uses one found there only once it checks out (a disk or a hand may have
 //! changed it since), and `index.json`, replaced in one step under a lock
-//! so that pulls into the same layout at once lose no entry.
+//! so that pulls into the same layout at once lose no entry. The paths,
+//! the check and the atomic write are the store's ([`super::store`]).
+//!
+//! Everything here but [`Layout::add_image`] is blocking file work, for a
+//! blocking thread; `add_image` runs its own there.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::OpenOptions;
+use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
+use super::blocking::blocking;
 use super::cancel::Cancel;
 use super::digest::Digest;
 use super::error::{Error, Result};
-use super::lock::PathLock;
-use super::private_file;
+use super::manifest::OCI_INDEX;
+use super::store::lock::PathLock;
+use super::store::verify::{verified_len, Links};
+use super::store::{self, atomic};
 
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
+#[derive(Clone)]
 pub struct Layout {
     root: PathBuf,
 }
@@ -31,7 +38,11 @@ impl Layout {
         let layout = Layout {
             root: root.to_path_buf(),
         };
-        for dir in [root.to_path_buf(), layout.ingest_dir(), root.join("blobs")] {
+        for dir in [
+            root.to_path_buf(),
+            store::ingest_dir(root),
+            store::blobs_dir(root),
+        ] {
             std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, &e))?;
         }
         // Checked now, so a pull into a layout it could not finish costs no
@@ -44,36 +55,30 @@ impl Layout {
         Ok(layout)
     }
 
-    fn ingest_dir(&self) -> PathBuf {
-        self.root.join("ingest")
-    }
-
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root
-            .join("blobs")
-            .join(digest.algorithm().name())
-            .join(digest.hex())
+        store::blob_path(&self.root, digest)
     }
 
     /// Where a blob's partial and lock files live while it downloads:
     /// `ingest/<alg>-<hex>`, to which `.partial` and `.lock` are added.
     pub fn ingest_base(&self, digest: &Digest) -> PathBuf {
-        self.ingest_dir()
-            .join(format!("{}-{}", digest.algorithm().name(), digest.hex()))
+        store::ingest_base(&self.root, digest)
     }
 
     /// Creates `blobs/<alg>/` for a digest's algorithm.
     pub fn prepare_blob_dir(&self, digest: &Digest) -> Result<()> {
-        let dir = self.root.join("blobs").join(digest.algorithm().name());
+        let dir = store::blobs_of(&self.root, digest.algorithm());
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, &e))
     }
 
-    /// Puts bytes already verified (a manifest) into `blobs/`, unless the
-    /// file there holds exactly them: one that does not (damaged, or no
-    /// regular file) is replaced.
+    /// Puts `bytes`, already verified to be the blob `digest` (a
+    /// manifest), into `blobs/`, unless the blob is there: anything else
+    /// at its name (damaged, a link, no regular file, unreadable) is
+    /// replaced.
     pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
         let path = self.blob_path(digest);
-        if holds(&path, bytes) {
+        let size = Some(bytes.len() as u64);
+        if let Ok(Some(_)) = verified_len(&path, digest, size, Links::Refuse, None) {
             return Ok(());
         }
         self.prepare_blob_dir(digest)?;
@@ -81,15 +86,28 @@ impl Layout {
     }
 
     /// Adds `manifest` to `index.json` under `name`, replacing an entry of
-    /// that name and keeping every other.
+    /// that name and keeping every other. Cancellable while it waits for
+    /// the index's lock; the rest runs on a blocking thread.
     pub async fn add_image(
         &self,
         name: &str,
         manifest: Value,
         cancel: Option<&Cancel>,
     ) -> Result<()> {
+        let held = PathLock::acquire(self.root.join("index.json.lock"), cancel).await?;
+        let (layout, name) = (self.clone(), name.to_owned());
+        blocking(move || {
+            let added = layout.add_entry(&name, manifest);
+            drop(held);
+            added
+        })
+        .await?
+    }
+
+    /// `index.json` with `manifest` under `name`; the caller holds the
+    /// index's lock.
+    fn add_entry(&self, name: &str, manifest: Value) -> Result<()> {
         let path = self.root.join("index.json");
-        let _held = PathLock::acquire(self.root.join("index.json.lock"), cancel).await?;
         let mut index = self.read_index()?;
         index.insert("schemaVersion".into(), json!(2));
         index.insert("mediaType".into(), json!(OCI_INDEX));
@@ -123,35 +141,13 @@ impl Layout {
         }
     }
 
-    /// Writes `bytes` to a file of its own in `ingest/`, flushes it, renames
-    /// it over `target` and flushes the directory: a reader (or a crash)
-    /// sees the old file or the new one, never a part.
+    /// `bytes` at `target`, atomically, through a file of its own in
+    /// `ingest/`.
     fn replace(&self, target: &Path, bytes: &[u8]) -> Result<()> {
-        // Not private: what is renamed into place is read by others too.
-        let base = self.ingest_dir().join("write");
-        let (mut file, temp) = private_file::create_unique(&base, 0o666)
-            .map_err(|e| Error::io("creating a file in", &self.ingest_dir(), &e))?;
-        let written = file
-            .write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| Error::io("writing", &temp, &e))
-            .and_then(|()| {
-                std::fs::rename(&temp, target)
-                    .map_err(|e| Error::io("renaming a file to", target, &e))
-            });
-        if written.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        written?;
-        let dir = target.parent().unwrap_or(Path::new("."));
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io("flushing the directory", dir, &e))
+        atomic::write(&store::ingest_dir(&self.root).join("write"), bytes, target)
     }
 }
 
-/// Whether `path` is a regular file holding exactly `bytes`; read through
-/// no symlink, and never waiting on a FIFO planted there.
 /// The bytes of the regular file at `path`. Non-blocking: a FIFO there must
 /// not hold the call until someone writes to it.
 fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -168,26 +164,6 @@ fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     Ok(bytes)
-}
-
-fn holds(path: &Path, bytes: &[u8]) -> bool {
-    let Ok(file) = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-    else {
-        return false;
-    };
-    if !file
-        .metadata()
-        .is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
-    {
-        return false;
-    }
-    let mut held = Vec::with_capacity(bytes.len());
-    file.take(bytes.len() as u64 + 1)
-        .read_to_end(&mut held)
-        .is_ok_and(|_| held == bytes)
 }
 
 #[cfg(test)]

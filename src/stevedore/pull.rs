@@ -1,6 +1,7 @@
 //! A whole image into an OCI layout: the top manifest, the platform's image
 //! manifest out of an index, the config and the layers (several at once,
-//! each through the verified, resumable to-file path), then `index.json`.
+//! each through the verified, resumable download), then `index.json`. The
+//! layout's file work runs on blocking threads.
 
 use std::collections::HashSet;
 use std::hash::Hash;
@@ -11,8 +12,10 @@ use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::blocking::blocking;
 use super::cancel::{cancellable, Cancel};
 use super::digest::Digest;
+use super::download::BlobTo;
 use super::error::{reason, Error, Result};
 use super::layout::Layout;
 use super::manifest::{self, Descriptor, Manifest, MAX_LAYERS};
@@ -21,7 +24,6 @@ use super::progress::{Progress, ProgressFn};
 use super::reference::{ImageRef, TagOrDigest};
 use super::repo::Repo;
 use super::session::Session;
-use super::to_file::{blocking, BlobTo};
 use super::transport::Transport;
 use super::unpack::image::{self as unpack_image, LayerPlan};
 use super::unpack::{Options as UnpackOptions, Unpacking};
@@ -261,17 +263,23 @@ async fn pull_into(
         return Err(Error::cancelled());
     }
 
-    if let Some(index) = &index {
-        layout.put_blob(&index.digest, &index.raw)?;
-    }
     let (stored, stored_digest) = image.oci_form();
-    layout.put_blob(&stored_digest, &stored)?;
-    // Cancellable only while it waits for index.json's lock.
     let entry = json!({
         "mediaType": manifest::OCI_MANIFEST,
         "digest": stored_digest.to_string(),
         "size": stored.len(),
     });
+    {
+        let layout = layout.clone();
+        blocking(move || {
+            if let Some(index) = &index {
+                layout.put_blob(&index.digest, &index.raw)?;
+            }
+            layout.put_blob(&stored_digest, &stored)
+        })
+        .await??;
+    }
+    // Cancellable only while it waits for index.json's lock.
     layout.add_image(&image_ref.name, entry, req.cancel).await?;
     if let Some(applied) = unpacking.take() {
         blocking(move || applied.commit()).await??;
@@ -393,7 +401,7 @@ struct Source<'a> {
 }
 
 /// One blob into the layout, unless it is there already: a file in
-/// `blobs/` counts once it hashes to its name (to_file checks), and one
+/// `blobs/` counts once it hashes to its name (the store checks), and one
 /// that does not is replaced by a verified download.
 async fn fetch_blob(
     source: &Source<'_>,
@@ -403,7 +411,10 @@ async fn fetch_blob(
     tally: Arc<Tally>,
     index: usize,
 ) -> Result<()> {
-    layout.prepare_blob_dir(digest)?;
+    {
+        let (layout, digest) = (layout.clone(), digest.clone());
+        blocking(move || layout.prepare_blob_dir(&digest)).await??;
+    }
     let path = layout.blob_path(digest);
     let work = layout.ingest_base(digest);
     let report: ProgressFn = Arc::new(move |done, _| tally.set(index, done));

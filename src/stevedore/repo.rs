@@ -6,7 +6,7 @@
 //! handshake, then, for callers that need a success, an error status turned
 //! into an `Http` error naming the request. What can be asked of a
 //! repository is added by the module that knows how to read the answer:
-//! `manifest` ([`Repo::manifest`]), `blob` ([`Repo::blob`]) and `to_file`
+//! `manifest` ([`Repo::manifest`]), `blob` ([`Repo::blob`]) and `download`
 //! ([`Repo::blob_to`]).
 
 use http::header::HeaderMap;

@@ -28,11 +28,11 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::Mutex;
 
+use super::blocking::blocking;
 use super::cancel::Cancel;
 use super::error::{Error, ErrorKind, Result};
 use super::manifest::Manifest;
 use super::progress::{Progress, ProgressFn};
-use super::to_file::blocking;
 
 /// How a tree is unpacked (the C flags `TANK_UNPACK_*`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,18 +1,17 @@
-//! A blob streamed to a file: written to `<path>.partial` and hashed as it
-//! arrives (a blocking thread does both, so memory stays flat for any
-//! size), then flushed and renamed into place. What a failed call leaves in
-//! the partial file, the next call resumes with a `Range` request.
+//! A blob downloaded, verified and resumable: the network half of
+//! `Repo::blob_to`, as containerd's fetcher is apart from its content
+//! writer. The bytes go, as they arrive, into a partial the store hands
+//! out (a blocking thread writes and hashes them, so memory stays flat for
+//! any size); what a failed call leaves there, the next call resumes with
+//! a `Range` request. This module knows the protocol (206, 416, budgets,
+//! retries), the store ([`super::store`]) knows the files.
 //!
 //! Every request, body read, backoff and lock wait ends when the call's
 //! `Cancel` fires, and the writer always finishes what was queued before
 //! the call goes on (a retry) or returns: a caller may move, delete or
 //! resume the partial file as soon as a call has returned.
 
-use std::fs::{File, OpenOptions};
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONTENT_RANGE, RANGE};
@@ -20,20 +19,18 @@ use http::StatusCode;
 use tokio::sync::mpsc;
 use url::Url;
 
+use super::blocking::blocking;
 use super::cancel::{cancellable, sleep, Cancel};
-use super::digest::{Digest, Hasher};
+use super::digest::Digest;
 use super::error::{reason, Endpoint, Error, ErrorKind, Result};
-use super::lock::PathLock;
-use super::partial::Partial;
 use super::progress::{Progress, ProgressFn};
 use super::repo::{refused, Repo};
+use super::store::{self, Ingest, Partial};
 use super::transport::{discard, Body};
 
 /// Chunks received but not yet written: hyper hands out reads of up to
 /// about 400 KiB, so this bounds the queue at a few MiB.
 const WRITE_QUEUE: usize = 16;
-/// Reads of a file being hashed.
-const READ_BLOCK: usize = 1 << 20;
 /// Resumptions at once after a drop that came after some bytes: a peer that
 /// keeps sending a little and hanging up must not loop forever.
 const MAX_IMMEDIATE_RESUMES: u32 = 10;
@@ -73,35 +70,14 @@ async fn fetch(repo: &Repo<'_>, digest: &Digest, req: BlobTo<'_>) -> Result<()> 
     if cancel.is_cancelled() {
         return Err(Error::cancelled());
     }
-    let path = req.path.to_path_buf();
     let mut progress = Progress::new(req.progress.clone());
-    if path.is_dir() {
-        return Err(Error::io(
-            "writing the blob to",
-            &path,
-            &std::io::Error::from_raw_os_error(libc::EISDIR),
-        ));
-    }
-    let verify = || verified_len(path.clone(), digest.clone(), req.size, cancel.clone());
-    if let Some(len) = verify().await? {
-        progress.finish(len);
-        return Ok(());
-    }
     let work = req.work.unwrap_or(req.path);
-    let lock = Arc::new(PathLock::acquire(sibling(work, "lock"), Some(&cancel)).await?);
-    // Whoever held the lock before may have just finished this very blob.
-    if let Some(len) = verify().await? {
-        progress.finish(len);
-        return Ok(());
-    }
-    let partial = {
-        let (p, algorithm, size, cancel) = (
-            sibling(work, "partial"),
-            digest.algorithm(),
-            req.size,
-            cancel.clone(),
-        );
-        blocking(move || Partial::open(p, lock, algorithm, size, &cancel)).await??
+    let partial = match store::ingest(req.path, work, digest, req.size, &cancel).await? {
+        Ingest::Present(len) => {
+            progress.finish(len);
+            return Ok(());
+        }
+        Ingest::Writing(partial) => partial,
     };
     let mut download = Download {
         repo,
@@ -110,125 +86,34 @@ async fn fetch(repo: &Repo<'_>, digest: &Digest, req: BlobTo<'_>) -> Result<()> 
         progress,
         cancel,
         budget: Budget::new(repo.transport().config().max_retries),
+        partial: Some(*partial),
     };
-    let resumed = partial.len > 0;
-    let partial = download.run(partial).await?;
-    let (partial, actual) = partial.finish_hash();
-    let partial = match actual == *digest {
-        true => partial,
-        // The bytes kept from before may be what is wrong: one more try,
-        // from zero, before calling the blob bad.
-        false if resumed => {
-            let partial = download.run(restarted(partial).await?).await?;
-            let (partial, actual) = partial.finish_hash();
-            check_digest(&download.url, partial, &actual, digest)?
+    let verified = download.verified(digest).await;
+    // Committed, or let go of (kept for a resume, or removed), on a
+    // blocking thread, before the call returns.
+    let partial = download.partial.take();
+    let target = req.path.to_path_buf();
+    let len = blocking(move || match (verified, partial) {
+        (Ok(()), Some(partial)) => {
+            let len = partial.len;
+            partial.commit(&target).map(|()| len)
         }
-        false => check_digest(&download.url, partial, &actual, digest)?,
-    };
-    let len = partial.len;
-    let target = path.clone();
-    blocking(move || partial.commit(&target)).await??;
+        (Ok(()), None) => Err(lost()),
+        (Err(e), partial) => {
+            drop(partial);
+            Err(e)
+        }
+    })
+    .await??;
     download.progress.finish(len);
     Ok(())
 }
 
-fn check_digest(url: &Url, partial: Partial, actual: &Digest, wanted: &Digest) -> Result<Partial> {
-    if actual == wanted {
-        return Ok(partial);
-    }
-    partial.discard();
-    Err(Error::new(
-        ErrorKind::DigestMismatch,
-        reason::DIGEST_MISMATCH,
-        format!("GET {url}: blob bytes hash to {actual}"),
-    ))
-}
-
-/// `<path>.<ext>`, beside `path`.
-fn sibling(path: &Path, ext: &str) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".");
-    name.push(ext);
-    path.with_file_name(name)
-}
-
-/// The length of the file at `path` when it already holds exactly the
-/// blob; `None` when there is none, or something else.
-async fn verified_len(
-    path: PathBuf,
-    digest: Digest,
-    size: Option<u64>,
-    cancel: Cancel,
-) -> Result<Option<u64>> {
-    blocking(move || {
-        // Non-blocking: a FIFO at `path` must not hold the call until
-        // someone writes to it.
-        let opened = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&path);
-        let mut file = match opened {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io("opening", &path, &e)),
-        };
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::io("reading", &path, &e))?;
-        if !meta.is_file() || size.is_some_and(|s| s != meta.len()) {
-            return Ok(None);
-        }
-        let len = meta.len();
-        let mut hasher = Hasher::new(digest.algorithm());
-        hash_into(&mut file, &path, &mut hasher, Some(&cancel))?;
-        Ok((hasher.finish() == digest).then_some(len))
-    })
-    .await?
-}
-
-/// Hashes the file's bytes, as many as its length says: a device that
-/// reads forever (or a file someone else is growing) is not followed.
-pub(super) fn hash_into(
-    file: &mut File,
-    path: &Path,
-    hasher: &mut Hasher,
-    cancel: Option<&Cancel>,
-) -> Result<u64> {
-    let len = file
-        .metadata()
-        .map_err(|e| Error::io("reading", path, &e))?
-        .len();
-    let mut buf = vec![0u8; READ_BLOCK];
-    let mut total = 0;
-    while total < len {
-        if cancel.is_some_and(Cancel::is_cancelled) {
-            return Err(Error::cancelled());
-        }
-        let want = (len - total).min(READ_BLOCK as u64) as usize;
-        let n = match file.read(&mut buf[..want]) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io("reading", path, &e)),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok(total)
-}
-
-/// Runs blocking file work off the runtime's workers.
-pub(super) async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::internal(reason::PANIC, format!("a file task failed: {e}")))
-}
-
-/// Empties the partial file, off the runtime's workers.
-async fn restarted(mut partial: Partial) -> Result<Partial> {
-    blocking(move || partial.restart().map(|()| partial)).await?
+fn lost() -> Error {
+    Error::internal(
+        reason::PANIC,
+        "a download's partial file was lost; this is a bug in tank",
+    )
 }
 
 /// What one call may spend on one blob: every way of asking again counts
@@ -265,6 +150,9 @@ struct Download<'a> {
     progress: Progress,
     cancel: Cancel,
     budget: Budget,
+    /// Where the bytes go; away while the writer holds it, and lost only
+    /// when the writer panicked.
+    partial: Option<Partial>,
 }
 
 /// How one response ended.
@@ -280,24 +168,50 @@ enum Ended {
 }
 
 impl Download<'_> {
-    async fn run(&mut self, mut partial: Partial) -> Result<Partial> {
+    fn partial(&mut self) -> Result<&mut Partial> {
+        self.partial.as_mut().ok_or_else(lost)
+    }
+
+    /// The whole blob in the partial, hashing to `digest`.
+    async fn verified(&mut self, digest: &Digest) -> Result<()> {
+        let resumed = self.partial()?.len > 0;
+        self.run().await?;
+        let mut actual = self.partial()?.finish_hash();
+        if actual != *digest && resumed {
+            // The bytes kept from before may be what is wrong: one more
+            // try, from zero, before calling the blob bad.
+            self.restart().await?;
+            self.run().await?;
+            actual = self.partial()?.finish_hash();
+        }
+        if actual == *digest {
+            return Ok(());
+        }
+        self.partial()?.discard();
+        Err(Error::new(
+            ErrorKind::DigestMismatch,
+            reason::DIGEST_MISMATCH,
+            format!("GET {}: blob bytes hash to {actual}", self.url),
+        ))
+    }
+
+    async fn run(&mut self) -> Result<()> {
         loop {
             // A partial that already holds all the bytes (the call before
             // stopped between the last byte and the rename) needs no
             // request: a range starting at the end would only get a 416.
-            if partial.len > 0 && self.size == Some(partial.len) {
+            let len = self.partial()?.len;
+            if len > 0 && self.size == Some(len) {
                 break;
             }
-            let (back, ended) = self.one_response(partial).await?;
-            partial = back;
-            match ended {
+            match self.one_response().await? {
                 Ended::Complete => break,
                 Ended::StartOver { why } => {
                     if self.budget.restarts == 0 {
                         return Err(range_not_honoured(&self.url, &why));
                     }
                     self.budget.restarts -= 1;
-                    partial = restarted(partial).await?;
+                    self.restart().await?;
                 }
                 Ended::Dropped { error, progressed } => {
                     if progressed && self.budget.resumes > 0 {
@@ -314,9 +228,9 @@ impl Download<'_> {
                 }
             }
         }
-        if let Some(size) = self.size.filter(|&s| s != partial.len) {
-            let len = partial.len;
-            partial.discard();
+        let len = self.partial()?.len;
+        if let Some(size) = self.size.filter(|&s| s != len) {
+            self.partial()?.discard();
             return Err(Error::protocol(
                 reason::LENGTH_MISMATCH,
                 format!(
@@ -325,12 +239,24 @@ impl Download<'_> {
                 ),
             ));
         }
-        Ok(partial)
+        Ok(())
     }
 
-    async fn one_response(&mut self, partial: Partial) -> Result<(Partial, Ended)> {
+    /// Empties the partial file, off the runtime's workers.
+    async fn restart(&mut self) -> Result<()> {
+        let mut partial = self.partial.take().ok_or_else(lost)?;
+        let (partial, restarted) = blocking(move || {
+            let restarted = partial.restart();
+            (partial, restarted)
+        })
+        .await?;
+        self.partial = Some(partial);
+        restarted
+    }
+
+    async fn one_response(&mut self) -> Result<Ended> {
+        let from = self.partial()?.len;
         let cancel = Some(&self.cancel);
-        let from = partial.len;
         let mut headers = HeaderMap::new();
         if from > 0 {
             headers.insert(RANGE, range_header(from));
@@ -351,14 +277,14 @@ impl Download<'_> {
                         return Err(range_not_honoured(&self.url, &why));
                     }
                     self.discard(resp).await?;
-                    return Ok((partial, Ended::StartOver { why }));
+                    return Ok(Ended::StartOver { why });
                 }
                 true
             }
             StatusCode::RANGE_NOT_SATISFIABLE if from > 0 => {
                 self.discard(resp).await?;
                 let why = format!("asked for bytes {from}-, got a 416");
-                return Ok((partial, Ended::StartOver { why }));
+                return Ok(Ended::StartOver { why });
             }
             s if s.is_success() => false,
             _ => {
@@ -367,17 +293,16 @@ impl Download<'_> {
                 return Err(cancellable(cancel, refusal).await?);
             }
         };
-        let mut partial = partial;
         if !appending && from > 0 {
             // The registry ignored Range and sends the whole blob.
-            partial = restarted(partial).await?;
+            self.restart().await?;
         }
-        let start = partial.len;
+        let start = self.partial()?.len;
         let mut body = Body::new(&self.url, resp).resumable();
         if let Some(size) = self.size {
             let rest = size.saturating_sub(start);
             if let Some(n) = body.content_length().filter(|&n| n != rest) {
-                partial.discard();
+                self.partial()?.discard();
                 return Err(Error::protocol(
                     reason::LENGTH_MISMATCH,
                     format!(
@@ -393,7 +318,7 @@ impl Download<'_> {
             (None, Some(n)) => match start.checked_add(n) {
                 Some(total) => total,
                 None => {
-                    partial.discard();
+                    self.partial()?.discard();
                     return Err(Error::protocol(
                         reason::LENGTH_MISMATCH,
                         format!(
@@ -407,9 +332,9 @@ impl Download<'_> {
         };
         self.progress.set_total(total);
 
+        let mut partial = self.partial.take().ok_or_else(lost)?;
         let (chunks, mut queued) = mpsc::channel::<Bytes>(WRITE_QUEUE);
         let writer = tokio::task::spawn_blocking(move || {
-            let mut partial = partial;
             while let Some(chunk) = queued.blocking_recv() {
                 if let Err(e) = partial.append(&chunk) {
                     return (partial, Err(e));
@@ -417,6 +342,7 @@ impl Download<'_> {
             }
             (partial, Ok(()))
         });
+        let cancel = Some(&self.cancel);
         let mut done = start;
         let received: Result<()> = async {
             while let Some(chunk) = cancellable(cancel, body.chunk()).await? {
@@ -437,17 +363,16 @@ impl Download<'_> {
         let (partial, written) = writer
             .await
             .map_err(|e| Error::internal(reason::PANIC, format!("the writer failed: {e}")))?;
+        let progressed = partial.len > start;
+        self.partial = Some(partial);
         written?;
         match received {
-            Ok(()) => Ok((partial, Ended::Complete)),
+            Ok(()) => Ok(Ended::Complete),
             Err(e) if e.reason == reason::LENGTH_MISMATCH => {
-                partial.discard();
+                self.partial()?.discard();
                 Err(e)
             }
-            Err(error) if is_resumable(&error) => {
-                let progressed = partial.len > start;
-                Ok((partial, Ended::Dropped { error, progressed }))
-            }
+            Err(error) if is_resumable(&error) => Ok(Ended::Dropped { error, progressed }),
             Err(e) => Err(e),
         }
     }
@@ -493,16 +418,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn content_range_and_siblings() {
+    fn content_range_and_range_header() {
         let mut h = HeaderMap::new();
         h.insert(CONTENT_RANGE, HeaderValue::from_static("bytes 100-199/200"));
         assert_eq!(content_range_start(&h), Some(100));
         h.insert(CONTENT_RANGE, HeaderValue::from_static("bytes */200"));
         assert_eq!(content_range_start(&h), None);
-        assert_eq!(
-            sibling(Path::new("/a/sha256/ab"), "partial"),
-            Path::new("/a/sha256/ab.partial")
-        );
         assert_eq!(range_header(7), "bytes=7-");
     }
 }

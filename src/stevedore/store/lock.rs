@@ -4,7 +4,9 @@
 //!
 //! The lock is an `flock` on the file: a holder that dies lets go with its
 //! last descriptor, so its lock file (left behind) is taken over by the
-//! next caller. A live holder is waited for, as long as the caller wants.
+//! next caller. A live holder is waited for, as long as the caller wants;
+//! each try runs on a blocking thread, the waits between them on the
+//! runtime's timer.
 
 use std::fs::File;
 use std::io;
@@ -13,38 +15,71 @@ use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::cancel::{sleep, Cancel};
-use super::error::{Error, Result};
 use super::private_file;
+use crate::stevedore::blocking::blocking;
+use crate::stevedore::cancel::{sleep, Cancel};
+use crate::stevedore::error::{Error, Result};
 
 /// How often a waiting call tries again.
 const POLL: Duration = Duration::from_millis(20);
 
 /// Held until dropped: then the lock file is removed (by its holder, so a
 /// waiter never takes a lock on a file nobody else can see) and closed.
+/// Dropping one is file work, for a blocking thread.
 pub struct PathLock {
     file: File,
     path: PathBuf,
 }
 
+/// How one try to take the lock went.
+enum Try {
+    Held(PathLock),
+    /// Someone holds it: the lock file, to try again.
+    Busy(File),
+    /// The lock file we locked is no longer the one at the path.
+    Gone,
+}
+
 impl PathLock {
     /// Waits until the lock is ours, or `cancel` fires.
     pub async fn acquire(path: PathBuf, cancel: Option<&Cancel>) -> Result<PathLock> {
+        let mut waiting: Option<File> = None;
         loop {
             if cancel.is_some_and(Cancel::is_cancelled) {
+                if let Some(file) = waiting {
+                    let _ = blocking(move || drop(file)).await;
+                }
                 return Err(Error::cancelled());
             }
-            let file = open(&path)?;
-            while !try_lock(&file).map_err(|e| Error::io("locking", &path, &e))? {
-                sleep(cancel, POLL).await?;
-            }
-            // The holder before us removes the file before it lets go: if
-            // ours is no longer the one at `path`, lock the new one.
-            if private_file::is_at(&file, &path) {
-                return Ok(PathLock { file, path });
+            let path = path.clone();
+            match blocking(move || try_once(path, waiting)).await?? {
+                Try::Held(lock) => return Ok(lock),
+                Try::Busy(file) => {
+                    waiting = Some(file);
+                    // Cancelled, the wait ends at the loop's top.
+                    let _ = sleep(cancel, POLL).await;
+                }
+                Try::Gone => waiting = None,
             }
         }
     }
+}
+
+/// One try at the lock file at `path` (`file`, when it is already open).
+fn try_once(path: PathBuf, file: Option<File>) -> Result<Try> {
+    let file = match file {
+        Some(f) => f,
+        None => open(&path)?,
+    };
+    if !try_lock(&file).map_err(|e| Error::io("locking", &path, &e))? {
+        return Ok(Try::Busy(file));
+    }
+    // The holder before us removes the file before it lets go: if ours is
+    // no longer the one at `path`, lock the new one.
+    Ok(match private_file::is_at(&file, &path) {
+        true => Try::Held(PathLock { file, path }),
+        false => Try::Gone,
+    })
 }
 
 /// The lock file at `path`, made when missing. A symlink there is never

@@ -7,8 +7,10 @@
 //! file of the caller's, with no other name, that only its owner can write.
 //! Anything else at the name is replaced by a fresh file (or, when the
 //! directory will not let it be replaced, left alone beside one). After the
-//! rename, the file at the target is checked to be the one written. So a
-//! commit costs no second read of the blob.
+//! rename, the file at the target is checked to be the one written
+//! ([`atomic::commit`]). So a commit costs no second read of the blob.
+//!
+//! Every method is blocking file work, and so is dropping one.
 
 use std::fs::{File, Permissions};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -16,21 +18,24 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::cancel::Cancel;
-use super::digest::{Algorithm, Digest, Hasher};
-use super::error::{Error, Result};
+use super::atomic;
 use super::lock::PathLock;
 use super::private_file;
-use super::to_file::hash_into;
+use super::verify::hash_into;
+use crate::stevedore::cancel::Cancel;
+use crate::stevedore::digest::{Algorithm, Digest, Hasher};
+use crate::stevedore::error::{Error, Result};
 
 pub struct Partial {
-    /// `None` once committed or discarded.
+    /// `None` once committed.
     file: Option<File>,
     /// Where the file is: `<work>.partial`, or a name of its own when
     /// something at that name could not be replaced.
     path: PathBuf,
     /// At the name the next call resumes from.
     resumable: bool,
+    /// Known bad: removed, not kept for a resume, when dropped.
+    discarded: bool,
     hasher: Hasher,
     algorithm: Algorithm,
     pub len: u64,
@@ -61,6 +66,7 @@ impl Partial {
             file: Some(file),
             path,
             resumable,
+            discarded: false,
             hasher,
             algorithm,
             len,
@@ -100,57 +106,34 @@ impl Partial {
         Ok(())
     }
 
-    /// The hash of everything written; the partial keeps a fresh hasher.
-    pub fn finish_hash(mut self) -> (Partial, Digest) {
-        let hasher = std::mem::replace(&mut self.hasher, Hasher::new(self.algorithm));
-        (self, hasher.finish())
+    /// The hash of everything written; the partial goes on with a fresh
+    /// hasher.
+    pub fn finish_hash(&mut self) -> Digest {
+        std::mem::replace(&mut self.hasher, Hasher::new(self.algorithm)).finish()
     }
 
-    /// Flushed, renamed over `target` in one step, and the directory
-    /// flushed too: a crash leaves no `target` or all of it. Fails when
-    /// what the rename moved is not this file (someone swapped the name).
+    /// Put at `target` by an atomic commit, with the mode any other file
+    /// the caller makes gets. Fails when what the rename moved is not this
+    /// file (someone swapped the name).
     pub fn commit(mut self, target: &Path) -> Result<()> {
         let file = self.file.take().expect("open until commit");
-        let moved = (|| {
-            // The mode any other file the caller makes gets, set before the
-            // rename: the blob is never at its name unreadable to others.
-            file.set_permissions(Permissions::from_mode(0o666 & !umask()))
-                .map_err(|e| Error::io("setting the mode of", &self.path, &e))?;
-            file.sync_all()
-                .map_err(|e| Error::io("flushing", &self.path, &e))?;
-            std::fs::rename(&self.path, target)
-                .map_err(|e| Error::io("renaming the blob to", target, &e))
-        })();
-        if let Err(e) = moved {
-            // A partial under a name of its own is never resumed.
-            if !self.resumable {
-                private_file::remove_if_at(&file, &self.path);
-            }
-            return Err(e);
-        }
-        if !private_file::is_at(&file, target) {
-            // Not the bytes that were hashed: not left as if verified.
-            let _ = std::fs::remove_file(target);
-            let e = io::Error::other(format!(
-                "{} was replaced by another file while it downloaded",
-                self.path.display()
-            ));
-            return Err(Error::io("renaming the blob to", target, &e));
-        }
-        let dir = match target.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io("flushing the directory", dir, &e))
-    }
-
-    /// Bytes that are known bad: nothing to resume from.
-    pub fn discard(mut self) {
-        if let Some(file) = self.file.take() {
+        // Set before the rename: the blob is never at its name unreadable
+        // to others.
+        let committed = file
+            .set_permissions(Permissions::from_mode(0o666 & !umask()))
+            .map_err(|e| Error::io("setting the mode of", &self.path, &e))
+            .and_then(|()| atomic::commit(&file, &self.path, target, atomic::Writers::Sole));
+        // A partial under a name of its own is never resumed.
+        if committed.is_err() && !self.resumable {
             private_file::remove_if_at(&file, &self.path);
         }
+        committed
+    }
+
+    /// Bytes that are known bad: nothing to resume from. The file goes
+    /// when the partial is dropped.
+    pub fn discard(&mut self) {
+        self.discarded = true;
     }
 }
 
@@ -159,7 +142,7 @@ impl Drop for Partial {
     /// call looks for; else nothing worth keeping.
     fn drop(&mut self) {
         if let Some(file) = self.file.take() {
-            if self.len == 0 || !self.resumable {
+            if self.discarded || self.len == 0 || !self.resumable {
                 private_file::remove_if_at(&file, &self.path);
             }
         }
