@@ -41,7 +41,8 @@ pub fn commit(file: &File, from: &Path, target: &Path, writers: Writers) -> Resu
     // In this order: ours not at the target, then (a later writer) no name
     // left; asked the other way round, a rename between the two looks like
     // a swap.
-    if !private_file::is_at(file, target) && !(writers == Writers::Shared && unlinked(file)) {
+    let ours_is_there = private_file::is_at(file, target);
+    if !(ours_is_there || writers == Writers::Shared && unlinked(file)) {
         // Not the bytes that were written: not left as if they were.
         let _ = std::fs::remove_file(target);
         let e = io::Error::other(format!(
