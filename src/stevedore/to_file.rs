@@ -22,7 +22,7 @@ use url::Url;
 
 use super::cancel::{cancellable, sleep, Cancel};
 use super::digest::{Digest, Hasher};
-use super::error::{reason, Endpoint, Error, ErrorKind, Result};
+use super::error::{Endpoint, Error, ErrorKind, Reason, Result};
 use super::lock::PathLock;
 use super::partial::Partial;
 use super::progress::{Progress, ProgressFn};
@@ -129,7 +129,7 @@ fn check_digest(url: &Url, partial: Partial, actual: &Digest, wanted: &Digest) -
     partial.discard();
     Err(Error::new(
         ErrorKind::DigestMismatch,
-        reason::DIGEST_MISMATCH,
+        Reason::DigestMismatch,
         format!("GET {url}: blob bytes hash to {actual}"),
     ))
 }
@@ -213,7 +213,7 @@ pub(super) async fn blocking<T: Send + 'static>(
 ) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| Error::internal(reason::PANIC, format!("a file task failed: {e}")))
+        .map_err(|e| Error::internal(Reason::Panic, format!("a file task failed: {e}")))
 }
 
 /// Empties the partial file, off the runtime's workers.
@@ -308,7 +308,7 @@ impl Download<'_> {
             let len = partial.len;
             partial.discard();
             return Err(Error::protocol(
-                reason::LENGTH_MISMATCH,
+                Reason::LengthMismatch,
                 format!(
                     "GET {}: {len} bytes arrived but the blob's size is {size}",
                     self.url
@@ -369,14 +369,14 @@ impl Download<'_> {
             if let Some(n) = body.content_length().filter(|&n| n != rest) {
                 partial.discard();
                 return Err(Error::protocol(
-                    reason::LENGTH_MISMATCH,
+                    Reason::LengthMismatch,
                     format!(
                         "GET {}: Content-Length is {n} but {rest} of the blob's {size} bytes remain",
                         self.url
                     ),
                 ));
             }
-            body = body.limit(rest, reason::LENGTH_MISMATCH);
+            body = body.limit(rest, Reason::LengthMismatch);
         }
         let total = match (self.size, body.content_length()) {
             (Some(size), _) => size,
@@ -385,7 +385,7 @@ impl Download<'_> {
                 None => {
                     partial.discard();
                     return Err(Error::protocol(
-                        reason::LENGTH_MISMATCH,
+                        Reason::LengthMismatch,
                         format!(
                             "GET {}: Content-Length {n} after the {start} bytes kept is more than any file holds",
                             self.url
@@ -426,11 +426,11 @@ impl Download<'_> {
         drop(chunks);
         let (partial, written) = writer
             .await
-            .map_err(|e| Error::internal(reason::PANIC, format!("the writer failed: {e}")))?;
+            .map_err(|e| Error::internal(Reason::Panic, format!("the writer failed: {e}")))?;
         written?;
         match received {
             Ok(()) => Ok((partial, Ended::Complete)),
-            Err(e) if e.reason == reason::LENGTH_MISMATCH => {
+            Err(e) if e.reason == Reason::LengthMismatch => {
                 partial.discard();
                 Err(e)
             }
@@ -454,7 +454,7 @@ impl Download<'_> {
 
 fn range_not_honoured(url: &Url, why: &str) -> Error {
     Error::protocol(
-        reason::RANGE_NOT_HONOURED,
+        Reason::RangeNotHonoured,
         format!("GET {url}: the registry does not honour Range requests ({why})"),
     )
 }
@@ -462,7 +462,7 @@ fn range_not_honoured(url: &Url, why: &str) -> Error {
 fn is_resumable(e: &Error) -> bool {
     matches!(
         e.reason,
-        reason::CONNECTION_RESET | reason::TIMEOUT | reason::REQUEST_FAILED
+        Reason::ConnectionReset | Reason::Timeout | Reason::RequestFailed
     )
 }
 

@@ -39,7 +39,7 @@ use rustler::{Atom, Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term
 use serde_json::{Map, Number, Value};
 use tank::stevedore::cancel::cancellable;
 use tank::stevedore::credentials::Credential;
-use tank::stevedore::error::reason;
+use tank::stevedore::error::Reason;
 use tank::stevedore::unpack;
 use tank::stevedore::{
     BlobTo, Bounds, Cancel, Digest, Error, ErrorKind, ImageRef, Manifest, PlatformSpec, ProgressFn,
@@ -232,7 +232,7 @@ where
     tank::runtime::spawn(async move {
         let outcome = task.await.unwrap_or_else(|e| {
             Err(Error::internal(
-                reason::PANIC,
+                Reason::Panic,
                 format!("the request task failed ({e}); this is a bug in tank"),
             ))
         });
@@ -253,7 +253,7 @@ fn send(owned: &mut OwnedEnv, to: &LocalPid, saved: SavedTerm, finish: Reply) {
         let reference = saved.load(env);
         let result = catch_unwind(AssertUnwindSafe(|| finish(env))).unwrap_or_else(|payload| {
             let e = Error::internal(
-                reason::PANIC,
+                Reason::Panic,
                 format!(
                     "the tank NIF panicked ({}); this is a bug in tank",
                     panic_text(payload.as_ref())
@@ -614,7 +614,7 @@ fn new_token_cache<'a>(
     }))
     .unwrap_or_else(|payload| {
         Err(Error::internal(
-            reason::PANIC,
+            Reason::Panic,
             format!(
                 "the tank NIF panicked ({}); this is a bug in tank",
                 panic_text(payload.as_ref())
@@ -624,7 +624,7 @@ fn new_token_cache<'a>(
     match built {
         Ok(cache) => (atoms::ok(), cache).encode(env),
         Err(e) => {
-            let why = Atom::from_str(env, e.reason).unwrap_or_else(|_| atoms::bad_input());
+            let why = Atom::from_str(env, e.reason.id()).unwrap_or_else(|_| atoms::bad_input());
             (atoms::error(), (why, e.message.as_str())).encode(env)
         }
     }
@@ -761,7 +761,7 @@ rustler::init!("Elixir.Tank.Native");
 fn guarded<'a>(env: Env<'a>, call: Call, body: impl FnOnce() -> Result<Term<'a>>) -> Term<'a> {
     let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
         Err(Error::internal(
-            reason::PANIC,
+            Reason::Panic,
             format!(
                 "the tank NIF panicked ({}); this is a bug in tank",
                 panic_text(payload.as_ref())
@@ -884,7 +884,7 @@ fn cache_arg(term: Term<'_>) -> Result<Option<Arc<Session>>> {
 /// `:unsupported_media_type`).
 fn error_reason<'a>(env: Env<'a>, call: Call, e: &Error) -> Term<'a> {
     match (e.kind, e.http_status) {
-        (ErrorKind::BadInput, _) if e.reason == reason::NO_MATCHING_PLATFORM => {
+        (ErrorKind::BadInput, _) if e.reason == Reason::NoMatchingPlatform => {
             (atoms::no_matching_platform(), e.platforms.as_slice()).encode(env)
         }
         (ErrorKind::BadInput, _) => (atoms::bad_input(), e.message.as_str()).encode(env),
@@ -898,13 +898,13 @@ fn error_reason<'a>(env: Env<'a>, call: Call, e: &Error) -> Term<'a> {
             (tag, status).encode(env)
         }
         (ErrorKind::DigestMismatch, _)
-            if call != Call::Manifest && e.reason == reason::DIGEST_MISMATCH =>
+            if call != Call::Manifest && e.reason == Reason::DigestMismatch =>
         {
             (atoms::digest_mismatch(), atoms::blob()).encode(env)
         }
         (ErrorKind::Cancelled, _) => atoms::cancelled().encode(env),
         (ErrorKind::Layer, _) => {
-            let why = Atom::from_str(env, e.reason).unwrap_or_else(|_| atoms::layer());
+            let why = Atom::from_str(env, e.reason.id()).unwrap_or_else(|_| atoms::layer());
             (atoms::layer(), why, e.message.as_str()).encode(env)
         }
         (ErrorKind::Io, _) => {
@@ -933,7 +933,7 @@ fn answered_manifest_request(e: &Error) -> bool {
 /// when the error has them. `reason` is one of the core's `&'static str`
 /// ids, a small fixed set, so making atoms of them is bounded.
 fn detail_term<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
-    let reason = Atom::from_str(env, e.reason).unwrap_or_else(|_| atoms::request_failed());
+    let reason = Atom::from_str(env, e.reason.id()).unwrap_or_else(|_| atoms::request_failed());
     let kind = match e.kind {
         ErrorKind::BadInput => atoms::bad_input(),
         ErrorKind::Http => atoms::http(),
