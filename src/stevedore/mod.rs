@@ -6,6 +6,7 @@ pub mod blob;
 pub mod cancel;
 pub mod challenge;
 mod clients;
+mod config;
 mod cred_helper;
 pub mod credential;
 pub mod credentials;
@@ -36,6 +37,7 @@ pub mod unpack;
 
 pub use blob::Bounds;
 pub use cancel::Cancel;
+pub use config::Config;
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Reason, Result};
 pub use manifest::{Descriptor, Manifest, Platform};
@@ -47,7 +49,6 @@ pub use registry::Registry;
 pub use repo::Repo;
 pub use session::Session;
 pub use to_file::BlobTo;
-pub use transport::Config;
 
 use std::sync::Arc;
 
