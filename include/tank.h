@@ -12,33 +12,60 @@
  * - Calls block the calling thread and may be made from any thread, many at
  *   once. There is no thread-local error state.
  *
- * Reason ids (tank_error_reason) and the status that carries each:
- *   TANK_ERR_BAD_INPUT       bad_input, no_matching_platform (tank_pull: the index has no image for the platform;
- *                            the message names the platforms it has), auth_config (an auth file that is missing
- *                            or malformed; names the file), certificate (a CA or client certificate file that is
- *                            not usable; names it)
- *   TANK_ERR_HTTP            http_status               (tank_error_http_status gives the status)
- *   TANK_ERR_DIGEST_MISMATCH digest_mismatch           (blob bytes != requested digest)
- *                            manifest_digest_mismatch  (manifest bytes != requested digest or Docker-Content-Digest)
- *   TANK_ERR_TRANSPORT       connect, timeout, connection_reset, tls, request_failed,
- *                            too_many_redirects, insecure_redirect, invalid_redirect,
- *                            proxy (a proxy setting tank cannot use, or a CONNECT refused:
- *                            tank_error_http_status gives the proxy's status)
- *   TANK_ERR_AUTH            token_request_failed (HTTP status of the token endpoint when it answered one),
- *                            no_token_in_response, missing_realm, invalid_realm (also: an https registry's
- *                            plain-http realm, never asked), credential_helper (a docker-credential-* helper
- *                            failed, was missing, answered nonsense or took over 10 s)
- *   TANK_ERR_PROTOCOL        invalid_manifest_json, invalid_content_digest_header,
- *                            manifest_too_large, length_mismatch,
- *                            too_large (a blob past the caller's in-memory limit; no C call sets one yet)
- *                            range_not_honoured (206 answers from another byte than asked, again and again)
- *   TANK_ERR_INTERNAL        panic, runtime, out_of_memory
- *   TANK_ERR_CANCELLED       cancelled (a TankCancel was triggered)
- *   TANK_ERR_IO              io (a local file or directory; the message names it and the OS error)
- *   TANK_ERR_LAYER           unsafe_path (an entry, whiteout or link target would land outside the root; names it),
- *                            bad_layer (not a tar, a corrupt or truncated stream, a header tank refuses),
- *                            diff_id_mismatch (the uncompressed layer does not hash to the config's diff_id),
- *                            unsupported_media_type (a layer type tank cannot apply; names it)
+ * Reason ids (tank_error_reason), under the status that carries each:
+ *   TANK_ERR_BAD_INPUT
+ *     bad_input                      an argument was rejected before any request was sent
+ *     no_matching_platform           tank_pull: the index has no image for the platform; the message names the
+ *                                    platforms it has
+ *     auth_config                    an auth file that is missing or malformed; names the file
+ *     certificate                    a CA or client certificate file that is not usable; names it
+ *   TANK_ERR_HTTP
+ *     http_status                    the final answer was an HTTP error status; tank_error_http_status gives it
+ *   TANK_ERR_DIGEST_MISMATCH
+ *     digest_mismatch                blob bytes != requested digest
+ *     manifest_digest_mismatch       manifest bytes != requested digest or Docker-Content-Digest
+ *   TANK_ERR_TRANSPORT
+ *     connect                        the connection could not be made
+ *     timeout                        the connect or the answer took too long
+ *     connection_reset               the connection was reset or closed early
+ *     tls                            TLS failed: the handshake, the server's certificate, or a client certificate
+ *                                    it asked for
+ *     request_failed                 any other failure of the request
+ *     too_many_redirects             the registry redirected too many times
+ *     insecure_redirect              a redirect from https to plain http, or to a scheme that is not http(s)
+ *     invalid_redirect               a redirect without a Location header, or with one that cannot be parsed
+ *     proxy                          a proxy setting tank cannot use, or a CONNECT refused: tank_error_http_status
+ *                                    gives the proxy's status
+ *   TANK_ERR_AUTH
+ *     token_request_failed           the token endpoint failed; tank_error_http_status gives its status when it
+ *                                    answered one
+ *     no_token_in_response           the token endpoint's answer holds no usable token
+ *     missing_realm                  a Bearer challenge without a realm
+ *     invalid_realm                  a realm that is not an http(s) URL (also: an https registry's plain-http
+ *                                    realm, never asked)
+ *     credential_helper              a docker-credential-* helper failed, was missing, answered nonsense or took
+ *                                    over 10 s
+ *   TANK_ERR_PROTOCOL
+ *     invalid_manifest_json          a manifest or index that is not the JSON it must be
+ *     invalid_content_digest_header  a Docker-Content-Digest header that is not a digest
+ *     manifest_too_large             a manifest larger than tank accepts
+ *     length_mismatch                a body longer or shorter than its declared or expected size
+ *     too_large                      a blob past the caller's in-memory limit; no C call sets one yet
+ *     range_not_honoured             206 answers from another byte than asked, again and again
+ *   TANK_ERR_INTERNAL
+ *     panic                          a panic inside tank, caught at the boundary (a bug in tank)
+ *     runtime                        the call could not be run: no runtime or HTTP client, or a blocking call from
+ *                                    inside an async runtime
+ *     out_of_memory                  the memory for a blob could not be allocated
+ *   TANK_ERR_CANCELLED
+ *     cancelled                      a TankCancel was triggered
+ *   TANK_ERR_IO
+ *     io                             a local file or directory; the message names it and the OS error
+ *   TANK_ERR_LAYER
+ *     unsafe_path                    an entry, whiteout or link target would land outside the root; names it
+ *     bad_layer                      not a tar, a corrupt or truncated stream, a header tank refuses
+ *     diff_id_mismatch               the uncompressed layer does not hash to the config's diff_id
+ *     unsupported_media_type         a layer type tank cannot apply; names it
  */
 
 

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use tokio::runtime::Runtime;
 
-use crate::stevedore::error::{reason, Error, Result};
+use crate::stevedore::error::{Error, Reason, Result};
 use crate::stevedore::{progress, Client, Config, ProgressFn};
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,7 +32,7 @@ fn runtime() -> Result<&'static Runtime> {
                 .map_err(|e| e.to_string())
         })
         .as_ref()
-        .map_err(|e| Error::internal(reason::RUNTIME, format!("cannot start the runtime: {e}")))
+        .map_err(|e| Error::internal(Reason::Runtime, format!("cannot start the runtime: {e}")))
 }
 
 fn on_thread_start() {
@@ -125,7 +125,7 @@ where
 {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(Error::internal(
-            reason::RUNTIME,
+            Reason::Runtime,
             "a blocking tank call was made from inside an async runtime; call the async core instead",
         ));
     }
@@ -179,7 +179,7 @@ where
         }
     }
     Err(Error::internal(
-        reason::PANIC,
+        Reason::Panic,
         "the request task panicked; this is a bug in tank",
     ))
 }
@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn a_panicking_task_is_an_error() {
         let e = block_on::<(), _>(async { panic!("boom") }).unwrap_err();
-        assert_eq!(e.reason, reason::PANIC);
+        assert_eq!(e.reason, Reason::Panic);
     }
 
     #[test]
@@ -226,6 +226,6 @@ mod tests {
     #[tokio::test]
     async fn refuses_to_block_inside_a_runtime() {
         let e = block_on(async { Ok(()) }).unwrap_err();
-        assert_eq!(e.reason, reason::RUNTIME);
+        assert_eq!(e.reason, Reason::Runtime);
     }
 }

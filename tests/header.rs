@@ -84,25 +84,52 @@ fn header_declares_the_c_surface() {
     }
 }
 
-#[test]
-fn header_lists_every_reason_id() {
-    let header = fresh_header();
-    let source = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/stevedore/error.rs"),
-    )
-    .unwrap();
-    let ids: Vec<&str> = source
+/// The header's table of reason ids as `(status, id)` pairs, in its order:
+/// under ` * Reason ids`, a status line is ` *   TANK_ERR_...`, a reason
+/// line ` *     id  text` (a deeper indent continues the text).
+fn reason_table(header: &str) -> Vec<(String, String)> {
+    let mut lines = header
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("pub const "))
-        .filter_map(|l| l.split('"').nth(1))
-        .collect();
-    assert!(ids.len() >= 20, "found only {ids:?}");
-    for id in ids {
-        assert!(
-            header.contains(id),
-            "tank.h does not document reason id {id}"
-        );
+        .skip_while(|l| !l.starts_with(" * Reason ids"))
+        .skip(1);
+    let mut status = None;
+    let mut table = Vec::new();
+    for line in lines.by_ref() {
+        let Some(rest) = line.strip_prefix(" *") else {
+            break;
+        };
+        let indent = rest.len() - rest.trim_start().len();
+        match indent {
+            3 => status = Some(rest.trim().to_owned()),
+            5 => {
+                let id = rest.split_whitespace().next().unwrap().to_owned();
+                let status = status.clone().expect("a reason line before any status");
+                table.push((status, id));
+            }
+            0 | 1 => break,
+            _ => {}
+        }
     }
+    table
+}
+
+#[test]
+fn header_lists_every_reason_under_its_status() {
+    let listed = reason_table(&committed_header());
+    let want: Vec<(String, String)> = tank::stevedore::Reason::ALL
+        .iter()
+        .map(|r| {
+            let status = tank::ffi::status::TankStatus::of(r.kind());
+            let name = tank::ffi::status::tank_status_name(status as u32);
+            let name = unsafe { std::ffi::CStr::from_ptr(name) };
+            (name.to_str().unwrap().to_owned(), r.id().to_owned())
+        })
+        .collect();
+    assert!(want.len() >= 30, "found only {want:?}");
+    assert_eq!(
+        listed, want,
+        "tank.h's reason table is not the core's reasons"
+    );
 }
 
 /// The `version` of `[package]` in Cargo.toml, read from the file itself.

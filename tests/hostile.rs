@@ -127,7 +127,7 @@ where
         .map_err(|e| CallError {
             status: TankStatus::of(e.kind),
             http_status: e.http_status.unwrap_or(0),
-            reason: e.reason.to_owned(),
+            reason: e.reason.id().to_owned(),
             message: e.message,
         })
 }

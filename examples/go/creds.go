@@ -12,23 +12,6 @@ import (
 	"unsafe"
 )
 
-// Reasons the credential and trust settings add to Error.Reason.
-const (
-	// ReasonAuthConfig (StatusBadInput): an auth file (docker config.json,
-	// podman auth.json) is missing or malformed. The message names the
-	// file, never a secret in it.
-	ReasonAuthConfig = "auth_config"
-	// ReasonCertificate (StatusBadInput): a PEM file holds no certificate,
-	// is not PEM, or a certs directory has a client certificate without
-	// its key (or the directory cannot be read).
-	ReasonCertificate = "certificate"
-	// ReasonCredentialHelper (StatusAuth): a docker-credential-* helper
-	// named by an auth file could not run, failed, or printed no usable
-	// answer. It is returned by the fetch that needed the credentials, not
-	// by LoadAuthConfig.
-	ReasonCredentialHelper = "credential_helper"
-)
-
 // settingArg is one string argument of a settings call.
 type settingArg struct {
 	name, value string
@@ -59,16 +42,16 @@ func wipe(p *C.char, n int) {
 func (c *Cache) set(call func(cc *C.TankCache, args []*C.char, cerr **C.TankError) C.TankStatus,
 	args ...settingArg) error {
 	if c == nil {
-		return badInput("bad_input", "the cache is nil: credentials and trust live in a Cache")
+		return badInput(ReasonBadInput, "the cache is nil: credentials and trust live in a Cache")
 	}
 	for _, a := range args {
 		if strings.IndexByte(a.value, 0) < 0 {
 			continue
 		}
 		if a.secret {
-			return badInput("bad_input", "%s contains a NUL byte", a.name)
+			return badInput(ReasonBadInput, "%s contains a NUL byte", a.name)
 		}
-		return badInput("bad_input", "%s %q contains a NUL byte", a.name, a.value)
+		return badInput(ReasonBadInput, "%s %q contains a NUL byte", a.name, a.value)
 	}
 	cs := make([]*C.char, len(args))
 	defer func() {

@@ -63,9 +63,9 @@ type Error struct {
 	// HTTPStatus is the HTTP status that ended the call (for StatusAuth with
 	// Reason "token_request_failed", the token endpoint's), or 0.
 	HTTPStatus int
-	// Reason is a stable snake_case id, e.g. "http_status", "digest_mismatch",
-	// "connect", "tls", "token_request_failed", or a Reason* constant;
-	// include/tank.h lists them all.
+	// Reason is a stable snake_case id, one of the Reason* constants
+	// (reasons.go), e.g. ReasonHTTPStatus ("http_status"); include/tank.h
+	// lists them all.
 	Reason string
 	// Message is human-readable and names the URL or argument at fault.
 	Message string
@@ -169,26 +169,6 @@ var (
 	// the message names the layer and the entry.
 	ErrLayer = errors.New("tank: layer cannot be applied")
 )
-
-// The reasons of an error matching ErrLayer.
-const (
-	// ReasonUnsafePath: an entry, a whiteout or a link target would land
-	// outside the root filesystem (e.g. "../x"); the message names it.
-	ReasonUnsafePath = "unsafe_path"
-	// ReasonBadLayer: not a tar, a corrupt or truncated stream, a header
-	// tank refuses (a PAX or long-name header over 1 MiB, a name longer
-	// than the OS takes), or a config whose diff_ids do not pair with the
-	// layers.
-	ReasonBadLayer = "bad_layer"
-	// ReasonDiffIDMismatch: the uncompressed layer does not hash to its
-	// diff_id in the image config (rootfs.diff_ids).
-	ReasonDiffIDMismatch = "diff_id_mismatch"
-	// ReasonUnsupportedMediaType: a layer type tank cannot apply; the
-	// message names it.
-	ReasonUnsupportedMediaType = "unsupported_media_type"
-)
-
-const reasonCacheClosed = "cache_closed"
 
 // PanicError is the error of a call (FetchBlobToFile, Pull) whose progress
 // func panicked. The panic is recovered where the func was called, inside

@@ -11,3 +11,13 @@ func WatchWipedSecrets(f func(copy []byte)) (stop func()) {
 	wipedSecret = f
 	return func() { wipedSecret = nil }
 }
+
+// ReasonStatuses is the binding's list of reason ids, with the status of
+// each.
+func ReasonStatuses() map[string]Status {
+	out := make(map[string]Status, len(reasonStatuses))
+	for id, status := range reasonStatuses {
+		out[id] = status
+	}
+	return out
+}

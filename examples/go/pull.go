@@ -40,7 +40,7 @@ type Reference struct {
 // message names what is wrong.
 func ParseReference(s string) (Reference, error) {
 	if strings.IndexByte(s, 0) >= 0 {
-		return Reference{}, badInput("bad_input", "reference %q contains a NUL byte", s)
+		return Reference{}, badInput(ReasonBadInput, "reference %q contains a NUL byte", s)
 	}
 	cs := C.CString(s)
 	defer C.free(unsafe.Pointer(cs))
@@ -117,11 +117,11 @@ func Pull(ctx context.Context, reference, layout string, opts *PullOptions) (*Ma
 		opts = &PullOptions{}
 	}
 	if opts.Jobs < 0 || int64(opts.Jobs) > math.MaxUint32 {
-		return nil, badInput("bad_input", "jobs %d is not between 0 and %d", opts.Jobs, uint32(math.MaxUint32))
+		return nil, badInput(ReasonBadInput, "jobs %d is not between 0 and %d", opts.Jobs, uint32(math.MaxUint32))
 	}
 	if opts.Rootfs == "" && (opts.KeepOwners || opts.ReplaceRootfs) {
 		// Without a rootfs they would be silently ignored.
-		return nil, badInput("bad_input", "KeepOwners and ReplaceRootfs need a Rootfs")
+		return nil, badInput(ReasonBadInput, "KeepOwners and ReplaceRootfs need a Rootfs")
 	}
 	args, err := newCArgs("reference", reference, "layout", layout, "platform", opts.Platform, "rootfs", opts.Rootfs)
 	if err != nil {

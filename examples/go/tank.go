@@ -220,7 +220,7 @@ func newCArgs(nv ...string) (cArgs, error) {
 	for i := range a {
 		name, value := nv[2*i], nv[2*i+1]
 		if strings.IndexByte(value, 0) >= 0 {
-			return nil, badInput("bad_input", "%s %q contains a NUL byte", name, value)
+			return nil, badInput(ReasonBadInput, "%s %q contains a NUL byte", name, value)
 		}
 	}
 	for i := range a {
@@ -319,7 +319,7 @@ func copyDescriptor(d *C.TankDescriptor) (Descriptor, error) {
 		// The OCI spec makes size an int64; libtank hands out a uint64.
 		return Descriptor{}, &Error{
 			Status:  StatusProtocol,
-			Reason:  "invalid_manifest_json",
+			Reason:  ReasonInvalidManifestJSON,
 			Message: fmt.Sprintf("descriptor %s has size %d, beyond int64", out.Digest, uint64(d.size)),
 		}
 	}
@@ -362,7 +362,7 @@ const unknownSize = -1
 func fetchBlob(ctx context.Context, registry, repo, digest string, size int64, cache *Cache) (C.TankBytes, error) {
 	var out C.TankBytes
 	if size < 0 && size != unknownSize {
-		return out, &Error{Status: StatusBadInput, Reason: "bad_input", Message: fmt.Sprintf("size %d is negative", size)}
+		return out, &Error{Status: StatusBadInput, Reason: ReasonBadInput, Message: fmt.Sprintf("size %d is negative", size)}
 	}
 	args, err := newCArgs("registry", registry, "repo", repo, "digest", digest)
 	if err != nil {
@@ -420,7 +420,7 @@ func FetchBlobSized(registry, repo, digest string, size int64, cache *Cache) ([]
 // FetchManifestContext.
 func FetchBlobSizedContext(ctx context.Context, registry, repo, digest string, size int64, cache *Cache) ([]byte, error) {
 	if size < 0 {
-		return nil, &Error{Status: StatusBadInput, Reason: "bad_input", Message: fmt.Sprintf("size %d is negative", size)}
+		return nil, &Error{Status: StatusBadInput, Reason: ReasonBadInput, Message: fmt.Sprintf("size %d is negative", size)}
 	}
 	return fetchBlobCopy(ctx, registry, repo, digest, size, cache)
 }
@@ -482,7 +482,7 @@ func FetchBlobToFile(ctx context.Context, registry, repo, digest string, size in
 	}
 	defer args.free()
 	if strings.IndexByte(path, 0) >= 0 {
-		return badInput("bad_input", "path %q contains a NUL byte", path)
+		return badInput(ReasonBadInput, "path %q contains a NUL byte", path)
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))

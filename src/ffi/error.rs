@@ -17,7 +17,7 @@ pub(crate) fn into_raw(e: Error) -> *mut TankError {
     Box::into_raw(Box::new(TankError {
         status: TankStatus::of(e.kind),
         http_status: e.http_status.unwrap_or(0),
-        reason: c_string(e.reason),
+        reason: c_string(e.reason.id()),
         message: c_string(&e.message),
         body: e.body.as_deref().map(c_string),
     }))

@@ -19,7 +19,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::stevedore::error::{reason, Error};
+use crate::stevedore::error::{Error, Reason};
 use crate::stevedore::{Registry, Repository, Session};
 use cache::TankCache;
 pub use error::TankError;
@@ -38,7 +38,7 @@ pub(crate) fn boundary(
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_default();
         Err(Error::internal(
-            reason::PANIC,
+            Reason::Panic,
             format!("panic caught at the C boundary: {what}"),
         ))
     });

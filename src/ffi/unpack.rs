@@ -201,7 +201,7 @@ mod tests {
         assert!(both.keep_owners && both.replace);
         for bad in [4, 8, 1 << 31, u32::MAX] {
             let e = options(bad).unwrap_err();
-            assert_eq!(e.reason, "bad_input", "{bad:#x}");
+            assert_eq!(e.reason.id(), "bad_input", "{bad:#x}");
         }
     }
 }

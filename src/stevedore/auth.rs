@@ -15,7 +15,7 @@ use url::Url;
 
 use super::challenge::{self, Challenge};
 use super::credential::Credential;
-use super::error::{reason, Error, Result};
+use super::error::{Error, Reason, Result};
 use super::origin::{carries_secrets, shown, Origin};
 use super::secret::{Secret, WipedJson};
 use super::session::{CacheKey, IssuedToken, Session};
@@ -141,7 +141,7 @@ pub async fn fetch_token(
         .unwrap_or_else(|_| {
             let realm = challenge.param("realm").and_then(|r| Url::parse(r).ok());
             Err(Error::auth(
-                reason::TOKEN_REQUEST_FAILED,
+                Reason::TokenRequestFailed,
                 format!(
                     "the token server {} gave no complete answer within {} s",
                     realm.map(|u| shown(&u)).unwrap_or_default(),
@@ -159,7 +159,7 @@ async fn request_token(
 ) -> Result<IssuedToken> {
     let realm = challenge.param("realm").ok_or_else(|| {
         Error::auth(
-            reason::MISSING_REALM,
+            Reason::MissingRealm,
             "the registry's Bearer challenge has no realm to ask for a token",
         )
     })?;
@@ -168,14 +168,14 @@ async fn request_token(
         parsed => {
             let named = parsed.map_or_else(|_| String::new(), |u| format!(" {}", shown(&u)));
             return Err(Error::auth(
-                reason::INVALID_REALM,
+                Reason::InvalidRealm,
                 format!("the Bearer challenge's realm{named} is not an http(s) URL"),
             ));
         }
     };
     if registry_url.scheme() == "https" && url.scheme() == "http" {
         return Err(Error::auth(
-            reason::INVALID_REALM,
+            Reason::InvalidRealm,
             format!(
                 "the https registry {} named the plain-http realm {}; refusing to ask it for a token",
                 Origin::of(registry_url).host_port(),
@@ -249,7 +249,7 @@ async fn request_token(
     }
     let body = zeroize::Zeroizing::new(
         Body::new(&url, resp)
-            .limit(MAX_TOKEN_RESPONSE, reason::LENGTH_MISMATCH)
+            .limit(MAX_TOKEN_RESPONSE, Reason::LengthMismatch)
             .read_to_vec()
             .await
             .map_err(token_request_failed)?,
@@ -274,7 +274,7 @@ async fn request_token(
         })
         .ok_or_else(|| {
             Error::auth(
-                reason::NO_TOKEN_IN_RESPONSE,
+                Reason::NoTokenInResponse,
                 format!(
                     "{method} {}: the answer has no string \"token\" or \"access_token\"",
                     shown(&url)
@@ -290,7 +290,7 @@ async fn request_token(
 
 fn token_failed(url: &Url, method: &str, why: String) -> Error {
     Error::auth(
-        reason::TOKEN_REQUEST_FAILED,
+        Reason::TokenRequestFailed,
         format!("{method} {}: {why}", shown(url)),
     )
 }
@@ -298,7 +298,7 @@ fn token_failed(url: &Url, method: &str, why: String) -> Error {
 /// A transport failure of the token request; its message already names
 /// the method and the URL.
 fn token_request_failed(e: Error) -> Error {
-    Error::auth(reason::TOKEN_REQUEST_FAILED, e.message)
+    Error::auth(Reason::TokenRequestFailed, e.message)
 }
 
 #[cfg(test)]
@@ -331,7 +331,7 @@ mod tests {
             let e = fetch_token(&transport, &registry, &bearer(&realm), credential)
                 .await
                 .unwrap_err();
-            assert_eq!(e.reason, reason::INVALID_REALM, "{e}");
+            assert_eq!(e.reason, Reason::InvalidRealm, "{e}");
             assert!(!e.message.contains("s3cret"));
         }
         assert!(listener.accept().is_err(), "a request reached the realm");

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use super::digest::{Algorithm, Digest, Hasher};
-use super::error::{reason, Endpoint, Error, ErrorKind, Result};
+use super::error::{Endpoint, Error, ErrorKind, Reason, Result};
 use super::fill_buffer::{FillBuffer, Filled};
 use super::repo::Repo;
 use super::transport::Body;
@@ -49,16 +49,16 @@ async fn fetch(repo: &Repo<'_>, digest: &Digest, bounds: Bounds) -> Result<Vec<u
     if let Some(size) = size {
         if let Some(n) = body.content_length().filter(|&n| n != size) {
             return Err(Error::protocol(
-                reason::LENGTH_MISMATCH,
+                Reason::LengthMismatch,
                 format!("GET {url}: Content-Length is {n} but the blob's size is {size}"),
             ));
         }
-        body = body.limit(size, reason::LENGTH_MISMATCH);
+        body = body.limit(size, Reason::LengthMismatch);
     } else if let Some(limit) = limit {
         if let Some(n) = body.content_length().filter(|&n| n > limit) {
             return Err(too_large(&url, n, limit));
         }
-        body = body.limit(limit, reason::TOO_LARGE);
+        body = body.limit(limit, Reason::TooLarge);
     }
     let declared = body
         .content_length()
@@ -73,7 +73,7 @@ async fn fetch(repo: &Repo<'_>, digest: &Digest, bounds: Bounds) -> Result<Vec<u
     };
     if let Some(size) = size.filter(|&s| s != bytes.len() as u64) {
         return Err(Error::protocol(
-            reason::LENGTH_MISMATCH,
+            Reason::LengthMismatch,
             format!(
                 "GET {url}: {} bytes arrived but the blob's size is {size}",
                 bytes.len()
@@ -83,7 +83,7 @@ async fn fetch(repo: &Repo<'_>, digest: &Digest, bounds: Bounds) -> Result<Vec<u
     if &actual != digest {
         return Err(Error::new(
             ErrorKind::DigestMismatch,
-            reason::DIGEST_MISMATCH,
+            Reason::DigestMismatch,
             format!("GET {url}: blob bytes hash to {actual}"),
         ));
     }
@@ -115,7 +115,7 @@ async fn fill_and_hash(
             }
             if !buf.push(&chunk) {
                 return Err(Error::protocol(
-                    reason::LENGTH_MISMATCH,
+                    Reason::LengthMismatch,
                     format!("GET {url}: more bytes arrived than Content-Length declared"),
                 ));
             }
@@ -135,7 +135,7 @@ async fn fill_and_hash(
     drop(ranges);
     let actual = hashing.await.map_err(|e| {
         Error::internal(
-            reason::PANIC,
+            Reason::Panic,
             format!("GET {url}: the hashing thread failed: {e}"),
         )
     })?;
@@ -166,14 +166,14 @@ async fn read_and_hash(
 
 fn too_large(url: &Url, n: u64, limit: u64) -> Error {
     Error::protocol(
-        reason::TOO_LARGE,
+        Reason::TooLarge,
         format!("GET {url}: a blob of {n} bytes is over the {limit}-byte limit"),
     )
 }
 
 fn out_of_memory(url: &Url, n: usize) -> Error {
     Error::internal(
-        reason::OUT_OF_MEMORY,
+        Reason::OutOfMemory,
         format!("GET {url}: cannot allocate {n} bytes for the blob"),
     )
 }

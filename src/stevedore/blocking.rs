@@ -1,7 +1,7 @@
 //! File work off the runtime's workers: a worker that waits on a disk
 //! stalls every other request it drives.
 
-use super::error::{reason, Error, Result};
+use super::error::{Error, Reason, Result};
 
 /// Runs `work` on a blocking thread and waits for it; a panic there is an
 /// error here.
@@ -10,5 +10,5 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| Error::internal(reason::PANIC, format!("a file task failed: {e}")))
+        .map_err(|e| Error::internal(Reason::Panic, format!("a file task failed: {e}")))
 }

@@ -57,7 +57,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(60)).await;
             Ok(())
         });
-        assert_eq!(slept.await.unwrap_err().reason, "cancelled");
+        assert_eq!(slept.await.unwrap_err().reason.id(), "cancelled");
         let mut started = false;
         let again = cancellable(Some(&cancel), async {
             started = true;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::config::Config;
-use super::error::{reason, Error, Result};
+use super::error::{Error, Reason, Result};
 use super::proxy;
 use super::tls;
 use super::trust::{TlsSettings, Trust};
@@ -61,7 +61,7 @@ impl Http {
         }
         let client = builder
             .build()
-            .map_err(|e| Error::internal(reason::RUNTIME, format!("HTTP client: {e}")))?;
+            .map_err(|e| Error::internal(Reason::Runtime, format!("HTTP client: {e}")))?;
         Ok(Http {
             client,
             unanswered_certificate_request: watch,
@@ -76,11 +76,11 @@ impl Http {
             .unanswered_certificate_request
             .as_ref()
             .is_some_and(|w| w.asked.load(std::sync::atomic::Ordering::Relaxed));
-        if !asked || !matches!(e.reason, reason::CONNECTION_RESET | reason::REQUEST_FAILED) {
+        if !asked || !matches!(e.reason, Reason::ConnectionReset | Reason::RequestFailed) {
             return e;
         }
         Error::transport(
-            reason::TLS,
+            Reason::Tls,
             format!(
                 "{} (the server asked for a client certificate and none is configured for it: \
                  see tank_cache_load_certs_dir)",

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
 use super::credential::Credential;
-use super::error::{reason, Error, Result};
+use super::error::{Error, Reason, Result};
 
 /// A helper that has not answered by then is killed.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,7 +28,7 @@ pub async fn get(name: &str, server: &str) -> Result<Option<Credential>> {
     let program = format!("docker-credential-{name}");
     let failed = |why: String| {
         Error::auth(
-            reason::CREDENTIAL_HELPER,
+            Reason::CredentialHelper,
             format!("{program} get for {server}: {why}"),
         )
     };

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::cred_helper;
 use super::credential::Credential;
-use super::error::{reason, Error, Result};
+use super::error::{Error, Reason, Result};
 use super::reference::Repository;
 use super::registry::{key_of, Registry, DOCKER_HUB};
 use super::secret::{Secret, WipedJson};
@@ -65,7 +65,7 @@ impl AuthFile {
         let bad = |why: String| {
             Error::new(
                 super::ErrorKind::BadInput,
-                reason::AUTH_CONFIG,
+                Reason::AuthConfig,
                 format!("auth config {}: {why}", path.display()),
             )
         };
@@ -424,7 +424,7 @@ mod tests {
         ] {
             let (_d, p) = file(json);
             let e = Credentials::default().load(Some(&p)).unwrap_err();
-            assert_eq!(e.reason, reason::AUTH_CONFIG, "{json}");
+            assert_eq!(e.reason, Reason::AuthConfig, "{json}");
             assert!(e.message.contains(p.to_str().unwrap()), "{}", e.message);
             assert!(e.message.contains(says), "{json}: {}", e.message);
             assert!(!e.message.contains("notbase64") && !e.message.contains("bm9jb2xvbg"));
@@ -432,7 +432,7 @@ mod tests {
         let e = Credentials::default()
             .load(Some(Path::new("/no/such/auth.json")))
             .unwrap_err();
-        assert_eq!(e.reason, reason::AUTH_CONFIG);
+        assert_eq!(e.reason, Reason::AuthConfig);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use url::Url;
 use super::blocking::blocking;
 use super::cancel::{cancellable, sleep, Cancel};
 use super::digest::Digest;
-use super::error::{reason, Endpoint, Error, ErrorKind, Result};
+use super::error::{Endpoint, Error, ErrorKind, Reason, Result};
 use super::progress::{Progress, ProgressFn};
 use super::repo::{refused, Repo};
 use super::store::{self, Ingest, Partial};
@@ -111,7 +111,7 @@ async fn fetch(repo: &Repo<'_>, digest: &Digest, req: BlobTo<'_>) -> Result<()> 
 
 fn lost() -> Error {
     Error::internal(
-        reason::PANIC,
+        Reason::Panic,
         "a download's partial file was lost; this is a bug in tank",
     )
 }
@@ -190,7 +190,7 @@ impl Download<'_> {
         self.partial()?.discard();
         Err(Error::new(
             ErrorKind::DigestMismatch,
-            reason::DIGEST_MISMATCH,
+            Reason::DigestMismatch,
             format!("GET {}: blob bytes hash to {actual}", self.url),
         ))
     }
@@ -232,7 +232,7 @@ impl Download<'_> {
         if let Some(size) = self.size.filter(|&s| s != len) {
             self.partial()?.discard();
             return Err(Error::protocol(
-                reason::LENGTH_MISMATCH,
+                Reason::LengthMismatch,
                 format!(
                     "GET {}: {len} bytes arrived but the blob's size is {size}",
                     self.url
@@ -304,14 +304,14 @@ impl Download<'_> {
             if let Some(n) = body.content_length().filter(|&n| n != rest) {
                 self.partial()?.discard();
                 return Err(Error::protocol(
-                    reason::LENGTH_MISMATCH,
+                    Reason::LengthMismatch,
                     format!(
                         "GET {}: Content-Length is {n} but {rest} of the blob's {size} bytes remain",
                         self.url
                     ),
                 ));
             }
-            body = body.limit(rest, reason::LENGTH_MISMATCH);
+            body = body.limit(rest, Reason::LengthMismatch);
         }
         let total = match (self.size, body.content_length()) {
             (Some(size), _) => size,
@@ -320,7 +320,7 @@ impl Download<'_> {
                 None => {
                     self.partial()?.discard();
                     return Err(Error::protocol(
-                        reason::LENGTH_MISMATCH,
+                        Reason::LengthMismatch,
                         format!(
                             "GET {}: Content-Length {n} after the {start} bytes kept is more than any file holds",
                             self.url
@@ -362,13 +362,13 @@ impl Download<'_> {
         drop(chunks);
         let (partial, written) = writer
             .await
-            .map_err(|e| Error::internal(reason::PANIC, format!("the writer failed: {e}")))?;
+            .map_err(|e| Error::internal(Reason::Panic, format!("the writer failed: {e}")))?;
         let progressed = partial.len > start;
         self.partial = Some(partial);
         written?;
         match received {
             Ok(()) => Ok(Ended::Complete),
-            Err(e) if e.reason == reason::LENGTH_MISMATCH => {
+            Err(e) if e.reason == Reason::LengthMismatch => {
                 self.partial()?.discard();
                 Err(e)
             }
@@ -389,7 +389,7 @@ impl Download<'_> {
 
 fn range_not_honoured(url: &Url, why: &str) -> Error {
     Error::protocol(
-        reason::RANGE_NOT_HONOURED,
+        Reason::RangeNotHonoured,
         format!("GET {url}: the registry does not honour Range requests ({why})"),
     )
 }
@@ -397,7 +397,7 @@ fn range_not_honoured(url: &Url, why: &str) -> Error {
 fn is_resumable(e: &Error) -> bool {
     matches!(
         e.reason,
-        reason::CONNECTION_RESET | reason::TIMEOUT | reason::REQUEST_FAILED
+        Reason::ConnectionReset | Reason::Timeout | Reason::RequestFailed
     )
 }
 

@@ -1,8 +1,10 @@
 //! The one error type of the core. The C layer maps [`ErrorKind`] to its
-//! status codes and hands `reason` out as a stable identifier, so a reason
-//! string, once published, never changes meaning.
+//! status codes and hands the [`Reason`]'s id out as a stable identifier, so
+//! a reason id, once published, never changes meaning.
 
 use std::fmt;
+
+pub use super::reason::Reason;
 
 /// What class of failure happened; each kind is one C status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,54 +31,6 @@ pub enum ErrorKind {
     Layer,
 }
 
-/// Stable reason identifiers. Each one belongs to exactly one [`ErrorKind`];
-/// `include/tank.h` lists them for C programmers.
-pub mod reason {
-    pub const BAD_INPUT: &str = "bad_input";
-    pub const HTTP_STATUS: &str = "http_status";
-    pub const DIGEST_MISMATCH: &str = "digest_mismatch";
-    pub const MANIFEST_DIGEST_MISMATCH: &str = "manifest_digest_mismatch";
-    pub const CONNECT: &str = "connect";
-    pub const TIMEOUT: &str = "timeout";
-    pub const CONNECTION_RESET: &str = "connection_reset";
-    pub const TLS: &str = "tls";
-    pub const REQUEST_FAILED: &str = "request_failed";
-    pub const TOO_MANY_REDIRECTS: &str = "too_many_redirects";
-    pub const INSECURE_REDIRECT: &str = "insecure_redirect";
-    pub const INVALID_REDIRECT: &str = "invalid_redirect";
-    pub const PROXY: &str = "proxy";
-    pub const TOKEN_REQUEST_FAILED: &str = "token_request_failed";
-    pub const NO_TOKEN_IN_RESPONSE: &str = "no_token_in_response";
-    pub const MISSING_REALM: &str = "missing_realm";
-    pub const INVALID_REALM: &str = "invalid_realm";
-    pub const INVALID_MANIFEST_JSON: &str = "invalid_manifest_json";
-    pub const INVALID_CONTENT_DIGEST_HEADER: &str = "invalid_content_digest_header";
-    pub const MANIFEST_TOO_LARGE: &str = "manifest_too_large";
-    pub const LENGTH_MISMATCH: &str = "length_mismatch";
-    /// A blob longer than the caller's in-memory limit.
-    pub const TOO_LARGE: &str = "too_large";
-    /// A registry answered a `Range` request with bytes from somewhere
-    /// else, again and again.
-    pub const RANGE_NOT_HONOURED: &str = "range_not_honoured";
-    pub const OUT_OF_MEMORY: &str = "out_of_memory";
-    pub const PANIC: &str = "panic";
-    pub const RUNTIME: &str = "runtime";
-    pub const CANCELLED: &str = "cancelled";
-    pub const IO: &str = "io";
-    pub const NO_MATCHING_PLATFORM: &str = "no_matching_platform";
-    pub const AUTH_CONFIG: &str = "auth_config";
-    pub const CERTIFICATE: &str = "certificate";
-    pub const CREDENTIAL_HELPER: &str = "credential_helper";
-    /// A layer entry (or whiteout, or link target) would land outside the root.
-    pub const UNSAFE_PATH: &str = "unsafe_path";
-    /// Not a tar, a corrupt or truncated stream, a header tank refuses.
-    pub const BAD_LAYER: &str = "bad_layer";
-    /// The uncompressed layer does not hash to the config's `rootfs.diff_ids` entry.
-    pub const DIFF_ID_MISMATCH: &str = "diff_id_mismatch";
-    /// A layer media type tank cannot apply.
-    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
-}
-
 /// Which request to the registry an error answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -91,7 +45,7 @@ pub enum Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     pub kind: ErrorKind,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
     pub http_status: Option<u16>,
     /// The request the registry refused, for `Http` errors.
@@ -104,7 +58,8 @@ pub struct Error {
 }
 
 impl Error {
-    pub fn new(kind: ErrorKind, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, reason: Reason, message: impl Into<String>) -> Self {
+        debug_assert_eq!(kind, reason.kind(), "{reason} belongs to another kind");
         Error {
             kind,
             reason,
@@ -118,7 +73,7 @@ impl Error {
     }
 
     pub fn bad_input(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::BadInput, reason::BAD_INPUT, message)
+        Self::new(ErrorKind::BadInput, Reason::BadInput, message)
     }
 
     /// The registry answered the request for `endpoint` at `url` with the
@@ -130,38 +85,38 @@ impl Error {
             body,
             ..Self::new(
                 ErrorKind::Http,
-                reason::HTTP_STATUS,
+                Reason::HttpStatus,
                 format!("{url} answered HTTP {status}"),
             )
         }
     }
 
-    pub fn transport(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn transport(reason: Reason, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Transport, reason, message)
     }
 
-    pub fn auth(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn auth(reason: Reason, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Auth, reason, message)
     }
 
-    pub fn protocol(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn protocol(reason: Reason, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Protocol, reason, message)
     }
 
-    pub fn internal(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn internal(reason: Reason, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, reason, message)
     }
 
-    /// A layer that cannot be applied; `reason` is one of `unsafe_path`,
-    /// `bad_layer`, `diff_id_mismatch`, `unsupported_media_type`.
-    pub fn layer(reason: &'static str, message: impl Into<String>) -> Self {
+    /// A layer that cannot be applied; `reason` is one of the
+    /// [`ErrorKind::Layer`] reasons.
+    pub fn layer(reason: Reason, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Layer, reason, message)
     }
 
     pub fn cancelled() -> Self {
         Self::new(
             ErrorKind::Cancelled,
-            reason::CANCELLED,
+            Reason::Cancelled,
             "the call was cancelled",
         )
     }
@@ -171,7 +126,7 @@ impl Error {
     pub fn io(what: &str, path: &std::path::Path, e: &std::io::Error) -> Self {
         let mut err = Self::new(
             ErrorKind::Io,
-            reason::IO,
+            Reason::Io,
             format!("{what} {}: {e}", path.display()),
         );
         err.path = Some(path.to_path_buf());
@@ -181,7 +136,7 @@ impl Error {
     /// An index with no image for the platform asked for; `platforms` are
     /// the ones it has.
     pub fn no_matching_platform(message: String, platforms: Vec<String>) -> Self {
-        let mut err = Self::new(ErrorKind::BadInput, reason::NO_MATCHING_PLATFORM, message);
+        let mut err = Self::new(ErrorKind::BadInput, Reason::NoMatchingPlatform, message);
         err.platforms = platforms;
         err
     }

@@ -5,7 +5,7 @@ use http::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE}
 use serde_json::{json, Map, Value};
 
 use super::digest::{Algorithm, Digest};
-use super::error::{reason, Endpoint, Error, ErrorKind, Result};
+use super::error::{Endpoint, Error, ErrorKind, Reason, Result};
 use super::reference::TagOrDigest;
 use super::repo::Repo;
 use super::transport::Body;
@@ -112,7 +112,7 @@ async fn fetch(repo: &Repo<'_>, reference: &TagOrDigest) -> Result<Manifest> {
                 .and_then(|h| Digest::parse(h.trim()).map_err(|e| e.0))
                 .map_err(|why| {
                     Error::protocol(
-                        reason::INVALID_CONTENT_DIGEST_HEADER,
+                        Reason::InvalidContentDigestHeader,
                         format!("GET {url}: Docker-Content-Digest {why}"),
                     )
                 })?,
@@ -124,7 +124,7 @@ async fn fetch(repo: &Repo<'_>, reference: &TagOrDigest) -> Result<Manifest> {
     {
         if n > MAX_MANIFEST_BYTES {
             return Err(Error::protocol(
-                reason::MANIFEST_TOO_LARGE,
+                Reason::ManifestTooLarge,
                 format!(
                     "GET {url}: manifest of {n} bytes exceeds the {MAX_MANIFEST_BYTES}-byte limit"
                 ),
@@ -132,7 +132,7 @@ async fn fetch(repo: &Repo<'_>, reference: &TagOrDigest) -> Result<Manifest> {
         }
     }
     let raw = Body::new(&url, resp)
-        .limit(MAX_MANIFEST_BYTES, reason::MANIFEST_TOO_LARGE)
+        .limit(MAX_MANIFEST_BYTES, Reason::ManifestTooLarge)
         .read_to_vec()
         .await?;
 
@@ -159,7 +159,7 @@ async fn fetch(repo: &Repo<'_>, reference: &TagOrDigest) -> Result<Manifest> {
             if &actual != expected {
                 return Err(Error::new(
                     ErrorKind::DigestMismatch,
-                    reason::MANIFEST_DIGEST_MISMATCH,
+                    Reason::ManifestDigestMismatch,
                     format!(
                         "GET {url}: manifest bytes hash to {actual}, {claimed_by} is {expected}"
                     ),
@@ -175,13 +175,13 @@ async fn fetch(repo: &Repo<'_>, reference: &TagOrDigest) -> Result<Manifest> {
         Ok(Value::Object(map)) => map,
         Ok(_) => {
             return Err(Error::protocol(
-                reason::INVALID_MANIFEST_JSON,
+                Reason::InvalidManifestJson,
                 format!("GET {url}: manifest is JSON but not an object"),
             ))
         }
         Err(e) => {
             return Err(Error::protocol(
-                reason::INVALID_MANIFEST_JSON,
+                Reason::InvalidManifestJson,
                 format!("GET {url}: manifest is not valid JSON: {e}"),
             ))
         }

@@ -172,7 +172,7 @@ mod tests {
         assert_eq!(pick("linux/arm").unwrap(), index[3].digest);
         assert_eq!(pick("linux/arm/v7").unwrap(), index[3].digest);
         let e = pick("linux/arm/v6").unwrap_err();
-        assert_eq!(e.reason, "no_matching_platform");
+        assert_eq!(e.reason.id(), "no_matching_platform");
         assert_eq!(
             e.platforms,
             ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"]

@@ -3,7 +3,7 @@
 //! only which variables count and that loopback is never proxied: reqwest
 //! would send `127.0.0.1` through an `http_proxy` unless told otherwise.
 
-use super::error::{reason, Error, Result};
+use super::error::{Error, Reason, Result};
 
 /// Added to whatever `no_proxy` says: a registry on this machine is never
 /// reached through another one.
@@ -45,7 +45,7 @@ fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Vec<reqwest::Proxy>
         let Some(value) = value else { continue };
         let proxy = make(value.trim().to_owned()).map_err(|e| {
             Error::transport(
-                reason::PROXY,
+                Reason::Proxy,
                 format!("{name} is not a usable proxy URL: {e}"),
             )
         })?;
@@ -87,7 +87,7 @@ mod tests {
     #[test]
     fn an_unusable_proxy_is_refused_loudly() {
         let e = from_vars(vars(&[("https_proxy", "http://[::1")])).unwrap_err();
-        assert_eq!(e.reason, reason::PROXY);
+        assert_eq!(e.reason, Reason::Proxy);
         assert!(e.message.contains("https_proxy"), "{e}");
     }
 }

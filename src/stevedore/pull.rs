@@ -16,7 +16,7 @@ use super::blocking::blocking;
 use super::cancel::{cancellable, Cancel};
 use super::digest::Digest;
 use super::download::BlobTo;
-use super::error::{reason, Error, Result};
+use super::error::{Error, Reason, Result};
 use super::layout::Layout;
 use super::manifest::{self, Descriptor, Manifest, MAX_LAYERS};
 use super::platform::PlatformSpec;
@@ -123,7 +123,7 @@ async fn pull_into(
         let image = fetch_manifest(TagOrDigest::Digest(digest)).await?;
         if image.is_index() {
             return Err(Error::protocol(
-                reason::INVALID_MANIFEST_JSON,
+                Reason::InvalidManifestJson,
                 format!(
                     "{}: the index's entry for {wanted} is itself an index",
                     image_ref.name
@@ -136,14 +136,14 @@ async fn pull_into(
     };
     let config = image.config.as_ref().ok_or_else(|| {
         Error::protocol(
-            reason::INVALID_MANIFEST_JSON,
+            Reason::InvalidManifestJson,
             format!("{}: the image manifest has no config", image_ref.name),
         )
     })?;
 
     if image.layers.len() > MAX_LAYERS {
         return Err(Error::protocol(
-            reason::MANIFEST_TOO_LARGE,
+            Reason::ManifestTooLarge,
             format!(
                 "{}: the image has {} layers; tank pulls images of at most {MAX_LAYERS}",
                 image_ref.name,
@@ -177,7 +177,7 @@ async fn pull_into(
         .map(Arc::new)
         .ok_or_else(|| {
             Error::protocol(
-                reason::INVALID_MANIFEST_JSON,
+                Reason::InvalidManifestJson,
                 format!(
                     "{}: the image's blob sizes add up to more than {} bytes",
                     image_ref.name,
@@ -310,7 +310,7 @@ impl Applying<'_> {
         match (outcome, held) {
             (Ok(()), Some(done)) => Ok(done),
             (Ok(()), None) => Err(Error::internal(
-                reason::PANIC,
+                Reason::Panic,
                 "the unpack was lost while its layers were applied; this is a bug in tank",
             )),
             (Err(e), left) => {
@@ -326,7 +326,7 @@ impl Applying<'_> {
         // The config first: its diff_ids pair with the layers.
         let config = self.image.config.as_ref().ok_or_else(|| {
             Error::protocol(
-                reason::INVALID_MANIFEST_JSON,
+                Reason::InvalidManifestJson,
                 "the image manifest has no config",
             )
         })?;
@@ -346,7 +346,7 @@ impl Applying<'_> {
             self.wait_for(&layer.digest).await?;
             let Some(unpacking) = held.take() else {
                 return Err(Error::internal(
-                    reason::PANIC,
+                    Reason::Panic,
                     "the unpack was lost; a bug in tank",
                 ));
             };
@@ -367,7 +367,7 @@ impl Applying<'_> {
                 .wait_for(|blobs| blobs.contains(digest))
                 .await
                 .map(drop)
-                .map_err(|_| Error::internal(reason::PANIC, "the downloads ended unannounced"))
+                .map_err(|_| Error::internal(Reason::Panic, "the downloads ended unannounced"))
         })
         .await
     }
@@ -447,7 +447,7 @@ fn first_of_each<K: Hash + Eq + Clone, T>(items: impl IntoIterator<Item = (K, T)
 fn descriptor_digest(d: &Descriptor) -> Result<Digest> {
     Digest::parse(&d.digest).map_err(|e| {
         Error::protocol(
-            reason::INVALID_MANIFEST_JSON,
+            Reason::InvalidManifestJson,
             format!("a descriptor's digest {}", e.0),
         )
     })

@@ -13,7 +13,7 @@ use super::clients::TrustedClients;
 use super::config::Config;
 use super::credential::Credential;
 use super::credentials::Credentials;
-use super::error::{reason, Error, Result};
+use super::error::{Error, Reason, Result};
 use super::origin::Origin;
 use super::reference::Repository;
 use super::registry::Registry;
@@ -203,7 +203,7 @@ impl Session {
             .await
             .map_err(|_| {
                 Error::auth(
-                    reason::TOKEN_REQUEST_FAILED,
+                    Reason::TokenRequestFailed,
                     format!(
                         "another call's token request for {} did not end within {} s",
                         key.registry().authority(),
@@ -441,13 +441,13 @@ mod tests {
         let e = cache
             .obtain(&key, None, WAIT, || async {
                 Err(crate::stevedore::error::Error::auth(
-                    "token_request_failed",
+                    Reason::TokenRequestFailed,
                     "boom",
                 ))
             })
             .await
             .unwrap_err();
-        assert_eq!(e.reason, "token_request_failed");
+        assert_eq!(e.reason.id(), "token_request_failed");
         assert_eq!(cache.current(&key), None);
     }
 
@@ -469,7 +469,7 @@ mod tests {
         tokio::select! {
             _ = stuck => unreachable!("the stuck request never ends"),
             (e, waited) = waiter => {
-                assert_eq!(e.reason, reason::TOKEN_REQUEST_FAILED, "{e}");
+                assert_eq!(e.reason, Reason::TokenRequestFailed, "{e}");
                 assert_eq!(waited, bound);
             }
         }
@@ -490,7 +490,7 @@ mod tests {
                     .obtain(&key, None, WAIT, || async {
                         fetches.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(200)).await;
-                        Err(Error::auth(reason::TOKEN_REQUEST_FAILED, "boom"))
+                        Err(Error::auth(Reason::TokenRequestFailed, "boom"))
                     })
                     .await
             }));

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::error::{reason, Error, Result};
+use super::error::{Error, Reason, Result};
 use super::trust::TlsSettings;
 
 /// Presents no certificate, and remembers that a server asked for one: a
@@ -54,7 +54,7 @@ pub fn client_config(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::internal(reason::RUNTIME, format!("TLS configuration: {e}")))?
+        .map_err(|e| Error::internal(Reason::Runtime, format!("TLS configuration: {e}")))?
         .with_root_certificates(roots);
     let mut config = match extra.and_then(|e| e.identity.as_ref()) {
         Some(id) => builder
@@ -62,7 +62,7 @@ pub fn client_config(
             .map_err(|e| {
                 Error::new(
                     super::ErrorKind::BadInput,
-                    reason::CERTIFICATE,
+                    Reason::Certificate,
                     format!("the client certificate and key do not go together: {e}"),
                 )
             })?,

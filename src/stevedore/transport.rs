@@ -12,7 +12,7 @@ use url::Url;
 
 use super::clients::{Http, TrustedClients};
 use super::config::Config;
-use super::error::{reason, Error, Result};
+use super::error::{Error, Reason, Result};
 use super::origin::{carries_secrets, shown, Origin};
 use super::secret::Secret;
 
@@ -115,7 +115,7 @@ impl Transport {
             }
             if hops == self.config.max_redirects {
                 return Err(Error::transport(
-                    reason::TOO_MANY_REDIRECTS,
+                    Reason::TooManyRedirects,
                     format!(
                         "GET {}: more than {} redirects in a row",
                         shown(url),
@@ -145,7 +145,7 @@ impl Transport {
     pub async fn post_form(&self, url: &Url, form: &[(&str, &str)]) -> Result<Response> {
         if !carries_secrets(url) {
             return Err(Error::auth(
-                reason::TOKEN_REQUEST_FAILED,
+                Reason::TokenRequestFailed,
                 format!(
                     "POST {}: refusing to send a token request over plain http",
                     shown(url)
@@ -217,7 +217,7 @@ pub fn next_location(current: &Url, headers: &HeaderMap) -> Result<Url> {
         .get(LOCATION)
         .ok_or_else(|| {
             Error::transport(
-                reason::INVALID_REDIRECT,
+                Reason::InvalidRedirect,
                 format!("GET {}: redirect without a Location header", shown(current)),
             )
         })?
@@ -226,7 +226,7 @@ pub fn next_location(current: &Url, headers: &HeaderMap) -> Result<Url> {
         .and_then(|l| current.join(l).ok())
         .ok_or_else(|| {
             Error::transport(
-                reason::INVALID_REDIRECT,
+                Reason::InvalidRedirect,
                 format!(
                     "GET {}: redirect with an unparsable Location header",
                     shown(current)
@@ -236,7 +236,7 @@ pub fn next_location(current: &Url, headers: &HeaderMap) -> Result<Url> {
     match (current.scheme(), location.scheme()) {
         (_, "https") | ("http", "http") => Ok(location),
         ("https", "http") => Err(Error::transport(
-            reason::INSECURE_REDIRECT,
+            Reason::InsecureRedirect,
             format!(
                 "GET {}: refusing redirect from https to {}",
                 shown(current),
@@ -244,7 +244,7 @@ pub fn next_location(current: &Url, headers: &HeaderMap) -> Result<Url> {
             ),
         )),
         (_, other) => Err(Error::transport(
-            reason::INSECURE_REDIRECT,
+            Reason::InsecureRedirect,
             format!(
                 "GET {}: refusing redirect to a {other}: URL",
                 shown(current)
@@ -268,7 +268,7 @@ pub struct Authorization<'a> {
 fn authorization_header(value: &str) -> Result<HeaderValue> {
     let mut header = HeaderValue::from_str(value).map_err(|_| {
         Error::auth(
-            reason::NO_TOKEN_IN_RESPONSE,
+            Reason::NoTokenInResponse,
             "the token endpoint answered a token that cannot be sent in a header",
         )
     })?;
@@ -311,7 +311,7 @@ fn is_retryable_status(status: StatusCode) -> bool {
 fn is_retryable_error(e: &Error) -> bool {
     matches!(
         e.reason,
-        reason::CONNECT | reason::TIMEOUT | reason::CONNECTION_RESET | reason::REQUEST_FAILED
+        Reason::Connect | Reason::Timeout | Reason::ConnectionReset | Reason::RequestFailed
     )
 }
 
@@ -374,10 +374,10 @@ fn describe(method: &str, url: &Url, e: &reqwest::Error) -> Error {
         proxy = proxy.or_else(|| tunnel_refusal(s));
     }
     if let Some(status) = proxy {
-        let err = Error::transport(reason::PROXY, format!("{method} {url}: {chain}"));
+        let err = Error::transport(Reason::Proxy, format!("{method} {url}: {chain}"));
         return match status {
             Some(status) => Error::transport(
-                reason::PROXY,
+                Reason::Proxy,
                 format!("{} (the proxy answered HTTP {status})", err.message),
             )
             .with_status(status),
@@ -385,15 +385,15 @@ fn describe(method: &str, url: &Url, e: &reqwest::Error) -> Error {
         };
     }
     let reason = if e.is_timeout() {
-        reason::TIMEOUT
+        Reason::Timeout
     } else if tls {
-        reason::TLS
+        Reason::Tls
     } else if reset {
-        reason::CONNECTION_RESET
+        Reason::ConnectionReset
     } else if e.is_connect() {
-        reason::CONNECT
+        Reason::Connect
     } else {
-        reason::REQUEST_FAILED
+        Reason::RequestFailed
     };
     Error::transport(reason, format!("{method} {url}: {chain}"))
 }
@@ -419,7 +419,7 @@ pub struct Body {
     declared: Option<u64>,
     received: u64,
     /// At most this many bytes, else an error with this reason.
-    limit: Option<(u64, &'static str)>,
+    limit: Option<(u64, Reason)>,
     /// A connection that closes early stays a transport error (the caller
     /// resumes), instead of becoming a length mismatch.
     resumable: bool,
@@ -444,7 +444,7 @@ impl Body {
     }
 
     /// Fails with `reason` as soon as more than `bytes` arrive.
-    pub fn limit(mut self, bytes: u64, reason: &'static str) -> Body {
+    pub fn limit(mut self, bytes: u64, reason: Reason) -> Body {
         self.limit = Some((bytes, reason));
         self
     }
@@ -471,7 +471,7 @@ impl Body {
                     Some(n)
                         if !self.resumable
                             && self.received < n
-                            && err.reason == reason::REQUEST_FAILED =>
+                            && err.reason == Reason::RequestFailed =>
                     {
                         length_mismatch(&self.url, n, self.received, "the connection closed early")
                     }
@@ -520,7 +520,7 @@ fn length_mismatch(url: &Url, declared: u64, received: u64, why: &str) -> Error 
         format!(" ({why})")
     };
     Error::protocol(
-        reason::LENGTH_MISMATCH,
+        Reason::LengthMismatch,
         format!(
             "GET {}: Content-Length is {declared} but {received} bytes arrived{why}",
             shown(url)
@@ -591,22 +591,22 @@ mod tests {
         );
         assert_eq!(
             loc("https://r/a", "http://cdn/x").unwrap_err().reason,
-            reason::INSECURE_REDIRECT
+            Reason::InsecureRedirect
         );
         assert_eq!(
             loc("http://r/a", "file:///etc/passwd").unwrap_err().reason,
-            reason::INSECURE_REDIRECT
+            Reason::InsecureRedirect
         );
         assert_eq!(
             loc("http://r/a", "ftp://x/y").unwrap_err().reason,
-            reason::INSECURE_REDIRECT
+            Reason::InsecureRedirect
         );
         assert_eq!(
             loc("http://r/a", "http://[::1").unwrap_err().reason,
-            reason::INVALID_REDIRECT
+            Reason::InvalidRedirect
         );
         let none = next_location(&Url::parse("http://r/").unwrap(), &HeaderMap::new());
-        assert_eq!(none.unwrap_err().reason, reason::INVALID_REDIRECT);
+        assert_eq!(none.unwrap_err().reason, Reason::InvalidRedirect);
     }
 
     #[test]

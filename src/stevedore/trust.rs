@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use url::Url;
 use zeroize::Zeroizing;
 
-use super::error::{reason, Error, ErrorKind, Result};
+use super::error::{Error, ErrorKind, Reason, Result};
 use super::registry::{key_of, Registry};
 
 /// The certs directories searched when the caller names none.
@@ -64,7 +64,7 @@ pub struct Trust {
 fn bad(path: &Path, why: impl std::fmt::Display) -> Error {
     Error::new(
         ErrorKind::BadInput,
-        reason::CERTIFICATE,
+        Reason::Certificate,
         format!("{}: {why}", path.display()),
     )
 }

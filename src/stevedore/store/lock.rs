@@ -179,7 +179,7 @@ mod tests {
             .unwrap()
             .err()
             .expect("no lock");
-        assert_eq!(e.reason, "cancelled");
+        assert_eq!(e.reason.id(), "cancelled");
     }
 
     #[tokio::test]
@@ -189,7 +189,7 @@ mod tests {
         let target = dir.path().join("elsewhere");
         std::os::unix::fs::symlink(&target, &path).unwrap();
         let e = PathLock::acquire(path.clone(), None).await.err().unwrap();
-        assert_eq!(e.reason, "io", "{e}");
+        assert_eq!(e.reason.id(), "io", "{e}");
         assert!(!target.exists(), "created through the symlink");
         assert!(
             std::fs::symlink_metadata(&path).unwrap().is_symlink(),

@@ -25,7 +25,7 @@ use super::root::{self, clean, split_last, Resolver, Root};
 use super::tar_stream::{Entry, Kind, TarStream, Timestamp};
 use super::Options;
 use crate::stevedore::cancel::Cancel;
-use crate::stevedore::error::{reason, Error, Result};
+use crate::stevedore::error::{Error, Reason, Result};
 
 /// Bodies are copied through one buffer this large.
 const COPY_BUFFER: usize = 256 * 1024;
@@ -165,7 +165,7 @@ impl Tree {
     ) -> Result<()> {
         if entry.path.contains(&0) {
             return Err(Error::layer(
-                reason::BAD_LAYER,
+                Reason::BadLayer,
                 format!("{}: a name with a NUL byte", show(&entry.path)),
             ));
         }
@@ -234,7 +234,7 @@ impl Tree {
     fn root_entry(&mut self, entry: &Entry) -> Result<()> {
         if entry.kind != Kind::Dir {
             return Err(Error::layer(
-                reason::BAD_LAYER,
+                Reason::BadLayer,
                 format!(
                     "{}: names the root directory but is not a directory",
                     show(&entry.path)
@@ -277,7 +277,7 @@ impl Tree {
         match hidden {
             b"" => {
                 return Err(Error::layer(
-                    reason::BAD_LAYER,
+                    Reason::BadLayer,
                     format!("{}: a whiteout with no name", show(&entry.path)),
                 ))
             }
@@ -420,7 +420,7 @@ impl Tree {
     fn symlink(&mut self, at: At<'_>, entry: &Entry, target: &[u8]) -> Result<()> {
         if target.is_empty() || target.contains(&0) {
             return Err(Error::layer(
-                reason::BAD_LAYER,
+                Reason::BadLayer,
                 format!(
                     "{}: a symlink target empty or with a NUL byte",
                     show(at.path)
@@ -447,7 +447,7 @@ impl Tree {
     fn hardlink(&mut self, at: At<'_>, entry: &Entry, target: &[u8]) -> Result<()> {
         if target.contains(&0) {
             return Err(Error::layer(
-                reason::BAD_LAYER,
+                Reason::BadLayer,
                 format!("{}: a link target with a NUL byte", show(at.path)),
             ));
         }
@@ -638,7 +638,7 @@ fn owner(entry: &Entry) -> Result<(Uid, Gid)> {
             Ok((Uid::from_raw(uid), Gid::from_raw(gid)))
         }
         _ => Err(Error::layer(
-            reason::BAD_LAYER,
+            Reason::BadLayer,
             format!(
                 "{}: owner {}:{} is out of range",
                 show(&entry.path),
@@ -722,7 +722,7 @@ fn show_path(path: &[u8]) -> &Path {
 }
 
 fn unsafe_path(name: &[u8], why: &str) -> Error {
-    Error::layer(reason::UNSAFE_PATH, format!("{}: {why}", show(name)))
+    Error::layer(Reason::UnsafePath, format!("{}: {why}", show(name)))
 }
 
 /// An OS error on our own tree: a name too long or a symlink loop is the
@@ -730,11 +730,11 @@ fn unsafe_path(name: &[u8], why: &str) -> Error {
 fn os_error(what: &str, path: &[u8], e: io::Error) -> Error {
     match e.raw_os_error() {
         Some(libc::ENAMETOOLONG) => Error::layer(
-            reason::BAD_LAYER,
+            Reason::BadLayer,
             format!("{}: a name longer than the filesystem takes", show(path)),
         ),
         Some(libc::ELOOP) => Error::layer(
-            reason::BAD_LAYER,
+            Reason::BadLayer,
             format!("{}: too many levels of symbolic links", show(path)),
         ),
         _ => Error::io(what, show_path(path), &e),
@@ -978,7 +978,7 @@ mod tests {
         unreachable!()
     }
 
-    fn assert_refused(resolver: Resolver, layers: Vec<Vec<u8>>, reason: &str, names: &str) {
+    fn assert_refused(resolver: Resolver, layers: Vec<Vec<u8>>, reason: Reason, names: &str) {
         let (_fx, err) = refused(resolver, layers);
         assert_eq!(err.reason, reason, "{resolver:?}: {err}");
         assert!(
@@ -992,11 +992,11 @@ mod tests {
         both(|r| {
             for name in ["../x", "a/../../x", "/../sentinel/keep", "./../../x"] {
                 let layer = Layer::new().dir("a/").file(name, "evil").bytes();
-                assert_refused(r, vec![layer], reason::UNSAFE_PATH, name);
+                assert_refused(r, vec![layer], Reason::UnsafePath, name);
             }
             for target in ["../sentinel/keep", "a/../../sentinel/keep"] {
                 let layer = Layer::new().file("a", "x").hardlink("h", target).bytes();
-                assert_refused(r, vec![layer], reason::UNSAFE_PATH, "h");
+                assert_refused(r, vec![layer], Reason::UnsafePath, "h");
             }
         });
     }
@@ -1139,7 +1139,7 @@ mod tests {
                 let mut tree = fx.tree(r, rootless());
                 let err = apply(&mut tree, bytes).expect_err(&format!("{r:?} {names}"));
                 fx.untouched();
-                assert_eq!(err.reason, reason::UNSAFE_PATH, "{r:?}: {err} {names}");
+                assert_eq!(err.reason, Reason::UnsafePath, "{r:?}: {err} {names}");
                 assert!(
                     err.message.starts_with("h: ") && err.message.contains(why),
                     "{err}"
@@ -1195,7 +1195,7 @@ mod tests {
                 "a/../../.wh.keep",
             ] {
                 let layer = Layer::new().dir("a/").file(name, "").bytes();
-                assert_refused(r, vec![layer], reason::UNSAFE_PATH, name);
+                assert_refused(r, vec![layer], Reason::UnsafePath, name);
             }
         });
     }
@@ -1416,7 +1416,7 @@ mod tests {
                 .file_type()
                 .is_symlink());
             let err = apply(&mut tree, Layer::new().file("loop/x", "").bytes()).unwrap_err();
-            assert_eq!(err.reason, reason::BAD_LAYER, "{r:?}: {err}");
+            assert_eq!(err.reason, Reason::BadLayer, "{r:?}: {err}");
             assert!(err.message.contains("loop/x"), "{err}");
             fx.untouched();
         });
@@ -1439,7 +1439,7 @@ mod tests {
                 .append_data(&mut header, format!("d/{long}"), &b"x"[..])
                 .unwrap();
             let err = apply(&mut tree, builder.into_inner().unwrap()).unwrap_err();
-            assert_eq!(err.reason, reason::BAD_LAYER, "{r:?}: {err}");
+            assert_eq!(err.reason, Reason::BadLayer, "{r:?}: {err}");
             // Named, but not whole: a hostile name may be 1 MiB long.
             assert!(
                 err.message.contains(&format!("d/{}", &long[..198])),
@@ -1487,7 +1487,7 @@ mod tests {
         let err = tree
             .apply_layer(&mut layer.as_slice(), Some(&cancel))
             .unwrap_err();
-        assert_eq!(err.reason, reason::CANCELLED);
+        assert_eq!(err.reason, Reason::Cancelled);
         assert!(!fx.exists("f"));
     }
 
@@ -1569,11 +1569,11 @@ mod tests {
     fn the_root_is_only_a_directory_and_whiteouts_need_a_name() {
         both(|r| {
             let layer = Layer::new().file("./", "not a dir").bytes();
-            assert_refused(r, vec![layer], reason::BAD_LAYER, "./");
+            assert_refused(r, vec![layer], Reason::BadLayer, "./");
             let layer = Layer::new().symlink("/", "/elsewhere").bytes();
-            assert_refused(r, vec![layer], reason::BAD_LAYER, "/");
+            assert_refused(r, vec![layer], Reason::BadLayer, "/");
             let layer = Layer::new().file("a/.wh.", "").bytes();
-            assert_refused(r, vec![layer], reason::BAD_LAYER, "a/.wh.");
+            assert_refused(r, vec![layer], Reason::BadLayer, "a/.wh.");
         });
     }
 
@@ -1659,7 +1659,7 @@ mod tests {
             cancel: cancel.clone(),
         };
         let err = tree.apply_layer(&mut source, Some(&cancel)).unwrap_err();
-        assert_eq!(err.reason, reason::CANCELLED);
+        assert_eq!(err.reason, Reason::Cancelled);
         let written = fx.path("big").metadata().unwrap().len();
         assert!(
             written < 8 << 20,
@@ -1737,7 +1737,7 @@ mod tests {
             b"usr/lib/big",
             io::Error::from_raw_os_error(libc::ENOSPC),
         );
-        assert_eq!(full.reason, reason::IO);
+        assert_eq!(full.reason, Reason::Io);
         assert_eq!(full.path.as_deref(), Some(Path::new("usr/lib/big")));
         let long = os_error(
             "creating",
@@ -1746,13 +1746,13 @@ mod tests {
         );
         assert_eq!(
             (long.reason, long.message.starts_with("a/nnn: ")),
-            (reason::BAD_LAYER, true)
+            (Reason::BadLayer, true)
         );
         let looped = os_error(
             "creating",
             b"l/x",
             io::Error::from_raw_os_error(libc::ELOOP),
         );
-        assert_eq!(looped.reason, reason::BAD_LAYER);
+        assert_eq!(looped.reason, Reason::BadLayer);
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::media::{self, Compression};
 use crate::stevedore::digest::Digest;
-use crate::stevedore::error::{reason, Error, ErrorKind, Result};
+use crate::stevedore::error::{Error, ErrorKind, Reason, Result};
 use crate::stevedore::manifest::MAX_LAYERS;
 use crate::stevedore::manifest::{self, Manifest, MAX_MANIFEST_BYTES};
 use crate::stevedore::reference::ImageRef;
@@ -52,7 +52,7 @@ pub fn plan(manifest: &Manifest, config: &[u8]) -> Result<Vec<LayerPlan>> {
     let diff_ids = diff_ids(config)?;
     if diff_ids.len() != manifest.layers.len() {
         return Err(Error::layer(
-            reason::BAD_LAYER,
+            Reason::BadLayer,
             format!(
                 "the config's rootfs.diff_ids has {} entries for the manifest's {} layers",
                 diff_ids.len(),
@@ -106,7 +106,7 @@ pub fn check_layers(manifest: &Manifest) -> Result<Vec<Compression>> {
 fn layer_digest(position: usize, digest: &str) -> Result<Digest> {
     Digest::parse(digest).map_err(|e| {
         Error::layer(
-            reason::BAD_LAYER,
+            Reason::BadLayer,
             format!("layer {position}: the manifest's digest {}", e.0),
         )
     })
@@ -114,7 +114,7 @@ fn layer_digest(position: usize, digest: &str) -> Result<Digest> {
 
 /// The config's `rootfs.diff_ids`, each a digest.
 fn diff_ids(config: &[u8]) -> Result<Vec<Digest>> {
-    let bad = |why: String| Error::layer(reason::BAD_LAYER, format!("the image config {why}"));
+    let bad = |why: String| Error::layer(Reason::BadLayer, format!("the image config {why}"));
     let json: Value =
         serde_json::from_slice(config).map_err(|e| bad(format!("is not valid JSON: {e}")))?;
     let ids = json
@@ -185,7 +185,7 @@ pub fn find(layout: &Path, image: &str) -> Result<Image> {
     check_layers(&manifest)?;
     let config_digest = Digest::parse(&config.digest).map_err(|e| {
         Error::layer(
-            reason::BAD_LAYER,
+            Reason::BadLayer,
             format!("the manifest's config digest {}", e.0),
         )
     })?;
@@ -328,7 +328,7 @@ pub fn read_verified(path: &Path, digest: &Digest, limit: u64) -> Result<Vec<u8>
     if actual != *digest {
         return Err(Error::new(
             ErrorKind::DigestMismatch,
-            reason::DIGEST_MISMATCH,
+            Reason::DigestMismatch,
             format!("{} hashes to {actual}, not {digest}", path.display()),
         ));
     }

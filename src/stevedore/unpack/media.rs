@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // Until the orchestrator uses it.
 
-use crate::stevedore::error::{reason, Error, Result};
+use crate::stevedore::error::{Error, Reason, Result};
 use crate::stevedore::manifest::essence;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub fn compression(media_type: &str) -> Result<Compression> {
             // still make a useless message.
             let shown: String = media_type.chars().take(200).collect();
             Error::layer(
-                reason::UNSUPPORTED_MEDIA_TYPE,
+                Reason::UnsupportedMediaType,
                 format!("layer media type {shown:?} cannot be applied"),
             )
         })
@@ -145,7 +145,7 @@ mod tests {
         ] {
             let e = compression(media_type).unwrap_err();
             assert_eq!(e.kind, ErrorKind::Layer, "{media_type}");
-            assert_eq!(e.reason, reason::UNSUPPORTED_MEDIA_TYPE, "{media_type}");
+            assert_eq!(e.reason, Reason::UnsupportedMediaType, "{media_type}");
             assert!(e.message.contains(media_type), "{}", e.message);
         }
         let huge = "x".repeat(100_000);

@@ -20,7 +20,7 @@ use std::thread;
 use super::media::Compression;
 use crate::stevedore::cancel::Cancel;
 use crate::stevedore::digest::{Digest, Hasher};
-use crate::stevedore::error::{reason, Error, ErrorKind, Result};
+use crate::stevedore::error::{Error, ErrorKind, Reason, Result};
 
 /// What the manifest and the config say of one layer.
 pub struct Layer<'a> {
@@ -142,12 +142,12 @@ pub fn read_error(e: io::Error) -> Error {
     }
     if e.kind() == io::ErrorKind::UnexpectedEof {
         return Error::layer(
-            reason::BAD_LAYER,
+            Reason::BadLayer,
             format!("truncated: the layer stream ends early ({e})"),
         );
     }
     Error::layer(
-        reason::BAD_LAYER,
+        Reason::BadLayer,
         format!("the layer's bytes are not what its media type says: {e}"),
     )
 }
@@ -197,7 +197,7 @@ fn read_layer_as<T>(
             .name("tank-layer".into())
             .spawn_scoped(scope, move || match start_rx.recv() {
                 Ok(producer) => producer.run(full_tx, empty_rx, hash_tx),
-                Err(_) => Err(Error::internal(reason::RUNTIME, "no layer to read")),
+                Err(_) => Err(Error::internal(Reason::Runtime, "no layer to read")),
             });
         let Ok(handle) = spawned else {
             // Its queue closed with the closure: the hasher ends.
@@ -224,7 +224,7 @@ fn read_layer_as<T>(
         let seen = chunks.finish();
         let produced = handle.join().unwrap_or_else(|_| {
             Err(Error::internal(
-                reason::PANIC,
+                Reason::Panic,
                 "the layer reader thread panicked",
             ))
         });
@@ -272,7 +272,7 @@ impl<'scope> OwnHasher<'scope> {
     fn finish(self) -> Result<Digest> {
         self.handle.join().unwrap_or_else(|_| {
             Err(Error::internal(
-                reason::PANIC,
+                Reason::Panic,
                 "the diff_id hasher thread panicked",
             ))
         })
@@ -300,7 +300,7 @@ fn inline<T>(
     let consumed = consume_all(&mut chunks, consume);
     let (producer, seen) = match chunks.finish_inline() {
         Some(done) => done,
-        None => return Err(Error::internal(reason::RUNTIME, "no inline reader")),
+        None => return Err(Error::internal(Reason::Runtime, "no inline reader")),
     };
     let produced = producer.finish_after(seen.failure.is_some() || consumed.is_err());
     verdict(layer, consumed, seen, produced, None, read)
@@ -330,7 +330,7 @@ fn verdict<T>(
     if &produced.digest != layer.digest {
         return Err(Error::new(
             ErrorKind::DigestMismatch,
-            reason::DIGEST_MISMATCH,
+            Reason::DigestMismatch,
             format!(
                 "layer blob {} is damaged: its {} bytes hash to {}",
                 layer.digest, produced.len, produced.digest
@@ -339,7 +339,7 @@ fn verdict<T>(
     }
     if produced.len != layer.size {
         return Err(Error::layer(
-            reason::BAD_LAYER,
+            Reason::BadLayer,
             format!(
                 "layer {}: the manifest says {} bytes, the blob has {}",
                 layer.digest, layer.size, produced.len
@@ -362,7 +362,7 @@ fn verdict<T>(
         .unwrap_or(produced.digest);
     if &diff_id != layer.diff_id {
         return Err(Error::layer(
-            reason::DIFF_ID_MISMATCH,
+            Reason::DiffIdMismatch,
             format!(
                 "layer {}: its uncompressed bytes hash to {}, the config's diff_id is {}",
                 layer.digest, diff_id, layer.diff_id
@@ -491,7 +491,7 @@ impl BufRead for HashingFile {
                         // corrupt stream.
                         return Err(io::Error::other(Error::new(
                             ErrorKind::Io,
-                            reason::IO,
+                            Reason::Io,
                             format!("reading layer blob {}: {e}", self.name),
                         )));
                     }
@@ -525,7 +525,7 @@ impl Decoder {
             }
             Compression::Zstd => {
                 let start = |e: io::Error| {
-                    Error::internal(reason::RUNTIME, format!("cannot start zstd: {e}"))
+                    Error::internal(Reason::Runtime, format!("cannot start zstd: {e}"))
                 };
                 let mut decoder = zstd::stream::read::Decoder::with_buffer(file).map_err(start)?;
                 decoder.window_log_max(ZSTD_WINDOW_LOG_MAX).map_err(start)?;
@@ -635,7 +635,7 @@ impl<'a> Producer<'a> {
         let left = file.fill_buf().map_err(read_error)?.len();
         if left > 0 {
             return Err(Error::layer(
-                reason::BAD_LAYER,
+                Reason::BadLayer,
                 format!(
                     "layer {}: bytes follow the end of its compressed stream, at offset {}",
                     file.name,
@@ -804,7 +804,7 @@ impl<'a> Chunks<'a> {
                 Message::Failed(if is_cancelled(self.cancel) {
                     Error::cancelled()
                 } else {
-                    Error::internal(reason::RUNTIME, "the layer reader stopped")
+                    Error::internal(Reason::Runtime, "the layer reader stopped")
                 })
             }),
             Source::Inline { producer, buffer } => match producer.fill(buffer) {
@@ -1041,7 +1041,7 @@ mod tests {
         Ok(out)
     }
 
-    fn expect(e: Error, kind: ErrorKind, why: &str) -> String {
+    fn expect(e: Error, kind: ErrorKind, why: Reason) -> String {
         assert_eq!((e.kind, e.reason), (kind, why), "{e}");
         e.message
     }
@@ -1088,7 +1088,7 @@ mod tests {
                 let mut wrong = Blob::good(compression);
                 wrong.diff_id = Digest::of(Algorithm::Sha256, b"other");
                 let e = wrong.read(plan, None, |_| Ok(())).unwrap_err();
-                expect(e, ErrorKind::Layer, reason::DIFF_ID_MISMATCH);
+                expect(e, ErrorKind::Layer, Reason::DiffIdMismatch);
             }
         }
     }
@@ -1100,7 +1100,7 @@ mod tests {
                 let mut blob = Blob::good(compression);
                 blob.diff_id = Digest::of(Algorithm::Sha256, b"other");
                 let e = blob.read(plan, None, list).unwrap_err();
-                let message = expect(e, ErrorKind::Layer, reason::DIFF_ID_MISMATCH);
+                let message = expect(e, ErrorKind::Layer, Reason::DiffIdMismatch);
                 let got = Digest::of(Algorithm::Sha256, &tar_bytes()).to_string();
                 for part in [blob.digest.to_string(), blob.diff_id.to_string(), got] {
                     assert!(message.contains(&part), "{message}");
@@ -1122,12 +1122,12 @@ mod tests {
                     bad[at] ^= 0x55;
                     let blob = Blob::new(&bad, &good, &tar, compression);
                     let e = blob.read(plan, None, list).unwrap_err();
-                    let message = expect(e, ErrorKind::DigestMismatch, reason::DIGEST_MISMATCH);
+                    let message = expect(e, ErrorKind::DigestMismatch, Reason::DigestMismatch);
                     assert!(message.contains(&blob.digest.to_string()), "{message}");
                 }
                 let blob = Blob::new(&good[..good.len() / 3], &good, &tar, compression);
                 let e = blob.read(plan, None, list).unwrap_err();
-                expect(e, ErrorKind::DigestMismatch, reason::DIGEST_MISMATCH);
+                expect(e, ErrorKind::DigestMismatch, Reason::DigestMismatch);
                 // Even when consume stops first for reasons of its own.
                 let mut bad = good.clone();
                 let last = bad.len() - 1;
@@ -1135,18 +1135,18 @@ mod tests {
                 let blob = Blob::new(&bad, &good, &tar, compression);
                 let e = blob
                     .read(plan, None, |_| -> Result<()> {
-                        Err(Error::layer(reason::UNSAFE_PATH, "x"))
+                        Err(Error::layer(Reason::UnsafePath, "x"))
                     })
                     .unwrap_err();
-                expect(e, ErrorKind::DigestMismatch, reason::DIGEST_MISMATCH);
+                expect(e, ErrorKind::DigestMismatch, Reason::DigestMismatch);
                 // That same stop, on a sound blob, is consume's error.
                 let blob = Blob::good(compression);
                 let e = blob
                     .read(plan, None, |_| -> Result<()> {
-                        Err(Error::layer(reason::UNSAFE_PATH, "x"))
+                        Err(Error::layer(Reason::UnsafePath, "x"))
                     })
                     .unwrap_err();
-                expect(e, ErrorKind::Layer, reason::UNSAFE_PATH);
+                expect(e, ErrorKind::Layer, Reason::UnsafePath);
             }
         }
     }
@@ -1164,7 +1164,7 @@ mod tests {
                 // The blob is what its digest says; its contents are wrong.
                 let blob = Blob::new(&bytes, &bytes, &tar, compression);
                 let e = blob.read(plan, None, list).unwrap_err();
-                expect(e, ErrorKind::Layer, reason::BAD_LAYER);
+                expect(e, ErrorKind::Layer, Reason::BadLayer);
             }
             // A corrupt deflate stream in a blob that matches its digest:
             // the decoder's words, not the tar reader's.
@@ -1173,7 +1173,7 @@ mod tests {
             bytes[middle..middle + 64].fill(0xff);
             let blob = Blob::new(&bytes, &bytes, &tar, Compression::Gzip);
             let e = blob.read(plan, None, list).unwrap_err();
-            let message = expect(e, ErrorKind::Layer, reason::BAD_LAYER);
+            let message = expect(e, ErrorKind::Layer, Reason::BadLayer);
             assert!(message.contains("media type"), "{message}");
         }
     }
@@ -1188,10 +1188,10 @@ mod tests {
                     bytes.extend_from_slice(tail);
                     let blob = Blob::new(&bytes, &bytes, &tar, compression);
                     let e = blob.read(plan, None, list).unwrap_err();
-                    expect(e, ErrorKind::Layer, reason::BAD_LAYER);
+                    expect(e, ErrorKind::Layer, Reason::BadLayer);
                     // Also when consume stopped before the end.
                     let e = blob.read(plan, None, |_| Ok(())).unwrap_err();
-                    expect(e, ErrorKind::Layer, reason::BAD_LAYER);
+                    expect(e, ErrorKind::Layer, Reason::BadLayer);
                 }
             }
         }
@@ -1215,7 +1215,7 @@ mod tests {
                     let short = &bytes[..cut];
                     let blob = Blob::new(short, short, &tar, compression);
                     let e = blob.read(plan, None, list).unwrap_err();
-                    let message = expect(e, ErrorKind::Layer, reason::BAD_LAYER);
+                    let message = expect(e, ErrorKind::Layer, Reason::BadLayer);
                     if compression == Compression::None || cut > 5 {
                         assert!(message.contains("truncated"), "{message}");
                     }
@@ -1230,7 +1230,7 @@ mod tests {
             let mut blob = Blob::good(Compression::Gzip);
             blob.size += 1;
             let e = blob.read(plan, None, list).unwrap_err();
-            expect(e, ErrorKind::Layer, reason::BAD_LAYER);
+            expect(e, ErrorKind::Layer, Reason::BadLayer);
         }
     }
 
@@ -1242,7 +1242,7 @@ mod tests {
         for plan in PLANS {
             let file = File::open(dir.path()).unwrap();
             let e = read_layer_as(plan, file, &blob.layer(), None, &|_| {}, list).unwrap_err();
-            expect(e, ErrorKind::Io, reason::IO);
+            expect(e, ErrorKind::Io, Reason::Io);
         }
     }
 
@@ -1393,7 +1393,7 @@ mod tests {
             let mut producer = Producer::new(file, &layer, Some(&cancel), None).unwrap();
             let mut buf = vec![0; CHUNK];
             match producer.fill(&mut buf) {
-                Step::Failed(e) => assert_eq!(e.reason, reason::CANCELLED, "{e}"),
+                Step::Failed(e) => assert_eq!(e.reason, Reason::Cancelled, "{e}"),
                 Step::Data(n) => panic!("{compression:?}: {n} bytes made after the cancel"),
                 Step::End => panic!("{compression:?}: the end, after the cancel"),
             }
@@ -1417,7 +1417,7 @@ mod tests {
         let message = expect(
             blob.read(Plan::CHOSEN, None, list).unwrap_err(),
             ErrorKind::Layer,
-            reason::BAD_LAYER,
+            Reason::BadLayer,
         );
         assert!(message.contains("memory"), "{message}");
     }

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use tar::Header;
 
 use super::stream::read_error;
-use crate::stevedore::error::{reason, Error, Result};
+use crate::stevedore::error::{Error, Reason, Result};
 
 /// Seconds and nanoseconds since the epoch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -441,7 +441,7 @@ impl<R: Read> TarStream<R> {
 
     /// A stream error, saying where in the archive it struck.
     fn in_context(&self, mut e: Error) -> Error {
-        if e.reason == reason::BAD_LAYER {
+        if e.reason == Reason::BadLayer {
             e.message = if self.current.is_empty() {
                 format!("{} (at offset {})", e.message, self.offset)
             } else {
@@ -456,7 +456,7 @@ impl<R: Read> TarStream<R> {
 }
 
 fn bad(message: String) -> Error {
-    Error::layer(reason::BAD_LAYER, message)
+    Error::layer(Reason::BadLayer, message)
 }
 
 fn truncated_extension(what: &str, at: u64) -> Error {
@@ -828,7 +828,7 @@ mod tests {
         let e = result.unwrap_err();
         assert_eq!(
             (e.kind, e.reason),
-            (ErrorKind::Layer, reason::BAD_LAYER),
+            (ErrorKind::Layer, Reason::BadLayer),
             "{e}"
         );
         e.message

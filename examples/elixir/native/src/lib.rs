@@ -39,7 +39,7 @@ use rustler::{Atom, Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term
 use serde_json::{Map, Number, Value};
 use tank::stevedore::cancel::cancellable;
 use tank::stevedore::credential::Credential;
-use tank::stevedore::error::reason;
+use tank::stevedore::error::{Endpoint, Reason};
 use tank::stevedore::unpack;
 use tank::stevedore::{
     BlobTo, Bounds, Cancel, Digest, Error, ErrorKind, ImageRef, Manifest, PlatformSpec, ProgressFn,
@@ -232,7 +232,7 @@ where
     tank::runtime::spawn(async move {
         let outcome = task.await.unwrap_or_else(|e| {
             Err(Error::internal(
-                reason::PANIC,
+                Reason::Panic,
                 format!("the request task failed ({e}); this is a bug in tank"),
             ))
         });
@@ -253,7 +253,7 @@ fn send(owned: &mut OwnedEnv, to: &LocalPid, saved: SavedTerm, finish: Reply) {
         let reference = saved.load(env);
         let result = catch_unwind(AssertUnwindSafe(|| finish(env))).unwrap_or_else(|payload| {
             let e = Error::internal(
-                reason::PANIC,
+                Reason::Panic,
                 format!(
                     "the tank NIF panicked ({}); this is a bug in tank",
                     panic_text(payload.as_ref())
@@ -617,7 +617,7 @@ fn new_token_cache<'a>(
     }))
     .unwrap_or_else(|payload| {
         Err(Error::internal(
-            reason::PANIC,
+            Reason::Panic,
             format!(
                 "the tank NIF panicked ({}); this is a bug in tank",
                 panic_text(payload.as_ref())
@@ -627,7 +627,7 @@ fn new_token_cache<'a>(
     match built {
         Ok(cache) => (atoms::ok(), cache).encode(env),
         Err(e) => {
-            let why = Atom::from_str(env, e.reason).unwrap_or_else(|_| atoms::bad_input());
+            let why = reason_atom(env, e.reason);
             (atoms::error(), (why, e.message.as_str())).encode(env)
         }
     }
@@ -764,7 +764,7 @@ rustler::init!("Elixir.Tank.Native");
 fn guarded<'a>(env: Env<'a>, call: Call, body: impl FnOnce() -> Result<Term<'a>>) -> Term<'a> {
     let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
         Err(Error::internal(
-            reason::PANIC,
+            Reason::Panic,
             format!(
                 "the tank NIF panicked ({}); this is a bug in tank",
                 panic_text(payload.as_ref())
@@ -882,35 +882,36 @@ fn cache_arg(term: Term<'_>) -> Result<Option<Arc<Session>>> {
 
 /// The original module's error shapes (SPEC section 3),
 /// `{:no_matching_platform, platforms}` for a pull, and `{:layer, reason,
-/// message}` for a layer that cannot be applied (`reason` one of the
-/// core's four ids: `:unsafe_path`, `:bad_layer`, `:diff_id_mismatch`,
-/// `:unsupported_media_type`).
+/// message}` for a layer that cannot be applied (`reason` the id of one of
+/// the core's `ErrorKind::Layer` reasons: `:unsafe_path`, `:bad_layer`,
+/// `:diff_id_mismatch`, `:unsupported_media_type`). Read from the error's
+/// fields (reason, kind, endpoint, status), never from its message.
 fn error_reason<'a>(env: Env<'a>, call: Call, e: &Error) -> Term<'a> {
-    match (e.kind, e.http_status) {
-        (ErrorKind::BadInput, _) if e.reason == reason::NO_MATCHING_PLATFORM => {
+    match (e.reason, e.kind, e.http_status) {
+        (Reason::NoMatchingPlatform, _, _) => {
             (atoms::no_matching_platform(), e.platforms.as_slice()).encode(env)
         }
-        (ErrorKind::BadInput, _) => (atoms::bad_input(), e.message.as_str()).encode(env),
-        (ErrorKind::Http, Some(status)) => {
-            let tag = match call {
-                Call::Manifest => atoms::manifest_http(),
-                Call::Blob | Call::BlobToFile | Call::Unpack => atoms::blob_http(),
-                Call::Pull if answered_manifest_request(e) => atoms::manifest_http(),
-                Call::Pull => atoms::blob_http(),
+        (_, ErrorKind::BadInput, _) => (atoms::bad_input(), e.message.as_str()).encode(env),
+        (_, ErrorKind::Http, Some(status)) => {
+            let tag = match e.endpoint {
+                Some(Endpoint::Manifest) => atoms::manifest_http(),
+                Some(Endpoint::Blob) => atoms::blob_http(),
+                // Every HTTP error names its request; were one not to, the
+                // call would tell.
+                None if call == Call::Manifest => atoms::manifest_http(),
+                None => atoms::blob_http(),
             };
             (tag, status).encode(env)
         }
-        (ErrorKind::DigestMismatch, _)
-            if call != Call::Manifest && e.reason == reason::DIGEST_MISMATCH =>
-        {
+        (Reason::DigestMismatch, _, _) if call != Call::Manifest => {
             (atoms::digest_mismatch(), atoms::blob()).encode(env)
         }
-        (ErrorKind::Cancelled, _) => atoms::cancelled().encode(env),
-        (ErrorKind::Layer, _) => {
-            let why = Atom::from_str(env, e.reason).unwrap_or_else(|_| atoms::layer());
+        (_, ErrorKind::Cancelled, _) => atoms::cancelled().encode(env),
+        (_, ErrorKind::Layer, _) => {
+            let why = reason_atom(env, e.reason);
             (atoms::layer(), why, e.message.as_str()).encode(env)
         }
-        (ErrorKind::Io, _) => {
+        (_, ErrorKind::Io, _) => {
             let path = e
                 .path
                 .as_ref()
@@ -922,21 +923,18 @@ fn error_reason<'a>(env: Env<'a>, call: Call, e: &Error) -> Term<'a> {
     }
 }
 
-/// Whether a pull's HTTP status answered a manifest request rather than a
-/// blob request. The core's error does not say so in a field; its message
-/// is `"<url> answered HTTP <status>"`, and the URL ends in
-/// `/manifests/<tag or digest>` or `/blobs/<digest>` (neither of which has
-/// a `/`), so the second-to-last path segment tells.
-fn answered_manifest_request(e: &Error) -> bool {
-    let url = e.message.split(" answered HTTP").next().unwrap_or_default();
-    url.rsplit('/').nth(1) == Some("manifests")
+/// The atom of a reason: its published id. The ids are a small fixed set
+/// (`Reason::ALL`), so making atoms of them is bounded. (Only a full atom
+/// table could refuse one; this runs outside `catch_unwind`, so it must not
+/// panic then.)
+fn reason_atom(env: Env<'_>, reason: Reason) -> Atom {
+    Atom::from_str(env, reason.id()).unwrap_or_else(|_| atoms::request_failed())
 }
 
 /// `%{reason: atom, kind: atom, message: binary}` plus `status` and `body`
-/// when the error has them. `reason` is one of the core's `&'static str`
-/// ids, a small fixed set, so making atoms of them is bounded.
+/// when the error has them, `reason` the atom of the error's reason id.
 fn detail_term<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
-    let reason = Atom::from_str(env, e.reason).unwrap_or_else(|_| atoms::request_failed());
+    let reason = reason_atom(env, e.reason);
     let kind = match e.kind {
         ErrorKind::BadInput => atoms::bad_input(),
         ErrorKind::Http => atoms::http(),

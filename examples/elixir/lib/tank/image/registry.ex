@@ -151,7 +151,8 @@ defmodule Tank.Image.Registry do
 
   @typedoc """
   The `:reason` of a `{:request_failed, detail}` error: a stable id from
-  tank's fixed set.
+  tank's fixed set (include/tank.h lists them all; a test checks this list
+  against it).
   """
   @type failure_reason() ::
           :manifest_digest_mismatch
@@ -173,6 +174,7 @@ defmodule Tank.Image.Registry do
           | :manifest_too_large
           | :length_mismatch
           | :too_large
+          | :range_not_honoured
           | :out_of_memory
           | :credential_helper
           | :panic
