@@ -111,17 +111,6 @@
 #define TANK_UNPACK_REPLACE 2u
 
 /**
- * The most layers one image may list. No runtime stacks more: Docker
- * refuses images deeper than 125 layers, and overlayfs mounts at most 500
- * lower directories (the kernel's OVL_MAX_STACK), far fewer once their
- * paths fill a page of mount options. 1024 takes every image a runtime
- * can use, with room for artifacts that store files as layers, while a
- * manifest of 45,000 layers (it fits in 4 MiB) costs no 45,000 requests,
- * lock files and partials.
- */
-#define MAX_LAYERS 1024
-
-/**
  * What a fallible call returns. Codes are never renumbered; a retired code
  * stays reserved.
  */
