@@ -25,7 +25,7 @@ use super::digest::{Digest, Hasher};
 use super::error::{reason, Endpoint, Error, ErrorKind, Result};
 use super::lock::PathLock;
 use super::partial::Partial;
-use super::progress::{Progress, ProgressFn};
+use super::progress::{Progress, Sink};
 use super::repo::{refused, Repo};
 use super::transport::{discard, Body};
 
@@ -51,7 +51,7 @@ pub struct BlobTo<'a> {
     /// `None` puts them beside `path`.
     pub work: Option<&'a Path>,
     pub cancel: Option<&'a Cancel>,
-    pub progress: Option<ProgressFn>,
+    pub progress: Option<Sink>,
 }
 
 /// The blob `digest` of `repo` into `req.path`: see [`Repo::blob_to`].
