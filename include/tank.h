@@ -84,6 +84,17 @@
 #define TANK_UNPACK_REPLACE 2u
 
 /**
+ * The most layers one image may list. No runtime stacks more: Docker
+ * refuses images deeper than 125 layers, and overlayfs mounts at most 500
+ * lower directories (the kernel's OVL_MAX_STACK), far fewer once their
+ * paths fill a page of mount options. 1024 takes every image a runtime
+ * can use, with room for artifacts that store files as layers, while a
+ * manifest of 45,000 layers (it fits in 4 MiB) costs no 45,000 requests,
+ * lock files and partials.
+ */
+#define MAX_LAYERS 1024
+
+/**
  * What a fallible call returns. Codes are never renumbered; a retired code
  * stays reserved.
  */
@@ -145,8 +156,10 @@ typedef uint32_t TankStatus;
 #endif // __cplusplus
 
 /**
- * A bearer-token cache shared by the calls of one pull. Opaque and
- * thread-safe: many threads may use one cache at once. Free it with
+ * A session shared by the calls given it: the bearer tokens they earn
+ * (each bound to the origin, scope and identity it was earned for), the
+ * credentials and TLS trust set on it, and the HTTP clients that trust
+ * needs. Opaque and thread-safe: many threads may use one cache at once. Free it with
  * `tank_cache_free` once no call is using it.
  */
 typedef struct TankCache TankCache;

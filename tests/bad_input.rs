@@ -12,7 +12,7 @@ use std::mem::size_of;
 use std::ptr;
 use std::time::{Duration, Instant};
 
-use common::origin::{respond, Origin};
+use common::scripted::{respond, ScriptedServer};
 use common::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -416,7 +416,7 @@ fn release_and_free_are_no_ops_on_null_and_zeroed() {
 #[test]
 fn releasing_a_filled_struct_twice_is_a_no_op() {
     let body = br#"{"schemaVersion":2,"layers":[{"digest":"sha256:00","size":1}]}"#;
-    let o = Origin::start(move |_, conn| respond(conn, 200, &[], body));
+    let o = ScriptedServer::start(move |_, conn| respond(conn, 200, &[], body));
     let (reg, repo, tag) = (c(o.addr()), c("a/b"), c("v1"));
     let d = c(&sha256(body));
     unsafe {
@@ -543,7 +543,7 @@ fn blob_to_file_checks_every_argument_before_any_request() {
     );
 
     // Size 0 for a blob that is not empty: the body is refused, not kept.
-    let o = Origin::start(|_, conn| respond(conn, 200, &[], b"not empty"));
+    let o = ScriptedServer::start(|_, conn| respond(conn, 200, &[], b"not empty"));
     let path = dir.path().join("zero");
     let (r, reports) = blob_to_file(
         o.addr(),

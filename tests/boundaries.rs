@@ -21,7 +21,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use common::blob_files::*;
-use common::origin::{respond, respond_head, stream, Origin, Request};
+use common::scripted::{respond, respond_head, stream, Request, ScriptedServer};
 use common::*;
 
 const MIB: u64 = 1 << 20;
@@ -127,7 +127,7 @@ fn a_206_that_never_starts_where_asked_ends_as_range_not_honoured() {
     let digest = sha256(&blob);
     // A 206 starting at byte 5, whatever was asked (and when nothing was).
     let wrong = blob.clone();
-    let o = Origin::start(move |_, conn| {
+    let o = ScriptedServer::start(move |_, conn| {
         let range = format!("bytes 5-{}/{}", wrong.len() - 1, wrong.len());
         respond(conn, 206, &[("Content-Range", &range)], &wrong[5..]);
     });
@@ -163,7 +163,7 @@ fn a_206_that_never_starts_where_asked_ends_as_range_not_honoured() {
 #[test]
 fn a_content_length_past_u64_on_a_resumed_request_is_a_length_mismatch() {
     let blob = payload();
-    let o = Origin::start(|req, conn| {
+    let o = ScriptedServer::start(|req, conn| {
         let from = range_start(req).unwrap_or(0);
         let huge = (u64::MAX - 100).to_string();
         let range = format!("bytes {from}-{}/*", u64::MAX);
@@ -195,7 +195,7 @@ fn a_content_length_past_u64_on_a_resumed_request_is_a_length_mismatch() {
 fn download_after(dir: &Path, plant: impl FnOnce(&Path)) -> Vec<Request> {
     let blob = Arc::new(payload());
     let served = blob.clone();
-    let o = Origin::start(move |req, conn| serve(&served, req, conn));
+    let o = ScriptedServer::start(move |req, conn| serve(&served, req, conn));
     let path = dir.join("blob");
     plant(&path);
     let call = start_blob_to_file(o.addr(), &sha256(&blob), Some(blob.len() as u64), &path);
@@ -234,7 +234,7 @@ fn a_symlink_planted_at_the_lock_is_not_followed() {
     let nowhere = dir.path().join("made-through-a-link");
     let blob = Arc::new(payload());
     let served = blob.clone();
-    let o = Origin::start(move |req, conn| serve(&served, req, conn));
+    let o = ScriptedServer::start(move |req, conn| serve(&served, req, conn));
     let path = dir.path().join("blob");
     std::os::unix::fs::symlink(&nowhere, lock_of(&path)).unwrap();
     let call = start_blob_to_file(o.addr(), &sha256(&blob), Some(blob.len() as u64), &path);
@@ -344,7 +344,7 @@ fn a_partial_swapped_for_another_file_mid_download_is_not_committed() {
     let half = blob.len() / 2;
     let swapped = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (served, go_on) = (blob.clone(), swapped.clone());
-    let o = Origin::start(move |_, conn| {
+    let o = ScriptedServer::start(move |_, conn| {
         let size = served.len().to_string();
         respond_head(conn, 200, &[("Content-Length", &size)]);
         let _ = conn.write_all(&served[..half]);
@@ -422,7 +422,7 @@ impl Drop for Holder {
 fn a_lock_held_by_a_live_process_waits_until_cancelled_and_a_dead_holders_lock_is_taken() {
     let blob = Arc::new(payload());
     let served = blob.clone();
-    let o = Origin::start(move |req, conn| serve(&served, req, conn));
+    let o = ScriptedServer::start(move |req, conn| serve(&served, req, conn));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blob");
     let mut holder = Holder(lock_holder(&lock_of(&path)));
@@ -451,7 +451,7 @@ fn a_cancelled_call_leaves_a_partial_that_stays_put_and_the_next_call_resumes_fr
     let total = 64 * MIB;
     let sent = Arc::new(AtomicU64::new(0));
     let counter = sent.clone();
-    let o = Origin::start(move |req, conn| serve_fill(total, b'c', &counter, req, conn));
+    let o = ScriptedServer::start(move |req, conn| serve_fill(total, b'c', &counter, req, conn));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blob");
     let digest = fill_digest(total, b'c');
@@ -484,7 +484,7 @@ fn a_blob_cut_every_512_kib_costs_its_bytes_once() {
     let counter = sent.clone();
     // Each answer promises the rest and sends at most `cut` bytes of it,
     // then closes cleanly: every byte sent arrives.
-    let o = Origin::start(move |req, conn| {
+    let o = ScriptedServer::start(move |req, conn| {
         let from = range_start(req).unwrap_or(0);
         let rest = (total - from).to_string();
         let range = format!("bytes {from}-{}/{total}", total - 1);
@@ -516,7 +516,7 @@ fn a_blob_cut_every_512_kib_costs_its_bytes_once() {
 /// client reads, and a small layer that answers 404 once the big one has
 /// sent `fail_after` bytes.
 struct Image {
-    origin: Origin,
+    origin: ScriptedServer,
     big: String,
 }
 
@@ -542,7 +542,7 @@ fn image_with_a_failing_layer(big_size: u64, fail_after: u64) -> Image {
         format!("/v2/a/b/blobs/{small}"),
     );
     let config_path = format!("/v2/a/b/blobs/{config_digest}");
-    let origin = Origin::start(move |req, conn| {
+    let origin = ScriptedServer::start(move |req, conn| {
         let p = req.path();
         if p == "/v2/a/b/manifests/v1" {
             respond(

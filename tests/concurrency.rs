@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::origin::{respond, Origin};
+use common::scripted::{respond, ScriptedServer};
 use common::*;
 
 const THREADS: usize = 8;
@@ -197,7 +197,7 @@ fn two_keys_at_once_get_one_token_each() {
 /// A scripted registry whose token endpoint takes 30 ms and counts how many
 /// token requests are in flight at once.
 struct SlowIssuer {
-    origin: Origin,
+    origin: ScriptedServer,
     issued: Arc<AtomicUsize>,
     max_in_flight: Arc<AtomicUsize>,
 }
@@ -213,7 +213,7 @@ fn slow_issuer() -> SlowIssuer {
         max_in_flight.clone(),
         base.clone(),
     );
-    let origin = Origin::start(move |req, conn| {
+    let origin = ScriptedServer::start(move |req, conn| {
         if req.path() == "/token" {
             let now = inf.fetch_add(1, Ordering::SeqCst) + 1;
             max.fetch_max(now, Ordering::SeqCst);
@@ -306,7 +306,7 @@ fn freeing_the_cache_while_a_call_is_in_flight_is_safe() {
     let s = {
         let issued = Arc::new(AtomicUsize::new(0));
         let i = issued.clone();
-        let origin = Origin::start(move |req, conn| {
+        let origin = ScriptedServer::start(move |req, conn| {
             if req.path() == "/token" {
                 i.fetch_add(1, Ordering::SeqCst);
                 let _ = arrived_tx.lock().unwrap().send(());

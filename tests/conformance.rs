@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::origin::{respond, Origin, Request};
+use common::scripted::{respond, Request, ScriptedServer};
 use common::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -119,7 +119,7 @@ fn the_cache_is_keyed_by_registry_and_repository() {
 /// A scripted registry that issues numbered tokens and accepts only the
 /// newest "generation"; the test can revoke every token issued so far.
 struct RevokingRegistry {
-    origin: Origin,
+    origin: ScriptedServer,
     revoked_below: Arc<AtomicUsize>,
     issued: Arc<AtomicUsize>,
 }
@@ -131,7 +131,7 @@ impl RevokingRegistry {
         let (rb, iss) = (revoked_below.clone(), issued.clone());
         let realm = Arc::new(std::sync::OnceLock::<String>::new());
         let realm_in = realm.clone();
-        let origin = Origin::start(move |req: &Request, conn| {
+        let origin = ScriptedServer::start(move |req: &Request, conn| {
             let realm = realm_in.get().unwrap();
             if req.path() == "/token" {
                 let n = iss.fetch_add(1, Ordering::SeqCst) + 1;
@@ -246,7 +246,7 @@ fn cdn_redirects_never_carry_the_token() {
 
 #[test]
 fn redirect_loops_stop_after_ten_hops() {
-    let origin = Origin::start(|req, conn| {
+    let origin = ScriptedServer::start(|req, conn| {
         let next = format!("/hop{}", req.target.len());
         respond(conn, 307, &[("Location", &next)], b"");
     });
@@ -265,8 +265,9 @@ fn redirect_loops_stop_after_ten_hops() {
 
 #[test]
 fn redirects_to_other_schemes_are_refused() {
-    let origin =
-        Origin::start(|_, conn| respond(conn, 302, &[("Location", "file:///etc/passwd")], b""));
+    let origin = ScriptedServer::start(|_, conn| {
+        respond(conn, 302, &[("Location", "file:///etc/passwd")], b"")
+    });
     let e = blob(origin.addr(), "a/b", &sha256(b"x"), &Cache::none()).unwrap_err();
     assert_eq!(
         (e.status, e.reason.as_str()),
@@ -275,8 +276,8 @@ fn redirects_to_other_schemes_are_refused() {
 }
 
 /// Serves `body` as a manifest with the given extra headers.
-fn manifest_origin(body: &'static [u8], headers: Vec<(&'static str, String)>) -> Origin {
-    Origin::start(move |_, conn| {
+fn manifest_origin(body: &'static [u8], headers: Vec<(&'static str, String)>) -> ScriptedServer {
+    ScriptedServer::start(move |_, conn| {
         let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         respond(conn, 200, &hs, body);
     })
@@ -406,7 +407,7 @@ fn scheme_rule_against_live_servers() {
 
     // An explicit https:// and a host outside the loopback rule both open
     // with a TLS ClientHello (record type 0x16), not an HTTP request line.
-    let o = Origin::start(|_, _| {});
+    let o = ScriptedServer::start(|_, _| {});
     let tls_port = o.addr().rsplit(':').next().unwrap().to_owned();
     for registry in [
         format!("https://127.0.0.1:{tls_port}"),
@@ -435,7 +436,7 @@ fn scheme_rule_against_live_servers() {
 fn retries_503_then_succeeds() {
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
-    let o = Origin::start(move |_, conn| {
+    let o = ScriptedServer::start(move |_, conn| {
         if c.fetch_add(1, Ordering::SeqCst) == 0 {
             respond(conn, 503, &[], b"busy");
         } else {
@@ -451,7 +452,7 @@ fn retries_503_then_succeeds() {
 fn retry_after_is_honoured_on_429() {
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
-    let o = Origin::start(move |_, conn| {
+    let o = ScriptedServer::start(move |_, conn| {
         if c.fetch_add(1, Ordering::SeqCst) == 0 {
             respond(conn, 429, &[("Retry-After", "1")], b"");
         } else {
@@ -470,7 +471,7 @@ fn retry_after_is_honoured_on_429() {
 
 #[test]
 fn a_persistent_500_gives_up_after_three_retries() {
-    let o = Origin::start(|_, conn| respond(conn, 500, &[], b"broken"));
+    let o = ScriptedServer::start(|_, conn| respond(conn, 500, &[], b"broken"));
     let started = Instant::now();
     let e = blob(o.addr(), "a/b", &sha256(b"x"), &Cache::none()).unwrap_err();
     assert_eq!(
@@ -511,9 +512,9 @@ fn a_sized_blob_is_read_no_further_than_its_size() {
     // A chunked body that never ends: stopped just past the size.
     let wrote = Arc::new(AtomicUsize::new(0));
     let w = wrote.clone();
-    let endless = Origin::start(move |_, conn| {
-        common::origin::respond_head(conn, 200, &[("Transfer-Encoding", "chunked")]);
-        let n = common::origin::stream_chunked(conn, 1 << 30, b'x');
+    let endless = ScriptedServer::start(move |_, conn| {
+        common::scripted::respond_head(conn, 200, &[("Transfer-Encoding", "chunked")]);
+        let n = common::scripted::stream_chunked(conn, 1 << 30, b'x');
         w.store(n as usize + 1, Ordering::SeqCst);
     });
     let e = blob_sized(

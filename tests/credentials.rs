@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::origin::{respond, Origin};
+use common::scripted::{respond, ScriptedServer};
 use common::*;
 use std::ptr;
 
@@ -436,7 +436,7 @@ fn secrets_never_go_to_a_cdn_or_a_plain_http_realm() {
 #[test]
 fn a_server_that_echoes_a_secret_gets_it_redacted() {
     // It puts back in its error body whatever it was sent.
-    let o = Origin::start(|req, conn| {
+    let o = ScriptedServer::start(|req, conn| {
         let sent = req.header("authorization").unwrap_or("").to_owned();
         match sent.is_empty() {
             true => respond(

@@ -24,7 +24,9 @@ use std::process::Command;
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::origin::{reset, respond, respond_head, stream, stream_chunked, Origin, Request};
+use common::scripted::{
+    reset, respond, respond_head, stream, stream_chunked, Request, ScriptedServer,
+};
 use common::test_ca::TestCa;
 use common::*;
 use sha2::{Digest as _, Sha512};
@@ -152,7 +154,7 @@ fn recv(rx: &mpsc::Receiver<u64>) -> u64 {
 
 #[test]
 fn blob_bytes_that_do_not_match_the_digest() {
-    let o = Origin::start(|_, conn| respond(conn, 200, &[], b"poisoned layer"));
+    let o = ScriptedServer::start(|_, conn| respond(conn, 200, &[], b"poisoned layer"));
     let e = fails(
         "blob bytes != sha256 digest",
         TankStatus::TANK_ERR_DIGEST_MISMATCH,
@@ -173,7 +175,7 @@ fn blob_bytes_that_do_not_match_the_digest() {
     let want = sha256(&big);
     *big.last_mut().unwrap() ^= 1;
     let big = Arc::new(big);
-    let o = Origin::start(move |_, conn| respond(conn, 200, &[], &big));
+    let o = ScriptedServer::start(move |_, conn| respond(conn, 200, &[], &big));
     fails(
         "1 MiB blob with its last bit flipped",
         TankStatus::TANK_ERR_DIGEST_MISMATCH,
@@ -186,7 +188,7 @@ fn blob_bytes_that_do_not_match_the_digest() {
 #[test]
 fn body_shorter_than_content_length() {
     let short = [b's'; 50];
-    let o = Origin::start(move |_, conn| {
+    let o = ScriptedServer::start(move |_, conn| {
         respond_head(conn, 200, &[("Content-Length", "100")]);
         let _ = conn.write_all(&short);
     });
@@ -209,7 +211,7 @@ fn body_shorter_than_content_length() {
     assert_eq!(o.requests().len(), 2, "a short body is not retried");
 
     // A chunked body cut before its last chunk.
-    let o = Origin::start(|_, conn| {
+    let o = ScriptedServer::start(|_, conn| {
         respond_head(conn, 200, &[("Transfer-Encoding", "chunked")]);
         let _ = conn.write_all(b"10\r\n0123456789abcdef\r\n");
     });
@@ -227,7 +229,7 @@ fn body_longer_than_content_length() {
     let mut long = vec![b'L'; 100];
     long[50..].fill(b'X');
     let sent = long.clone();
-    let o = Origin::start(move |_, conn| {
+    let o = ScriptedServer::start(move |_, conn| {
         respond_head(conn, 200, &[("Content-Length", "50")]);
         let _ = conn.write_all(&sent);
     });
@@ -250,7 +252,7 @@ fn body_longer_than_content_length() {
 #[test]
 fn connection_reset_mid_body() {
     let half = [b'h'; 50];
-    let o = Origin::start(move |_, conn| {
+    let o = ScriptedServer::start(move |_, conn| {
         respond_head(conn, 200, &[("Content-Length", "100")]);
         let _ = conn.write_all(&half);
         let _ = conn.flush();
@@ -291,7 +293,7 @@ fn faults_before_the_response_are_retried_then_reported() {
         }),
     ];
     for (case, reason, script) in cases {
-        let o = Origin::start(move |_, conn| script(conn));
+        let o = ScriptedServer::start(move |_, conn| script(conn));
         let (addr, digest) = (o.addr().to_owned(), sha256(b"x"));
         fails(
             &format!("core: {case}"),
@@ -310,7 +312,7 @@ fn faults_before_the_response_are_retried_then_reported() {
 
 #[test]
 fn a_stall_after_the_headers_fires_the_idle_timeout_on_the_core() {
-    let o = Origin::start(|_, conn| {
+    let o = ScriptedServer::start(|_, conn| {
         respond_head(conn, 200, &[("Content-Length", "100")]);
         let _ = conn.write_all(b"partial");
         stall(conn);
@@ -330,7 +332,7 @@ fn a_stall_after_the_headers_fires_the_idle_timeout_on_the_core() {
     // A trickle that lasts 5 idle timeouts but never pauses for one.
     let body: Vec<u8> = (0..20u8).collect();
     let sent = body.clone();
-    let o = Origin::start(move |_, conn| {
+    let o = ScriptedServer::start(move |_, conn| {
         respond_head(conn, 200, &[("Content-Length", "20")]);
         for b in &sent {
             let _ = conn.write_all(&[*b]);
@@ -348,7 +350,7 @@ fn a_stall_after_the_headers_fires_the_idle_timeout_on_the_core() {
 
 #[test]
 fn a_huge_content_length_on_a_blob_fails_fast() {
-    let o = Origin::start(|_, conn| {
+    let o = ScriptedServer::start(|_, conn| {
         respond_head(conn, 200, &[("Content-Length", "1152921504606846976")]);
         stream(conn, MIB, b'z');
     });
@@ -381,7 +383,7 @@ fn slow_origins_at_the_default_timeouts() {
 }
 
 fn stall_after_headers_at_15_s() {
-    let o = Origin::start(|_, conn| {
+    let o = ScriptedServer::start(|_, conn| {
         respond_head(conn, 200, &[("Content-Length", "100")]);
         let _ = conn.write_all(b"first bytes");
         stall(conn);
@@ -402,7 +404,7 @@ fn trickle_is_not_cut_off_at_15_s() {
     // 9 bytes, one every 2 s: 16 s in all, never 15 s without a byte.
     let body = b"trickling".to_vec();
     let sent = body.clone();
-    let o = Origin::start(move |_, conn| {
+    let o = ScriptedServer::start(move |_, conn| {
         respond_head(conn, 200, &[("Content-Length", "9")]);
         for (i, b) in sent.iter().enumerate() {
             if i > 0 {
@@ -438,7 +440,7 @@ fn token_endpoint_500_is_retried_then_auth_error() {
 }
 
 fn reset_before_headers_is_retried_at_default_backoff() {
-    let o = Origin::start(|_, conn| reset(conn));
+    let o = ScriptedServer::start(|_, conn| reset(conn));
     fails(
         "reset before the headers (retried at 1/2/4 s)",
         TankStatus::TANK_ERR_TRANSPORT,
@@ -453,8 +455,8 @@ fn reset_before_headers_is_retried_at_default_backoff() {
 
 /// Serves `body` as a manifest with `headers` (raw header lines, so that
 /// non-UTF-8 values are possible).
-fn manifest_origin(body: Vec<u8>, raw_headers: Vec<u8>) -> Origin {
-    Origin::start(move |_, conn| {
+fn manifest_origin(body: Vec<u8>, raw_headers: Vec<u8>) -> ScriptedServer {
+    ScriptedServer::start(move |_, conn| {
         let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
         head.extend_from_slice(&raw_headers);
         head.extend_from_slice(
@@ -533,7 +535,7 @@ fn manifest_size_limit_is_4_mib_exactly() {
         || manifest(o.addr(), "a/b", "v1", &none()),
     );
     // The same without a Content-Length: the read stops at the limit.
-    let o = Origin::start(move |_, conn| {
+    let o = ScriptedServer::start(move |_, conn| {
         respond_head(conn, 200, &[]);
         let _ = conn.write_all(&pad(limit + 1));
     });
@@ -639,10 +641,10 @@ fn docker_content_digest_headers() {
 fn protected(
     challenges: impl Fn(&str) -> Vec<String> + Send + Sync + 'static,
     token: impl Fn(&Request, &mut TcpStream) + Send + Sync + 'static,
-) -> Origin {
+) -> ScriptedServer {
     let base = Arc::new(OnceLock::<String>::new());
     let b = base.clone();
-    let o = Origin::start(move |req, conn| {
+    let o = ScriptedServer::start(move |req, conn| {
         if req.path().starts_with("/token") {
             return token(req, conn);
         }
@@ -682,7 +684,7 @@ fn token_json(body: &'static str) -> impl Fn(&Request, &mut TcpStream) + Send + 
     }
 }
 
-fn count(o: &Origin, prefix: &str) -> usize {
+fn count(o: &ScriptedServer, prefix: &str) -> usize {
     o.requests()
         .iter()
         .filter(|r| r.path().starts_with(prefix))
@@ -1019,7 +1021,8 @@ fn a_registry_that_refuses_every_token_does_not_loop() {
 
 #[test]
 fn redirect_loops_and_long_chains() {
-    let o = Origin::start(|req, conn| respond(conn, 307, &[("Location", &req.target)], b""));
+    let o =
+        ScriptedServer::start(|req, conn| respond(conn, 307, &[("Location", &req.target)], b""));
     fails(
         "redirect to itself",
         TankStatus::TANK_ERR_TRANSPORT,
@@ -1031,7 +1034,7 @@ fn redirect_loops_and_long_chains() {
 
     // A chain of distinct hops through every redirect status, `hops` long.
     let chain = |hops: usize| {
-        Origin::start(move |req, conn| {
+        ScriptedServer::start(move |req, conn| {
             let n: usize = req
                 .path()
                 .strip_prefix("/hop")
@@ -1089,7 +1092,7 @@ fn redirects_to_other_schemes_or_nowhere() {
         ("Location not UTF-8", b"/\xff\xfe", "invalid_redirect"),
     ];
     for (case, location, reason) in refused {
-        let o = Origin::start(move |_, conn| {
+        let o = ScriptedServer::start(move |_, conn| {
             let mut head = b"HTTP/1.1 302 Found\r\nLocation: ".to_vec();
             head.extend_from_slice(location);
             head.extend_from_slice(b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -1104,7 +1107,7 @@ fn redirects_to_other_schemes_or_nowhere() {
         );
         assert_eq!(o.requests().len(), 1, "{case}: not followed, not retried");
     }
-    let o = Origin::start(|_, conn| respond(conn, 301, &[], b""));
+    let o = ScriptedServer::start(|_, conn| respond(conn, 301, &[], b""));
     fails(
         "redirect without Location",
         TankStatus::TANK_ERR_TRANSPORT,
@@ -1152,7 +1155,7 @@ fn child_https_origin() {
         return;
     };
     let dir = std::path::PathBuf::from(dir);
-    let plain = Origin::start(|_, conn| respond(conn, 200, &[], b"payload"));
+    let plain = ScriptedServer::start(|_, conn| respond(conn, 200, &[], b"payload"));
     let plain_url = plain.url();
     let tls = tls_origin(&dir, move |path| {
         if path.starts_with("/v2/a/b/manifests/") {
@@ -1398,13 +1401,13 @@ fn child_oversize_case() {
         let _ = tx.lock().unwrap().send(stream(conn, 1 << 30, b'a'));
     });
     // Warm up: runtime, client, pool, a manifest read through the C ABI.
-    let warm = Origin::start(|_, conn| respond(conn, 200, &[], BODY));
+    let warm = ScriptedServer::start(|_, conn| respond(conn, 200, &[], BODY));
     manifest(warm.addr(), "a/b", "v1", &none()).unwrap();
     blob(warm.addr(), "a/b", &sha256(BODY), &none()).unwrap();
 
     let (ctx, crx) = channel();
     let c = case.clone();
-    let open = Origin::start(move |_, conn| {
+    let open = ScriptedServer::start(move |_, conn| {
         let wrote = match c.as_str() {
             "manifest_declared_100mib" => {
                 respond_head(conn, 200, &[("Content-Length", "104857600")]);

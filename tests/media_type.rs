@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::origin::Origin;
+use common::scripted::ScriptedServer;
 use common::tools::tool;
 use common::*;
 use serde_json::Value;
@@ -21,11 +21,11 @@ const PARAMETER: &str = "; charset=utf-8";
 
 /// `upstream` behind a proxy that appends [`PARAMETER`] to the
 /// `Content-Type` of every manifest response; counts the ones it changed.
-fn proxy_adding_a_parameter(upstream: &str) -> (Origin, Arc<AtomicUsize>) {
+fn proxy_adding_a_parameter(upstream: &str) -> (ScriptedServer, Arc<AtomicUsize>) {
     let changed = Arc::new(AtomicUsize::new(0));
     let upstream = upstream.to_owned();
     let count = changed.clone();
-    let origin = Origin::start(move |req, conn| {
+    let origin = ScriptedServer::start(move |req, conn| {
         let mut up = TcpStream::connect(&upstream).expect("the rig's registry answers");
         let mut head = format!(
             "{} {} HTTP/1.1\r\nHost: {upstream}\r\n",

@@ -13,7 +13,13 @@ use sha2::{Digest as _, Sha256, Sha512};
 use tank::stevedore::challenge::{self, Challenge};
 use tank::stevedore::digest::{Algorithm, Digest, Hasher};
 use tank::stevedore::ImageRef;
-use tank::stevedore::{Registry, Repository, TagOrDigest};
+use tank::stevedore::{Client, Config, Registry, Repository, TagOrDigest};
+
+/// One client for every case: only the URLs of its repositories are asked.
+fn client() -> &'static Client {
+    static CLIENT: std::sync::OnceLock<Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| Client::new(Config::default()).unwrap())
+}
 
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -265,13 +271,14 @@ proptest! {
         prop_assert_eq!(registry.scheme(), scheme);
         let repo = Repository::parse(&repo).unwrap();
         let r = TagOrDigest::parse(&reference).unwrap();
-        let url = registry.manifest_url(&repo, &r);
-        prop_assert_eq!(url.path(), format!("/v2/{}/manifests/{reference}", repo.as_str()));
+        let repo = client().repo(registry, repo, None);
+        let url = repo.manifest_url(&r);
+        prop_assert_eq!(url.path(), format!("/v2/{}/manifests/{reference}", repo.repository().as_str()));
         prop_assert!(url.query().is_none() && url.fragment().is_none());
         prop_assert_eq!(url.scheme(), scheme);
         if let TagOrDigest::Digest(d) = &r {
-            let blob_url = registry.blob_url(&repo, d);
-            prop_assert_eq!(blob_url.path(), format!("/v2/{}/blobs/{d}", repo.as_str()));
+            let blob_url = repo.blob_url(d);
+            prop_assert_eq!(blob_url.path(), format!("/v2/{}/blobs/{d}", repo.repository().as_str()));
         }
     }
 

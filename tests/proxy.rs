@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::origin::{respond, Origin, Request};
+use common::scripted::{respond, Request, ScriptedServer};
 use common::*;
 
 /// `user:pw`, as the proxy URL's credentials are sent.
@@ -19,8 +19,8 @@ const BASIC: &str = "Basic dXNlcjpwdw==";
 /// Forwards an absolute-form GET to the registry at `upstream` and relays
 /// the answer; CONNECT to `refused.test` is refused with 407; any other
 /// CONNECT is granted, and the first bytes sent through it are kept.
-fn proxy(upstream: String, tunnelled: Arc<Mutex<Vec<u8>>>) -> Origin {
-    Origin::start(move |req: &Request, conn: &mut TcpStream| {
+fn proxy(upstream: String, tunnelled: Arc<Mutex<Vec<u8>>>) -> ScriptedServer {
+    ScriptedServer::start(move |req: &Request, conn: &mut TcpStream| {
         if req.method == "CONNECT" {
             if req.target.starts_with("refused.test:") {
                 respond(conn, 407, &[("Proxy-Authenticate", "Basic")], b"");

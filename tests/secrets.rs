@@ -20,11 +20,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::origin::{reset, respond, respond_head, Origin};
+use common::scripted::{reset, respond, respond_head, ScriptedServer};
 use common::sha256;
 use common::test_ca::TestCa;
-use tank::stevedore::credentials::Credential;
-use tank::stevedore::{Client, Config, Session};
+use tank::stevedore::credential::Credential;
+use tank::stevedore::{Client, Config, Registry, Session};
 
 type Script<'a> = &'a (dyn Fn(&Seen) -> Reply + Send + Sync);
 
@@ -312,16 +312,13 @@ fn a_cached_credential_never_follows_its_registry_to_plain_http() {
             let server = registry_for(&pki, challenge);
             let port = server.port;
             let cache = Session::default();
-            cache
-                .credentials
-                .set(
-                    &format!("reg.test:{port}"),
-                    Credential::Basic {
-                        username: "alice".into(),
-                        password: "PASSWORD_SECRET".into(),
-                    },
-                )
-                .unwrap();
+            cache.credentials.set(
+                &Registry::parse(&format!("reg.test:{port}")).unwrap(),
+                Credential::Basic {
+                    username: "alice".into(),
+                    password: "PASSWORD_SECRET".into(),
+                },
+            );
             cache
                 .change_trust(|t| t.add_ca_file(None, &pki.ca()))
                 .unwrap();
@@ -381,16 +378,13 @@ fn an_anonymous_token_still_reaches_a_plain_http_registry() {
     });
     let cache = Session::default();
     let registry = format!("http://reg.test:{}", server.port);
-    cache
-        .credentials
-        .set(
-            &format!("reg.test:{}", server.port),
-            Credential::Basic {
-                username: "alice".into(),
-                password: "PASSWORD_SECRET".into(),
-            },
-        )
-        .unwrap();
+    cache.credentials.set(
+        &Registry::parse(&format!("reg.test:{}", server.port)).unwrap(),
+        Credential::Basic {
+            username: "alice".into(),
+            password: "PASSWORD_SECRET".into(),
+        },
+    );
     let client = client(|_| {});
     for call in 0..2 {
         block_on(common::core::manifest(
@@ -490,8 +484,8 @@ fn a_client_certificate_goes_only_to_the_registry_it_was_set_for() {
 #[test]
 fn messages_never_quote_a_presigned_query() {
     let query = "X-Amz-Signature=SIG_SECRET&token=TOKEN_SECRET";
-    let resetting = Origin::start(|_, conn| reset(conn));
-    let short = Origin::start(|_, conn| {
+    let resetting = ScriptedServer::start(|_, conn| reset(conn));
+    let short = ScriptedServer::start(|_, conn| {
         respond_head(conn, 200, &[("Content-Length", "100")]);
         let _ = conn.write_all(b"ten bytes!");
     });
@@ -503,7 +497,7 @@ fn messages_never_quote_a_presigned_query() {
     ];
     for (case, target, names_the_hop) in targets {
         let location = format!("http://{target}/cdn/blob?{query}");
-        let registry = Origin::start(move |_, conn| {
+        let registry = ScriptedServer::start(move |_, conn| {
             respond(conn, 307, &[("Location", location.as_str())], b"")
         });
         let client = client(|c| c.max_retries = 1);
@@ -530,22 +524,19 @@ fn messages_never_quote_a_presigned_query() {
 
     // The realm as the challenge gave it, with the query tank adds to it.
     let realm = format!("http://127.0.0.1:{}/token?sig=REALM_SECRET", dead_port());
-    let registry = Origin::start(move |_, conn| {
+    let registry = ScriptedServer::start(move |_, conn| {
         let challenge =
             format!(r#"Bearer realm="{realm}",service="svc",scope="repository:a/b:pull""#);
         respond(conn, 401, &[("WWW-Authenticate", challenge.as_str())], b"")
     });
     let cache = Session::default();
-    cache
-        .credentials
-        .set(
-            registry.addr(),
-            Credential::Basic {
-                username: "alice".into(),
-                password: "pw".into(),
-            },
-        )
-        .unwrap();
+    cache.credentials.set(
+        &Registry::parse(registry.addr()).unwrap(),
+        Credential::Basic {
+            username: "alice".into(),
+            password: "pw".into(),
+        },
+    );
     let client = client(|c| c.max_retries = 1);
     let e = block_on(common::core::manifest(
         &client,
@@ -569,7 +560,7 @@ fn messages_never_quote_a_presigned_query() {
 fn a_trickling_token_server_holds_no_call_past_the_token_bound() {
     const BOUND: Duration = Duration::from_secs(2);
     const TRICKLE_FOR: Duration = Duration::from_secs(60);
-    let token = Origin::start(|_, conn| {
+    let token = ScriptedServer::start(|_, conn| {
         respond_head(
             conn,
             200,
@@ -585,7 +576,7 @@ fn a_trickling_token_server_holds_no_call_past_the_token_bound() {
         }
     });
     let realm = format!("{}/token", token.url());
-    let registry = Origin::start(move |_, conn| {
+    let registry = ScriptedServer::start(move |_, conn| {
         let challenge = format!(r#"Bearer realm="{realm}",service="svc""#);
         respond(conn, 401, &[("WWW-Authenticate", challenge.as_str())], b"")
     });

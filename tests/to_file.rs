@@ -13,7 +13,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::blob_files::*;
-use common::origin::{reset, respond, respond_head, Origin, Request};
+use common::scripted::{reset, respond, respond_head, Request, ScriptedServer};
 use common::*;
 
 /// The file names in `dir`, sorted.
@@ -168,7 +168,7 @@ fn two_calls_for_one_path_download_once_and_other_paths_do_not_wait() {
     let (release, released) = mpsc::channel::<()>();
     let released = Mutex::new(released);
     let served = blob.clone();
-    let o = Origin::start(move |req, conn| {
+    let o = ScriptedServer::start(move |req, conn| {
         if req.path().contains("/r/held/") {
             // The first download of "held" waits until the test lets go.
             let _ = first_seen.lock().unwrap().send(());
@@ -228,7 +228,7 @@ fn a_connection_that_drops_mid_body_is_resumed_in_the_same_call() {
     let blob = Arc::new(payload());
     let cut = 300_000;
     let served = blob.clone();
-    let o = Origin::start(move |req, conn| match range_start(req) {
+    let o = ScriptedServer::start(move |req, conn| match range_start(req) {
         None => {
             let cl = served.len().to_string();
             respond_head(conn, 200, &[("Content-Length", &cl)]);
@@ -263,7 +263,7 @@ fn a_connection_that_drops_mid_body_is_resumed_in_the_same_call() {
 
 /// Starts a download that stalls after `cut` bytes, cancels it once those
 /// are on disk, and returns how long the cancel took to end the call.
-fn cancel_mid_body(o: &Origin, digest: &str, size: u64, path: &Path, cut: u64) -> Duration {
+fn cancel_mid_body(o: &ScriptedServer, digest: &str, size: u64, path: &Path, cut: u64) -> Duration {
     let cancel = Arc::new(Cancel::new());
     let call = {
         let (addr, digest, path, cancel) = (
@@ -303,7 +303,7 @@ fn a_cancelled_download_keeps_its_partial_and_the_next_call_resumes_it() {
     let blob = Arc::new(payload());
     let cut = 400_000u64;
     let served = blob.clone();
-    let o = Origin::start(move |req, conn| match range_start(req) {
+    let o = ScriptedServer::start(move |req, conn| match range_start(req) {
         None => {
             let cl = served.len().to_string();
             respond_head(conn, 200, &[("Content-Length", &cl)]);
@@ -351,10 +351,10 @@ fn a_cancelled_download_keeps_its_partial_and_the_next_call_resumes_it() {
 fn resume_case(
     partial: &[u8],
     ranged: impl Fn(&[u8], &Request, &mut TcpStream) + Send + Sync + 'static,
-) -> (Origin, Vec<u8>, Result<(), CallError>) {
+) -> (ScriptedServer, Vec<u8>, Result<(), CallError>) {
     let blob = Arc::new(payload());
     let served = blob.clone();
-    let o = Origin::start(move |req, conn| match range_start(req) {
+    let o = ScriptedServer::start(move |req, conn| match range_start(req) {
         Some(_) => ranged(&served, req, conn),
         None => respond(conn, 200, &[], &served),
     });
@@ -427,7 +427,7 @@ fn a_partial_longer_than_the_blob_or_damaged_costs_one_download_not_a_wrong_answ
 #[test]
 fn bad_bytes_or_sizes_delete_the_partial_and_leave_the_path_as_it_was() {
     let blob = payload();
-    let o = Origin::start(|_, conn| respond(conn, 200, &[], b"not the blob at all"));
+    let o = ScriptedServer::start(|_, conn| respond(conn, 200, &[], b"not the blob at all"));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blob");
     std::fs::write(&path, b"what was here before").unwrap();
@@ -461,7 +461,7 @@ fn bad_bytes_or_sizes_delete_the_partial_and_leave_the_path_as_it_was() {
         (e.status, e.reason.as_str()),
         (TankStatus::TANK_ERR_PROTOCOL, "length_mismatch")
     );
-    let gone = Origin::start(|_, conn| respond(conn, 404, &[], b""));
+    let gone = ScriptedServer::start(|_, conn| respond(conn, 404, &[], b""));
     let e = blob_to_file(
         gone.addr(),
         "a/b",
@@ -480,7 +480,7 @@ fn bad_bytes_or_sizes_delete_the_partial_and_leave_the_path_as_it_was() {
 
 #[test]
 fn cancel_ends_a_retry_wait_at_once_and_a_fired_switch_sends_nothing() {
-    let o = Origin::start(|_, conn| respond(conn, 503, &[("Retry-After", "60")], b""));
+    let o = ScriptedServer::start(|_, conn| respond(conn, 503, &[("Retry-After", "60")], b""));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blob");
     let cancel = Arc::new(Cancel::new());
@@ -537,7 +537,7 @@ fn cancel_ends_a_retry_wait_at_once_and_a_fired_switch_sends_nothing() {
 
 #[test]
 fn cancel_ends_a_stalled_in_memory_call_too_and_a_late_trigger_changes_nothing() {
-    let o = Origin::start(|_, conn| {
+    let o = ScriptedServer::start(|_, conn| {
         respond_head(conn, 200, &[("Content-Length", "10")]);
         let _ = conn.write_all(b"12345");
         std::thread::sleep(Duration::from_secs(20));
@@ -561,7 +561,7 @@ fn cancel_ends_a_stalled_in_memory_call_too_and_a_late_trigger_changes_nothing()
         triggered.elapsed()
     );
 
-    let ok = Origin::start(|_, conn| respond(conn, 200, &[], b"fine"));
+    let ok = ScriptedServer::start(|_, conn| respond(conn, 200, &[], b"fine"));
     let fresh = Cancel::new();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blob");
@@ -582,7 +582,7 @@ fn cancel_ends_a_stalled_in_memory_call_too_and_a_late_trigger_changes_nothing()
 
 #[test]
 fn progress_is_spaced_and_keeps_coming_while_bytes_arrive() {
-    let o = Origin::start(|_, conn| {
+    let o = ScriptedServer::start(|_, conn| {
         // 1.2 s of bytes, a little every 20 ms.
         respond_head(conn, 200, &[("Content-Length", "6000")]);
         for _ in 0..60 {
@@ -626,7 +626,7 @@ fn progress_is_spaced_and_keeps_coming_while_bytes_arrive() {
 #[test]
 fn local_files_that_cannot_be_written_are_io_errors_naming_them() {
     let blob = payload();
-    let o = Origin::start({
+    let o = ScriptedServer::start({
         let blob = blob.clone();
         move |req, conn| serve(&blob, req, conn)
     });

@@ -7,7 +7,7 @@
 mod common;
 
 use common::c_example::tank_pull_exe;
-use common::origin::{respond, Origin};
+use common::scripted::{respond, ScriptedServer};
 use common::tools::tool;
 use common::unpack::{pull_unpack, unpack, TANK_UNPACK_KEEP_OWNERS, TANK_UNPACK_REPLACE};
 use common::*;
@@ -310,8 +310,8 @@ fn blob_path(layout: &Path, digest: &str) -> PathBuf {
 
 /// A registry serving `image` as `x/y:v1`; `hold` runs before the blob
 /// `digest` it is given is sent (to make an event happen first).
-fn serve(image: Arc<TestImage>, hold: impl Fn(&str) + Send + Sync + 'static) -> Origin {
-    Origin::start(move |req, conn| {
+fn serve(image: Arc<TestImage>, hold: impl Fn(&str) + Send + Sync + 'static) -> ScriptedServer {
+    ScriptedServer::start(move |req, conn| {
         let path = req.path().to_owned();
         if path == "/v2/x/y/manifests/v1" {
             let ct = [("Content-Type", OCI_MANIFEST)];

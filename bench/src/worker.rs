@@ -37,7 +37,7 @@ pub fn run(args: &[String]) -> Result<()> {
                     "call_secs": call_secs,
                     "release_secs": release_secs,
                     "peak_rss_bytes": peak_rss_bytes()?,
-                    "cpu_secs": crate::process_cpu_secs("self")?,
+                    "cpu_secs": crate::measure::process_cpu_secs("self")?,
                 })
             );
             Ok(())
@@ -64,7 +64,7 @@ pub fn run(args: &[String]) -> Result<()> {
                     "status": format!("{status:?}"),
                     "call_secs": started.elapsed().as_secs_f64(),
                     "rss_growth_bytes": peak_rss_bytes()?.saturating_sub(rss_before),
-                    "cpu_secs": crate::process_cpu_secs("self")?,
+                    "cpu_secs": crate::measure::process_cpu_secs("self")?,
                 })
             );
             Ok(())
@@ -80,7 +80,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 serde_json::json!({
                     "call_secs": started.elapsed().as_secs_f64(),
                     "rss_growth_bytes": peak_rss_bytes()?.saturating_sub(rss_before),
-                    "cpu_secs": crate::process_cpu_secs("self")?,
+                    "cpu_secs": crate::measure::process_cpu_secs("self")?,
                 })
             );
             Ok(())
@@ -108,7 +108,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 "{}",
                 serde_json::json!({
                     "call_secs": secs,
-                    "cpu_secs": crate::process_cpu_secs("self")?,
+                    "cpu_secs": crate::measure::process_cpu_secs("self")?,
                 })
             );
             Ok(())

@@ -4,13 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{boundary, string_arg, TankError, TankStatus};
-use crate::stevedore::credentials::Credential;
+use crate::stevedore::credential::Credential;
 use crate::stevedore::error::Error;
 use crate::stevedore::secret::Secret;
-use crate::stevedore::Session;
+use crate::stevedore::{Registry, Session};
 
-/// A bearer-token cache shared by the calls of one pull. Opaque and
-/// thread-safe: many threads may use one cache at once. Free it with
+/// A session shared by the calls given it: the bearer tokens they earn
+/// (each bound to the origin, scope and identity it was earned for), the
+/// credentials and TLS trust set on it, and the HTTP clients that trust
+/// needs. Opaque and thread-safe: many threads may use one cache at once. Free it with
 /// `tank_cache_free` once no call is using it.
 pub struct TankCache {
     pub(crate) tokens: Arc<Session>,
@@ -127,9 +129,10 @@ pub unsafe extern "C" fn tank_cache_set_basic_auth(
         let registry = text_arg("registry", registry)?;
         let username = text_arg("username", username)?;
         let password = secret_arg("password", password)?;
-        settings
-            .credentials
-            .set(&registry, Credential::Basic { username, password })
+        let registry = Registry::parse(&registry)?;
+        let basic = Credential::Basic { username, password };
+        settings.credentials.set(&registry, basic);
+        Ok(())
     })
 }
 
@@ -149,9 +152,10 @@ pub unsafe extern "C" fn tank_cache_set_identity_token(
         let settings = settings_of(cache)?;
         let registry = text_arg("registry", registry)?;
         let token = non_empty("token", secret_arg("token", token)?)?;
-        settings
-            .credentials
-            .set(&registry, Credential::IdentityToken(token))
+        let registry = Registry::parse(&registry)?;
+        let token = Credential::IdentityToken(token);
+        settings.credentials.set(&registry, token);
+        Ok(())
     })
 }
 
@@ -205,7 +209,8 @@ pub unsafe extern "C" fn tank_cache_trust_ca_file(
             false => Some(text_arg("registry", registry)?),
         };
         let pem = PathBuf::from(text_arg("pem_path", pem_path)?);
-        settings.change_trust(|t| t.add_ca_file(registry.as_deref(), &pem))
+        let registry = registry.as_deref().map(Registry::parse).transpose()?;
+        settings.change_trust(|t| t.add_ca_file(registry.as_ref(), &pem))
     })
 }
 

@@ -304,7 +304,7 @@ fn token_request_failed(e: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stevedore::transport::Config;
+    use crate::stevedore::config::Config;
 
     fn bearer(realm: &str) -> Challenge {
         Challenge {

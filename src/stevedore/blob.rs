@@ -29,8 +29,14 @@ pub struct Bounds {
     pub limit: Option<u64>,
 }
 
-/// The blob `digest` of `repo`: see [`Repo::blob`].
-pub(super) async fn fetch(repo: &Repo<'_>, digest: &Digest, bounds: Bounds) -> Result<Vec<u8>> {
+impl Repo<'_> {
+    /// The blob `digest` in memory, verified against it, within `bounds`.
+    pub async fn blob(&self, digest: &Digest, bounds: Bounds) -> Result<Vec<u8>> {
+        fetch(self, digest, bounds).await
+    }
+}
+
+async fn fetch(repo: &Repo<'_>, digest: &Digest, bounds: Bounds) -> Result<Vec<u8>> {
     let Bounds { size, limit } = bounds;
     let url = repo.blob_url(digest);
     if let Some(limit) = limit {

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::config::Config;
 use super::error::{reason, Error, Result};
 use super::proxy;
 use super::tls;
-use super::transport::Config;
 use super::trust::{TlsSettings, Trust};
 
 /// Idle connections kept per origin: more than any sane number of threads

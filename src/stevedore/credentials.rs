@@ -12,8 +12,9 @@ use base64::Engine;
 use serde_json::Value;
 
 use super::cred_helper;
-pub use super::credential::Credential;
+use super::credential::Credential;
 use super::error::{reason, Error, Result};
+use super::reference::Repository;
 use super::registry::{key_of, Registry, DOCKER_HUB};
 use super::secret::{Secret, WipedJson};
 
@@ -235,10 +236,8 @@ pub struct Credentials {
 
 impl Credentials {
     /// Replaces any credential set before for `registry`.
-    pub fn set(&self, registry: &str, credential: Credential) -> Result<()> {
-        let key = Registry::parse(registry)?.key();
-        lock(&self.explicit).insert(key, credential);
-        Ok(())
+    pub fn set(&self, registry: &Registry, credential: Credential) {
+        lock(&self.explicit).insert(registry.key(), credential);
     }
 
     /// Adds an auth file behind those already loaded; `None` searches the
@@ -264,7 +263,7 @@ impl Credentials {
     /// `repo`, when that is known without running a credential helper:
     /// the caller's setting, else the first file with an entry (a helper's
     /// answer once it has given one). `None` means a helper must be asked.
-    pub fn known(&self, registry: &str, repo: &str) -> Option<Option<Credential>> {
+    pub fn known(&self, registry: &Registry, repo: &Repository) -> Option<Option<Credential>> {
         match self.source(registry, repo) {
             Found::Known(c) => Some(c),
             Found::Helper(..) => None,
@@ -273,7 +272,11 @@ impl Credentials {
 
     /// As [`Credentials::known`], asking the helper when one must be asked:
     /// at most once per registry, whatever the number of calls at once.
-    pub async fn lookup(&self, registry: &str, repo: &str) -> Result<Option<Credential>> {
+    pub async fn lookup(
+        &self,
+        registry: &Registry,
+        repo: &Repository,
+    ) -> Result<Option<Credential>> {
         let (helper, key) = match self.source(registry, repo) {
             Found::Known(c) => return Ok(c),
             Found::Helper(h, key) => (h, key),
@@ -292,8 +295,9 @@ impl Credentials {
         Ok(answer)
     }
 
-    fn source(&self, registry: &str, repo: &str) -> Found {
-        let key = key_of(registry);
+    fn source(&self, registry: &Registry, repo: &Repository) -> Found {
+        let key = registry.key();
+        let repo = repo.as_str();
         if let Some(c) = lock(&self.explicit).get(&key) {
             return Found::Known(Some(c.clone()));
         }
@@ -366,7 +370,11 @@ mod tests {
         c.load(Some(&p)).unwrap();
         let get = |r: &'static str, repo: &'static str| {
             let c = &c;
-            async move { c.lookup(r, repo).await.unwrap() }
+            let (r, repo) = (
+                Registry::parse(r).unwrap(),
+                Repository::parse(repo).unwrap(),
+            );
+            async move { c.lookup(&r, &repo).await.unwrap() }
         };
         assert_eq!(
             get("registry-1.docker.io", "library/alpine").await,
@@ -390,8 +398,11 @@ mod tests {
         assert_eq!(get("empty.example", "x").await, None);
         assert_eq!(get("other.example", "x").await, None);
         // The caller's setting wins, and replaces an earlier one.
-        c.set("https://ghcr.io", basic("a", "1")).unwrap();
-        c.set("ghcr.io", basic("b", "2")).unwrap();
+        c.set(
+            &Registry::parse("https://ghcr.io").unwrap(),
+            basic("a", "1"),
+        );
+        c.set(&Registry::parse("ghcr.io").unwrap(), basic("b", "2"));
         assert_eq!(get("ghcr.io", "o/r").await, Some(basic("b", "2")));
     }
 

@@ -2,7 +2,7 @@
 //! header and the requested digest, the JSON and its descriptors.
 
 use http::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::digest::{Algorithm, Digest};
 use super::error::{reason, Endpoint, Error, ErrorKind, Result};
@@ -22,6 +22,36 @@ pub const ACCEPTED: [&str; 4] = [
     OCI_INDEX,
     DOCKER_MANIFEST_LIST,
 ];
+
+/// Docker media types and their OCI equivalents: the same bytes, named as
+/// the OCI image spec names them.
+const OCI_NAMES: [(&str, &str); 4] = [
+    (
+        "application/vnd.docker.container.image.v1+json",
+        "application/vnd.oci.image.config.v1+json",
+    ),
+    (
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+    ),
+    (
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    ),
+    (
+        "application/vnd.docker.image.rootfs.diff.tar",
+        "application/vnd.oci.image.layer.v1.tar",
+    ),
+];
+
+/// The most layers one image may list. No runtime stacks more: Docker
+/// refuses images deeper than 125 layers, and overlayfs mounts at most 500
+/// lower directories (the kernel's OVL_MAX_STACK), far fewer once their
+/// paths fill a page of mount options. 1024 takes every image a runtime
+/// can use, with room for artifacts that store files as layers, while a
+/// manifest of 45,000 layers (it fits in 4 MiB) costs no 45,000 requests,
+/// lock files and partials.
+pub const MAX_LAYERS: usize = 1024;
 
 /// Larger manifests are refused without reading the rest.
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
@@ -56,8 +86,15 @@ pub struct Manifest {
     pub manifests: Vec<Descriptor>,
 }
 
-/// The manifest `reference` of `repo`: see [`Repo::manifest`].
-pub(super) async fn fetch(repo: &Repo<'_>, reference: &TagOrDigest) -> Result<Manifest> {
+impl Repo<'_> {
+    /// The manifest `reference`, its bytes checked against the digest
+    /// asked for and the one the registry states.
+    pub async fn manifest(&self, reference: &TagOrDigest) -> Result<Manifest> {
+        fetch(self, reference).await
+    }
+}
+
+async fn fetch(repo: &Repo<'_>, reference: &TagOrDigest) -> Result<Manifest> {
     let url = repo.manifest_url(reference);
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -170,6 +207,42 @@ pub(super) async fn fetch(repo: &Repo<'_>, reference: &TagOrDigest) -> Result<Ma
 }
 
 impl Manifest {
+    /// The image manifest as the layout stores it: an OCI manifest as sent; a
+    /// Docker schema 2 manifest with its media types renamed to OCI's (config
+    /// and layers keep their bytes and digests), as `skopeo copy docker://
+    /// oci:` does, because skopeo's and umoci's layout readers skip entries of
+    /// Docker types. The renamed manifest has a digest of its own.
+    pub fn oci_form(&self) -> (Vec<u8>, Digest) {
+        if !self.is(DOCKER_MANIFEST) {
+            return (self.raw.clone(), self.digest.clone());
+        }
+        let rename = |d: &mut serde_json::Value| {
+            if let Some(t) = d.get("mediaType").and_then(|t| t.as_str()) {
+                if let Some((_, oci)) = OCI_NAMES.iter().find(|(docker, _)| *docker == t) {
+                    d["mediaType"] = json!(oci);
+                }
+            }
+        };
+        let mut json = self.json.clone();
+        json.insert("mediaType".into(), json!(OCI_MANIFEST));
+        if let Some(config) = json.get_mut("config") {
+            rename(config);
+        }
+        if let Some(serde_json::Value::Array(layers)) = json.get_mut("layers") {
+            layers.iter_mut().for_each(rename);
+        }
+        let bytes = serde_json::to_vec(&json).expect("a JSON map serializes");
+        let digest = Digest::of(self.digest.algorithm(), &bytes);
+        (bytes, digest)
+    }
+
+    /// Whether this is an index (or manifest list): no config, and an
+    /// index's media type or entries.
+    pub fn is_index(&self) -> bool {
+        self.config.is_none()
+            && (self.is(OCI_INDEX) || self.is(DOCKER_MANIFEST_LIST) || !self.manifests.is_empty())
+    }
+
     /// Whether this manifest is of `media_type` (one of the constants
     /// above), whatever parameters or case the server sent it with.
     pub fn is(&self, media_type: &str) -> bool {

@@ -6,6 +6,7 @@ pub mod blob;
 pub mod cancel;
 pub mod challenge;
 mod clients;
+mod config;
 mod cred_helper;
 pub mod credential;
 pub mod credentials;
@@ -35,6 +36,7 @@ pub mod unpack;
 
 pub use blob::Bounds;
 pub use cancel::Cancel;
+pub use config::Config;
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::{Descriptor, Manifest, Platform};
@@ -46,7 +48,6 @@ pub use registry::Registry;
 pub use repo::Repo;
 pub use session::Session;
 pub use to_file::BlobTo;
-pub use transport::Config;
 
 use std::sync::Arc;
 

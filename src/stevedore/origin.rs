@@ -1,8 +1,8 @@
 //! Scheme, host and port: the unit a credential is bound to.
 
-use url::Url;
+use std::net::IpAddr;
 
-use super::registry::is_loopback;
+use url::Url;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
@@ -49,6 +49,15 @@ pub fn shown(url: &Url) -> String {
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
     shown.to_string()
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`.
+pub fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
+        url::Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::cancel::{cancellable, Cancel};
 use super::digest::Digest;
 use super::error::{reason, Error, Result};
 use super::layout::Layout;
-use super::manifest::{self, Descriptor, Manifest};
+use super::manifest::{self, Descriptor, Manifest, MAX_LAYERS};
 use super::platform::PlatformSpec;
 use super::progress::{Progress, ProgressFn, Sink};
 use super::reference::{ImageRef, TagOrDigest};
@@ -28,14 +28,6 @@ use super::unpack::{Options as UnpackOptions, Unpacking};
 
 /// Blobs fetched at once when the caller does not say.
 const DEFAULT_JOBS: usize = 4;
-/// The most layers one image may list. No runtime stacks more: Docker
-/// refuses images deeper than 125 layers, and overlayfs mounts at most 500
-/// lower directories (the kernel's OVL_MAX_STACK), far fewer once their
-/// paths fill a page of mount options. 1024 takes every image a runtime
-/// can use, with room for artifacts that store files as layers, while a
-/// manifest of 45,000 layers (it fits in 4 MiB) costs no 45,000 requests,
-/// lock files and partials.
-pub(super) const MAX_LAYERS: usize = 1024;
 
 /// Where a pull puts the image, and how it goes.
 pub struct Pull<'a> {
@@ -121,13 +113,13 @@ async fn pull_into(
         cancellable(req.cancel, async move { repo.manifest(&reference).await })
     };
     let top = fetch_manifest(image_ref.target()).await?;
-    let (index, image) = if is_index(&top) {
+    let (index, image) = if top.is_index() {
         let host = PlatformSpec::host();
         let wanted = req.platform.unwrap_or(&host);
         let entry = wanted.choose(&top.manifests)?;
         let digest = descriptor_digest(entry)?;
         let image = fetch_manifest(TagOrDigest::Digest(digest)).await?;
-        if is_index(&image) {
+        if image.is_index() {
             return Err(Error::protocol(
                 reason::INVALID_MANIFEST_JSON,
                 format!(
@@ -272,7 +264,7 @@ async fn pull_into(
     if let Some(index) = &index {
         layout.put_blob(&index.digest, &index.raw)?;
     }
-    let (stored, stored_digest) = oci_form(&image);
+    let (stored, stored_digest) = image.oci_form();
     layout.put_blob(&stored_digest, &stored)?;
     // Cancellable only while it waits for index.json's lock.
     let entry = json!({
@@ -429,63 +421,6 @@ async fn fetch_blob(
         });
     }
     fetched
-}
-
-/// Docker media types and their OCI equivalents: the same bytes, named as
-/// the OCI image spec names them.
-const OCI_NAMES: [(&str, &str); 4] = [
-    (
-        "application/vnd.docker.container.image.v1+json",
-        "application/vnd.oci.image.config.v1+json",
-    ),
-    (
-        "application/vnd.docker.image.rootfs.diff.tar.gzip",
-        "application/vnd.oci.image.layer.v1.tar+gzip",
-    ),
-    (
-        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-    ),
-    (
-        "application/vnd.docker.image.rootfs.diff.tar",
-        "application/vnd.oci.image.layer.v1.tar",
-    ),
-];
-
-/// The image manifest as the layout stores it: an OCI manifest as sent; a
-/// Docker schema 2 manifest with its media types renamed to OCI's (config
-/// and layers keep their bytes and digests), as `skopeo copy docker://
-/// oci:` does, because skopeo's and umoci's layout readers skip entries of
-/// Docker types. The renamed manifest has a digest of its own.
-fn oci_form(image: &Manifest) -> (Vec<u8>, Digest) {
-    if !image.is(manifest::DOCKER_MANIFEST) {
-        return (image.raw.clone(), image.digest.clone());
-    }
-    let rename = |d: &mut serde_json::Value| {
-        if let Some(t) = d.get("mediaType").and_then(|t| t.as_str()) {
-            if let Some((_, oci)) = OCI_NAMES.iter().find(|(docker, _)| *docker == t) {
-                d["mediaType"] = json!(oci);
-            }
-        }
-    };
-    let mut json = image.json.clone();
-    json.insert("mediaType".into(), json!(manifest::OCI_MANIFEST));
-    if let Some(config) = json.get_mut("config") {
-        rename(config);
-    }
-    if let Some(serde_json::Value::Array(layers)) = json.get_mut("layers") {
-        layers.iter_mut().for_each(rename);
-    }
-    let bytes = serde_json::to_vec(&json).expect("a JSON map serializes");
-    let digest = Digest::of(image.digest.algorithm(), &bytes);
-    (bytes, digest)
-}
-
-fn is_index(m: &Manifest) -> bool {
-    m.config.is_none()
-        && (m.is(manifest::OCI_INDEX)
-            || m.is(manifest::DOCKER_MANIFEST_LIST)
-            || !m.manifests.is_empty())
 }
 
 /// Each key's first item, in order; one look-up per item, however many

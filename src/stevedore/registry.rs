@@ -2,14 +2,10 @@
 //! is (Docker Hub answers to several names). Everything that asks "which
 //! registry is this?" asks this type.
 
-use std::net::IpAddr;
-
 use url::Url;
 
-use super::digest::Digest;
 use super::error::{Error, Result};
-use super::origin::Origin;
-use super::reference::{Repository, TagOrDigest};
+use super::origin::{is_loopback, Origin};
 
 /// The name Docker Hub goes by in normalized references, and its key.
 pub const DOCKER_HUB: &str = "docker.io";
@@ -121,19 +117,10 @@ impl Registry {
         &self.authority
     }
 
-    pub fn manifest_url(&self, repo: &Repository, reference: &TagOrDigest) -> Url {
-        self.endpoint(repo, "manifests", &reference.to_string())
-    }
-
-    pub fn blob_url(&self, repo: &Repository, digest: &Digest) -> Url {
-        self.endpoint(repo, "blobs", &digest.to_string())
-    }
-
-    /// `/v2/<repo>/<kind>/<last>` on this registry. Grammar-checked names
-    /// contain only URL-safe characters, so the path is built as text.
-    fn endpoint(&self, repo: &Repository, kind: &str, last: &str) -> Url {
+    /// `path` on this registry.
+    pub fn url(&self, path: &str) -> Url {
         let mut url = self.base.clone();
-        url.set_path(&format!("/v2/{}/{kind}/{last}", repo.as_str()));
+        url.set_path(path);
         url
     }
 }
@@ -190,15 +177,6 @@ fn is_domain_label(label: &str) -> bool {
                 && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
         }
         _ => false,
-    }
-}
-
-/// `localhost`, `127.0.0.0/8` or `::1`.
-pub fn is_loopback(host: &url::Host<&str>) -> bool {
-    match host {
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        url::Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
-        url::Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
     }
 }
 
@@ -293,25 +271,6 @@ mod tests {
         ] {
             assert!(Registry::parse(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn urls() {
-        let r = Registry::parse("127.0.0.1:5000").unwrap();
-        let repo = Repository::parse("library/alpine").unwrap();
-        let tag = TagOrDigest::parse("3.19").unwrap();
-        assert_eq!(
-            r.manifest_url(&repo, &tag).as_str(),
-            "http://127.0.0.1:5000/v2/library/alpine/manifests/3.19"
-        );
-        let d = Digest::parse(&format!("sha256:{}", "0".repeat(64))).unwrap();
-        assert_eq!(
-            r.blob_url(&repo, &d).as_str(),
-            format!(
-                "http://127.0.0.1:5000/v2/library/alpine/blobs/sha256:{}",
-                "0".repeat(64)
-            )
-        );
     }
 
     #[test]

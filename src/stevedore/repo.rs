@@ -4,20 +4,20 @@
 //! key its secrets are bound to) and how (the transport with the session's
 //! TLS trust). Every request goes through [`Repo::get`]: the auth
 //! handshake, then, for callers that need a success, an error status turned
-//! into an `Http` error naming the request.
+//! into an `Http` error naming the request. What can be asked of a
+//! repository is added by the module that knows how to read the answer:
+//! `manifest` ([`Repo::manifest`]), `blob` ([`Repo::blob`]) and `to_file`
+//! ([`Repo::blob_to`]).
 
 use http::header::HeaderMap;
 use url::Url;
 
 use super::auth::authorized_get;
-use super::blob::Bounds;
 use super::digest::Digest;
 use super::error::{Endpoint, Error, Result};
-use super::manifest::Manifest;
 use super::reference::{Repository, TagOrDigest};
 use super::registry::Registry;
 use super::session::{CacheKey, Session};
-use super::to_file::BlobTo;
 use super::transport::{body_excerpt, Response, Transport};
 
 /// How much of a refusal's body an error quotes.
@@ -69,11 +69,19 @@ impl<'a> Repo<'a> {
     }
 
     pub fn manifest_url(&self, reference: &TagOrDigest) -> Url {
-        self.registry.manifest_url(&self.repository, reference)
+        self.endpoint("manifests", &reference.to_string())
     }
 
     pub fn blob_url(&self, digest: &Digest) -> Url {
-        self.registry.blob_url(&self.repository, digest)
+        self.endpoint("blobs", &digest.to_string())
+    }
+
+    /// `/v2/<repository>/<kind>/<last>`. Grammar-checked names contain
+    /// only URL-safe characters, so the path is built as text.
+    fn endpoint(&self, kind: &str, last: &str) -> Url {
+        let repository = self.repository.as_str();
+        self.registry
+            .url(&format!("/v2/{repository}/{kind}/{last}"))
     }
 
     /// GETs `url` (one of this repository's) with the auth handshake; the
@@ -95,22 +103,6 @@ impl<'a> Repo<'a> {
             false => Err(refused(endpoint, url, resp).await),
         }
     }
-
-    /// The manifest `reference`, checked against its digests.
-    pub async fn manifest(&self, reference: &TagOrDigest) -> Result<Manifest> {
-        super::manifest::fetch(self, reference).await
-    }
-
-    /// The blob `digest` in memory, verified against it, within `bounds`.
-    pub async fn blob(&self, digest: &Digest, bounds: Bounds) -> Result<Vec<u8>> {
-        super::blob::fetch(self, digest, bounds).await
-    }
-
-    /// The blob `digest` into a file, verified, resumable: see
-    /// [`BlobTo`].
-    pub async fn blob_to(&self, digest: &Digest, to: BlobTo<'_>) -> Result<()> {
-        super::to_file::fetch(self, digest, to).await
-    }
 }
 
 /// The error for a response that refused the request for `endpoint`: its
@@ -119,4 +111,35 @@ pub async fn refused(endpoint: Endpoint, url: &Url, resp: Response) -> Error {
     let status = resp.status().as_u16();
     let body = body_excerpt(resp, REFUSAL_EXCERPT).await;
     Error::http(endpoint, status, url.as_str(), body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stevedore::config::Config;
+
+    #[test]
+    fn urls() {
+        let transport = Transport::new(Config::default()).unwrap();
+        let r = Registry::parse("127.0.0.1:5000").unwrap();
+        let repo = Repo::new(
+            &transport,
+            None,
+            r,
+            Repository::parse("library/alpine").unwrap(),
+        );
+        let tag = TagOrDigest::parse("3.19").unwrap();
+        assert_eq!(
+            repo.manifest_url(&tag).as_str(),
+            "http://127.0.0.1:5000/v2/library/alpine/manifests/3.19"
+        );
+        let d = Digest::parse(&format!("sha256:{}", "0".repeat(64))).unwrap();
+        assert_eq!(
+            repo.blob_url(&d).as_str(),
+            format!(
+                "http://127.0.0.1:5000/v2/library/alpine/blobs/sha256:{}",
+                "0".repeat(64)
+            )
+        );
+    }
 }

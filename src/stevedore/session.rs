@@ -1,7 +1,8 @@
-//! What the calls of one pull share: bearer tokens, keyed by registry,
-//! scope and identity (concurrent misses on one key wait for a single
-//! token request instead of each running the handshake), and the caller's
-//! credentials and TLS trust, with the HTTP clients that trust needs.
+//! A session: what the calls made for one caller share. Bearer tokens,
+//! keyed by the origin they were earned at, scope and identity (concurrent
+//! misses on one key wait for a single token request instead of each
+//! running the handshake); the caller's credentials; the TLS trust, with
+//! the HTTP clients that trust needs. C knows it as `TankCache`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,13 +10,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::clients::TrustedClients;
-use super::credentials::{Credential, Credentials};
+use super::config::Config;
+use super::credential::Credential;
+use super::credentials::Credentials;
 use super::error::{reason, Error, Result};
 use super::origin::Origin;
 use super::reference::Repository;
 use super::registry::Registry;
 use super::secret::Secret;
-use super::transport::Config;
 use super::trust::Trust;
 
 /// The lifetime a token gets when its issuer does not say, and the floor
@@ -28,13 +30,13 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
 
 /// What a cached secret is bound to: the origin it was earned at (scheme
 /// included, so nothing earned over https is offered over http), the
-/// scope and the identity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// registry as the caller named it (whose credentials to use), the
+/// repository it may pull and the identity.
+#[derive(Debug, Clone)]
 pub struct CacheKey {
     origin: Origin,
-    /// `host[:port]` as the caller named it: whose credentials to use.
-    registry: String,
-    scope: String,
+    registry: Registry,
+    repository: Repository,
     /// A credential's fingerprint; empty for anonymous calls.
     identity: String,
 }
@@ -43,22 +45,30 @@ impl CacheKey {
     pub fn pull(registry: &Registry, repository: &Repository) -> CacheKey {
         CacheKey {
             origin: registry.origin(),
-            registry: registry.authority().to_owned(),
-            scope: format!("repository:{}:pull", repository.as_str()),
+            registry: registry.clone(),
+            repository: repository.clone(),
             identity: String::new(),
         }
     }
 
-    pub fn registry(&self) -> &str {
+    pub fn registry(&self) -> &Registry {
         &self.registry
     }
 
     /// The repository this key is for.
-    pub fn repository(&self) -> &str {
-        self.scope
-            .strip_prefix("repository:")
-            .and_then(|s| s.strip_suffix(":pull"))
-            .unwrap_or("")
+    pub fn repository(&self) -> &Repository {
+        &self.repository
+    }
+
+    /// What the key is compared by: however the registry was written
+    /// (`http://` or not), one origin and authority is one key.
+    fn identity_fields(&self) -> (&Origin, &str, &Repository, &str) {
+        (
+            &self.origin,
+            self.registry.authority(),
+            &self.repository,
+            &self.identity,
+        )
     }
 
     /// Whether what is kept under this key was earned with no credential.
@@ -72,6 +82,20 @@ impl CacheKey {
             identity: credential.map(Credential::fingerprint).unwrap_or_default(),
             ..self.clone()
         }
+    }
+}
+
+impl PartialEq for CacheKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity_fields() == other.identity_fields()
+    }
+}
+
+impl Eq for CacheKey {}
+
+impl std::hash::Hash for CacheKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.identity_fields().hash(state);
     }
 }
 
@@ -182,7 +206,7 @@ impl Session {
                     reason::TOKEN_REQUEST_FAILED,
                     format!(
                         "another call's token request for {} did not end within {} s",
-                        key.registry(),
+                        key.registry().authority(),
                         wait.as_secs_f64()
                     ),
                 )

@@ -54,8 +54,18 @@ pub struct BlobTo<'a> {
     pub progress: Option<Sink>,
 }
 
-/// The blob `digest` of `repo` into `req.path`: see [`Repo::blob_to`].
-pub(super) async fn fetch(repo: &Repo<'_>, digest: &Digest, req: BlobTo<'_>) -> Result<()> {
+impl Repo<'_> {
+    /// The blob `digest` into the file `to.path`: streamed through
+    /// `<path>.partial` (resumed from what an earlier call left there),
+    /// verified, flushed and renamed into place; nothing is fetched when
+    /// `path` already holds the blob. `cancel` ends every wait, and the
+    /// call returns only once its writer has stopped.
+    pub async fn blob_to(&self, digest: &Digest, to: BlobTo<'_>) -> Result<()> {
+        fetch(self, digest, to).await
+    }
+}
+
+async fn fetch(repo: &Repo<'_>, digest: &Digest, req: BlobTo<'_>) -> Result<()> {
     // A switch nobody triggers stands in for none: every wait below ends
     // on it, and no future of this call is dropped half-way, so when the
     // call returns, its writer and its file work have ended too.

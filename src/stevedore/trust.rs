@@ -90,11 +90,11 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
 
 impl Trust {
     /// Trusts the CAs in `pem` for `registry`, or for every registry.
-    pub fn add_ca_file(&mut self, registry: Option<&str>, pem: &Path) -> Result<()> {
+    pub fn add_ca_file(&mut self, registry: Option<&Registry>, pem: &Path) -> Result<()> {
         let certs = certificates(pem)?;
         match registry {
             None => self.everywhere.extend(certs),
-            Some(r) => self.entry(r)?.cas.extend(certs),
+            Some(r) => self.entry(r).cas.extend(certs),
         }
         Ok(())
     }
@@ -125,18 +125,18 @@ impl Trust {
                     continue;
                 }
                 // Only directories named like a registry are docker's.
-                let Some(host) = host_dir
+                let Some(registry) = host_dir
                     .file_name()
                     .and_then(|n| n.to_str())
-                    .filter(|h| Registry::parse(h).is_ok())
+                    .and_then(|h| Registry::parse(h).ok())
                 else {
                     continue;
                 };
-                found.push((host.to_owned(), read_host_dir(&host_dir)?));
+                found.push((registry, read_host_dir(&host_dir)?));
             }
         }
-        for (host, loaded) in found {
-            let entry = self.entry(&host)?;
+        for (registry, loaded) in found {
+            let entry = self.entry(&registry);
             entry.cas.extend(loaded.cas);
             if loaded.identity.is_some() {
                 entry.identity = loaded.identity;
@@ -145,9 +145,8 @@ impl Trust {
         Ok(())
     }
 
-    fn entry(&mut self, registry: &str) -> Result<&mut RegistryTrust> {
-        let key = Registry::parse(registry)?.key();
-        Ok(self.registries.entry(key).or_default())
+    fn entry(&mut self, registry: &Registry) -> &mut RegistryTrust {
+        self.registries.entry(registry.key()).or_default()
     }
 
     /// Whether nothing was added to the defaults.

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::origin::{respond, Request};
+use super::scripted::{respond, Request};
 
 /// A blob of a few chunks: 1 MiB of a pattern that repeats rarely.
 pub fn payload() -> Vec<u8> {

@@ -10,7 +10,7 @@ pub mod c_example;
 pub mod core;
 pub mod hostile_layers;
 pub mod layers;
-pub mod origin;
+pub mod scripted;
 pub mod test_ca;
 pub mod tools;
 pub mod tree;

@@ -169,7 +169,7 @@ fn small_image(work: &Path, layout: &Path, index: &mut Vec<serde_json::Value>) -
             .collect();
         parents.sort();
         parents.dedup();
-        crate::run_quiet(
+        crate::measure::run_quiet(
             Command::new("tar")
                 .args(["-C", "/", "--sort=name", "--numeric-owner", "-cf"])
                 .arg(&tar)
@@ -198,14 +198,14 @@ fn mixed_image(
     index: &mut Vec<serde_json::Value>,
 ) -> Result<Image> {
     let tree = work.join("mixed-tree");
-    let _remove = crate::Scratch(tree.clone());
+    let _remove = crate::measure::Scratch(tree.clone());
     let mix = mixed::write_tree(&tree, mib << 20)?;
     let mut tops: Vec<String> = std::fs::read_dir(&tree)?
         .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
         .collect::<Result<_>>()?;
     tops.sort();
     let tar = work.join("mixed.tar");
-    crate::run_quiet(
+    crate::measure::run_quiet(
         Command::new("tar")
             .arg("-C")
             .arg(&tree)

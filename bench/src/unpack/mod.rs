@@ -81,16 +81,16 @@ pub fn run(quick: bool, runs: usize, perf: bool) -> Result<()> {
         ("bash", "bash"),
         ("skopeo", "skopeo"),
     ] {
-        if !crate::on_path(tool) {
+        if !crate::host::on_path(tool) {
             bail!("{tool} is missing: apt-get install {package}");
         }
     }
-    if perf && !crate::on_path("perf") {
+    if perf && !crate::host::on_path("perf") {
         bail!("perf is missing (--perf): apt-get install linux-perf");
     }
     let mixed_mib: u64 = if quick { 256 } else { 1024 };
     let work = scratch_dir()?;
-    let _remove = crate::Scratch(work.clone());
+    let _remove = crate::measure::Scratch(work.clone());
 
     eprintln!(
         "building the unpack images in {} (a tree of this machine in 3 layers; {mixed_mib} MiB of mixed files)...",
@@ -191,7 +191,7 @@ fn unpack_rows(
     let script = format!(
         "set -eo pipefail; d=$1; shift; for l in \"$@\"; do {tool} -dc \"$l\" | tar -x --no-same-owner -C \"$d\"; done"
     );
-    let (tar, tar_cpu) = medians(&crate::timed_runs(runs, || {
+    let (tar, tar_cpu) = medians(&crate::measure::timed_runs(runs, || {
         clear()?;
         std::fs::create_dir(&tar_dir)?;
         timed_process(
@@ -216,7 +216,7 @@ fn unpack_rows(
     let tank = attempt(runs, || {
         clear()?;
         let started = Instant::now();
-        let r = crate::worker_output(&[
+        let r = crate::measure::worker_output(&[
             "unpack",
             &path_str(&layout.dir)?,
             &v.ref_name,
@@ -233,13 +233,13 @@ fn unpack_rows(
     .map(|r| {
         let growth = r.iter().map(|x| x.2).max().unwrap_or(0);
         rss_growth = Some(growth);
-        tank_cpu = Some(crate::median_of(r.iter().map(|x| x.3).collect()));
+        tank_cpu = Some(crate::measure::median_of(r.iter().map(|x| x.3).collect()));
         tank_note = format!(
             "timed: the process; inside the call {:.3} s; peak RSS growth {:.1} MiB",
-            crate::median_of(r.iter().map(|x| x.1).collect()),
+            crate::measure::median_of(r.iter().map(|x| x.1).collect()),
             mib(growth)
         );
-        crate::median_of(r.iter().map(|x| x.0).collect())
+        crate::measure::median_of(r.iter().map(|x| x.0).collect())
     });
     let tree_ok = match &tank {
         Ok(_) => same_tree(&rootfs, &reference),
@@ -286,7 +286,7 @@ fn unpack_rows(
     });
     clear()?;
 
-    let (decompressor, decompressor_cpu) = medians(&crate::timed_runs(runs, || {
+    let (decompressor, decompressor_cpu) = medians(&crate::measure::timed_runs(runs, || {
         timed_process(
             Command::new(tool)
                 .arg("-dc")
@@ -310,8 +310,8 @@ fn unpack_rows(
             args.push(path_str(l)?);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (secs, cpu) = medians(&crate::timed_runs(runs, || {
-            let r = crate::worker_output(&args)?;
+        let (secs, cpu) = medians(&crate::measure::timed_runs(runs, || {
+            let r = crate::measure::worker_output(&args)?;
             if r["bytes"].as_u64() != Some(image.tar_bytes) {
                 bail!("{mode} gave {} bytes, not {}", r["bytes"], image.tar_bytes);
             }
@@ -391,7 +391,7 @@ fn profile(layout: &Layout, v: &Variant, work: &Path) -> Result<()> {
     }
     std::fs::create_dir_all(&out)?;
     let data = work.join("perf.data");
-    crate::timed_output(
+    crate::measure::timed_output(
         Command::new("perf")
             .args(["record", "-q", "-F", "1999", "-o"])
             .arg(&data)
@@ -402,7 +402,7 @@ fn profile(layout: &Layout, v: &Variant, work: &Path) -> Result<()> {
             .arg(&v.ref_name)
             .arg(out.join("rootfs")),
     )?;
-    let (_, report) = crate::timed_output(
+    let (_, report) = crate::measure::timed_output(
         Command::new("perf")
             .args(["report", "--stdio", "--no-children", "-q"])
             .args(["--sort", "dso,symbol", "--percent-limit", "1", "-i"])
@@ -424,23 +424,23 @@ fn profile(layout: &Layout, v: &Variant, work: &Path) -> Result<()> {
 /// A command's wall seconds, and the CPU seconds of it and of every process
 /// it waited for.
 fn timed_process(cmd: &mut Command) -> Result<(f64, f64)> {
-    let before = crate::children_cpu_secs();
-    let (secs, _) = crate::timed_output(cmd)?;
-    Ok((secs, crate::children_cpu_secs() - before))
+    let before = crate::measure::children_cpu_secs();
+    let (secs, _) = crate::measure::timed_output(cmd)?;
+    Ok((secs, crate::measure::children_cpu_secs() - before))
 }
 
 /// The medians of (seconds, CPU seconds) pairs.
 fn medians(runs: &[(f64, f64)]) -> (f64, f64) {
     (
-        crate::median_of(runs.iter().map(|r| r.0).collect()),
-        crate::median_of(runs.iter().map(|r| r.1).collect()),
+        crate::measure::median_of(runs.iter().map(|r| r.0).collect()),
+        crate::measure::median_of(runs.iter().map(|r| r.1).collect()),
     )
 }
 
 /// `runs` timed runs after a warm-up; a failure is kept as the row's
 /// message instead of ending the benchmark.
 fn attempt<T>(runs: usize, once: impl FnMut() -> Result<T>) -> Result<Vec<T>, String> {
-    crate::timed_runs(runs, once).map_err(|e| failure_message(&format!("{e:#}")))
+    crate::measure::timed_runs(runs, once).map_err(|e| failure_message(&format!("{e:#}")))
 }
 
 /// What went wrong, on one line: a worker's `Error: ...` line (not its
@@ -507,7 +507,7 @@ fn print_table(title: &str, lines: &[Line], mib: f64, limit: f64) {
 /// copies the blobs as they are) and gives the reference to pull.
 fn push(layout: &Layout, image: &Image, v: &Variant, registry: &str) -> Result<String> {
     let reference = format!("{registry}/bench/{}:{}", image.name, v.compression.tool());
-    crate::run_quiet(Command::new("skopeo").args([
+    crate::measure::run_quiet(Command::new("skopeo").args([
         "copy",
         "--quiet",
         "--dest-tls-verify=false",
@@ -516,7 +516,7 @@ fn push(layout: &Layout, image: &Image, v: &Variant, registry: &str) -> Result<S
     ]))?;
     // The registry must serve the very manifest the layout has, or the
     // pull rows would measure other bytes.
-    let (_, digest) = crate::timed_output(Command::new("skopeo").args([
+    let (_, digest) = crate::measure::timed_output(Command::new("skopeo").args([
         "inspect",
         "--tls-verify=false",
         "--format",
@@ -555,16 +555,17 @@ fn pull_rows(
     };
     // Each figure a worker reports, by name, as a median over the runs.
     let median = |runs: &[serde_json::Value], key: &str| {
-        crate::median_of(runs.iter().filter_map(|r| r[key].as_f64()).collect())
+        crate::measure::median_of(runs.iter().filter_map(|r| r[key].as_f64()).collect())
     };
     let seq = attempt(runs, || {
         clear()?;
-        crate::worker_output(&["pull_then_unpack", reference, &layout_s, &rootfs_s])
+        crate::measure::worker_output(&["pull_then_unpack", reference, &layout_s, &rootfs_s])
     });
     let both = attempt(runs, || {
         clear()?;
         let started = Instant::now();
-        let mut r = crate::worker_output(&["pull_unpack", reference, &layout_s, &rootfs_s])?;
+        let mut r =
+            crate::measure::worker_output(&["pull_unpack", reference, &layout_s, &rootfs_s])?;
         r["process_secs"] = started.elapsed().as_secs_f64().into();
         Ok(r)
     });

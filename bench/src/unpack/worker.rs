@@ -56,7 +56,10 @@ pub fn run(args: &[String]) -> Result<()> {
         "rss_growth_bytes".into(),
         peak_rss_bytes()?.saturating_sub(rss_before).into(),
     );
-    parts.insert("cpu_secs".into(), crate::process_cpu_secs("self")?.into());
+    parts.insert(
+        "cpu_secs".into(),
+        crate::measure::process_cpu_secs("self")?.into(),
+    );
     println!("{}", serde_json::Value::Object(parts));
     Ok(())
 }

@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 use super::media::{self, Compression};
 use crate::stevedore::digest::Digest;
 use crate::stevedore::error::{reason, Error, ErrorKind, Result};
+use crate::stevedore::manifest::MAX_LAYERS;
 use crate::stevedore::manifest::{self, Manifest, MAX_MANIFEST_BYTES};
-use crate::stevedore::pull::MAX_LAYERS;
 use crate::stevedore::reference::ImageRef;
 
 /// The most `index.json` may hold: as much as a manifest (thousands of

@@ -38,7 +38,7 @@ use rustler::LocalPid;
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term};
 use serde_json::{Map, Number, Value};
 use tank::stevedore::cancel::cancellable;
-use tank::stevedore::credentials::Credential;
+use tank::stevedore::credential::Credential;
 use tank::stevedore::error::reason;
 use tank::stevedore::unpack;
 use tank::stevedore::{
@@ -97,19 +97,19 @@ static LIVE_BUFFER_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// A token cache as Erlang sees it: a resource term. Dropped (and the cache
 /// with it, once no call in flight holds the `Arc`) when the VM collects
 /// the last term referring to it.
-pub struct TokenCacheResource(Arc<Session>);
+pub struct SessionResource(Arc<Session>);
 
 #[rustler::resource_impl]
-impl Resource for TokenCacheResource {}
+impl Resource for SessionResource {}
 
-impl TokenCacheResource {
+impl SessionResource {
     fn new(cache: Session) -> Self {
         LIVE_CACHES.fetch_add(1, Ordering::Relaxed);
-        TokenCacheResource(Arc::new(cache))
+        SessionResource(Arc::new(cache))
     }
 }
 
-impl Drop for TokenCacheResource {
+impl Drop for SessionResource {
     fn drop(&mut self) {
         LIVE_CACHES.fetch_sub(1, Ordering::Relaxed);
     }
@@ -592,16 +592,19 @@ fn new_token_cache<'a>(
             .map_err(|_| Error::bad_input("ttl: must be a non-negative integer (milliseconds)"))?;
         let cache = Session::new(Duration::from_millis(ttl_ms));
         for (registry, credential) in option("credentials", credentials_arg(credentials))? {
-            option("credentials", cache.credentials.set(&registry, credential))?;
+            let registry = option("credentials", Registry::parse(&registry))?;
+            cache.credentials.set(&registry, credential);
         }
         if let Some(path) = option("auth_config", place_arg(auth_config, "auth_config"))? {
             option("auth_config", cache.credentials.load(path.as_deref()))?;
         }
         let ca_files = option("ca_files", ca_files_arg(ca_files))?;
         for (registry, pem) in &ca_files {
+            let registry = registry.as_deref().map(Registry::parse).transpose();
+            let registry = option("ca_files", registry)?;
             option(
                 "ca_files",
-                cache.change_trust(|t| t.add_ca_file(registry.as_deref(), pem)),
+                cache.change_trust(|t| t.add_ca_file(registry.as_ref(), pem)),
             )?;
         }
         if let Some(dir) = option("certs_dir", place_arg(certs_dir, "certs_dir"))? {
@@ -610,7 +613,7 @@ fn new_token_cache<'a>(
                 cache.change_trust(|t| t.load_certs_dir(dir.as_deref())),
             )?;
         }
-        Ok(ResourceArc::new(TokenCacheResource::new(cache)))
+        Ok(ResourceArc::new(SessionResource::new(cache)))
     }))
     .unwrap_or_else(|payload| {
         Err(Error::internal(
@@ -866,7 +869,7 @@ fn reporter(watch: &Watch, pid: Option<LocalPid>, name: &str) -> ProgressFn {
 }
 
 fn cache_arg(term: Term<'_>) -> Result<Option<Arc<Session>>> {
-    if let Ok(cache) = term.decode::<ResourceArc<TokenCacheResource>>() {
+    if let Ok(cache) = term.decode::<ResourceArc<SessionResource>>() {
         return Ok(Some(Arc::clone(&cache.0)));
     }
     if term.decode::<Atom>().is_ok_and(|a| a == atoms::nil()) {

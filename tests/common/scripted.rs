@@ -1,4 +1,4 @@
-//! A scripted HTTP origin on loopback, for faults a real registry will not
+//! A scripted HTTP server on loopback, for faults a real registry will not
 //! produce on demand. Each connection serves one request: the script gets
 //! the parsed request and the raw socket and may write anything (or
 //! nothing) to it. Every request is recorded. Stopped on drop.
@@ -33,7 +33,7 @@ impl Request {
 
 type Script = dyn Fn(&Request, &mut TcpStream) + Send + Sync;
 
-pub struct Origin {
+pub struct ScriptedServer {
     addr: String,
     log: Arc<Mutex<Vec<Request>>>,
     /// First bytes of connections that did not speak HTTP (e.g. a TLS hello).
@@ -42,8 +42,8 @@ pub struct Origin {
     accept: Option<JoinHandle<()>>,
 }
 
-impl Origin {
-    pub fn start(script: impl Fn(&Request, &mut TcpStream) + Send + Sync + 'static) -> Origin {
+impl ScriptedServer {
+    pub fn start(script: impl Fn(&Request, &mut TcpStream) + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let addr = listener.local_addr().unwrap().to_string();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -73,7 +73,7 @@ impl Origin {
                 }
             })
         };
-        Origin {
+        Self {
             addr,
             log,
             raw_openings,
@@ -96,7 +96,7 @@ impl Origin {
     }
 }
 
-impl Drop for Origin {
+impl Drop for ScriptedServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(&self.addr);

@@ -6,7 +6,7 @@
 mod common;
 
 use common::c_example::tank_pull_exe;
-use common::origin::{respond, respond_head, Origin, Request};
+use common::scripted::{respond, respond_head, Request, ScriptedServer};
 use common::tools::tool;
 use common::*;
 use serde_json::{json, Value};
@@ -407,7 +407,7 @@ fn progress_goes_to_stderr_only_on_a_terminal_and_is_updated_in_place() {
 /// origin as `a/b:v1`. The first GET of the layer stalls after `cut` bytes;
 /// a `Range: bytes=N-` GET gets the rest.
 struct Stalling {
-    origin: Origin,
+    origin: ScriptedServer,
     layer: Vec<u8>,
     layer_digest: String,
     manifest_digest: String,
@@ -432,7 +432,7 @@ fn stalling_image(cut: usize) -> Stalling {
     let manifest_digest = sha256(&manifest);
     let served = layer.clone();
     let (cd, ld) = (config_digest.clone(), layer_digest.clone());
-    let origin = Origin::start(move |req: &Request, conn: &mut TcpStream| {
+    let origin = ScriptedServer::start(move |req: &Request, conn: &mut TcpStream| {
         let path = req.path();
         if path == "/v2/a/b/manifests/v1" {
             let mt = "application/vnd.oci.image.manifest.v1+json";
