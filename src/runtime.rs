@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 use tokio::runtime::Runtime;
 
 use crate::stevedore::error::{Error, Reason, Result};
-use crate::stevedore::{progress, Client, Config, ProgressFn};
+use crate::stevedore::progress::Spacing;
+use crate::stevedore::{Client, Config, ProgressFn};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -139,15 +140,15 @@ where
     runtime.spawn(async move {
         let _ = events.send(Event::Done(future.await));
     });
-    // Reports are spaced by the core as they are made; the channel may
-    // bunch them, so they are spaced again here, as they are delivered. A
-    // report that comes too soon waits, replaced by any newer one; the last
-    // one goes out before the result, however soon.
-    let mut last: Option<Instant> = None;
+    // The core made these reports spaced (progress.rs). Handed over to
+    // this thread they may bunch (woken late for one, promptly for the
+    // next), so they keep the same spacing as they are passed on: one that
+    // comes too soon waits out the rest, replaced by any newer one; the
+    // last goes out before the result, however soon.
+    let mut spacing = Spacing::default();
     let mut pending: Option<(u64, u64)> = None;
     loop {
-        let due = last.map(|t| t + progress::EVERY);
-        let event = match (pending, due) {
+        let event = match (pending, spacing.due()) {
             (Some(_), Some(due)) => {
                 match arrivals.recv_timeout(due.saturating_duration_since(Instant::now())) {
                     Ok(event) => Some(event),
@@ -171,9 +172,9 @@ where
             None => {}
         }
         if let Some((done, total)) = pending {
-            if last.map_or(true, |t| t.elapsed() >= progress::EVERY) {
+            if spacing.ready() {
                 report(done, total);
-                last = Some(Instant::now());
+                spacing.went();
                 pending = None;
             }
         }

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod cancel;
 pub mod error;
 pub mod manifest;
+pub mod progress;
 pub mod pull;
 pub mod reference;
 pub mod status;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::cache::TankCache;
 use super::cancel::TankCancel;
 use super::manifest::{fill, TankManifest};
-use super::to_file::{calling, TankProgressFn};
+use super::progress::{calling, TankProgressFn};
 use super::{boundary, optional_string_arg, path_arg, string_arg, TankError, TankStatus};
 use crate::runtime;
 use crate::stevedore::error::Error;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::cache::TankCache;
 use super::cancel::TankCancel;
+use super::progress::{calling, TankProgressFn};
 use super::{boundary, string_arg, TankError, TankStatus};
 use crate::runtime;
 use crate::stevedore::error::Error;
@@ -12,24 +13,6 @@ use crate::stevedore::{BlobTo, Digest, Registry, Repository};
 
 /// `size` when the caller does not know the blob's size.
 pub const TANK_SIZE_UNKNOWN: u64 = u64::MAX;
-
-/// Progress of a transfer: `done` bytes of `total` (0 while unknown).
-/// Called on the thread that made the call, never on one of tank's: at most
-/// every 100 ms and at least once a second while bytes arrive, and once
-/// more with `done == total` before a successful return.
-pub type TankProgressFn = Option<unsafe extern "C" fn(user: *mut c_void, done: u64, total: u64)>;
-
-/// The caller's progress callback as the runtime calls it, on the calling
-/// thread; nothing when there is none.
-pub(crate) fn calling(progress: TankProgressFn, user: *mut c_void) -> impl FnMut(u64, u64) {
-    move |done, total| {
-        if let Some(f) = progress {
-            // SAFETY: the caller vouches for `progress` with `user`; the
-            // runtime calls this on the caller's thread, during the call.
-            unsafe { f(user, done, total) }
-        }
-    }
-}
 
 /// Fetches the blob `digest` from `repo` on `registry` into the file
 /// `path`, verified against the digest as it is written.
@@ -101,7 +84,7 @@ pub unsafe extern "C" fn tank_blob_to_file(
                     path: &path,
                     work: None,
                     cancel: cancel.as_ref(),
-                    progress: wants_reports.then_some(report),
+                    progress: wants_reports.then_some(report.into()),
                 };
                 // Not dropped when `cancel` fires: the download ends itself,
                 // its writer with it, so that nothing touches its files once

@@ -23,7 +23,7 @@ use super::blocking::blocking;
 use super::cancel::{cancellable, sleep, Cancel};
 use super::digest::Digest;
 use super::error::{Endpoint, Error, ErrorKind, Reason, Result};
-use super::progress::{Progress, ProgressFn};
+use super::progress::{Progress, Sink};
 use super::repo::{refused, Repo};
 use super::store::{self, Ingest, Partial};
 use super::transport::{discard, Body};
@@ -48,7 +48,7 @@ pub struct BlobTo<'a> {
     /// `None` puts them beside `path`.
     pub work: Option<&'a Path>,
     pub cancel: Option<&'a Cancel>,
-    pub progress: Option<ProgressFn>,
+    pub progress: Option<Sink>,
 }
 
 impl Repo<'_> {

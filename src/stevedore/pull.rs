@@ -20,7 +20,7 @@ use super::error::{Error, Reason, Result};
 use super::layout::Layout;
 use super::manifest::{self, Descriptor, Manifest, MAX_LAYERS};
 use super::platform::PlatformSpec;
-use super::progress::{Progress, ProgressFn};
+use super::progress::{Progress, ProgressFn, Sink};
 use super::reference::{ImageRef, TagOrDigest};
 use super::repo::Repo;
 use super::session::Session;
@@ -417,7 +417,7 @@ async fn fetch_blob(
     }
     let path = layout.blob_path(digest);
     let work = layout.ingest_base(digest);
-    let report: ProgressFn = Arc::new(move |done, _| tally.set(index, done));
+    let report = tally.count(index);
     let to = BlobTo {
         size: Some(size),
         path: &path,
@@ -455,6 +455,8 @@ fn descriptor_digest(d: &Descriptor) -> Result<Digest> {
 
 /// Bytes done over all of an image's blobs, reported as one transfer. A
 /// running total: a report costs the same for an image of many blobs.
+/// Each blob's count comes in unspaced, and only the sum passes the
+/// throttle, once, on its way to the caller.
 struct Tally {
     state: Mutex<TallyState>,
     total: u64,
@@ -486,6 +488,11 @@ impl Tally {
             }),
             total,
         })
+    }
+
+    /// Where blob number `blob`'s transfer counts its bytes.
+    fn count(self: Arc<Self>, blob: usize) -> Sink {
+        Sink::Count(Arc::new(move |done| self.set(blob, done)))
     }
 
     /// Blob number `blob` has `done` bytes (fewer than before when it

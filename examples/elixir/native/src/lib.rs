@@ -407,7 +407,7 @@ fn blob_to_file<'a>(
                         path: &path,
                         work: None,
                         cancel: Some(&cancel),
-                        progress: Some(progress),
+                        progress: Some(progress.into()),
                     };
                     repo.blob_to(&digest, to).await
                 }
