@@ -24,6 +24,7 @@ use common::scripted::{reset, respond, respond_head, ScriptedServer};
 use common::sha256;
 use common::test_ca::TestCa;
 use tank::stevedore::credential::Credential;
+use tank::stevedore::trust::CaFile;
 use tank::stevedore::{Client, Config, Registry, Session};
 
 type Script<'a> = &'a (dyn Fn(&Seen) -> Reply + Send + Sync);
@@ -319,8 +320,12 @@ fn a_cached_credential_never_follows_its_registry_to_plain_http() {
                     password: "PASSWORD_SECRET".into(),
                 },
             );
+            let cas = CaFile::read(&pki.ca()).unwrap();
             cache
-                .change_trust(|t| t.add_ca_file(None, &pki.ca()))
+                .change_trust(|t| {
+                    t.add_cas(None, cas);
+                    Ok(())
+                })
                 .unwrap();
             let client = client(|_| {});
             let mut https_ok = false;
@@ -443,7 +448,7 @@ fn a_client_certificate_goes_only_to_the_registry_it_was_set_for() {
     let certs = pki.certs_dir_for(&registry);
     cache
         .change_trust(|t| {
-            t.add_ca_file(None, &pki.ca())?;
+            t.add_cas(None, CaFile::read(&pki.ca())?);
             t.load_certs_dir(Some(&certs))
         })
         .unwrap();

@@ -129,13 +129,16 @@ unsafe fn fetch_blob(
     err: *mut *mut TankError,
 ) -> TankStatus {
     boundary(err, || {
-        let parse_digest = |d: &str| Digest::parse_argument("digest", d);
-        let a = fetch_args(registry, repo, ("digest", digest), parse_digest, cache, out)?;
+        let a = fetch_args(registry, repo, ("digest", digest), cache, out)?;
         let cancel = TankCancel::shared(cancel);
         let bytes = runtime::block_on(async move {
-            let repo = runtime::client()?.repo(a.registry, a.repo, a.session.as_deref());
-            let bounds = Bounds { size, limit: None };
-            cancellable(cancel.as_ref(), repo.blob(&a.target, bounds)).await
+            let client = runtime::client()?;
+            let fetch = async {
+                let parse_digest = |d: &str| Digest::parse_argument("digest", d);
+                let (repo, digest) = a.repo(client, parse_digest)?;
+                repo.blob(&digest, Bounds { size, limit: None }).await
+            };
+            cancellable(cancel.as_ref(), fetch).await
         })?;
         let owner = Box::new(bytes);
         out.write(TankBytes {

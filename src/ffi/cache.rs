@@ -7,6 +7,7 @@ use super::{boundary, string_arg, TankError, TankStatus};
 use crate::stevedore::credential::Credential;
 use crate::stevedore::error::Error;
 use crate::stevedore::secret::Secret;
+use crate::stevedore::trust::CaFile;
 use crate::stevedore::{Registry, Session};
 
 /// A session shared by the calls given it: the bearer tokens they earn
@@ -209,8 +210,14 @@ pub unsafe extern "C" fn tank_cache_trust_ca_file(
             false => Some(text_arg("registry", registry)?),
         };
         let pem = PathBuf::from(text_arg("pem_path", pem_path)?);
+        // The file first, then the registry: a bad file is named even when
+        // the registry is bad too.
+        let cas = CaFile::read(&pem)?;
         let registry = registry.as_deref().map(Registry::parse).transpose()?;
-        settings.change_trust(|t| t.add_ca_file(registry.as_ref(), &pem))
+        settings.change_trust(|t| {
+            t.add_cas(registry.as_ref(), cas);
+            Ok(())
+        })
     })
 }
 

@@ -161,12 +161,15 @@ pub unsafe extern "C" fn tank_manifest_with(
     err: *mut *mut TankError,
 ) -> TankStatus {
     boundary(err, || {
-        let target = ("reference", reference);
-        let a = fetch_args(registry, repo, target, TagOrDigest::parse, cache, out)?;
+        let a = fetch_args(registry, repo, ("reference", reference), cache, out)?;
         let cancel = TankCancel::shared(cancel);
         let manifest = runtime::block_on(async move {
-            let repo = runtime::client()?.repo(a.registry, a.repo, a.session.as_deref());
-            cancellable(cancel.as_ref(), repo.manifest(&a.target)).await
+            let client = runtime::client()?;
+            let fetch = async {
+                let (repo, reference) = a.repo(client, TagOrDigest::parse)?;
+                repo.manifest(&reference).await
+            };
+            cancellable(cancel.as_ref(), fetch).await
         })?;
         out.write(fill(manifest));
         Ok(())

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::stevedore::error::{Error, Reason};
-use crate::stevedore::{Registry, Repository, Session};
+use crate::stevedore::{Client, Registry, Repo, Repository, Session};
 use cache::TankCache;
 pub use error::TankError;
 pub use status::TankStatus;
@@ -96,42 +96,56 @@ pub(crate) unsafe fn path_arg(name: &str, ptr: *const c_char) -> Result<PathBuf,
     Ok(PathBuf::from(path))
 }
 
-/// What `tank_manifest` and `tank_blob` both take, parsed: the repository
-/// on its registry, what to ask it for, and the session.
-pub(crate) struct FetchArgs<T> {
-    pub registry: Registry,
-    pub repo: Repository,
-    /// The tag or digest, or the digest.
-    pub target: T,
-    pub session: Option<Arc<Session>>,
+/// What `tank_manifest` and `tank_blob` both take, checked for NULL and
+/// UTF-8 and copied; [`FetchArgs::repo`] parses them.
+pub(crate) struct FetchArgs {
+    registry: String,
+    repo: String,
+    /// The reference or the digest.
+    target: String,
+    session: Option<Arc<Session>>,
+}
+
+impl FetchArgs {
+    /// Parses each string once: the handle the call's requests go
+    /// through, and what to ask it for. Called inside the call's
+    /// cancellable future, so a call cancelled before it starts is
+    /// `cancelled` whatever its arguments.
+    pub fn repo<T>(
+        &self,
+        client: &Client,
+        parse_target: impl FnOnce(&str) -> Result<T, Error>,
+    ) -> Result<(Repo<'_>, T), Error> {
+        let registry = Registry::parse(&self.registry)?;
+        let repository = Repository::parse(&self.repo)?;
+        let target = parse_target(&self.target)?;
+        let repo = client.repo(registry, repository, self.session.as_deref());
+        Ok((repo, target))
+    }
 }
 
 /// Checks and copies the strings in argument order, so the first bad one
-/// is the one named, then `out`, then parses each string once.
+/// is the one named, then `out`.
 ///
 /// # Safety
 /// String arguments are NULL or NUL-terminated; `cache` is NULL or live.
-pub(crate) unsafe fn fetch_args<T, O>(
+pub(crate) unsafe fn fetch_args<O>(
     registry: *const c_char,
     repo: *const c_char,
     (target_name, target): (&str, *const c_char),
-    parse_target: impl FnOnce(&str) -> Result<T, Error>,
     cache: *const TankCache,
     out: *mut O,
-) -> Result<FetchArgs<T>, Error> {
-    let registry = string_arg("registry", registry)?;
-    let repo = string_arg("repo", repo)?;
-    let target = string_arg(target_name, target)?;
-    let session = TankCache::shared(cache);
+) -> Result<FetchArgs, Error> {
+    let args = FetchArgs {
+        registry: string_arg("registry", registry)?,
+        repo: string_arg("repo", repo)?,
+        target: string_arg(target_name, target)?,
+        session: TankCache::shared(cache),
+    };
     if out.is_null() {
         return Err(Error::bad_input("out is NULL"));
     }
-    Ok(FetchArgs {
-        registry: Registry::parse(&registry)?,
-        repo: Repository::parse(&repo)?,
-        target: parse_target(&target)?,
-        session,
-    })
+    Ok(args)
 }
 
 /// Text handed to C. Interior NULs (possible in a hostile manifest's JSON)

@@ -1,14 +1,12 @@
 //! `tank_blob_to_file`: a blob of any size onto disk, with progress.
 
 use std::ffi::{c_char, c_void};
-use std::path::PathBuf;
 
 use super::cache::TankCache;
 use super::cancel::TankCancel;
 use super::progress::{calling, TankProgressFn};
-use super::{boundary, string_arg, TankError, TankStatus};
+use super::{boundary, path_arg, string_arg, TankError, TankStatus};
 use crate::runtime;
-use crate::stevedore::error::Error;
 use crate::stevedore::{BlobTo, Digest, Registry, Repository};
 
 /// `size` when the caller does not know the blob's size.
@@ -65,10 +63,7 @@ pub unsafe extern "C" fn tank_blob_to_file(
         let registry = string_arg("registry", registry)?;
         let repo = string_arg("repo", repo)?;
         let digest = string_arg("digest", digest)?;
-        let path = PathBuf::from(string_arg("path", path)?);
-        if path.as_os_str().is_empty() {
-            return Err(Error::bad_input("path is empty"));
-        }
+        let path = path_arg("path", path)?;
         let registry = Registry::parse(&registry)?;
         let repo = Repository::parse(&repo)?;
         let digest = Digest::parse_argument("digest", &digest)?;

@@ -4,32 +4,7 @@
 
 use std::fmt;
 
-pub use super::reason::Reason;
-
-/// What class of failure happened; each kind is one C status code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// An argument was rejected before any request was sent.
-    BadInput,
-    /// The final answer to a manifest or blob request was an HTTP error status.
-    Http,
-    /// Bytes did not hash to the digest they were supposed to have.
-    DigestMismatch,
-    /// Connect, reset, timeout, TLS, or an unusable redirect.
-    Transport,
-    /// The bearer-token handshake could not produce a usable token.
-    Auth,
-    /// The registry answered something that breaks the protocol.
-    Protocol,
-    /// A bug caught at the boundary, or the runtime could not run the call.
-    Internal,
-    /// The caller cancelled the call.
-    Cancelled,
-    /// A local file or directory could not be read or written.
-    Io,
-    /// A layer cannot be applied to a root filesystem.
-    Layer,
-}
+pub use super::reason::{ErrorKind, Reason};
 
 /// Which request to the registry an error answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,8 @@
 //! The async pull core, named after the Elixir client it replaces. Nothing
-//! here knows about C: callers pass Rust strings and get [`Error`]s back.
+//! here knows about C: callers parse their strings once into typed values
+//! ([`ImageRef`], [`Registry`], [`Repository`], [`Digest`],
+//! [`PlatformSpec`]), ask through a [`Repo`] or [`Client::pull`], and get
+//! [`Error`]s back.
 
 pub mod auth;
 pub mod blob;

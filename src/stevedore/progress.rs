@@ -58,7 +58,7 @@ impl Spacing {
         self.due().map_or(true, |due| Instant::now() >= due)
     }
 
-    /// A report has just gone.
+    /// A report goes now.
     pub fn went(&mut self) {
         self.last = Some(Instant::now());
     }
@@ -89,8 +89,10 @@ impl Progress {
         match &self.sink {
             Some(Sink::Count(count)) => count(done),
             Some(Sink::Caller(report)) if self.spacing.ready() => {
-                report(done, self.total);
+                // Stamped first: a slow callback does not push the next
+                // report further out.
                 self.spacing.went();
+                report(done, self.total);
             }
             _ => {}
         }

@@ -1,11 +1,35 @@
 //! Why a call failed, as a stable snake_case id: the `reason` of every
 //! [`Error`](super::Error), handed to C by `tank_error_reason`, to Go as
 //! `Error.Reason` and to Elixir as an atom. The ids are written once, in
-//! `reason_list.rs`, which also writes include/tank.h's table of them.
+//! `reason_list.rs`, which also writes include/tank.h's table of them,
+//! grouped by the [`ErrorKind`] (the C status) that carries each.
 
 use std::fmt;
 
-use super::error::ErrorKind;
+/// What class of failure happened; each kind is one C status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// An argument was rejected before any request was sent.
+    BadInput,
+    /// The final answer to a manifest or blob request was an HTTP error status.
+    Http,
+    /// Bytes did not hash to the digest they were supposed to have.
+    DigestMismatch,
+    /// Connect, reset, timeout, TLS, or an unusable redirect.
+    Transport,
+    /// The bearer-token handshake could not produce a usable token.
+    Auth,
+    /// The registry answered something that breaks the protocol.
+    Protocol,
+    /// A bug caught at the boundary, or the runtime could not run the call.
+    Internal,
+    /// The caller cancelled the call.
+    Cancelled,
+    /// A local file or directory could not be read or written.
+    Io,
+    /// A layer cannot be applied to a root filesystem.
+    Layer,
+}
 
 /// Defines [`Reason`] from the list: a variant per id, its id, and the kind
 /// that carries it (the group it is listed under).

@@ -118,10 +118,7 @@ pub struct ImageRef {
 
 impl ImageRef {
     pub fn parse(input: &str) -> Result<ImageRef> {
-        let bad = |why: &str| {
-            let shown: String = input.chars().take(80).collect();
-            Error::bad_input(format!("reference {shown:?}: {why}"))
-        };
+        let bad = |why: &str| Error::bad_input(format!("reference {:?}: {why}", shown(input)));
         if input.is_empty() {
             return Err(bad("empty"));
         }

@@ -112,7 +112,8 @@ impl Registry {
         Origin::of(&self.base)
     }
 
-    /// `host[:port]` as the caller wrote it (lowercased); the token cache key.
+    /// `host[:port]` as the caller wrote it (lowercased): what is contacted,
+    /// and, with the origin, what a cached token is bound to.
     pub fn authority(&self) -> &str {
         &self.authority
     }

@@ -69,6 +69,17 @@ fn bad(path: &Path, why: impl std::fmt::Display) -> Error {
     )
 }
 
+/// The CA certificates of a PEM file, read before anything else about
+/// them is checked.
+pub struct CaFile(Vec<CertificateDer<'static>>);
+
+impl CaFile {
+    /// Every certificate in the PEM file `path`; at least one.
+    pub fn read(path: &Path) -> Result<CaFile> {
+        certificates(path).map(CaFile)
+    }
+}
+
 /// Every certificate in a PEM file; at least one.
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     std::fs::metadata(path).map_err(|e| bad(path, format!("cannot read it: {e}")))?;
@@ -89,14 +100,12 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
 }
 
 impl Trust {
-    /// Trusts the CAs in `pem` for `registry`, or for every registry.
-    pub fn add_ca_file(&mut self, registry: Option<&Registry>, pem: &Path) -> Result<()> {
-        let certs = certificates(pem)?;
+    /// Trusts the CAs of `file` for `registry`, or for every registry.
+    pub fn add_cas(&mut self, registry: Option<&Registry>, file: CaFile) {
         match registry {
-            None => self.everywhere.extend(certs),
-            Some(r) => self.entry(r).cas.extend(certs),
+            None => self.everywhere.extend(file.0),
+            Some(r) => self.entry(r).cas.extend(file.0),
         }
-        Ok(())
     }
 
     /// Loads `dir` (which must exist), or the standard directories that do.

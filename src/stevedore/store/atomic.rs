@@ -31,13 +31,39 @@ pub enum Writers {
     Shared,
 }
 
+/// How errors name what was being done: a download's words for a blob, a
+/// layout's for its files, as each said them before they shared this code.
+struct Words {
+    flushing: &'static str,
+    renaming: &'static str,
+    written: &'static str,
+}
+
+impl Writers {
+    fn words(self) -> Words {
+        match self {
+            Writers::Sole => Words {
+                flushing: "flushing",
+                renaming: "renaming the blob to",
+                written: "downloaded",
+            },
+            Writers::Shared => Words {
+                flushing: "writing",
+                renaming: "renaming a file to",
+                written: "was written",
+            },
+        }
+    }
+}
+
 /// Puts `file`, now at `from`, at `target`. On a failure before the
 /// rename, `from` is left as it is, for the caller to keep or remove; when
 /// what the rename moved is not `file`, nothing is left at `target`.
 pub fn commit(file: &File, from: &Path, target: &Path, writers: Writers) -> Result<()> {
+    let words = writers.words();
     file.sync_all()
-        .map_err(|e| Error::io("flushing", from, &e))?;
-    std::fs::rename(from, target).map_err(|e| Error::io("renaming a file to", target, &e))?;
+        .map_err(|e| Error::io(words.flushing, from, &e))?;
+    std::fs::rename(from, target).map_err(|e| Error::io(words.renaming, target, &e))?;
     // In this order: ours not at the target, then (a later writer) no name
     // left; asked the other way round, a rename between the two looks like
     // a swap.
@@ -46,10 +72,11 @@ pub fn commit(file: &File, from: &Path, target: &Path, writers: Writers) -> Resu
         // Not the bytes that were written: not left as if they were.
         let _ = std::fs::remove_file(target);
         let e = io::Error::other(format!(
-            "{} was replaced by another file while it was written",
-            from.display()
+            "{} was replaced by another file while it {}",
+            from.display(),
+            words.written
         ));
-        return Err(Error::io("renaming a file to", target, &e));
+        return Err(Error::io(words.renaming, target, &e));
     }
     let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

@@ -1,7 +1,10 @@
 //! "Is this blob here, and good?": one rule for every caller. A blob is
 //! there when a regular file at its path is as long as the blob (when its
 //! size is known) and hashes to its digest; anything else at the path is
-//! not it. A check costs a read of the file, never trust in a name: a disk
+//! not it. Only whether a symlink at the path counts differs, by [`Links`]:
+//! a download's target (the caller's path, or the layout's `blobs/` entry
+//! a pull downloads to) follows one, as it always has; a manifest the
+//! layout writes itself refuses one. A check costs a read of the file, never trust in a name: a disk
 //! or a hand may have changed it since it was written.
 
 use std::fs::{File, OpenOptions};

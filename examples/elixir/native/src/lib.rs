@@ -40,6 +40,7 @@ use serde_json::{Map, Number, Value};
 use tank::stevedore::cancel::cancellable;
 use tank::stevedore::credential::Credential;
 use tank::stevedore::error::{Endpoint, Reason};
+use tank::stevedore::trust::CaFile;
 use tank::stevedore::unpack;
 use tank::stevedore::{
     BlobTo, Bounds, Cancel, Digest, Error, ErrorKind, ImageRef, Manifest, PlatformSpec, ProgressFn,
@@ -600,11 +601,16 @@ fn new_token_cache<'a>(
         }
         let ca_files = option("ca_files", ca_files_arg(ca_files))?;
         for (registry, pem) in &ca_files {
+            // The file first, then the registry, as tank_cache_trust_ca_file.
+            let cas = option("ca_files", CaFile::read(pem))?;
             let registry = registry.as_deref().map(Registry::parse).transpose();
             let registry = option("ca_files", registry)?;
             option(
                 "ca_files",
-                cache.change_trust(|t| t.add_ca_file(registry.as_ref(), pem)),
+                cache.change_trust(|t| {
+                    t.add_cas(registry.as_ref(), cas);
+                    Ok(())
+                }),
             )?;
         }
         if let Some(dir) = option("certs_dir", place_arg(certs_dir, "certs_dir"))? {
