@@ -245,6 +245,7 @@ async fn pull_into(
             cancel: &stop,
             tally: tally.clone(),
             first_slot: first_applied,
+            config_digest: &blobs[0].0,
         };
         match applying.run(to_apply).await {
             Ok(applied) => Some(applied),
@@ -292,6 +293,9 @@ async fn pull_into(
 struct Applying<'a> {
     layout: &'a Layout,
     image: &'a Manifest,
+    /// The config's digest, parsed with the other blobs' (it is listed
+    /// first).
+    config_digest: &'a Digest,
     /// The digests of the blobs in the layout so far.
     arrived: watch::Receiver<HashSet<Digest>>,
     cancel: &'a Cancel,
@@ -330,10 +334,10 @@ impl Applying<'_> {
                 "the image manifest has no config",
             )
         })?;
-        let config_digest = descriptor_digest(config)?;
-        self.wait_for(&config_digest).await?;
+        let config_digest = self.config_digest;
+        self.wait_for(config_digest).await?;
         let config_bytes = {
-            let path = self.layout.blob_path(&config_digest);
+            let path = self.layout.blob_path(config_digest);
             let digest = config_digest.clone();
             blocking(move || {
                 unpack_image::read_verified(&path, &digest, unpack_image::MAX_CONFIG_BYTES)

@@ -4,7 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Map, Value};
 
@@ -14,6 +14,7 @@ use crate::stevedore::error::{Error, ErrorKind, Reason, Result};
 use crate::stevedore::manifest::MAX_LAYERS;
 use crate::stevedore::manifest::{self, Manifest, MAX_MANIFEST_BYTES};
 use crate::stevedore::reference::ImageRef;
+use crate::stevedore::store;
 
 /// The most `index.json` may hold: as much as a manifest (thousands of
 /// entries), never a file that fills memory.
@@ -308,17 +309,9 @@ fn parse_manifest(raw: Vec<u8>, digest: Digest, entry_type: &str) -> Result<Mani
     })
 }
 
-/// `blobs/<alg>/<hex>` of the layout.
-pub fn blob_path(layout: &Path, digest: &Digest) -> PathBuf {
-    layout
-        .join("blobs")
-        .join(digest.algorithm().name())
-        .join(digest.hex())
-}
-
 /// A blob of at most `limit` bytes, checked against its digest.
 pub fn read_blob(layout: &Path, digest: &Digest, limit: u64) -> Result<Vec<u8>> {
-    read_verified(&blob_path(layout, digest), digest, limit)
+    read_verified(&store::blob_path(layout, digest), digest, limit)
 }
 
 /// The file at `path`, of at most `limit` bytes, checked against `digest`.

@@ -33,6 +33,7 @@ use super::cancel::Cancel;
 use super::error::{Error, ErrorKind, Result};
 use super::manifest::Manifest;
 use super::progress::{Progress, ProgressFn};
+use super::store;
 
 /// How a tree is unpacked (the C flags `TANK_UNPACK_*`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -192,7 +193,7 @@ fn unpack_blocking(
             let mut p = reporting.lock().unwrap_or_else(|p| p.into_inner());
             p.update(before + read.min(layer.size));
         };
-        let blob = image::blob_path(layout, &layer.digest);
+        let blob = store::blob_path(layout, &layer.digest);
         unpacking.apply(&blob, layer, cancel, &report)?;
         before += layer.size;
     }
