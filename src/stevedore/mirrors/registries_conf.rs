@@ -56,7 +56,9 @@ pub struct Mirror {
 /// One `[[registry]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryEntry {
-    /// `host[:port][/ns…]` or `*.domain`; the location when the file set none.
+    /// `host[:port][/ns…]`, `host[:port]/ns…/repo(:tag|@digest)` (the man
+    /// page allows a whole reference) or `*.domain`; the location when the
+    /// file set none.
     pub prefix: String,
     /// What the prefix is rewritten to; empty only for a `*.domain` prefix
     /// without one (the reference is then left as it is).
@@ -227,12 +229,44 @@ fn prefix(src: &Source, value: &Spanned<String>) -> Result<String> {
     if p.contains('*') {
         return bad("a wildcard is only allowed as the leading \"*.\" of *.domain");
     }
-    if p.contains('@') {
-        return bad("a prefix names no digest");
+    // The man page allows a whole reference as a prefix:
+    // host[:port]/ns…/repo(:tag|@digest). Anything after a tag or digest,
+    // or one on the host, is malformed.
+    let Some((host, path)) = p.split_once('/') else {
+        if p.contains('@') {
+            return bad("a digest needs a repository before it");
+        }
+        return Ok(p);
+    };
+    if host.is_empty() || host.contains('@') {
+        return bad("not host[:port]/path");
     }
-    if let Some((_, path)) = p.split_once('/') {
-        if path.contains(':') {
-            return bad("a prefix names no tag");
+    let (name, digest) = match path.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (path, None),
+    };
+    if let Some(digest) = digest {
+        let ok = digest.split_once(':').is_some_and(|(algorithm, hex)| {
+            !algorithm.is_empty()
+                && !hex.is_empty()
+                && !hex.contains(['/', ':', '@'])
+                && !algorithm.contains('/')
+        });
+        if !ok {
+            return bad("a digest is algorithm:hex, and ends the prefix");
+        }
+    }
+    let components: Vec<&str> = name.split('/').collect();
+    let (last, namespaces) = components.split_last().expect("split yields one");
+    if namespaces.iter().chain([last]).any(|c| c.is_empty()) {
+        return bad("an empty path component");
+    }
+    if namespaces.iter().any(|c| c.contains(':')) {
+        return bad("a tag only ends the prefix");
+    }
+    if let Some((repo, tag)) = last.split_once(':') {
+        if repo.is_empty() || tag.is_empty() || tag.contains(':') {
+            return bad("not repo:tag");
         }
     }
     Ok(p)
@@ -277,7 +311,9 @@ impl RegistriesConf {
 
         let short_name_mode = match &raw.short_name_mode {
             None => None,
-            Some(mode) => Some(match mode.get_ref().as_str() {
+            // Empty: as if unset (the man page).
+        Some(mode) if mode.get_ref().is_empty() => None,
+        Some(mode) => Some(match mode.get_ref().as_str() {
                 "enforcing" => ShortNameMode::Enforcing,
                 "permissive" => ShortNameMode::Permissive,
                 "disabled" => ShortNameMode::Disabled,
@@ -838,6 +874,52 @@ blocked = true
     }
 
     #[test]
+    fn a_prefix_may_name_a_tag_or_digest_as_the_man_page_says() {
+        let digest = "sha256:0123456789abcdef";
+        let conf = parse(&format!(
+            r#"
+[[registry]]
+prefix = "example.com/foo"
+location = "all.local/foo"
+
+[[registry]]
+prefix = "example.com/foo:1.0"
+location = "pinned.local/foo:1.0-patched"
+
+[[registry]]
+prefix = "example.com/foo@{digest}"
+blocked = true
+location = "example.com/foo@{digest}"
+"#
+        ));
+        let entry = conf.find("example.com/foo:1.0").expect("tag");
+        assert_eq!(
+            conf.rewrite(entry, "example.com/foo:1.0"),
+            "pinned.local/foo:1.0-patched"
+        );
+        // Another tag that begins the same is not that tag.
+        let entry = conf.find("example.com/foo:1.0.1").expect("repo");
+        assert_eq!(
+            conf.rewrite(entry, "example.com/foo:1.0.1"),
+            "all.local/foo:1.0.1"
+        );
+        let reference = format!("example.com/foo@{digest}");
+        assert!(conf.find(&reference).expect("digest").blocked);
+        assert!(
+            !conf
+                .find("example.com/foo@sha256:ff")
+                .expect("repo")
+                .blocked
+        );
+        // A repository-and-tag prefix matches that tag pinned by digest too.
+        let reference = format!("example.com/foo:1.0@{digest}");
+        assert_eq!(
+            conf.find(&reference).expect("tag").prefix,
+            "example.com/foo:1.0"
+        );
+    }
+
+    #[test]
     fn an_empty_file_is_empty() {
         assert_eq!(parse(""), RegistriesConf::default());
         assert_eq!(parse("# nothing\n\n"), RegistriesConf::default());
@@ -898,8 +980,12 @@ blocked = true
         for (prefix, what) in [
             ("https://example.com/foo", "scheme"),
             ("http://example.com", "scheme"),
-            ("example.com/foo:latest", "tag"),
-            ("example.com/foo@sha256:0123", "digest"),
+            ("example.com/foo:latest/bar", "tag inside the path"),
+            ("example.com/foo@sha256:0123/bar", "digest inside the path"),
+            ("example.com/foo@0123", "digest without an algorithm"),
+            ("example.com@sha256:0123", "digest on the host"),
+            ("example.com/foo:", "empty tag"),
+            ("example.com//foo", "empty component"),
             ("*.example.com/foo", "wildcard with a path"),
             ("*.example.com:5000", "wildcard with a port"),
             ("foo.*.example.com", "wildcard inside"),
@@ -920,7 +1006,7 @@ blocked = true
             "[[registry]]\nlocation = \"a.io\"\n[[registry.mirror]]\nlocation = \"http://m.io\"\n",
             4,
         );
-        malformed("[[registry]]\nlocation = \"a.io/x:tag\"\n", 2);
+        malformed("[[registry]]\nlocation = \"a.io/x:tag/y\"\n", 2);
     }
 
     #[test]
