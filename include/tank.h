@@ -19,6 +19,8 @@
  *                                    platforms it has
  *     auth_config                    an auth file that is missing or malformed; names the file
  *     certificate                    a CA or client certificate file that is not usable; names it
+ *     registries_conf                a registries.conf file that is malformed; names the file and the line
+ *     blocked                        the registry is blocked by registries.conf
  *   TANK_ERR_HTTP
  *     http_status                    the final answer was an HTTP error status; tank_error_http_status gives it
  *   TANK_ERR_DIGEST_MISMATCH

@@ -20,6 +20,12 @@ const (
 	// is not PEM, or a certs directory has a client certificate without
 	// its key (or the directory cannot be read).
 	ReasonCertificate = "certificate"
+	// ReasonRegistriesConf (StatusBadInput): a registries.conf file is
+	// malformed; the message names the file and the line.
+	ReasonRegistriesConf = "registries_conf"
+	// ReasonBlocked (StatusBadInput): the registry is blocked by
+	// registries.conf; nothing was asked of it.
+	ReasonBlocked = "blocked"
 
 	// StatusHTTP.
 
@@ -111,6 +117,8 @@ var reasonStatuses = map[string]Status{
 	ReasonNoMatchingPlatform:         StatusBadInput,
 	ReasonAuthConfig:                 StatusBadInput,
 	ReasonCertificate:                StatusBadInput,
+	ReasonRegistriesConf:             StatusBadInput,
+	ReasonBlocked:                    StatusBadInput,
 	ReasonHTTPStatus:                 StatusHTTP,
 	ReasonDigestMismatch:             StatusDigestMismatch,
 	ReasonManifestDigestMismatch:     StatusDigestMismatch,

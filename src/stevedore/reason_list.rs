@@ -12,6 +12,8 @@ reasons! {
             "tank_pull: the index has no image for the platform; the message names the platforms it has";
         AuthConfig = "auth_config": "an auth file that is missing or malformed; names the file";
         Certificate = "certificate": "a CA or client certificate file that is not usable; names it";
+        RegistriesConf = "registries_conf": "a registries.conf file that is malformed; names the file and the line";
+        Blocked = "blocked": "the registry is blocked by registries.conf";
     }
     Http {
         HttpStatus = "http_status": "the final answer was an HTTP error status; tank_error_http_status gives it";
