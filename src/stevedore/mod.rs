@@ -20,6 +20,7 @@ pub mod error;
 mod fill_buffer;
 mod layout;
 pub mod manifest;
+pub mod mirrors;
 pub mod origin;
 pub mod platform;
 pub mod progress;
