@@ -2,6 +2,16 @@
 //! the `[host."…"]` tables in file order, then `server` (the upstream
 //! registry itself when `server` is absent). A pure parser: no file is
 //! opened here; paths are resolved against the file's directory, not read.
+//!
+//! Where containerd is looser, this is stricter and says so: a `server` or
+//! host URL with a scheme other than http/https, credentials, a query or no
+//! host, and an empty `ca`/`client` path, are errors naming the file and key
+//! (containerd would build a nonsense host, or fall back to the directory's
+//! Docker-style certificate files after logging the error). Keys containerd
+//! reads that this does not use (`proxy`, `dial_timeout`) are ignored, as
+//! unknown keys are. With no `server`, the upstream is `https://<registry>`
+//! (`registry-1.docker.io` for `docker.io`); containerd's plain-http guess
+//! for loopback registries is left to the caller.
 
 use std::path::{Path, PathBuf};
 
@@ -697,6 +707,39 @@ mod tests {
         assert_eq!(urls(&hosts), ["https://m"]);
     }
 
+    #[test]
+    fn ipv6_and_default_ports() {
+        let hosts = parse_ok(
+            "server = \"https://r.example:443\"\n[host.\"http://[::1]:5000\"]\n",
+            "r.example",
+        );
+        assert_eq!(urls(&hosts), ["http://[::1]:5000", "https://r.example"]);
+    }
+
+    #[test]
+    fn relative_file_resolves_against_its_directory() {
+        let file = Path::new("certs.d/r.example_5000_/hosts.toml");
+        let hosts = parse(
+            "ca = \"ca.pem\"\nclient = [[\"c.cert\", \"/abs/c.key\"]]\n",
+            file,
+            "r.example:5000",
+        )
+        .unwrap()
+        .hosts;
+        assert_eq!(hosts[0].url, "https://r.example:5000");
+        assert_eq!(
+            hosts[0].ca,
+            [PathBuf::from("certs.d/r.example_5000_/ca.pem")]
+        );
+        assert_eq!(
+            hosts[0].client,
+            [(
+                PathBuf::from("certs.d/r.example_5000_/c.cert"),
+                Some(PathBuf::from("/abs/c.key"))
+            )]
+        );
+    }
+
     fn assert_bad(err: &Error, words: &[&str]) {
         assert_eq!(err.kind, ErrorKind::BadInput);
         assert_eq!(err.reason, Reason::BadInput);
@@ -717,8 +760,8 @@ mod tests {
     #[test]
     fn bad_toml_names_the_file() {
         let err = parse_err("server = \"https://m\n[host.\n");
-        assert_bad(&err, &[]);
-        assert!(!err.message.contains('\n'));
+        assert_bad(&err, &["line 1"]);
+        assert!(!err.message.contains('\n'), "{}", err.message);
     }
 
     #[test]
