@@ -29,10 +29,14 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// What a host without a `capabilities` key (or with an empty one) may do.
-    pub const ALL: Capabilities = Capabilities {
-        pull: true,
-        resolve: true,
-    };
+    /// (A function, not an associated const: cbindgen would put the type
+    /// in tank.h.)
+    pub fn all() -> Self {
+        Capabilities {
+            pull: true,
+            resolve: true,
+        }
+    }
 }
 
 /// One source of a registry's content, in the order it is tried.
@@ -236,12 +240,12 @@ impl Ctx<'_> {
             Some(v) => {
                 let caps = self.capabilities(&key("capabilities"), v)?;
                 if upstream {
-                    Capabilities::ALL
+                    Capabilities::all()
                 } else {
                     caps
                 }
             }
-            None => Capabilities::ALL,
+            None => Capabilities::all(),
         };
         let ca = match config.get("ca") {
             None => Vec::new(),
@@ -312,7 +316,7 @@ impl Ctx<'_> {
             .as_array()
             .ok_or_else(|| self.error(Some(key), "is not a list"))?;
         if items.is_empty() {
-            return Ok(Capabilities::ALL);
+            return Ok(Capabilities::all());
         }
         let mut caps = Capabilities {
             pull: false,
@@ -414,7 +418,7 @@ mod tests {
             urls(&hosts),
             ["https://registry-1.docker.io", "https://docker.io"]
         );
-        assert_eq!(hosts[0].capabilities, Capabilities::ALL);
+        assert_eq!(hosts[0].capabilities, Capabilities::all());
         assert_eq!(hosts[0].api_root(), "https://registry-1.docker.io/v2");
     }
 
@@ -441,14 +445,14 @@ mod tests {
             ]
         );
         assert_eq!(hosts[0].capabilities, PULL);
-        assert_eq!(hosts[1].capabilities, Capabilities::ALL);
+        assert_eq!(hosts[1].capabilities, Capabilities::all());
         assert_eq!(
             hosts[1].ca,
             [PathBuf::from(
                 "/etc/containerd/certs.d/docker.io/docker-mirror.crt"
             )]
         );
-        assert_eq!(hosts[2].capabilities, Capabilities::ALL);
+        assert_eq!(hosts[2].capabilities, Capabilities::all());
         assert!(hosts[2].ca.is_empty());
     }
 
@@ -479,7 +483,7 @@ mod tests {
     fn empty_file_is_the_upstream_alone() {
         let hosts = parse_ok("", "ghcr.io");
         assert_eq!(urls(&hosts), ["https://ghcr.io"]);
-        assert_eq!(hosts[0].capabilities, Capabilities::ALL);
+        assert_eq!(hosts[0].capabilities, Capabilities::all());
     }
 
     #[test]
@@ -526,7 +530,7 @@ mod tests {
             ["http://192.168.31.250:5000", "https://registry-1.docker.io"]
         );
         assert!(hosts[0].skip_verify);
-        assert_eq!(hosts[0].capabilities, Capabilities::ALL);
+        assert_eq!(hosts[0].capabilities, Capabilities::all());
         assert!(!hosts[1].skip_verify);
     }
 
@@ -556,7 +560,7 @@ mod tests {
                 resolve: false
             }
         );
-        assert_eq!(hosts[2].capabilities, Capabilities::ALL);
+        assert_eq!(hosts[2].capabilities, Capabilities::all());
     }
 
     #[test]
@@ -564,7 +568,7 @@ mod tests {
         let hosts = parse_ok("server = \"https://m\"\ncapabilities = [\"pull\"]\n", "r");
         assert_eq!(hosts[0].capabilities, PULL);
         let hosts = parse_ok("capabilities = [\"pull\"]\nskip_verify = true\n", "r");
-        assert_eq!(hosts[0].capabilities, Capabilities::ALL);
+        assert_eq!(hosts[0].capabilities, Capabilities::all());
         assert!(hosts[0].skip_verify);
     }
 
