@@ -1,3 +1,4 @@
 //! Mirrors and pull-through caches, from the files users already keep.
 
+pub mod hosts_toml;
 pub mod registries_conf;
