@@ -19,7 +19,7 @@ use common::*;
 use tank::ffi::cache::{
     tank_cache_add_mirror, tank_cache_load_registries_conf, TANK_MIRROR_PULL, TANK_MIRROR_RESOLVE,
 };
-use tank_testrig::{ImageInfo, RegistryRequest};
+use tank_testrig::{ImageInfo, RegistryRequest, TokenRequest};
 
 const PULL_AND_RESOLVE: u32 = TANK_MIRROR_PULL | TANK_MIRROR_RESOLVE;
 
@@ -392,6 +392,18 @@ fn each_host_gets_its_own_credentials_and_no_other_hosts_token() {
     // First pull: everything through the cache, with its own alice.
     let layout = pull_ok(&name, dir.path(), "first", &cache);
     assert_layout_holds(&layout, &name, &image);
+    let mut log = rig.token_requests();
+    let refused: Vec<&TokenRequest> = log.iter().filter(|t| t.status != 200).collect();
+    assert_eq!(
+        refused,
+        [] as [&TokenRequest; 0],
+        "a realm refused what it was sent"
+    );
+    assert_eq!(
+        blob_gets(&asked_by_tank(&rig, Which::PullThrough)),
+        image_blobs(&image),
+        "the first pull went through the cache"
+    );
     // Second pull, new layout: one blob the cache now holds is spoiled, so
     // tank must go upstream for it, with the upstream's alice.
     let all = image_blobs(&image);
@@ -399,7 +411,6 @@ fn each_host_gets_its_own_credentials_and_no_other_hosts_token() {
     rig.wait_until_cached(&image.repo, &all).unwrap();
     let spoiled = image.layers[0].clone();
     rig.serve_wrong_bytes(Which::PullThrough, &spoiled).unwrap();
-    let mut log = rig.token_requests();
     rig.clear_logs();
     let layout = pull_ok(&name, dir.path(), "second", &cache);
     assert_layout_holds(&layout, &name, &image);
