@@ -483,22 +483,34 @@ fn ns_of(query: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_registries_conf_and_a_hosts_toml_set_up_the_mirror_add_mirror_does() {
+/// The rig, and what tank asks the pull-through cache for one pull of
+/// the OCI image when the cache is set up in code.
+fn pull_through_set_up_in_code(dir: &Path) -> (Rig, Vec<(String, String)>) {
     let rig = start(RigOptions::mirrors_only());
+    let image = rig.info().images.oci_image.clone();
+    let cache = Cache::new();
+    add_mirror(
+        &cache,
+        rig.registry(Which::Token),
+        rig.registry(Which::PullThrough),
+        PULL_AND_RESOLVE,
+    );
+    rig.clear_logs();
+    pull_ok(&upstream_name(&rig, &image), dir, "in-code", &cache);
+    let (expected, queries) = pull_through_requests(&rig);
+    assert!(!expected.is_empty());
+    assert!(queries.iter().all(Option::is_none), "{queries:?}");
+    (rig, expected)
+}
+
+#[test]
+fn a_registries_conf_sets_up_the_mirror_add_mirror_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rig, expected) = pull_through_set_up_in_code(dir.path());
     let image = rig.info().images.oci_image.clone();
     let upstream = rig.registry(Which::Token).to_owned();
     let mirror = rig.registry(Which::PullThrough).to_owned();
     let name = upstream_name(&rig, &image);
-    let dir = tempfile::tempdir().unwrap();
-
-    let in_code = Cache::new();
-    add_mirror(&in_code, &upstream, &mirror, PULL_AND_RESOLVE);
-    rig.clear_logs();
-    pull_ok(&name, dir.path(), "in-code", &in_code);
-    let (expected, queries) = pull_through_requests(&rig);
-    assert!(!expected.is_empty());
-    assert!(queries.iter().all(Option::is_none), "{queries:?}");
 
     let conf = dir.path().join("registries.conf");
     std::fs::write(
@@ -509,15 +521,25 @@ fn a_registries_conf_and_a_hosts_toml_set_up_the_mirror_add_mirror_does() {
         ),
     )
     .unwrap();
-    let by_conf = Cache::new();
-    load_registries_conf(&by_conf, &conf);
+    let cache = Cache::new();
+    load_registries_conf(&cache, &conf);
     rig.clear_logs();
-    let layout = pull_ok(&name, dir.path(), "by-conf", &by_conf);
+    let layout = pull_ok(&name, dir.path(), "by-conf", &cache);
     assert_layout_holds(&layout, &name, &image);
     let (asked, queries) = pull_through_requests(&rig);
-    assert_eq!(asked, expected, "registries.conf");
+    assert_eq!(asked, expected);
     assert!(queries.iter().all(Option::is_none), "{queries:?}");
-    assert_eq!(asked_by_tank(&rig, Which::Token), [], "registries.conf");
+    assert_eq!(asked_by_tank(&rig, Which::Token), []);
+}
+
+#[test]
+fn a_hosts_toml_sets_up_the_mirror_add_mirror_does_with_ns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rig, expected) = pull_through_set_up_in_code(dir.path());
+    let image = rig.info().images.oci_image.clone();
+    let upstream = rig.registry(Which::Token).to_owned();
+    let mirror = rig.registry(Which::PullThrough).to_owned();
+    let name = upstream_name(&rig, &image);
 
     // containerd looks the registry up as host_port_, host:port, _default.
     let (host, port) = upstream.split_once(':').unwrap();
@@ -539,10 +561,10 @@ fn a_registries_conf_and_a_hosts_toml_set_up_the_mirror_add_mirror_does() {
             ),
         )
         .unwrap();
-        let by_hosts = Cache::new();
-        load_certs(&by_hosts, Some(certs.to_str().unwrap())).unwrap();
+        let cache = Cache::new();
+        load_certs(&cache, Some(certs.to_str().unwrap())).unwrap();
         rig.clear_logs();
-        let layout = pull_ok(&name, dir.path(), &format!("hosts-{dir_name}"), &by_hosts);
+        let layout = pull_ok(&name, dir.path(), &format!("hosts-{dir_name}"), &cache);
         assert_layout_holds(&layout, &name, &image);
         let (asked, queries) = pull_through_requests(&rig);
         assert_eq!(asked, expected, "hosts.toml under {dir_name}");
