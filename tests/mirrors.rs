@@ -620,3 +620,76 @@ fn a_blocked_registry_fails_before_any_request() {
     assert!(rig.token_requests().is_empty());
     assert!(!layout.join("index.json").exists());
 }
+
+// The README's two examples, as written there, with the rig's addresses in
+// place of the example hosts.
+
+/// The code block after `<!-- mirrors: NAME -->` in the README, with
+/// `registry.example.com` made the rig's token registry and
+/// `mirror.example.com:5000` its pull-through cache (both plain http on
+/// loopback).
+fn readme_example(name: &str, rig: &Rig) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let marker = format!("<!-- mirrors: {name} -->");
+    let after = &readme[readme
+        .find(&marker)
+        .unwrap_or_else(|| panic!("README.md has no {marker}"))..];
+    let body = &after[after.find("```toml\n").expect("a toml block follows") + 8..];
+    let body = &body[..body.find("```").expect("the block ends")];
+    let (upstream, mirror) = (rig.registry(Which::Token), rig.registry(Which::PullThrough));
+    body.replace(
+        "https://registry.example.com",
+        &format!("http://{upstream}"),
+    )
+    .replace("registry.example.com", upstream)
+    .replace(
+        "https://mirror.example.com:5000",
+        &format!("http://{mirror}"),
+    )
+    .replace("mirror.example.com:5000", mirror)
+}
+
+/// A pull of the rig's image by its upstream name through `cache` came
+/// from the pull-through cache: every blob from there, nothing from the
+/// upstream.
+#[track_caller]
+fn pulled_through_the_mirror(rig: &Rig, cache: &Cache, dir: &Path) {
+    let image = rig.info().images.oci_image.clone();
+    let name = upstream_name(rig, &image);
+    rig.clear_logs();
+    let layout = pull_ok(&name, dir, "readme", cache);
+    assert_layout_holds(&layout, &name, &image);
+    assert_eq!(
+        blob_gets(&asked_by_tank(rig, Which::PullThrough)),
+        image_blobs(&image)
+    );
+    assert_eq!(asked_by_tank(rig, Which::Token), [], "tank went upstream");
+}
+
+#[test]
+fn the_readmes_registries_conf_example_runs() {
+    let rig = start(RigOptions::mirrors_only());
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("registries.conf");
+    std::fs::write(&conf, readme_example("registries.conf", &rig)).unwrap();
+    let cache = Cache::new();
+    load_registries_conf(&cache, &conf);
+    pulled_through_the_mirror(&rig, &cache, dir.path());
+}
+
+#[test]
+fn the_readmes_hosts_toml_example_runs() {
+    let rig = start(RigOptions::mirrors_only());
+    let dir = tempfile::tempdir().unwrap();
+    let host_dir = dir.path().join("certs.d").join(rig.registry(Which::Token));
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(
+        host_dir.join("hosts.toml"),
+        readme_example("hosts.toml", &rig),
+    )
+    .unwrap();
+    let cache = Cache::new();
+    load_certs(&cache, Some(dir.path().join("certs.d").to_str().unwrap())).unwrap();
+    pulled_through_the_mirror(&rig, &cache, dir.path());
+}
