@@ -362,3 +362,172 @@ fn read_host_dir(dir: &Path) -> Result<RegistryTrust> {
     }
     Ok(trust)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate (PEM) and its key (PEM).
+    fn self_signed(name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn write(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn settings(trust: &Trust, url: &str) -> TlsSettings {
+        let entry = trust.entry_for(&Url::parse(url).unwrap()).expect(url);
+        trust.settings_for(&entry).unwrap()
+    }
+
+    #[test]
+    fn hosts_toml_tls_goes_to_each_hosts_own_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let host_dir = dir.path().join("r.example_5000_");
+        let (mirror_ca, _) = self_signed("mirror-ca");
+        let (docker_ca, _) = self_signed("docker-ca");
+        let (client, client_key) = self_signed("client");
+        write(&host_dir.join("m-ca.pem"), &mirror_ca);
+        write(&host_dir.join("ca.crt"), &docker_ca);
+        write(&host_dir.join("c.cert.pem"), &client);
+        write(&host_dir.join("c.key.pem"), &client_key);
+        write(
+            &host_dir.join("hosts.toml"),
+            "client = [[\"c.cert.pem\", \"c.key.pem\"]]\n\
+             [host.\"https://m.example:7000\"]\n  ca = \"m-ca.pem\"\n  skip_verify = true\n\
+             [host.\"https://plain-mirror.example\"]\n",
+        );
+        let mut trust = Trust::default();
+        trust.load_certs_dir(Some(dir.path())).unwrap();
+
+        let mirror = settings(&trust, "https://m.example:7000/v2/");
+        assert!(mirror.skip_verify);
+        assert_eq!(mirror.extra_roots.len(), 1);
+        assert!(mirror.identity.is_none());
+        // The upstream (`host_port_` is `host:port`): the Docker-style CA
+        // and the top level's client certificate, verified.
+        let upstream = settings(&trust, "https://r.example:5000/v2/");
+        assert!(!upstream.skip_verify);
+        assert_eq!(upstream.extra_roots.len(), 1);
+        assert!(upstream.identity.is_some());
+        // A host with no TLS of its own gets no entry.
+        assert_eq!(
+            trust.entry_for(&Url::parse("https://plain-mirror.example/").unwrap()),
+            None
+        );
+        let sources = trust
+            .hosts_dirs()
+            .for_registry("r.example:5000")
+            .unwrap()
+            .unwrap();
+        assert_eq!(sources.hosts.len(), 3);
+    }
+
+    #[test]
+    fn a_combined_pem_is_the_certificate_and_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (client, client_key) = self_signed("client");
+        write(
+            &dir.path().join("r.example/both.pem"),
+            &format!("{client}{client_key}"),
+        );
+        write(
+            &dir.path().join("r.example/hosts.toml"),
+            "client = \"both.pem\"\n",
+        );
+        let mut trust = Trust::default();
+        trust.load_certs_dir(Some(dir.path())).unwrap();
+        let s = settings(&trust, "https://r.example/");
+        assert_eq!(s.identity.unwrap().chain.len(), 1);
+    }
+
+    #[test]
+    fn default_mirrors_apply_at_load_and_the_upstream_per_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mirror_ca, _) = self_signed("mirror-ca");
+        let (upstream_ca, _) = self_signed("upstream-ca");
+        write(&dir.path().join("_default/m.pem"), &mirror_ca);
+        write(&dir.path().join("_default/u.pem"), &upstream_ca);
+        write(
+            &dir.path().join("_default/hosts.toml"),
+            "ca = \"u.pem\"\n[host.\"https://cache.example\"]\n  ca = \"m.pem\"\n",
+        );
+        let mut trust = Trust::default();
+        trust.load_certs_dir(Some(dir.path())).unwrap();
+        assert_eq!(
+            settings(&trust, "https://cache.example/").extra_roots.len(),
+            1
+        );
+        assert_eq!(
+            trust.entry_for(&Url::parse("https://ghcr.io/").unwrap()),
+            None,
+            "the upstream is not known before a registry is asked for"
+        );
+
+        let file = trust.hosts_dirs().for_registry("ghcr.io").unwrap().unwrap();
+        let mut call = trust.clone();
+        call.add_hosts_file(&file).unwrap();
+        call.add_hosts_file(&file).unwrap();
+        assert_eq!(settings(&call, "https://ghcr.io/").extra_roots.len(), 1);
+        assert_eq!(
+            settings(&call, "https://cache.example/").extra_roots.len(),
+            1,
+            "adding a file twice adds its CAs once"
+        );
+    }
+
+    #[test]
+    fn a_bad_hosts_toml_keeps_nothing_from_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, _) = self_signed("ca");
+        write(&dir.path().join("good.example/ca.crt"), &ca);
+        write(
+            &dir.path().join("r.example/hosts.toml"),
+            "[host.\"https://m.example\"]\n  ca = \"missing.pem\"\n",
+        );
+        let mut trust = Trust::default();
+        let e = trust.load_certs_dir(Some(dir.path())).unwrap_err();
+        assert_eq!(e.reason, Reason::Certificate, "{}", e.message);
+        assert!(e.message.contains("missing.pem"), "{}", e.message);
+        assert!(trust.is_empty());
+        assert!(trust.hosts_dirs().is_empty());
+
+        write(
+            &dir.path().join("r.example/hosts.toml"),
+            "capabilities = [\"fetch\"]\nserver = \"https://m\"\n",
+        );
+        let e = trust.load_certs_dir(Some(dir.path())).unwrap_err();
+        assert!(e.message.contains("hosts.toml"), "{}", e.message);
+        assert!(trust.is_empty());
+    }
+
+    #[test]
+    fn insecure_is_skip_verify_for_that_host_only() {
+        let mut trust = Trust::default();
+        trust.add_host_tls(
+            "mirror.example:5000",
+            HostTls {
+                skip_verify: true,
+                ..HostTls::default()
+            },
+        );
+        assert!(settings(&trust, "https://mirror.example:5000/").skip_verify);
+        assert_eq!(
+            trust.entry_for(&Url::parse("https://mirror.example/").unwrap()),
+            None
+        );
+        // Nothing to add adds no entry.
+        trust.add_host_tls("other.example", HostTls::default());
+        assert_eq!(
+            trust.entry_for(&Url::parse("https://other.example/").unwrap()),
+            None
+        );
+    }
+}
