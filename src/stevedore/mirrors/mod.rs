@@ -3,3 +3,4 @@
 pub mod hosts_toml;
 pub mod load;
 pub mod registries_conf;
+pub mod sources;
