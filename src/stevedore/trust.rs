@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 use super::error::{Error, ErrorKind, Reason, Result};
 use super::mirrors::hosts_toml::{HostEntry, HostsFile};
 use super::mirrors::load::{authority_of_dir_name, HostsDirs};
+use super::mirrors::registries_conf::RegistriesConf;
 use super::registry::{key_of, Registry};
 
 /// The certs directories searched when the caller names none: containerd's
@@ -260,6 +261,29 @@ impl Trust {
             entry.identity = tls.identity;
         }
         entry.skip_verify |= tls.skip_verify;
+    }
+
+    /// registries.conf's `insecure`: unverified TLS for the host of each
+    /// insecure `[[registry]]` location and `[[registry.mirror]]` location,
+    /// that host only. (A `*.domain` entry without a location names no host
+    /// before a reference matches it: give the matched host to
+    /// [`Trust::add_host_tls`] then.) Adding one configuration twice
+    /// changes nothing the second time.
+    pub fn add_insecure_locations(&mut self, conf: &RegistriesConf) {
+        let locations = conf.registries.iter().flat_map(|r| {
+            std::iter::once((r.location.as_str(), r.insecure))
+                .chain(r.mirrors.iter().map(|m| (m.location.as_str(), m.insecure)))
+        });
+        for (location, insecure) in locations {
+            let host = location.split('/').next().unwrap_or_default();
+            if insecure && !host.is_empty() {
+                let tls = HostTls {
+                    skip_verify: true,
+                    ..HostTls::default()
+                };
+                self.add_host_tls(host, tls);
+            }
+        }
     }
 
     /// The TLS of every source of `file`, each for its own host; every
@@ -506,6 +530,46 @@ mod tests {
         let e = trust.load_certs_dir(Some(dir.path())).unwrap_err();
         assert!(e.message.contains("hosts.toml"), "{}", e.message);
         assert!(trust.is_empty());
+    }
+
+    #[test]
+    fn insecure_registries_conf_locations_skip_verify_there_only() {
+        let conf = RegistriesConf::parse(
+            r#"
+[[registry]]
+prefix = "docker.io"
+location = "Hub-Cache.example:5000/library"
+insecure = true
+[[registry.mirror]]
+location = "m1.example/ns"
+insecure = true
+[[registry.mirror]]
+location = "m2.example"
+[[registry]]
+location = "verified.example"
+[[registry]]
+prefix = "*.wild.example"
+insecure = true
+"#,
+            "/etc/containers/registries.conf",
+        )
+        .unwrap();
+        let mut trust = Trust::default();
+        trust.add_insecure_locations(&conf);
+        assert!(settings(&trust, "https://hub-cache.example:5000/v2/").skip_verify);
+        assert!(settings(&trust, "https://m1.example/v2/").skip_verify);
+        for verified in [
+            "https://m2.example/",
+            "https://verified.example/",
+            "https://hub-cache.example/",
+            "https://a.wild.example/",
+        ] {
+            assert_eq!(
+                trust.entry_for(&Url::parse(verified).unwrap()),
+                None,
+                "{verified}"
+            );
+        }
     }
 
     #[test]
