@@ -155,3 +155,49 @@ fn a_bad_hosts_toml_is_bad_input_naming_the_file() {
         "{e:?}"
     );
 }
+
+/// A certs directory's hosts.toml gives the registry's sources: its
+/// `server` is asked instead of the registry, with that file's TLS.
+#[test]
+fn a_hosts_toml_server_is_asked_with_its_tls_instead_of_the_registry() {
+    let rig = start(RigOptions::tls_only());
+    let tls = rig.info().tls.clone().unwrap();
+    let img = &rig.info().images.oci_image;
+    let plain = rig.registry(Which::Plain);
+    let authority = plain.trim_start_matches("http://");
+    let name = format!("{authority}/{}:{}", img.repo, img.tag);
+    let dir_name = format!("127.0.0.1_{}_", port(authority));
+
+    // `server` alone: the rig's https registry is not trusted.
+    let certs = tempfile::tempdir().unwrap();
+    let server = format!("server = \"https://{}\"\n", tls.registry);
+    hosts_toml(certs.path(), &dir_name, &server);
+    let layout = tempfile::tempdir().unwrap();
+    let cache = loaded(certs.path());
+    let e = pull(&name, &layout.path().join("l"), None, 0, &cache, None)
+        .0
+        .unwrap_err();
+    assert_eq!(e.status, TankStatus::TANK_ERR_TRANSPORT, "{e:?}");
+    assert!(e.message.contains(&tls.registry), "{e:?}");
+
+    hosts_toml(
+        certs.path(),
+        &dir_name,
+        &format!("{server}skip_verify = true\n"),
+    );
+    let cache = loaded(certs.path());
+    let got = pull(&name, &layout.path().join("l"), None, 0, &cache, None)
+        .0
+        .unwrap();
+    assert_eq!(got.digest, img.digest);
+    assert!(
+        rig.registry_requests(Which::Plain).is_empty(),
+        "the registry itself was asked"
+    );
+    assert!(
+        rig.registry_requests(Which::Tls)
+            .iter()
+            .any(|r| r.uri.contains("/blobs/") && r.status == 200),
+        "the server sent no blob"
+    );
+}
