@@ -226,6 +226,7 @@ struct HostsText {
 /// certificates only).
 #[derive(Debug, Clone, Default)]
 struct HostsRoot {
+    dir: PathBuf,
     names: HashMap<String, Option<Arc<HostsText>>>,
 }
 
@@ -252,7 +253,10 @@ impl HostsDirs {
             let error = |p: &Path, why: String| Error::bad_input(format!("{}: {why}", p.display()));
             let entries =
                 std::fs::read_dir(dir).map_err(|e| error(dir, format!("cannot list it: {e}")))?;
-            let mut root = HostsRoot::default();
+            let mut root = HostsRoot {
+                dir: dir.clone(),
+                ..HostsRoot::default()
+            };
             for entry in entries {
                 let entry = entry.map_err(|e| error(dir, format!("cannot list it: {e}")))?;
                 let host_dir = entry.path();
@@ -285,9 +289,15 @@ impl HostsDirs {
     }
 
     /// Appends `later`'s directories: looked up after these, as a later
-    /// entry of containerd's `config_path`.
+    /// entry of containerd's `config_path`. A directory read again
+    /// replaces what was read of it before, in its place.
     pub fn extend(&mut self, later: HostsDirs) {
-        self.roots.extend(later.roots);
+        for root in later.roots {
+            match self.roots.iter_mut().find(|r| r.dir == root.dir) {
+                Some(earlier) => *earlier = root,
+                None => self.roots.push(root),
+            }
+        }
     }
 
     /// Whether no certs directory had any host directory.
@@ -721,6 +731,15 @@ mod tests {
         assert_eq!(urls(&file), ["https://first-default.example"]);
         let dirs = HostsDirs::read(&[second.path().to_path_buf()]).unwrap();
         let file = dirs.for_registry("ghcr.io").unwrap().unwrap();
+        assert_eq!(urls(&file), ["https://second.example"]);
+
+        // Read again, a directory keeps its place with what it holds now.
+        let mut again = HostsDirs::read(&[first.path().to_path_buf()]).unwrap();
+        again.extend(HostsDirs::read(&[second.path().to_path_buf()]).unwrap());
+        std::fs::remove_dir_all(first.path().join("_default")).unwrap();
+        again.extend(HostsDirs::read(&[first.path().to_path_buf()]).unwrap());
+        assert_eq!(again.roots.len(), 2);
+        let file = again.for_registry("ghcr.io").unwrap().unwrap();
         assert_eq!(urls(&file), ["https://second.example"]);
         assert!(dirs.for_registry("docker.io").is_none());
         assert!(HostsDirs::default().for_registry("ghcr.io").is_none());
