@@ -7,6 +7,7 @@
 use url::Url;
 
 use super::hosts_toml::{Capabilities, HostEntry, HostsFile};
+use super::load::HostsDirs;
 use super::registries_conf::{PullFromMirror, RegistriesConf};
 use crate::stevedore::error::{Error, Result};
 use crate::stevedore::origin::is_loopback;
@@ -142,6 +143,9 @@ pub struct MirrorSettings {
     /// containerd's hosts.toml, by the registry's name in references
     /// (`docker.io` for Docker Hub; `_default` for any other).
     hosts: Vec<(String, HostsFile)>,
+    /// The certs directories' hosts.toml (tank_cache_load_certs_dir),
+    /// looked up before `hosts`.
+    hosts_dirs: HostsDirs,
 }
 
 impl MirrorSettings {
@@ -163,8 +167,16 @@ impl MirrorSettings {
         self.hosts.push((authority, file));
     }
 
+    /// The hosts.toml files of the certs directories loaded so far.
+    pub fn set_hosts_dirs(&mut self, dirs: HostsDirs) {
+        self.hosts_dirs = dirs;
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.registries_conf.is_none() && self.hosts.is_empty()
+        self.added.is_empty()
+            && self.registries_conf.is_none()
+            && self.hosts.is_empty()
+            && self.hosts_dirs.is_empty()
     }
 
     /// The sources of `repository` on `registry`, in the order they are
@@ -209,7 +221,7 @@ impl MirrorSettings {
                 }
             }
         }
-        match self.hosts_for(&reference_host(&upstream.registry)) {
+        match self.hosts_for(&reference_host(&upstream.registry))? {
             Some(file) => {
                 for host in &file.hosts {
                     sources.push(host_source(host, &upstream)?);
@@ -220,10 +232,14 @@ impl MirrorSettings {
         Ok(sources)
     }
 
-    fn hosts_for(&self, authority: &str) -> Option<&HostsFile> {
+    fn hosts_for(&self, authority: &str) -> Result<Option<HostsFile>> {
+        if let Some(found) = self.hosts_dirs.for_registry(authority) {
+            return found.map(Some);
+        }
         let own = self.hosts.iter().find(|(a, _)| a == authority);
-        own.or_else(|| self.hosts.iter().find(|(a, _)| a == "_default"))
-            .map(|(_, f)| f)
+        Ok(own
+            .or_else(|| self.hosts.iter().find(|(a, _)| a == "_default"))
+            .map(|(_, f)| f.clone()))
     }
 }
 

@@ -570,8 +570,9 @@ fn idle_ms(handle: ResourceArc<CallHandle>) -> u64 {
 /// - `auth_config`: nil, `:default` (the docker / podman search) or the
 ///   path of a docker `config.json` / podman `auth.json`;
 /// - `ca_files`: `[{registry | nil, pem_path}]`, nil meaning every registry;
-/// - `certs_dir`: nil, `:default` (`/etc/containers/certs.d`,
-///   `/etc/docker/certs.d`) or the path of a certs directory.
+/// - `certs_dir`: nil, `:default` (`/etc/containerd/certs.d`,
+///   `/etc/containers/certs.d`, `/etc/docker/certs.d`) or the path of a
+///   certs directory.
 ///
 /// Returns `{:ok, cache}` or `{:error, {reason, message}}`, `reason` the
 /// core's id (`:auth_config`, `:certificate`, `:bad_input`, ...) and
