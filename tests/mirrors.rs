@@ -564,7 +564,12 @@ fn a_hosts_toml_sets_up_the_mirror_add_mirror_does_with_ns() {
         let cache = Cache::new();
         load_certs(&cache, Some(certs.to_str().unwrap())).unwrap();
         rig.clear_logs();
-        let layout = pull_ok(&name, dir.path(), &format!("hosts-{dir_name}"), &cache);
+        let layout = pull_ok(
+            &name,
+            dir.path(),
+            &format!("hosts-{}", dir_name.replace(':', "-")),
+            &cache,
+        );
         assert_layout_holds(&layout, &name, &image);
         let (asked, queries) = pull_through_requests(&rig);
         assert_eq!(asked, expected, "hosts.toml under {dir_name}");

@@ -344,6 +344,11 @@ pub unsafe extern "C" fn tank_cache_load_registries_conf(
         let settings = settings_of(cache)?;
         let path = optional_path("path", path)?;
         let conf = load::registries_conf(path.as_deref())?;
+        // `insecure` locations: unverified TLS for their hosts only.
+        settings.change_trust(|t| {
+            t.add_insecure_locations(&conf);
+            Ok(())
+        })?;
         settings.change_mirrors(|m| {
             m.set_registries_conf(conf);
             Ok(())

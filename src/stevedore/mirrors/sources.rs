@@ -140,11 +140,8 @@ pub struct MirrorSettings {
     /// Set in code, by registry key, in the order they were added.
     added: Vec<(String, Mirror)>,
     registries_conf: Option<RegistriesConf>,
-    /// containerd's hosts.toml, by the registry's name in references
-    /// (`docker.io` for Docker Hub; `_default` for any other).
-    hosts: Vec<(String, HostsFile)>,
-    /// The certs directories' hosts.toml (tank_cache_load_certs_dir),
-    /// looked up before `hosts`.
+    /// The certs directories' hosts.toml (tank_cache_load_certs_dir), by
+    /// the registry's name in references (`docker.io` for Docker Hub).
     hosts_dirs: HostsDirs,
 }
 
@@ -159,24 +156,13 @@ impl MirrorSettings {
         self.registries_conf = Some(conf);
     }
 
-    /// A hosts.toml read for the registry `name` (`host[:port]` as
-    /// references write it) replaces an earlier one.
-    pub fn set_hosts(&mut self, name: String, file: HostsFile) {
-        let authority = name;
-        self.hosts.retain(|(a, _)| *a != authority);
-        self.hosts.push((authority, file));
-    }
-
     /// The hosts.toml files of the certs directories loaded so far.
     pub fn set_hosts_dirs(&mut self, dirs: HostsDirs) {
         self.hosts_dirs = dirs;
     }
 
     pub fn is_empty(&self) -> bool {
-        self.added.is_empty()
-            && self.registries_conf.is_none()
-            && self.hosts.is_empty()
-            && self.hosts_dirs.is_empty()
+        self.added.is_empty() && self.registries_conf.is_none() && self.hosts_dirs.is_empty()
     }
 
     /// The sources of `repository` on `registry`, in the order they are
@@ -233,13 +219,7 @@ impl MirrorSettings {
     }
 
     fn hosts_for(&self, authority: &str) -> Result<Option<HostsFile>> {
-        if let Some(found) = self.hosts_dirs.for_registry(authority) {
-            return found.map(Some);
-        }
-        let own = self.hosts.iter().find(|(a, _)| a == authority);
-        Ok(own
-            .or_else(|| self.hosts.iter().find(|(a, _)| a == "_default"))
-            .map(|(_, f)| f.clone()))
+        self.hosts_dirs.for_registry(authority).transpose()
     }
 }
 
@@ -409,7 +389,10 @@ insecure = true
 
     #[test]
     fn hosts_toml_hosts_then_server_with_ns_for_mirrors() {
-        let file = super::super::hosts_toml::parse(
+        let certs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(certs.path().join("docker.io")).unwrap();
+        std::fs::write(
+            certs.path().join("docker.io/hosts.toml"),
             r#"
 server = "https://registry-1.docker.io"
 [host."https://mirror.example/prefix"]
@@ -417,12 +400,10 @@ capabilities = ["pull"]
 [host."http://127.0.0.1:5001"]
 capabilities = ["pull", "resolve"]
 "#,
-            std::path::Path::new("/etc/containerd/certs.d/docker.io/hosts.toml"),
-            "docker.io",
         )
         .unwrap();
         let mut m = MirrorSettings::default();
-        m.set_hosts("docker.io".into(), file);
+        m.set_hosts_dirs(HostsDirs::read(&[certs.path().to_path_buf()]).unwrap());
         let hub = Registry::parse("docker.io").unwrap().docker_hub_host();
         let s = m.sources(&hub, &repo("library/alpine")).unwrap();
         assert_eq!(
