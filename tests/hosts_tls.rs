@@ -1,7 +1,8 @@
 //! Per-host TLS from containerd's `hosts.toml` in a certs directory
 //! (`tank_cache_load_certs_dir`), against the rig's https registries,
 //! whose CA this process does not trust: `skip_verify` for one host only,
-//! `ca`, and `client` for the mutual-TLS registry.
+//! `ca`, and `client` for the mutual-TLS registry; and registries.conf's
+//! `insecure`, for its location only.
 
 mod common;
 
@@ -200,4 +201,40 @@ fn a_hosts_toml_server_is_asked_with_its_tls_instead_of_the_registry() {
             .any(|r| r.uri.contains("/blobs/") && r.status == 200),
         "the server sent no blob"
     );
+}
+
+/// registries.conf's `insecure`: unverified TLS for that location's host
+/// only, and the same host under another name is still verified.
+#[test]
+fn registries_conf_insecure_skips_verification_for_its_location_only() {
+    let rig = start(RigOptions::client_cert_only());
+    let tls = rig.info().tls.clone().unwrap();
+    let img = &rig.info().images.oci_image;
+    let p = port(&tls.registry);
+    let by_ip = https(&tls.registry);
+    let by_name = https(&format!("localhost:{p}"));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("registries.conf");
+    let write = |insecure: bool| {
+        std::fs::write(
+            &conf,
+            format!(
+                "[[registry]]\nlocation = \"{}\"\ninsecure = {insecure}\n",
+                tls.registry
+            ),
+        )
+        .unwrap()
+    };
+
+    write(false);
+    let cache = Cache::new();
+    load_registries_conf(&cache, Some(&conf)).unwrap();
+    assert_untrusted(manifest(&by_ip, &img.repo, &img.tag, &cache).unwrap_err());
+
+    write(true);
+    let cache = Cache::new();
+    load_registries_conf(&cache, Some(&conf)).unwrap();
+    let got = manifest(&by_ip, &img.repo, &img.tag, &cache).unwrap();
+    assert_eq!(got.digest, img.digest);
+    assert_untrusted(manifest(&by_name, &img.repo, &img.tag, &cache).unwrap_err());
 }

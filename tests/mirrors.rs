@@ -12,39 +12,23 @@ mod common;
 mod connects;
 
 use std::path::Path;
-use std::ptr;
 
 use common::tools::tool;
 use common::*;
-use tank::ffi::cache::{
-    tank_cache_add_mirror, tank_cache_load_registries_conf, TANK_MIRROR_PULL, TANK_MIRROR_RESOLVE,
-};
 use tank_testrig::{ImageInfo, RegistryRequest, TokenRequest};
 
 const PULL_AND_RESOLVE: u32 = TANK_MIRROR_PULL | TANK_MIRROR_RESOLVE;
 
+#[track_caller]
 fn add_mirror(cache: &Cache, registry: &str, mirror: &str, capabilities: u32) {
-    let (r, m) = (c(registry), c(mirror));
-    let mut err = ptr::null_mut();
-    unsafe {
-        settled(
-            tank_cache_add_mirror(cache.0, r.as_ptr(), m.as_ptr(), capabilities, &mut err),
-            err,
-        )
-    }
-    .unwrap_or_else(|e| panic!("adding {mirror} for {registry}: {e:?}"));
+    common::add_mirror(cache, registry, mirror, capabilities)
+        .unwrap_or_else(|e| panic!("adding {mirror} for {registry}: {e:?}"));
 }
 
+#[track_caller]
 fn load_registries_conf(cache: &Cache, path: &Path) {
-    let p = c(path.to_str().unwrap());
-    let mut err = ptr::null_mut();
-    unsafe {
-        settled(
-            tank_cache_load_registries_conf(cache.0, p.as_ptr(), &mut err),
-            err,
-        )
-    }
-    .unwrap_or_else(|e| panic!("loading {}: {e:?}", path.display()));
+    common::load_registries_conf(cache, Some(path))
+        .unwrap_or_else(|e| panic!("loading {}: {e:?}", path.display()));
 }
 
 /// `127.0.0.1:PORT/repo:tag` on the token registry, the mirrors' upstream.
