@@ -24,12 +24,21 @@ use super::transport::{Body, Response, Transport};
 /// The page size asked for: distribution's own default and ceiling
 /// (`catalog.maxentries`), which it answers with a 400 when exceeded.
 const DEFAULT_PAGE_SIZE: u32 = 1000;
-/// One page's body at most.
-const MAX_PAGE_BYTES: u64 = 4 << 20;
-/// Pages followed at most, in one listing.
-const MAX_PAGES: usize = 100_000;
-/// Names kept at most, in one listing.
-const MAX_NAMES: usize = 10_000_000;
+/// What one listing reads at most: 4 MiB a page, 100,000 pages, 10 million
+/// names, whichever comes first.
+const LIMITS: Limits = Limits {
+    page_bytes: 4 << 20,
+    pages: 100_000,
+    names: 10_000_000,
+};
+
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    page_bytes: u64,
+    pages: usize,
+    names: usize,
+}
+
 /// A tag is at most 128 bytes and a repository name at most 255: a longer
 /// "name" is not one, and would let a page of a few names cost what a page
 /// of many does.
@@ -66,7 +75,7 @@ impl Repo<'_> {
         let repository = self.repository().as_str();
         let first = self.registry().url(&format!("/v2/{repository}/tags/list"));
         let headers = &HeaderMap::new();
-        all_pages(List::Tags, first, page_size, |url| async move {
+        all_pages(List::Tags, first, page_size, LIMITS, |url| async move {
             self.fetch(Endpoint::Tags, &url, headers).await
         })
         .await
@@ -103,7 +112,7 @@ impl<'a> Catalog<'a> {
     /// asked `page_size` at a time (as for [`Repo::tags`]).
     pub async fn repositories(&self, page_size: Option<u32>) -> Result<Vec<String>> {
         let first = self.registry.url("/v2/_catalog");
-        all_pages(List::Catalog, first, page_size, |url| async move {
+        all_pages(List::Catalog, first, page_size, LIMITS, |url| async move {
             self.fetch(&url).await
         })
         .await
@@ -127,6 +136,7 @@ async fn all_pages<F, Fut>(
     list: List,
     first: Url,
     page_size: Option<u32>,
+    limits: Limits,
     fetch: F,
 ) -> Result<Vec<String>>
 where
@@ -154,18 +164,29 @@ where
     let (mut url, mut resp) = (sized, resp);
     loop {
         let next = next_link(&url, resp.headers())?;
-        let page = Body::new(&url, resp)
-            .limit(MAX_PAGE_BYTES, Reason::ListTooLarge)
-            .read_to_vec()
-            .await?;
-        let page = page_names(list, &url, &page)?;
-        if names.len() + page.len() > MAX_NAMES {
+        if let Some(n) = resp.content_length().filter(|&n| n > limits.page_bytes) {
             return Err(Error::protocol(
                 Reason::ListTooLarge,
                 format!(
-                    "GET {}: the {} listed pass {MAX_NAMES} names",
+                    "GET {}: a page of {n} bytes, at most {} read",
                     shown(&url),
-                    list.field()
+                    limits.page_bytes
+                ),
+            ));
+        }
+        let page = Body::new(&url, resp)
+            .limit(limits.page_bytes, Reason::ListTooLarge)
+            .read_to_vec()
+            .await?;
+        let page = page_names(list, &url, &page)?;
+        if names.len() + page.len() > limits.names {
+            return Err(Error::protocol(
+                Reason::ListTooLarge,
+                format!(
+                    "GET {}: the {} listed pass {} names",
+                    shown(&url),
+                    list.field(),
+                    limits.names
                 ),
             ));
         }
@@ -191,13 +212,14 @@ where
                 shown(&next)
             )));
         }
-        if read.len() > MAX_PAGES {
+        if read.len() > limits.pages {
             return Err(Error::protocol(
                 Reason::ListTooLarge,
                 format!(
-                    "GET {}: the {} listed run past {MAX_PAGES} pages",
+                    "GET {}: the {} listed run past {} pages",
                     shown(&url),
-                    list.field()
+                    list.field(),
+                    limits.pages
                 ),
             ));
         }
@@ -444,6 +466,106 @@ mod tests {
         );
         let e = next("garbage").unwrap_err();
         assert_eq!(e.reason, Reason::InvalidNextLink, "{e}");
+    }
+
+    /// A registry in a closure: `page(url)` is the status, `Link` and
+    /// body answered for `url`; every URL asked is recorded.
+    struct Fake<P> {
+        page: P,
+        asked: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl<P: Fn(&Url) -> (u16, Option<String>, String)> Fake<P> {
+        fn new(page: P) -> Self {
+            Fake {
+                page,
+                asked: Default::default(),
+            }
+        }
+
+        async fn list(&self, page_size: Option<u32>, limits: Limits) -> Result<Vec<String>> {
+            let first = Url::parse("http://r.example/v2/a/tags/list").unwrap();
+            all_pages(List::Tags, first, page_size, limits, |url| async move {
+                self.asked.lock().unwrap().push(url.to_string());
+                let (status, link, body) = (self.page)(&url);
+                let mut resp = http::Response::builder().status(status);
+                if let Some(link) = link {
+                    resp = resp.header(LINK, link);
+                }
+                let resp = Response::from(resp.body(body).unwrap());
+                match status {
+                    200 => Ok(resp),
+                    _ => Err(refused(Endpoint::Tags, &url, resp).await),
+                }
+            })
+            .await
+        }
+
+        fn asked(&self) -> Vec<String> {
+            self.asked.lock().unwrap().clone()
+        }
+    }
+
+    /// Page `k` (`?p=k`, the first without) holds the tag `k` and links
+    /// to page `k + 1`, for ever.
+    fn endless(url: &Url) -> (u16, Option<String>, String) {
+        let k: u64 = url
+            .query_pairs()
+            .find(|(name, _)| name == "p")
+            .map_or(0, |(_, v)| v.parse().unwrap());
+        let link = format!("<?p={}>; rel=\"next\"", k + 1);
+        (200, Some(link), format!(r#"{{"tags":["{k}"]}}"#))
+    }
+
+    #[tokio::test]
+    async fn the_pages_are_bounded() {
+        let limits = Limits { pages: 5, ..LIMITS };
+        let fake = Fake::new(endless);
+        let e = fake.list(None, limits).await.unwrap_err();
+        assert_eq!(e.reason, Reason::ListTooLarge, "{e}");
+        assert_eq!(fake.asked().len(), 5, "{:?}", fake.asked());
+        assert!(fake.asked()[0].ends_with("/tags/list?n=1000"));
+    }
+
+    #[tokio::test]
+    async fn the_names_are_bounded() {
+        let limits = Limits { names: 7, ..LIMITS };
+        let fake = Fake::new(|url: &Url| {
+            let (status, link, _) = endless(url);
+            (status, link, r#"{"tags":["a","b","c"]}"#.to_owned())
+        });
+        let e = fake.list(None, limits).await.unwrap_err();
+        assert_eq!(e.reason, Reason::ListTooLarge, "{e}");
+        assert_eq!(fake.asked().len(), 3, "the third page passes 7 names");
+    }
+
+    #[tokio::test]
+    async fn a_page_size_refused_is_dropped_once() {
+        let fake = Fake::new(|url: &Url| match url.query() {
+            Some(q) if q.contains("n=") => (400, None, "PAGINATION_NUMBER_INVALID".to_owned()),
+            _ => (200, None, r#"{"tags":["x"]}"#.to_owned()),
+        });
+        assert_eq!(fake.list(Some(5000), LIMITS).await.unwrap(), ["x"]);
+        assert_eq!(
+            fake.asked(),
+            [
+                "http://r.example/v2/a/tags/list?n=5000",
+                "http://r.example/v2/a/tags/list"
+            ]
+        );
+        // Refused without one too: that answer is the error.
+        let fake = Fake::new(|_: &Url| (400, None, String::new()));
+        let e = fake.list(Some(0), LIMITS).await.unwrap_err();
+        assert_eq!(e.http_status, Some(400));
+        assert_eq!(fake.asked().len(), 2);
+        assert!(fake.asked()[0].ends_with("?n=1"), "n is at least 1");
+        // Any other refusal is not asked again.
+        let fake = Fake::new(|_: &Url| (404, None, String::new()));
+        assert_eq!(
+            fake.list(None, LIMITS).await.unwrap_err().http_status,
+            Some(404)
+        );
+        assert_eq!(fake.asked().len(), 1);
     }
 
     #[test]
