@@ -646,9 +646,10 @@ void tank_error_free(struct TankError *e);
  * Every tag of `repo` on `registry`, all pages followed, in the order the
  * registry gives them, written to `*out` (only on `TANK_OK`).
  *
- * Asks the registry itself, `n=1000` tags a page (fewer when the registry
- * says so), and follows each `Link: <…>; rel="next"`, relative or absolute,
- * on the registry's own origin only. A `Link` to another origin, or back to
+ * Asks the registry itself (never a mirror the cache knows), `n=1000`
+ * tags a page (fewer when the registry says so), and follows each `Link:
+ * <…>; rel="next"`, relative or absolute, on the registry's own origin
+ * only. A `Link` to another origin, or back to
  * a page already read, is `TANK_ERR_PROTOCOL` (reason `invalid_next_link`)
  * at once; so is a page over 4 MiB, or a listing past 100000 pages or
  * 10000000 tags (`list_too_large`), or a page that is neither the spec's

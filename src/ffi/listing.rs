@@ -55,9 +55,10 @@ fn fill(names: Vec<String>) -> TankStrings {
 /// Every tag of `repo` on `registry`, all pages followed, in the order the
 /// registry gives them, written to `*out` (only on `TANK_OK`).
 ///
-/// Asks the registry itself, `n=1000` tags a page (fewer when the registry
-/// says so), and follows each `Link: <…>; rel="next"`, relative or absolute,
-/// on the registry's own origin only. A `Link` to another origin, or back to
+/// Asks the registry itself (never a mirror the cache knows), `n=1000`
+/// tags a page (fewer when the registry says so), and follows each `Link:
+/// <…>; rel="next"`, relative or absolute, on the registry's own origin
+/// only. A `Link` to another origin, or back to
 /// a page already read, is `TANK_ERR_PROTOCOL` (reason `invalid_next_link`)
 /// at once; so is a page over 4 MiB, or a listing past 100000 pages or
 /// 10000000 tags (`list_too_large`), or a page that is neither the spec's
@@ -90,7 +91,7 @@ pub unsafe extern "C" fn tank_tags(
             let list = async {
                 let registry = Registry::parse(&registry)?;
                 let repository = Repository::parse(&repo)?;
-                let repo = client.repo(registry, repository, session.as_deref());
+                let repo = client.repo(registry, repository, session.as_deref())?;
                 repo.tags(None).await
             };
             cancellable(cancel.as_ref(), list).await

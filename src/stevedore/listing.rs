@@ -1,5 +1,5 @@
 //! What a registry lists: a repository's tags (`GET /v2/<name>/tags/list`,
-//! [`Repo::tags`]) and the registry's repositories (`GET /v2/_catalog`,
+//! [`Repo::tags`], asked of the registry itself, not of a mirror) and the registry's repositories (`GET /v2/_catalog`,
 //! [`Catalog`]). Both answer in pages: `n=` asks for a page size (the
 //! registry may give fewer), and each page that has a successor names it in
 //! a `Link: <…>; rel="next"` header, relative or absolute. Pages are
@@ -72,11 +72,13 @@ impl Repo<'_> {
     /// asked `page_size` at a time (`None`: [`DEFAULT_PAGE_SIZE`]; a test
     /// may want many pages).
     pub async fn tags(&self, page_size: Option<u32>) -> Result<Vec<String>> {
-        let repository = self.repository().as_str();
-        let first = self.registry().url(&format!("/v2/{repository}/tags/list"));
+        // The registry itself: which mirrors may answer for tags is the
+        // sources' business, and none is asked yet.
+        let upstream = self.upstream();
+        let first = upstream.url("tags/list");
         let headers = &HeaderMap::new();
         all_pages(List::Tags, first, page_size, LIMITS, |url| async move {
-            self.fetch(Endpoint::Tags, &url, headers).await
+            upstream.fetch(Endpoint::Tags, &url, headers).await
         })
         .await
     }

@@ -134,11 +134,14 @@ impl Core {
         repo: &str,
         page_size: u32,
     ) -> Result<Vec<String>, CallError> {
-        let repo = self.client.repo(
-            Registry::parse(registry).unwrap(),
-            Repository::parse(repo).unwrap(),
-            Some(&self.session),
-        );
+        let repo = self
+            .client
+            .repo(
+                Registry::parse(registry).unwrap(),
+                Repository::parse(repo).unwrap(),
+                Some(&self.session),
+            )
+            .map_err(as_c)?;
         self.runtime
             .block_on(repo.tags(Some(page_size)))
             .map_err(as_c)
