@@ -1,6 +1,7 @@
 //! What a registry lists: a repository's tags (`GET /v2/<name>/tags/list`,
-//! [`Repo::tags`], asked of the registry itself, not of a mirror) and the registry's repositories (`GET /v2/_catalog`,
-//! [`Catalog`]). Both answer in pages: `n=` asks for a page size (the
+//! [`Repo::tags`], asked of the registry itself, not of a mirror) and the
+//! registry's repositories (`GET /v2/_catalog`, [`Catalog`]). Both answer
+//! in pages: `n=` asks for a page size (the
 //! registry may give fewer), and each page that has a successor names it in
 //! a `Link: <…>; rel="next"` header, relative or absolute. Pages are
 //! followed on the registry's own origin only, never back to one already
@@ -165,7 +166,40 @@ where
     let mut names = Vec::new();
     let (mut url, mut resp) = (sized, resp);
     loop {
+        // The link is judged before the page is read: a page that leads
+        // nowhere tank goes is not worth reading.
         let next = next_link(&url, resp.headers())?;
+        if let Some(next) = &next {
+            let refuse = |why: String| {
+                Error::protocol(
+                    Reason::InvalidNextLink,
+                    format!("GET {}: Link rel=\"next\" {why}", shown(&url)),
+                )
+            };
+            if Origin::of(next) != origin {
+                return Err(refuse(format!(
+                    "leads to another origin, {}",
+                    Origin::of(next).host_port()
+                )));
+            }
+            if !read.insert(next.clone()) {
+                return Err(refuse(format!(
+                    "leads back to {}, a page already read",
+                    shown(next)
+                )));
+            }
+            if read.len() > limits.pages {
+                return Err(Error::protocol(
+                    Reason::ListTooLarge,
+                    format!(
+                        "GET {}: the {} listed run past {} pages",
+                        shown(&url),
+                        list.field(),
+                        limits.pages
+                    ),
+                ));
+            }
+        }
         if let Some(n) = resp.content_length().filter(|&n| n > limits.page_bytes) {
             return Err(Error::protocol(
                 Reason::ListTooLarge,
@@ -196,35 +230,6 @@ where
         let Some(next) = next else {
             return Ok(names);
         };
-        let refuse = |why: String| {
-            Error::protocol(
-                Reason::InvalidNextLink,
-                format!("GET {}: Link rel=\"next\" {why}", shown(&url)),
-            )
-        };
-        if Origin::of(&next) != origin {
-            return Err(refuse(format!(
-                "leads to another origin, {}",
-                Origin::of(&next).host_port()
-            )));
-        }
-        if !read.insert(next.clone()) {
-            return Err(refuse(format!(
-                "leads back to {}, a page already read",
-                shown(&next)
-            )));
-        }
-        if read.len() > limits.pages {
-            return Err(Error::protocol(
-                Reason::ListTooLarge,
-                format!(
-                    "GET {}: the {} listed run past {} pages",
-                    shown(&url),
-                    list.field(),
-                    limits.pages
-                ),
-            ));
-        }
         resp = fetch(next.clone()).await?;
         url = next;
     }
