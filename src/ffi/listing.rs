@@ -131,7 +131,7 @@ pub unsafe extern "C" fn tank_catalog(
             let client = runtime::client()?;
             let list = async {
                 let registry = Registry::parse(&registry)?;
-                let catalog = client.catalog(registry, session.as_deref());
+                let catalog = client.catalog(registry, session.as_deref())?;
                 catalog.repositories(None).await
             };
             cancellable(cancel.as_ref(), list).await

@@ -86,9 +86,17 @@ impl Client {
     }
 
     /// `registry`'s catalog, asked with what `session` holds for the
-    /// registry as a whole.
-    pub fn catalog<'a>(&self, registry: Registry, session: Option<&'a Session>) -> Catalog<'a> {
-        Catalog::new(&self.transport, session, registry)
+    /// registry as a whole; an error when the session's registries.conf
+    /// blocks the registry.
+    pub fn catalog<'a>(
+        &self,
+        registry: Registry,
+        session: Option<&'a Session>,
+    ) -> Result<Catalog<'a>> {
+        if let Some(s) = session {
+            s.check_registry_blocked(&registry)?;
+        }
+        Ok(Catalog::new(&self.transport, session, registry))
     }
 
     /// Pulls `image` into the OCI layout `pull.layout`, and with

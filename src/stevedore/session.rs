@@ -194,6 +194,12 @@ impl Session {
         Ok(())
     }
 
+    /// `BadInput`/`blocked` when registries.conf blocks all of `registry`.
+    pub fn check_registry_blocked(&self, registry: &Registry) -> Result<()> {
+        let mirrors = self.mirrors.lock().unwrap_or_else(PoisonError::into_inner);
+        mirrors.check_registry_blocked(registry)
+    }
+
     /// Where `repository` on `registry` is asked for, in order.
     pub fn sources(&self, registry: &Registry, repository: &Repository) -> Result<Vec<Source>> {
         let mirrors = self.mirrors.lock().unwrap_or_else(PoisonError::into_inner);

@@ -150,7 +150,8 @@ impl Core {
     pub fn catalog(&self, registry: &str, page_size: u32) -> Result<Vec<String>, CallError> {
         let catalog = self
             .client
-            .catalog(Registry::parse(registry).unwrap(), Some(&self.session));
+            .catalog(Registry::parse(registry).unwrap(), Some(&self.session))
+            .map_err(as_c)?;
         self.runtime
             .block_on(catalog.repositories(Some(page_size)))
             .map_err(as_c)

@@ -218,6 +218,19 @@ impl MirrorSettings {
         Ok(sources)
     }
 
+    /// `BadInput`/`blocked` when registries.conf blocks `registry` whole
+    /// (a prefix of the host alone): what registry-wide calls check.
+    pub fn check_registry_blocked(&self, registry: &Registry) -> Result<()> {
+        let Some(conf) = &self.registries_conf else {
+            return Ok(());
+        };
+        let host = reference_host(registry);
+        match conf.find(&host) {
+            Some(entry) => entry.check_blocked(&host),
+            None => Ok(()),
+        }
+    }
+
     fn hosts_for(&self, authority: &str) -> Result<Option<HostsFile>> {
         self.hosts_dirs.for_registry(authority).transpose()
     }
@@ -385,6 +398,18 @@ insecure = true
         let e = m.sources(&hub, &repo("library/alpine")).unwrap_err();
         assert_eq!(e.reason.id(), "blocked");
         assert!(m.sources(&hub, &repo("someone/app")).is_ok());
+        // Part of a registry blocked is not all of it.
+        assert!(m.check_registry_blocked(&hub).is_ok());
+        let whole = RegistriesConf::parse(
+            "[[registry]]\nlocation = \"docker.io\"\nblocked = true\n",
+            "test.conf",
+        )
+        .unwrap();
+        m.set_registries_conf(whole);
+        assert_eq!(
+            m.check_registry_blocked(&hub).unwrap_err().reason.id(),
+            "blocked"
+        );
     }
 
     #[test]
