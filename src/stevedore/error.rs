@@ -13,6 +13,8 @@ pub enum Endpoint {
     Manifest,
     /// `GET /v2/<repo>/blobs/<digest>`
     Blob,
+    /// `GET /v2/<repo>/referrers/<digest>`
+    Referrers,
 }
 
 /// A failed call: its kind, a stable reason id, a message naming the URL or
