@@ -66,7 +66,7 @@ pub use info::{
     IndexInfo, PlainRegistryInfo, PrivateInfo, RigInfo, TlsRegistryInfo, TlsTokenRegistryInfo,
     TokenRegistryInfo,
 };
-pub use rig::{Rig, RigOptions};
+pub use rig::{Rig, RigOptions, Upload};
 pub use sockets::client_sockets_to;
 pub use token::TokenRequest;
 pub use which::Which;

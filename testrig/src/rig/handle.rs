@@ -13,6 +13,7 @@ use super::issuers::Issuer;
 use crate::accesslog::{self, RegistryRequest};
 use crate::cdn::{CdnRequest, CdnServer};
 use crate::info::RigInfo;
+use crate::push::PushAuth;
 use crate::registry::{RegistryProcess, Spawner};
 use crate::token::{Switches, TokenRequest};
 use crate::which::Which;
@@ -30,6 +31,8 @@ pub struct Rig {
     pub(super) token_log: Arc<Mutex<Vec<TokenRequest>>>,
     pub(super) cdn_log: Arc<Mutex<Vec<CdnRequest>>>,
     pub(super) info: RigInfo,
+    /// How [`Rig::push`] gets push rights on each registry that needs them.
+    pub(super) push_auth: Vec<(Which, PushAuth)>,
     pub(super) dir: TempDir,
 }
 
@@ -166,7 +169,7 @@ impl Rig {
         }
     }
 
-    fn process(&self, which: Which) -> Option<&RegistryProcess> {
+    pub(super) fn process(&self, which: Which) -> Option<&RegistryProcess> {
         self.registries
             .iter()
             .find(|(w, _)| *w == which)

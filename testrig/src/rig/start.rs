@@ -111,6 +111,10 @@ impl Rig {
             None => Some(root.as_path()),
         };
         push_fixtures(&registries, &fixtures, auth_for, seed_root)?;
+        let push_auth = registries
+            .iter()
+            .filter_map(|(w, _)| Some((*w, auth_for(*w)?)))
+            .collect();
         add_private_repos(&root, &registries, &fixtures)?;
         phase("fixtures pushed");
         let certs_dir = root.join("certs.d");
@@ -139,6 +143,7 @@ impl Rig {
             token_log,
             cdn_log,
             info,
+            push_auth,
             dir,
         };
         // The pushes' own token requests are no test's business.
