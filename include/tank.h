@@ -96,6 +96,16 @@
 
 
 /**
+ * `tank_cache_add_mirror`'s capability: blobs, and manifests by digest.
+ */
+#define TANK_MIRROR_PULL 1u
+
+/**
+ * `tank_cache_add_mirror`'s capability: tags, resolved to manifests.
+ */
+#define TANK_MIRROR_RESOLVE 2u
+
+/**
  * `size` when the caller does not know the blob's size.
  */
 #define TANK_SIZE_UNKNOWN UINT64_MAX
@@ -505,10 +515,20 @@ TankStatus tank_cache_trust_ca_file(struct TankCache *cache,
  * Loads a certs directory as docker and podman lay it out:
  * the `.crt` files in `<dir>/<host[:port]>/` are CAs for that registry, and `X.cert` with
  * `X.key` its client certificate (mutual TLS), presented to that host only,
- * never to its token realm or redirect targets elsewhere. `dir` NULL loads
- * `/etc/containers/certs.d`, then `/etc/docker/certs.d`, where they exist.
+ * never to its token realm or redirect targets elsewhere. Also as
+ * containerd lays it out: `<host_port_>` directory names, and a
+ * `hosts.toml` in each directory (`_default` for registries without one),
+ * which gives the registry's sources (its `[host]` mirrors, then `server`)
+ * for calls that start afterwards, and whose `ca`, `client` and
+ * `skip_verify` apply to the host each entry names (`skip_verify` to that
+ * host only). A later load's directories are looked up after an earlier
+ * one's, the first with a directory for the registry deciding, as
+ * containerd's `config_path`. `dir` NULL loads
+ * `/etc/containerd/certs.d`, `/etc/containers/certs.d`, then
+ * `/etc/docker/certs.d`, where they exist.
  * A certificate without its key, or a file that is not PEM, is
- * `TANK_ERR_BAD_INPUT` / `certificate`, and nothing from `dir` is kept.
+ * `TANK_ERR_BAD_INPUT` / `certificate`; a malformed `hosts.toml`,
+ * `TANK_ERR_BAD_INPUT` naming it; either way nothing from `dir` is kept.
  *
  * # Safety
  * As for `tank_cache_set_basic_auth`.
@@ -516,6 +536,50 @@ TankStatus tank_cache_trust_ca_file(struct TankCache *cache,
 TankStatus tank_cache_load_certs_dir(struct TankCache *cache,
                                      const char *dir,
                                      struct TankError **err);
+
+/**
+ * Calls through `cache` ask `mirror` for `registry`'s repositories before
+ * the registry itself, for what `capabilities` allows
+ * (`TANK_MIRROR_PULL | TANK_MIRROR_RESOLVE`; at least one). `mirror` is
+ * `https://host[:port][/ns…]` or `host[:port][/ns…]`: https, or plain http
+ * for a loopback host (`http://` is refused elsewhere); a path is the
+ * namespace the mirror keeps the registry's repositories under
+ * (`mirror.example/hub` serves `docker.io/library/alpine` as
+ * `hub/library/alpine`). Mirrors of one registry are tried in the order
+ * they were added, before those of registries.conf and hosts.toml. A
+ * mirror authenticates with the credentials set for its own host, never
+ * the registry's. Calls that start afterwards use it.
+ *
+ * # Safety
+ * As for `tank_cache_set_basic_auth`.
+ */
+TankStatus tank_cache_add_mirror(struct TankCache *cache,
+                                 const char *registry,
+                                 const char *mirror,
+                                 uint32_t capabilities,
+                                 struct TankError **err);
+
+/**
+ * Reads containers-registries.conf(5), version 2, with its drop-in
+ * directories, replacing what an earlier load set. `path` NULL: the
+ * default search (`$HOME/.config/containers/registries.conf` if it
+ * exists, else `/etc/containers/registries.conf`, then the
+ * `registries.conf.d` directories in the man page's order); a missing
+ * default file is not an error. A missing named file, or a malformed one,
+ * is `TANK_ERR_BAD_INPUT` / `registries_conf`, naming the file and the
+ * line. Prefixes, locations, `insecure`, `blocked`,
+ * `mirror-by-digest-only` and `[[registry.mirror]]` apply to calls that
+ * start afterwards; a blocked registry is `TANK_ERR_BAD_INPUT` /
+ * `blocked` before any request. Short names keep Docker's normalization:
+ * `unqualified-search-registries`, `short-name-mode` and aliases are
+ * read, not used.
+ *
+ * # Safety
+ * As for `tank_cache_set_basic_auth`.
+ */
+TankStatus tank_cache_load_registries_conf(struct TankCache *cache,
+                                           const char *path,
+                                           struct TankError **err);
 
 /**
  * A new, untriggered switch. Returns NULL only if allocation fails.

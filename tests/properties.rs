@@ -271,13 +271,14 @@ proptest! {
         prop_assert_eq!(registry.scheme(), scheme);
         let repo = Repository::parse(&repo).unwrap();
         let r = TagOrDigest::parse(&reference).unwrap();
-        let repo = client().repo(registry, repo, None);
-        let url = repo.manifest_url(&r);
+        let repo = client().repo(registry, repo, None).unwrap();
+        let at = repo.upstream();
+        let url = at.manifest_url(&r);
         prop_assert_eq!(url.path(), format!("/v2/{}/manifests/{reference}", repo.repository().as_str()));
         prop_assert!(url.query().is_none() && url.fragment().is_none());
         prop_assert_eq!(url.scheme(), scheme);
         if let TagOrDigest::Digest(d) = &r {
-            let blob_url = repo.blob_url(d);
+            let blob_url = at.blob_url(d);
             prop_assert_eq!(blob_url.path(), format!("/v2/{}/blobs/{d}", repo.repository().as_str()));
         }
     }

@@ -6,6 +6,9 @@ use std::time::Duration;
 use super::{boundary, string_arg, TankError, TankStatus};
 use crate::stevedore::credential::Credential;
 use crate::stevedore::error::Error;
+use crate::stevedore::mirrors::hosts_toml::Capabilities;
+use crate::stevedore::mirrors::load;
+use crate::stevedore::mirrors::sources::{Location, Mirror};
 use crate::stevedore::secret::Secret;
 use crate::stevedore::trust::CaFile;
 use crate::stevedore::{Registry, Session};
@@ -224,10 +227,20 @@ pub unsafe extern "C" fn tank_cache_trust_ca_file(
 /// Loads a certs directory as docker and podman lay it out:
 /// the `.crt` files in `<dir>/<host[:port]>/` are CAs for that registry, and `X.cert` with
 /// `X.key` its client certificate (mutual TLS), presented to that host only,
-/// never to its token realm or redirect targets elsewhere. `dir` NULL loads
-/// `/etc/containers/certs.d`, then `/etc/docker/certs.d`, where they exist.
+/// never to its token realm or redirect targets elsewhere. Also as
+/// containerd lays it out: `<host_port_>` directory names, and a
+/// `hosts.toml` in each directory (`_default` for registries without one),
+/// which gives the registry's sources (its `[host]` mirrors, then `server`)
+/// for calls that start afterwards, and whose `ca`, `client` and
+/// `skip_verify` apply to the host each entry names (`skip_verify` to that
+/// host only). A later load's directories are looked up after an earlier
+/// one's, the first with a directory for the registry deciding, as
+/// containerd's `config_path`. `dir` NULL loads
+/// `/etc/containerd/certs.d`, `/etc/containers/certs.d`, then
+/// `/etc/docker/certs.d`, where they exist.
 /// A certificate without its key, or a file that is not PEM, is
-/// `TANK_ERR_BAD_INPUT` / `certificate`, and nothing from `dir` is kept.
+/// `TANK_ERR_BAD_INPUT` / `certificate`; a malformed `hosts.toml`,
+/// `TANK_ERR_BAD_INPUT` naming it; either way nothing from `dir` is kept.
 ///
 /// # Safety
 /// As for `tank_cache_set_basic_auth`.
@@ -240,7 +253,106 @@ pub unsafe extern "C" fn tank_cache_load_certs_dir(
     boundary(err, || {
         let settings = settings_of(cache)?;
         let dir = optional_path("dir", dir)?;
-        settings.change_trust(|t| t.load_certs_dir(dir.as_deref()))
+        let mut hosts = None;
+        settings.change_trust(|t| {
+            t.load_certs_dir(dir.as_deref())?;
+            hosts = Some(t.hosts_dirs().clone());
+            Ok(())
+        })?;
+        settings.change_mirrors(|m| {
+            m.set_hosts_dirs(hosts.unwrap_or_default());
+            Ok(())
+        })
+    })
+}
+
+/// `tank_cache_add_mirror`'s capability: blobs, and manifests by digest.
+pub const TANK_MIRROR_PULL: u32 = 1u32;
+/// `tank_cache_add_mirror`'s capability: tags, resolved to manifests.
+pub const TANK_MIRROR_RESOLVE: u32 = 2u32;
+
+/// Calls through `cache` ask `mirror` for `registry`'s repositories before
+/// the registry itself, for what `capabilities` allows
+/// (`TANK_MIRROR_PULL | TANK_MIRROR_RESOLVE`; at least one). `mirror` is
+/// `https://host[:port][/ns…]` or `host[:port][/ns…]`: https, or plain http
+/// for a loopback host (`http://` is refused elsewhere); a path is the
+/// namespace the mirror keeps the registry's repositories under
+/// (`mirror.example/hub` serves `docker.io/library/alpine` as
+/// `hub/library/alpine`). Mirrors of one registry are tried in the order
+/// they were added, before those of registries.conf and hosts.toml. A
+/// mirror authenticates with the credentials set for its own host, never
+/// the registry's. Calls that start afterwards use it.
+///
+/// # Safety
+/// As for `tank_cache_set_basic_auth`.
+#[no_mangle]
+pub unsafe extern "C" fn tank_cache_add_mirror(
+    cache: *mut TankCache,
+    registry: *const c_char,
+    mirror: *const c_char,
+    capabilities: u32,
+    err: *mut *mut TankError,
+) -> TankStatus {
+    boundary(err, || {
+        let settings = settings_of(cache)?;
+        let registry = text_arg("registry", registry)?;
+        let mirror = text_arg("mirror", mirror)?;
+        let known = TANK_MIRROR_PULL | TANK_MIRROR_RESOLVE;
+        if capabilities == 0 || capabilities & !known != 0 {
+            return Err(Error::bad_input(format!(
+                "capabilities {capabilities:#x}: TANK_MIRROR_PULL, TANK_MIRROR_RESOLVE or both"
+            )));
+        }
+        let registry = Registry::parse(&registry)?;
+        let mirror = Mirror {
+            location: Location::parse(&mirror)?,
+            capabilities: Capabilities {
+                pull: capabilities & TANK_MIRROR_PULL != 0,
+                resolve: capabilities & TANK_MIRROR_RESOLVE != 0,
+            },
+        };
+        settings.change_mirrors(|m| {
+            m.add(&registry, mirror);
+            Ok(())
+        })
+    })
+}
+
+/// Reads containers-registries.conf(5), version 2, with its drop-in
+/// directories, replacing what an earlier load set. `path` NULL: the
+/// default search (`$HOME/.config/containers/registries.conf` if it
+/// exists, else `/etc/containers/registries.conf`, then the
+/// `registries.conf.d` directories in the man page's order); a missing
+/// default file is not an error. A missing named file, or a malformed one,
+/// is `TANK_ERR_BAD_INPUT` / `registries_conf`, naming the file and the
+/// line. Prefixes, locations, `insecure`, `blocked`,
+/// `mirror-by-digest-only` and `[[registry.mirror]]` apply to calls that
+/// start afterwards; a blocked registry is `TANK_ERR_BAD_INPUT` /
+/// `blocked` before any request. Short names keep Docker's normalization:
+/// `unqualified-search-registries`, `short-name-mode` and aliases are
+/// read, not used.
+///
+/// # Safety
+/// As for `tank_cache_set_basic_auth`.
+#[no_mangle]
+pub unsafe extern "C" fn tank_cache_load_registries_conf(
+    cache: *mut TankCache,
+    path: *const c_char,
+    err: *mut *mut TankError,
+) -> TankStatus {
+    boundary(err, || {
+        let settings = settings_of(cache)?;
+        let path = optional_path("path", path)?;
+        let conf = load::registries_conf(path.as_deref())?;
+        // `insecure` locations: unverified TLS for their hosts only.
+        settings.change_trust(|t| {
+            t.add_insecure_locations(&conf);
+            Ok(())
+        })?;
+        settings.change_mirrors(|m| {
+            m.set_registries_conf(conf);
+            Ok(())
+        })
     })
 }
 

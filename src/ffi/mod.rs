@@ -120,7 +120,7 @@ impl FetchArgs {
         let registry = Registry::parse(&self.registry)?;
         let repository = Repository::parse(&self.repo)?;
         let target = parse_target(&self.target)?;
-        let repo = client.repo(registry, repository, self.session.as_deref());
+        let repo = client.repo(registry, repository, self.session.as_deref())?;
         Ok((repo, target))
     }
 }

@@ -73,7 +73,7 @@ pub unsafe extern "C" fn tank_blob_to_file(
         let wants_reports = progress.is_some();
         runtime::block_on_reporting(
             move |report| async move {
-                let repo = runtime::client()?.repo(registry, repo, session.as_deref());
+                let repo = runtime::client()?.repo(registry, repo, session.as_deref())?;
                 let to = BlobTo {
                     size,
                     path: &path,

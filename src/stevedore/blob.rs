@@ -9,7 +9,7 @@ use url::Url;
 use super::digest::{Algorithm, Digest, Hasher};
 use super::error::{Endpoint, Error, ErrorKind, Reason, Result};
 use super::fill_buffer::{FillBuffer, Filled};
-use super::repo::Repo;
+use super::repo::{Need, Repo, RepoAt};
 use super::transport::Body;
 
 /// The hasher is handed the written part in ranges of about this size: one
@@ -31,12 +31,24 @@ pub struct Bounds {
 
 impl Repo<'_> {
     /// The blob `digest` in memory, verified against it, within `bounds`.
+    /// Asked of the sources in turn (any source's bytes are good once
+    /// they hash to the digest).
     pub async fn blob(&self, digest: &Digest, bounds: Bounds) -> Result<Vec<u8>> {
-        fetch(self, digest, bounds).await
+        let mut attempts = self.attempts(Need::Digest);
+        while let Some(at) = attempts.next_source() {
+            match fetch(at, digest, bounds).await {
+                Ok(bytes) => {
+                    attempts.succeeded(at);
+                    return Ok(bytes);
+                }
+                Err(e) => attempts.failed(at, e)?,
+            }
+        }
+        Err(attempts.exhausted())
     }
 }
 
-async fn fetch(repo: &Repo<'_>, digest: &Digest, bounds: Bounds) -> Result<Vec<u8>> {
+async fn fetch(repo: RepoAt<'_>, digest: &Digest, bounds: Bounds) -> Result<Vec<u8>> {
     let Bounds { size, limit } = bounds;
     let url = repo.blob_url(digest);
     if let Some(limit) = limit {

@@ -24,7 +24,7 @@ use super::cancel::{cancellable, sleep, Cancel};
 use super::digest::Digest;
 use super::error::{Endpoint, Error, ErrorKind, Reason, Result};
 use super::progress::{Progress, Sink};
-use super::repo::{refused, Repo};
+use super::repo::{refused, Need, Repo, RepoAt};
 use super::store::{self, Ingest, Partial};
 use super::transport::{discard, Body};
 
@@ -79,16 +79,40 @@ async fn fetch(repo: &Repo<'_>, digest: &Digest, req: BlobTo<'_>) -> Result<()> 
         }
         Ingest::Writing(partial) => partial,
     };
+    // Any source's bytes are good once they hash to the digest: what one
+    // source sent before it failed is resumed from the next.
+    let mut attempts = repo.attempts(Need::Digest);
+    let Some(first) = attempts.next_source() else {
+        blocking(move || drop(partial)).await?;
+        return Err(attempts.exhausted());
+    };
     let mut download = Download {
-        repo,
-        url: repo.blob_url(digest),
+        at: first,
+        url: first.blob_url(digest),
         size: req.size,
         progress,
         cancel,
-        budget: Budget::new(repo.transport().config().max_retries),
+        budget: Budget::new(first.transport().config().max_retries),
         partial: Some(*partial),
     };
-    let verified = download.verified(digest).await;
+    let verified = loop {
+        let e = match download.verified(digest).await {
+            Ok(()) => {
+                attempts.succeeded(download.at);
+                break Ok(());
+            }
+            Err(e) => e,
+        };
+        if let Err(e) = attempts.failed(download.at, e) {
+            break Err(e);
+        }
+        let Some(next) = attempts.next_source() else {
+            break Err(attempts.exhausted());
+        };
+        if let Err(e) = download.switch_to(next, digest).await {
+            break Err(e);
+        }
+    };
     // Committed, or let go of (kept for a resume, or removed), on a
     // blocking thread, before the call returns.
     let partial = download.partial.take();
@@ -144,7 +168,8 @@ impl Budget {
 /// One blob's transfer into its partial file, across as many responses as
 /// its [`Budget`] allows.
 struct Download<'a> {
-    repo: &'a Repo<'a>,
+    /// The source asked now, and the blob's URL there.
+    at: RepoAt<'a>,
     url: Url,
     size: Option<u64>,
     progress: Progress,
@@ -167,9 +192,21 @@ enum Ended {
     StartOver { why: String },
 }
 
-impl Download<'_> {
+impl<'a> Download<'a> {
     fn partial(&mut self) -> Result<&mut Partial> {
         self.partial.as_mut().ok_or_else(lost)
+    }
+
+    /// Asks `at` from now on, with a budget of its own; bytes the last
+    /// source sent that were found bad are dropped first.
+    async fn switch_to(&mut self, at: RepoAt<'a>, digest: &Digest) -> Result<()> {
+        self.url = at.blob_url(digest);
+        self.budget = Budget::new(at.transport().config().max_retries);
+        self.at = at;
+        if self.partial()?.is_discarded() {
+            self.restart().await?;
+        }
+        Ok(())
     }
 
     /// The whole blob in the partial, hashing to `digest`.
@@ -222,7 +259,7 @@ impl Download<'_> {
                         return Err(error);
                     }
                     self.budget.retries -= 1;
-                    let wait = self.repo.transport().backoff(self.budget.retried);
+                    let wait = self.at.transport().backoff(self.budget.retried);
                     self.budget.retried += 1;
                     sleep(Some(&self.cancel), wait).await?;
                 }
@@ -261,7 +298,7 @@ impl Download<'_> {
         if from > 0 {
             headers.insert(RANGE, range_header(from));
         }
-        let resp = cancellable(cancel, self.repo.get(&self.url, &headers)).await?;
+        let resp = cancellable(cancel, self.at.get(&self.url, &headers)).await?;
         let status = resp.status();
         let appending = match status {
             StatusCode::PARTIAL_CONTENT => {

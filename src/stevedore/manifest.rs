@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::digest::{Algorithm, Digest};
 use super::error::{Endpoint, Error, ErrorKind, Reason, Result};
 use super::reference::TagOrDigest;
-use super::repo::Repo;
+use super::repo::{Need, Repo, RepoAt};
 use super::transport::Body;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -93,12 +93,23 @@ pub struct Manifest {
 impl Repo<'_> {
     /// The manifest `reference`, its bytes checked against the digest
     /// asked for and the one the registry states.
+    /// Asked of the sources in turn: the first that has it answers.
     pub async fn manifest(&self, reference: &TagOrDigest) -> Result<Manifest> {
-        fetch(self, reference).await
+        let mut attempts = self.attempts(Need::of(reference));
+        while let Some(at) = attempts.next_source() {
+            match fetch(at, reference).await {
+                Ok(m) => {
+                    attempts.succeeded(at);
+                    return Ok(m);
+                }
+                Err(e) => attempts.failed(at, e)?,
+            }
+        }
+        Err(attempts.exhausted())
     }
 }
 
-async fn fetch(repo: &Repo<'_>, reference: &TagOrDigest) -> Result<Manifest> {
+async fn fetch(repo: RepoAt<'_>, reference: &TagOrDigest) -> Result<Manifest> {
     let url = repo.manifest_url(reference);
     let mut headers = HeaderMap::new();
     headers.insert(

@@ -73,14 +73,15 @@ impl Client {
     }
 
     /// `repository` on `registry`, asked with what `session` holds (none:
-    /// anonymous, nothing cached): where every manifest and blob request
-    /// starts.
+    /// anonymous, nothing cached, no mirrors): where every manifest and
+    /// blob request starts. A registry the session's registries.conf
+    /// blocks is an error here.
     pub fn repo<'a>(
         &self,
         registry: Registry,
         repository: Repository,
         session: Option<&'a Session>,
-    ) -> Repo<'a> {
+    ) -> Result<Repo<'a>> {
         Repo::new(&self.transport, session, registry, repository)
     }
 

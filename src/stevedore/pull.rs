@@ -63,15 +63,6 @@ pub async fn pull(
     if req.cancel.is_some_and(Cancel::is_cancelled) {
         return Err(Error::cancelled());
     }
-    // An existing rootfs (or a flag the caller may not use) fails the call
-    // before any request.
-    let mut unpacking = match &req.unpack {
-        Some(to) => {
-            let (rootfs, options) = (to.rootfs.to_path_buf(), to.options);
-            Some(blocking(move || Unpacking::begin(&rootfs, options)).await??)
-        }
-        None => None,
-    };
     // One token per pull, also for a caller without a session.
     let own_session;
     let session = match session {
@@ -81,12 +72,21 @@ pub async fn pull(
             &own_session
         }
     };
+    // A blocked registry fails the call before any request.
     let repo = Repo::new(
         transport,
         Some(session),
         image.registry.clone(),
         image.repository.clone(),
-    );
+    )?;
+    // So does an existing rootfs (or a flag the caller may not use).
+    let mut unpacking = match &req.unpack {
+        Some(to) => {
+            let (rootfs, options) = (to.rootfs.to_path_buf(), to.options);
+            Some(blocking(move || Unpacking::begin(&rootfs, options)).await??)
+        }
+        None => None,
+    };
     let pulled = pull_into(&repo, image, req, &mut unpacking).await;
     // What is left of the tree (the pull failed before its commit) is
     // removed before the call returns, off the async workers.

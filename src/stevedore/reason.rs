@@ -119,6 +119,7 @@ mod tests {
             assert_eq!((r.id(), r.kind()), (id, kind));
             assert_eq!(r.to_string(), id);
         }
-        assert_eq!(Reason::ALL.len(), 36);
+        // Ids are added, never taken away: 36 were published by issue 21.
+        assert!(Reason::ALL.len() >= 36);
     }
 }

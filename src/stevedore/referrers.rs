@@ -55,10 +55,16 @@ impl Repo<'_> {
         digest: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Option<Manifest>> {
-        let url = self.referrers_url(digest, artifact_type);
+        // The registry itself: which mirrors to ask, and when, is the
+        // sources' business (the fallback tag below goes through them).
+        let at = self.upstream();
+        let mut url = at.url(&format!("referrers/{digest}"));
+        if let Some(t) = artifact_type {
+            url.query_pairs_mut().append_pair("artifactType", t);
+        }
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(OCI_INDEX));
-        let resp = self.get(&url, &headers).await?;
+        let resp = at.get(&url, &headers).await?;
         let status = resp.status();
         if matches!(
             status,
@@ -110,17 +116,6 @@ impl Repo<'_> {
             Err(e) if e.kind == ErrorKind::Http && e.http_status == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    fn referrers_url(&self, digest: &Digest, artifact_type: Option<&str>) -> Url {
-        let repository = self.repository().as_str();
-        let mut url = self
-            .registry()
-            .url(&format!("/v2/{repository}/referrers/{digest}"));
-        if let Some(t) = artifact_type {
-            url.query_pairs_mut().append_pair("artifactType", t);
-        }
-        url
     }
 }
 

@@ -14,6 +14,7 @@ use super::config::Config;
 use super::credential::Credential;
 use super::credentials::Credentials;
 use super::error::{Error, Reason, Result};
+use super::mirrors::sources::{MirrorSettings, Source};
 use super::origin::Origin;
 use super::reference::Repository;
 use super::registry::Registry;
@@ -126,6 +127,8 @@ pub struct Session {
     /// The clients built for the trust as it is; dropped when the trust
     /// changes, so later calls see the change.
     clients: Mutex<Option<Arc<TrustedClients>>>,
+    /// Where repositories are asked for besides their registry.
+    mirrors: Mutex<MirrorSettings>,
 }
 
 impl Default for Session {
@@ -142,6 +145,7 @@ impl Session {
             credentials: Credentials::default(),
             trust: Mutex::new(Trust::default()),
             clients: Mutex::new(None),
+            mirrors: Mutex::new(MirrorSettings::default()),
         }
     }
 
@@ -151,6 +155,25 @@ impl Session {
         change(&mut trust)?;
         *self.clients.lock().unwrap_or_else(PoisonError::into_inner) = None;
         Ok(())
+    }
+
+    /// Changes what this session knows of mirrors; calls that start
+    /// afterwards see it. A failed change leaves the settings as they were.
+    pub fn change_mirrors(
+        &self,
+        change: impl FnOnce(&mut MirrorSettings) -> Result<()>,
+    ) -> Result<()> {
+        let mut mirrors = self.mirrors.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut changed = mirrors.clone();
+        change(&mut changed)?;
+        *mirrors = changed;
+        Ok(())
+    }
+
+    /// Where `repository` on `registry` is asked for, in order.
+    pub fn sources(&self, registry: &Registry, repository: &Repository) -> Result<Vec<Source>> {
+        let mirrors = self.mirrors.lock().unwrap_or_else(PoisonError::into_inner);
+        mirrors.sources(registry, repository)
     }
 
     /// The clients this cache's trust needs, shared by the calls that

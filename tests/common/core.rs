@@ -17,7 +17,7 @@ pub async fn manifest(
         Registry::parse(registry)?,
         Repository::parse(repo)?,
         session,
-    );
+    )?;
     repo.manifest(&TagOrDigest::parse(reference)?).await
 }
 
@@ -33,7 +33,7 @@ pub async fn blob(
         Registry::parse(registry)?,
         Repository::parse(repo)?,
         session,
-    );
+    )?;
     let digest = Digest::parse_argument("digest", digest)?;
     repo.blob(&digest, Bounds::default()).await
 }

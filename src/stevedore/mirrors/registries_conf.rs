@@ -518,6 +518,15 @@ impl RegistriesConf {
             _ => reference.to_string(),
         }
     }
+
+    /// `reference` with `entry`'s prefix (for `*.domain`: the host)
+    /// replaced by a mirror's `location`.
+    pub fn rewrite_to(&self, entry: &RegistryEntry, location: &str, reference: &str) -> String {
+        match entry.matched_len(reference) {
+            Some(len) => format!("{location}{}", &reference[len..]),
+            None => reference.to_string(),
+        }
+    }
 }
 
 #[cfg(test)]

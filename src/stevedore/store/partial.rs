@@ -93,6 +93,8 @@ impl Partial {
             .map_err(|e| Error::io("truncating", &path, &e))?;
         self.hasher = Hasher::new(self.algorithm);
         self.len = 0;
+        // Nothing bad is left in it.
+        self.discarded = false;
         Ok(())
     }
 
@@ -134,6 +136,12 @@ impl Partial {
     /// when the partial is dropped.
     pub fn discard(&mut self) {
         self.discarded = true;
+    }
+
+    /// Whether the bytes are known bad (and will be removed unless the
+    /// partial is restarted).
+    pub fn is_discarded(&self) -> bool {
+        self.discarded
     }
 }
 

@@ -311,7 +311,7 @@ fn manifest<'a>(
             Call::Manifest,
             reference_tag,
             |_| async move {
-                let repo = client.repo(registry, repo, session.as_deref());
+                let repo = client.repo(registry, repo, session.as_deref())?;
                 repo.manifest(&reference).await
             },
             |env, manifest| (atoms::ok(), manifest_term(env, manifest)).encode(env),
@@ -351,7 +351,7 @@ fn blob<'a>(
             Call::Blob,
             reference_tag,
             |_| async move {
-                let repo = client.repo(registry, repo, session.as_deref());
+                let repo = client.repo(registry, repo, session.as_deref())?;
                 let bounds = Bounds {
                     size,
                     limit: Some(max_size),
@@ -402,7 +402,7 @@ fn blob_to_file<'a>(
                 let cancel = watch.cancel.clone();
                 async move {
                     let path = PathBuf::from(path);
-                    let repo = client.repo(registry, repo, session.as_deref());
+                    let repo = client.repo(registry, repo, session.as_deref())?;
                     let to = BlobTo {
                         size,
                         path: &path,
@@ -570,8 +570,9 @@ fn idle_ms(handle: ResourceArc<CallHandle>) -> u64 {
 /// - `auth_config`: nil, `:default` (the docker / podman search) or the
 ///   path of a docker `config.json` / podman `auth.json`;
 /// - `ca_files`: `[{registry | nil, pem_path}]`, nil meaning every registry;
-/// - `certs_dir`: nil, `:default` (`/etc/containers/certs.d`,
-///   `/etc/docker/certs.d`) or the path of a certs directory.
+/// - `certs_dir`: nil, `:default` (`/etc/containerd/certs.d`,
+///   `/etc/containers/certs.d`, `/etc/docker/certs.d`) or the path of a
+///   certs directory.
 ///
 /// Returns `{:ok, cache}` or `{:error, {reason, message}}`, `reason` the
 /// core's id (`:auth_config`, `:certificate`, `:bad_input`, ...) and
