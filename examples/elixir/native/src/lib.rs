@@ -901,7 +901,9 @@ fn error_reason<'a>(env: Env<'a>, call: Call, e: &Error) -> Term<'a> {
         (_, ErrorKind::BadInput, _) => (atoms::bad_input(), e.message.as_str()).encode(env),
         (_, ErrorKind::Http, Some(status)) => {
             let tag = match e.endpoint {
-                Some(Endpoint::Manifest) => atoms::manifest_http(),
+                // The referrers list is an index: a manifest's request,
+                // until Elixir has referrers of its own.
+                Some(Endpoint::Manifest | Endpoint::Referrers) => atoms::manifest_http(),
                 Some(Endpoint::Blob) => atoms::blob_http(),
                 // Every HTTP error names its request; were one not to, the
                 // call would tell. (No call here lists tags or the catalog.)
