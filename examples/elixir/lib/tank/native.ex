@@ -13,7 +13,7 @@ defmodule Tank.Native do
   `cancel/1` cancels it at once (the answer, `{:error, :cancelled}` unless
   the call had just finished, still comes), and `idle_ms/1` says how long
   ago the call started or last reported progress.
-  `new_token_cache/5` returns `{:ok, cache}`, a NIF resource (freed by the
+  `new_token_cache/7` returns `{:ok, cache}`, a NIF resource (freed by the
   garbage collector). A panic inside the NIF comes back as
   `{:error, {:request_failed, %{reason: :panic}}}`.
   """
@@ -113,13 +113,23 @@ defmodule Tank.Native do
   `{registry, :basic, username, password}` and
   `{registry, :identity_token, token, nil}`; `auth_config` and `certs_dir`
   nil, `:default` or a path; `ca_files` a list of `{registry | nil, path}`
-  (nil: every registry). Returns `{:ok, cache}` or
+  (nil: every registry); `registries_conf` nil, `:default` or a path;
+  `mirrors` a list of `{registry, mirror, pull, resolve}` (`pull` and
+  `resolve` booleans). Returns `{:ok, cache}` or
   `{:error, {reason, message}}` (`reason` the core's id, e.g.
-  `:auth_config`, `:certificate`, `:bad_input`). Runs on a dirty I/O
-  scheduler: it reads files.
+  `:auth_config`, `:certificate`, `:registries_conf`, `:bad_input`). Runs
+  on a dirty I/O scheduler: it reads files.
   """
-  def new_token_cache(_ttl_ms, _credentials, _auth_config, _ca_files, _certs_dir),
-    do: :erlang.nif_error(:nif_not_loaded)
+  def new_token_cache(
+        _ttl_ms,
+        _credentials,
+        _auth_config,
+        _ca_files,
+        _certs_dir,
+        _registries_conf,
+        _mirrors
+      ),
+      do: :erlang.nif_error(:nif_not_loaded)
 
   @doc """
   `%{token_caches: n, buffers: n, buffer_bytes: n}`: token caches and

@@ -17,11 +17,12 @@
 //! - Passwords and identity tokens are copied out of their binaries into
 //!   [`Secret`]s, zeroed when dropped.
 //! - A token cache is a NIF resource holding an `Arc<Session>`; the VM
-//!   drops it when no term refers to it any more. `new_token_cache/5` sets
-//!   its credentials and TLS trust (the core's `Credentials::set` / `load`
-//!   and `Trust::add_ca_file` / `load_certs_dir`) before handing it out, on
-//!   a dirty I/O scheduler since it reads files; every call given the cache
-//!   then uses them.
+//!   drops it when no term refers to it any more. `new_token_cache/7` sets
+//!   its credentials, TLS trust and mirrors (the core's `Credentials::set` /
+//!   `load`, `Trust::add_ca_file` / `load_certs_dir`, `MirrorSettings::add` /
+//!   `set_registries_conf`) before handing it out, on a dirty I/O
+//!   scheduler since it reads files; every call given the cache then uses
+//!   them.
 //! - Every NIF body runs under `catch_unwind`: a panic becomes
 //!   `{:error, {:request_failed, %{reason: :panic, ...}}}`, never a crash.
 //! - Errors are rebuilt in the original module's shapes (SPEC section 3).
@@ -40,6 +41,9 @@ use serde_json::{Map, Number, Value};
 use tank::stevedore::cancel::cancellable;
 use tank::stevedore::credential::Credential;
 use tank::stevedore::error::{Endpoint, Reason};
+use tank::stevedore::mirrors::hosts_toml::Capabilities;
+use tank::stevedore::mirrors::load;
+use tank::stevedore::mirrors::sources::{Location, Mirror};
 use tank::stevedore::trust::CaFile;
 use tank::stevedore::unpack;
 use tank::stevedore::{
@@ -560,9 +564,10 @@ fn idle_ms(handle: ResourceArc<CallHandle>) -> u64 {
     handle.0.idle_ms()
 }
 
-/// `new_token_cache(ttl_ms, credentials, auth_config, ca_files, certs_dir)`:
-/// a new token cache whose entries live at most `ttl_ms` milliseconds, and
-/// who its calls are and what they trust:
+/// `new_token_cache(ttl_ms, credentials, auth_config, ca_files, certs_dir,
+/// registries_conf, mirrors)`: a new token cache whose entries live at most
+/// `ttl_ms` milliseconds, who its calls are, what they trust and where
+/// they look first:
 ///
 /// - `credentials`: `[{registry, :basic, username, password}]` and
 ///   `[{registry, :identity_token, token, nil}]`, set in order (a later one
@@ -571,13 +576,20 @@ fn idle_ms(handle: ResourceArc<CallHandle>) -> u64 {
 ///   path of a docker `config.json` / podman `auth.json`;
 /// - `ca_files`: `[{registry | nil, pem_path}]`, nil meaning every registry;
 /// - `certs_dir`: nil, `:default` (`/etc/containers/certs.d`,
-///   `/etc/docker/certs.d`) or the path of a certs directory.
+///   `/etc/docker/certs.d`) or the path of a certs directory;
+/// - `registries_conf`: nil, `:default` (containers-registries.conf(5)'s
+///   search) or the path of a registries.conf;
+/// - `mirrors`: `[{registry, mirror, pull, resolve}]` (`pull`, `resolve`:
+///   booleans, at least one true), added in order, as
+///   `tank_cache_add_mirror`.
 ///
 /// Returns `{:ok, cache}` or `{:error, {reason, message}}`, `reason` the
-/// core's id (`:auth_config`, `:certificate`, `:bad_input`, ...) and
-/// `message` prefixed with the option at fault; no message holds a secret
-/// (the core's never quote one, and a bad credential term is described,
-/// not shown). It reads files, so it runs on a dirty I/O scheduler.
+/// core's id (`:auth_config`, `:certificate`, `:registries_conf`,
+/// `:bad_input`, ...) and `message` prefixed with the option at fault; no
+/// message holds a secret (the core's never quote one, and a bad credential
+/// term is described, not shown). It reads files, so it runs on a dirty
+/// I/O scheduler.
+#[allow(clippy::too_many_arguments)]
 #[rustler::nif(schedule = "DirtyIo")]
 fn new_token_cache<'a>(
     env: Env<'a>,
@@ -586,6 +598,8 @@ fn new_token_cache<'a>(
     auth_config: Term<'a>,
     ca_files: Term<'a>,
     certs_dir: Term<'a>,
+    registries_conf: Term<'a>,
+    mirrors: Term<'a>,
 ) -> Term<'a> {
     let built = catch_unwind(AssertUnwindSafe(|| {
         let ttl_ms: u64 = ttl_ms
@@ -619,6 +633,27 @@ fn new_token_cache<'a>(
                 cache.change_trust(|t| t.load_certs_dir(dir.as_deref())),
             )?;
         }
+        if let Some(path) = option(
+            "registries_conf",
+            place_arg(registries_conf, "registries_conf"),
+        )? {
+            let conf = option("registries_conf", load::registries_conf(path.as_deref()))?;
+            let loaded = cache.change_mirrors(|m| {
+                m.set_registries_conf(conf);
+                Ok(())
+            });
+            option("registries_conf", loaded)?;
+        }
+        let mirrors = option("mirrors", mirrors_arg(mirrors))?;
+        option(
+            "mirrors",
+            cache.change_mirrors(|m| {
+                for (registry, mirror) in mirrors {
+                    m.add(&registry, mirror);
+                }
+                Ok(())
+            }),
+        )?;
         Ok(ResourceArc::new(SessionResource::new(cache)))
     }))
     .unwrap_or_else(|payload| {
@@ -731,6 +766,34 @@ fn ca_files_arg(term: Term<'_>) -> Result<Vec<(Option<String>, PathBuf)>> {
                 return Err(Error::bad_input("a registry or pem_path is empty"));
             }
             Ok((registry, PathBuf::from(pem)))
+        })
+        .collect()
+}
+
+/// `[{registry, mirror, pull, resolve}]`, each parsed as
+/// `tank_cache_add_mirror` parses its arguments, before any is added.
+fn mirrors_arg(term: Term<'_>) -> Result<Vec<(Registry, Mirror)>> {
+    let entries: Vec<(Term<'_>, Term<'_>, bool, bool)> = term.decode().map_err(|_| {
+        Error::bad_input("must be a list of {registry, mirror} or {registry, mirror, capabilities}")
+    })?;
+    entries
+        .into_iter()
+        .map(|(registry, mirror, pull, resolve)| {
+            let registry = Registry::parse(&text_arg(registry, "registry")?)?;
+            let location = Location::parse(&text_arg(mirror, "mirror")?)?;
+            if !pull && !resolve {
+                return Err(Error::bad_input(
+                    "a mirror needs a capability: :pull, :resolve or both",
+                ));
+            }
+            let capabilities = Capabilities { pull, resolve };
+            Ok((
+                registry,
+                Mirror {
+                    location,
+                    capabilities,
+                },
+            ))
         })
         .collect()
 }

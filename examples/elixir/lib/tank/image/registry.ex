@@ -150,6 +150,15 @@ defmodule Tank.Image.Registry do
           | {registry :: String.t(), {:identity_token, String.t()}}
 
   @typedoc """
+  A mirror of a registry (`new_token_cache/1`'s `:mirrors`): asked before
+  the registry, for tags (`:resolve`) and content by digest (`:pull`); the
+  two-element form means both.
+  """
+  @type mirror() ::
+          {registry :: String.t(), mirror :: String.t()}
+          | {registry :: String.t(), mirror :: String.t(), [:pull | :resolve, ...]}
+
+  @typedoc """
   The `:reason` of a `{:request_failed, detail}` error: a stable id from
   tank's fixed set (include/tank.h lists them all; a test checks this list
   against it).
@@ -703,8 +712,8 @@ defmodule Tank.Image.Registry do
 
   @doc """
   Creates a token cache to thread through a pull's `manifest/4`, `blob/4`,
-  `blob_to_file/5` and `pull/3` calls, and sets who those calls are and
-  what TLS they trust.
+  `blob_to_file/5`, `pull/3`, `tags/3` and `referrers/4` calls, and sets
+  who those calls are, what TLS they trust and which mirrors they ask.
 
   Options:
 
@@ -748,6 +757,29 @@ defmodule Tank.Image.Registry do
       for that registry, and `X.cert` with `X.key` its client certificate
       (mutual TLS). `:default` loads `/etc/containers/certs.d` and
       `/etc/docker/certs.d` where they exist. Default `nil`: none.
+    * `:registries_conf` — `:default` or the path of a
+      containers-registries.conf(5) file (version 2; its drop-in
+      directories too): prefixes, `location`, `insecure`, `blocked`,
+      `mirror-by-digest-only` and `[[registry.mirror]]` apply to every call
+      given the cache. `:default` is the containers search:
+      `$HOME/.config/containers/registries.conf` if it exists, else
+      `/etc/containers/registries.conf`, then the `registries.conf.d`
+      directories; a missing default file is not an error. A call to a
+      blocked registry is `{:error, {:bad_input, message}}` before any
+      request. Short names keep Docker's normalization:
+      `unqualified-search-registries`, `short-name-mode` and aliases are
+      read, not used. Default `nil`: none is read.
+    * `:mirrors` — `[{registry, mirror}]`, or `{registry, mirror,
+      capabilities}` with `capabilities` a non-empty list of `:pull`
+      (blobs, manifests by digest) and `:resolve` (tags); `{registry,
+      mirror}` means both (`t:mirror/0`). `mirror` is
+      `https://host[:port][/namespace]` or `host[:port][/namespace]`
+      (https; plain http for a loopback host). A registry's mirrors are
+      asked before it, in the order given (and before those of
+      `:registries_conf`): one that cannot be reached, answers 404, 429 or
+      5xx, or serves bytes that do not match their digest is left for the
+      next, the registry last. A mirror authenticates with the credentials
+      given for its own host, never the registry's. Default `[]`.
 
   Credentials go only to the registry and the realm its challenge names,
   only over HTTPS (or plain HTTP to a loopback registry), and never appear
@@ -759,8 +791,11 @@ defmodule Tank.Image.Registry do
   shape (a bad credential entry is described by its position and registry,
   never shown), a registry name outside the grammar, an auth file that is
   missing or malformed, a PEM file with no certificate, a certs directory
-  that does not exist or holds a `.cert` without its `.key`. The message
-  names the option and the file at fault and never holds a secret. (A
+  that does not exist or holds a `.cert` without its `.key`, a
+  registries.conf that is missing or malformed (the message names its file
+  and line), a mirror that is neither https nor on a loopback host. The
+  message names the option and the file at fault and never holds a
+  secret. (A
   client certificate and a key that do not go together are found when a
   call first needs that registry: `{:error, {:bad_input, message}}`.)
 
@@ -775,7 +810,9 @@ defmodule Tank.Image.Registry do
         credentials: [],
         auth_config: nil,
         ca_files: [],
-        certs_dir: nil
+        certs_dir: nil,
+        registries_conf: nil,
+        mirrors: []
       )
 
     ttl = check_ttl!(opts[:ttl])
@@ -783,8 +820,21 @@ defmodule Tank.Image.Registry do
     auth_config = check_place!(:auth_config, opts[:auth_config])
     ca_files = check_ca_files!(opts[:ca_files])
     certs_dir = check_place!(:certs_dir, opts[:certs_dir])
+    registries_conf = check_place!(:registries_conf, opts[:registries_conf])
+    mirrors = check_mirrors!(opts[:mirrors])
 
-    case Tank.Native.new_token_cache(ttl, credentials, auth_config, ca_files, certs_dir) do
+    made =
+      Tank.Native.new_token_cache(
+        ttl,
+        credentials,
+        auth_config,
+        ca_files,
+        certs_dir,
+        registries_conf,
+        mirrors
+      )
+
+    case made do
       {:ok, cache} -> cache
       {:error, {_reason, message}} -> raise ArgumentError, "new_token_cache/1: " <> message
     end
@@ -865,6 +915,30 @@ defmodule Tank.Image.Registry do
     raise ArgumentError,
           "new_token_cache/1: :ca_files must be a list of {registry, pem_path} or " <>
             "{:all, pem_path}, got: " <> inspect(other)
+  end
+
+  # Into the NIF's {registry, mirror, pull, resolve}.
+  defp check_mirrors!(mirrors) when is_list(mirrors) do
+    Enum.map(mirrors, fn
+      {registry, mirror} when is_binary(registry) and is_binary(mirror) ->
+        {registry, mirror, true, true}
+
+      {registry, mirror, [_ | _] = caps} = entry when is_binary(registry) and is_binary(mirror) ->
+        unless Enum.all?(caps, &(&1 in [:pull, :resolve])), do: bad_mirror!(entry)
+        {registry, mirror, :pull in caps, :resolve in caps}
+
+      other ->
+        bad_mirror!(other)
+    end)
+  end
+
+  defp check_mirrors!(other), do: bad_mirror!(other)
+
+  defp bad_mirror!(what) do
+    raise ArgumentError,
+          "new_token_cache/1: :mirrors must be a list of {registry, mirror} or " <>
+            "{registry, mirror, capabilities} (strings; capabilities a non-empty list of " <>
+            ":pull and :resolve), got: " <> inspect(what)
   end
 
   defp check_strings(args) do
