@@ -54,6 +54,12 @@
  *     length_mismatch                a body longer or shorter than its declared or expected size
  *     too_large                      a blob past the caller's in-memory limit; no C call sets one yet
  *     range_not_honoured             206 answers from another byte than asked, again and again
+ *     invalid_list                   a tags or catalog page that is not the JSON it must be, or names a name over
+ *                                    255 bytes
+ *     list_too_large                 a tags or catalog page over 4 MiB, or a listing past 100000 pages or 10000000
+ *                                    names
+ *     invalid_next_link              a Link rel="next" that cannot be parsed, leads to another origin, or back to a
+ *                                    page already read
  *   TANK_ERR_INTERNAL
  *     panic                          a panic inside tank, caught at the boundary (a bug in tank)
  *     runtime                        the call could not be run: no runtime or HTTP client, or a blocking call from
@@ -213,6 +219,20 @@ typedef struct TankBytes {
   size_t len;
   void *_private;
 } TankBytes;
+
+/**
+ * A list of strings. Filled in by `tank_tags` and `tank_catalog` on
+ * `TANK_OK` and owned by the caller until `tank_strings_release`; every
+ * pointer in it stays valid until then.
+ */
+typedef struct TankStrings {
+  /**
+   * `len` NUL-terminated UTF-8 strings; NULL when `len` is 0.
+   */
+  const char *const *items;
+  size_t len;
+  void *_private;
+} TankStrings;
 
 /**
  * A content descriptor: a config, a layer, or an index entry.
@@ -621,6 +641,67 @@ const char *tank_error_body(const struct TankError *e);
  * `e` is NULL or a pointer from a tank call, not yet freed.
  */
 void tank_error_free(struct TankError *e);
+
+/**
+ * Every tag of `repo` on `registry`, all pages followed, in the order the
+ * registry gives them, written to `*out` (only on `TANK_OK`).
+ *
+ * Asks the registry itself (never a mirror the cache knows), `n=1000`
+ * tags a page (fewer when the registry says so), and follows each `Link:
+ * <…>; rel="next"`, relative or absolute, on the registry's own origin
+ * only. A `Link` to another origin, or back to
+ * a page already read, is `TANK_ERR_PROTOCOL` (reason `invalid_next_link`)
+ * at once; so is a page over 4 MiB, or a listing past 100000 pages or
+ * 10000000 tags (`list_too_large`), or a page that is neither the spec's
+ * `{"name": …, "tags": […]}` nor Docker Hub's (whose `"tags"` may be
+ * `null`: no tags) (`invalid_list`). A repository the registry does not know
+ * is `TANK_ERR_HTTP` 404.
+ *
+ * `registry`, `repo`, `cache` and `err`: as for `tank_manifest`; `cancel`
+ * (NULL: none) as for `tank_manifest_with`.
+ *
+ * # Safety
+ * String arguments are NULL or NUL-terminated; `out` is NULL or writable;
+ * `cache` and `cancel` are NULL or live; `err` is NULL or writable.
+ */
+TankStatus tank_tags(const char *registry,
+                     const char *repo,
+                     struct TankCache *cache,
+                     struct TankCancel *cancel,
+                     struct TankStrings *out,
+                     struct TankError **err);
+
+/**
+ * Every repository name in `registry`'s catalog (`GET /v2/_catalog`), all
+ * pages followed, in the order the registry gives them, written to `*out`
+ * (only on `TANK_OK`).
+ *
+ * Pages, bounds and errors as for `tank_tags` (the page is
+ * `{"repositories": […]}`). The catalog is no repository's: its token
+ * (scope `registry:catalog:*`) is asked with the credentials `cache` holds
+ * for the registry as a whole, never a namespace's, and is cached apart
+ * from the repositories' tokens. A registry that does not open its catalog
+ * to the caller (Docker Hub opens it to no one) answers `TANK_ERR_HTTP`,
+ * most often 401.
+ *
+ * # Safety
+ * As for `tank_tags`.
+ */
+TankStatus tank_catalog(const char *registry,
+                        struct TankCache *cache,
+                        struct TankCancel *cancel,
+                        struct TankStrings *out,
+                        struct TankError **err);
+
+/**
+ * Frees what `tank_tags` or `tank_catalog` filled in and zeroes `*s`.
+ * NULL, a zeroed struct, or one already released is a no-op.
+ *
+ * # Safety
+ * `s` is NULL or points at a struct that is zeroed or was filled by
+ * `tank_tags` or `tank_catalog`.
+ */
+void tank_strings_release(struct TankStrings *s);
 
 /**
  * Fetches the manifest `repo:reference` from `registry` and writes it to

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the C-ABI integration tests (bad input, concurrency, hostile origins,
-# tank_unpack's limits, bad input and hostile layers)
+# tank_unpack's limits, bad input and hostile layers, tags and catalog lists)
 # under valgrind: zero errors and zero definitely-lost bytes, or this fails.
 #
 # The test binaries call tank exactly as a C program does (tests/common wraps
@@ -20,7 +20,7 @@ export TANK_CONCURRENCY_DEADLINE_S="${TANK_CONCURRENCY_DEADLINE_S:-600}"
 # The test executables, by target name, from cargo's JSON messages.
 mapfile -t exes < <(
   cargo test --release -p tank --test bad_input --test concurrency --test hostile --test unpack_limits \
-    --test unpack_hostile \
+    --test unpack_hostile --test listing \
     --no-run --message-format=json |
   python3 -c '
 import json, sys
@@ -30,7 +30,7 @@ for line in sys.stdin:
         print(m["target"]["name"] + " " + m["executable"])
 '
 )
-[ "${#exes[@]}" -eq 5 ] || { echo "expected 5 test executables, got: ${exes[*]}" >&2; exit 1; }
+[ "${#exes[@]}" -eq 6 ] || { echo "expected 6 test executables, got: ${exes[*]}" >&2; exit 1; }
 
 status=0
 for entry in "${exes[@]}"; do

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Builds tank-pull, starts the rig and runs the C program under valgrind on
-# every way out of it: whole pulls (both argument forms, a digest, --jobs),
-# failed pulls (a missing tag, no matching platform), a usage error and a
-# pull cancelled by SIGTERM. Each must exit as documented with zero errors
-# and zero definitely-lost bytes, or this fails.
+# Builds tank-pull and tank-tags, starts the rig and runs the C programs
+# under valgrind on every way out of them: whole pulls (both argument forms,
+# a digest, --jobs), failed pulls (a missing tag, no matching platform), a
+# usage error and a pull cancelled by SIGTERM; tags and a catalog listed, a
+# listing that fails and one refused before any request. Each must exit as
+# documented with zero errors and zero definitely-lost bytes, or this fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind" >&2; exit 1; }
 
 cargo build --release -p tank -p tank-testrig
-make -s -C examples/c build/tank-pull
+make -s -C examples/c build/tank-pull build/tank-tags
 
 work=$(mktemp -d)
 rig_pid=""
@@ -39,17 +40,18 @@ print(rig["plain"]["registry"], rig["images"]["oci_index"]["digest"])' <"$work/r
 
 VALGRIND=(valgrind --quiet --leak-check=full --show-possibly-lost=no --errors-for-leak-kinds=definite --error-exitcode=99)
 
-# expect STATUS WORDS ARGS...: tank-pull ARGS under valgrind exits STATUS
+# expect STATUS WORDS ARGS...: $prog ARGS under valgrind exits STATUS
 # (99 is valgrind's) and WORDS is on its stdout (0) or stderr (otherwise).
 runs=0
+prog=tank-pull
 expect() {
   local want=$1 words=$2 rc=0
   shift 2
-  "${VALGRIND[@]}" examples/c/build/tank-pull "$@" >"$work/stdout" 2>"$work/stderr" || rc=$?
+  "${VALGRIND[@]}" "examples/c/build/$prog" "$@" >"$work/stdout" 2>"$work/stderr" || rc=$?
   local said="$work/stderr"
   [ "$want" -eq 0 ] && said="$work/stdout"
   if [ "$rc" -ne "$want" ] || ! grep -qF -- "$words" "$said"; then
-    echo "tank-pull $* exited $rc (expected $want, with \"$words\"):" >&2
+    echo "$prog $* exited $rc (expected $want, with \"$words\"):" >&2
     cat "$work/stdout" "$work/stderr" >&2
     exit 1
   fi
@@ -101,3 +103,12 @@ fi
 runs=$((runs + 1))
 
 echo "valgrind: tank-pull clean in $runs runs: success, failure, usage and cancel paths" >&2
+
+runs=0
+prog=tank-tags
+expect 0 "latest" "$registry" tank/multiarch
+expect 0 "tank/multiarch" "$registry"
+expect 1 "tank-tags: http_status: " "$registry" tank/nowhere
+expect 2 "tank-tags: bad_input: " "$registry" Not/Lowercase
+expect 2 "usage: tank-tags"
+echo "valgrind: tank-tags clean in $runs runs: tags, catalog, failure and usage paths" >&2

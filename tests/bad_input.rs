@@ -822,3 +822,106 @@ fn pull_unpack_checks_every_argument_before_any_request() {
         "something was made"
     );
 }
+
+/// `tank_tags` (registry, repo) and `tank_catalog` (registry) with one bad
+/// argument at a time, `out` NULL, and everything NULL at once: each is
+/// bad input naming the argument, `*out` untouched, `err` may be NULL, and
+/// no request is sent. NULL cache and cancel are allowed.
+#[test]
+fn listings_check_every_argument_before_any_request() {
+    use tank::ffi::listing::tank_tags;
+    use tank::ffi::listing::{tank_catalog, tank_strings_release, TankStrings};
+    let wire = Tripwire::new();
+    let good = [s(&wire.registry()), s("a/b")];
+    let names = ["registry", "repo"];
+    // tank_tags with both strings, or tank_catalog with the first.
+    let call = |tags: bool, args: &[Arg; 2], with_out: bool, with_err: bool| unsafe {
+        let t: Vec<_> = args.iter().map(terminated).collect();
+        let mut out: TankStrings = sentinel();
+        let out_ptr = if with_out {
+            &mut out as *mut _
+        } else {
+            ptr::null_mut()
+        };
+        let mut err: *mut TankError = ptr::null_mut();
+        let err_ptr = if with_err {
+            &mut err as *mut _
+        } else {
+            ptr::null_mut()
+        };
+        let status = match tags {
+            true => tank_tags(
+                as_ptr(&t[0]),
+                as_ptr(&t[1]),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                out_ptr,
+                err_ptr,
+            ),
+            false => tank_catalog(
+                as_ptr(&t[0]),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                out_ptr,
+                err_ptr,
+            ),
+        };
+        assert!(untouched(&out), "out written on failure");
+        assert_eq!(status, TankStatus::TANK_ERR_BAD_INPUT);
+        with_err.then(|| take_error(status, err))
+    };
+    let check = |tags: bool, args: &[Arg; 2], with_out: bool, message: &str| {
+        let case = format!("tags={tags} {args:?} out={with_out}");
+        let e = call(tags, args, with_out, true).unwrap();
+        assert_eq!(e.reason, "bad_input", "{case}");
+        assert_eq!(e.message, message, "{case}");
+        assert!(call(tags, args, with_out, false).is_none());
+    };
+    for tags in [true, false] {
+        let mut targets = vec![0];
+        if tags {
+            targets.push(1);
+        }
+        for i in targets {
+            let name = names[i];
+            for (bad, message) in [
+                (None, format!("{name} is NULL")),
+                (raw(LATIN1), format!("{name} is not valid UTF-8")),
+                (raw(OVERLONG_SLASH), format!("{name} is not valid UTF-8")),
+                (raw(LONE_SURROGATE), format!("{name} is not valid UTF-8")),
+            ] {
+                let mut args = good.clone();
+                args[i] = bad;
+                check(tags, &args, true, &message);
+                // A bad string is named before a NULL out.
+                check(tags, &args, false, &message);
+            }
+            for bad in ["", "UPPER/x", "a//b", "ftp://h/x", "127.0.0.1:99999"] {
+                let mut args = good.clone();
+                args[i] = s(bad);
+                let e = call(tags, &args, true, true).unwrap();
+                assert!(e.message.starts_with(name), "{bad:?}: {e:?}");
+            }
+        }
+        check(tags, &good, false, "out is NULL");
+        check(tags, &[None, None], false, "registry is NULL");
+    }
+    assert!(!wire.touched(), "a request was sent for bad input");
+    unsafe {
+        tank_strings_release(ptr::null_mut());
+        let mut zeroed: TankStrings = std::mem::zeroed();
+        tank_strings_release(&mut zeroed);
+        tank_strings_release(&mut zeroed);
+        assert!(zeroed.items.is_null() && zeroed.len == 0 && zeroed._private.is_null());
+    }
+}
+
+#[test]
+fn a_filled_list_released_twice_is_released_once() {
+    let o = ScriptedServer::start(|_, conn| respond(conn, 200, &[], br#"{"tags":["a","b"]}"#));
+    let got = common::listing::tags(o.addr(), "a/b", &Cache::none(), None).unwrap();
+    assert_eq!(got, ["a", "b"]);
+    let o = ScriptedServer::start(|_, conn| respond(conn, 200, &[], br#"{"repositories":[]}"#));
+    let got = common::listing::catalog(o.addr(), &Cache::none(), None).unwrap();
+    assert!(got.is_empty());
+}

@@ -2,10 +2,12 @@
 //! against the freshly built library and runs it as people do: against the
 //! rig for whole pulls, checked through `index.json`, the blobs, skopeo and
 //! umoci; against a scripted origin for Ctrl-C and the resume after it.
+//! And `tank-tags` (over `tank_tags` and `tank_catalog`) against the rig's
+//! token registry, with and without an auth file.
 
 mod common;
 
-use common::c_example::tank_pull_exe;
+use common::c_example::{tank_pull_exe, tank_tags_exe};
 use common::scripted::{respond, respond_head, Request, ScriptedServer};
 use common::tools::tool;
 use common::*;
@@ -557,4 +559,76 @@ fn sigint_cancels_the_pull_and_the_same_command_resumes_it() {
         [None, Some(format!("bytes={cut}-"))],
         "the second pull asked for the rest only"
     );
+}
+
+/// Runs `tank-tags` with only the auth file `auth` (if any) to find: HOME
+/// and the XDG and Docker directories point into an empty directory.
+fn tank_tags(args: &[&str], auth: Option<&Path>) -> Output {
+    let exe = tank_tags_exe();
+    let empty = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(&exe);
+    cmd.args(args).stdin(Stdio::null());
+    for var in [
+        "HOME",
+        "XDG_RUNTIME_DIR",
+        "XDG_CONFIG_HOME",
+        "DOCKER_CONFIG",
+    ] {
+        cmd.env(var, empty.path());
+    }
+    match auth {
+        Some(file) => cmd.env("REGISTRY_AUTH_FILE", file),
+        None => cmd.env_remove("REGISTRY_AUTH_FILE"),
+    };
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()))
+}
+
+#[test]
+fn tank_tags_lists_tags_and_the_catalog() {
+    let rig = start(RigOptions::token_only());
+    let registry = rig.registry(Which::Token);
+    let image = &rig.info().images.oci_image;
+    let private = private(&rig);
+
+    let out = tank_tags(&[registry, &image.repo], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{}\n", image.tag));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+
+    // The catalog is alice's: refused without her, listed with her auth file.
+    let (code, stderr) = failed(&tank_tags(&[registry], None));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("tank-tags: http_status: ") && stderr.contains("401"),
+        "{stderr}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("auth.json");
+    let basic = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", private.username, private.password))
+    };
+    std::fs::write(
+        &auth,
+        json!({"auths": {registry: {"auth": basic}}}).to_string(),
+    )
+    .unwrap();
+    let out = tank_tags(&[registry], Some(&auth));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let listed: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    for repo in [&image.repo, &private.oci_image] {
+        assert!(listed.contains(&repo.as_str()), "{repo} in {listed:?}");
+    }
+
+    let (code, stderr) = failed(&tank_tags(&[registry, "tank/nowhere"], None));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("404"), "{stderr}");
+    let (code, stderr) = failed(&tank_tags(&[registry, "Not/Lowercase"], None));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.starts_with("tank-tags: bad_input: repo"), "{stderr}");
+    let (code, stderr) = failed(&tank_tags(&[], None));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.starts_with("usage: tank-tags"), "{stderr}");
 }

@@ -77,6 +77,15 @@ const (
 	ReasonLengthMismatch             = "length_mismatch"
 	ReasonTooLarge                   = "too_large"
 	ReasonRangeNotHonoured           = "range_not_honoured"
+	// ReasonInvalidList: a tags or catalog page that is not the JSON it
+	// must be, or names a name over 255 bytes.
+	ReasonInvalidList = "invalid_list"
+	// ReasonListTooLarge: a tags or catalog page over 4 MiB, or a listing
+	// past 100000 pages or 10000000 names.
+	ReasonListTooLarge = "list_too_large"
+	// ReasonInvalidNextLink: a Link rel="next" that cannot be parsed, leads
+	// to another origin, or back to a page already read.
+	ReasonInvalidNextLink = "invalid_next_link"
 
 	// StatusInternal.
 
@@ -142,6 +151,9 @@ var reasonStatuses = map[string]Status{
 	ReasonLengthMismatch:             StatusProtocol,
 	ReasonTooLarge:                   StatusProtocol,
 	ReasonRangeNotHonoured:           StatusProtocol,
+	ReasonInvalidList:                StatusProtocol,
+	ReasonListTooLarge:               StatusProtocol,
+	ReasonInvalidNextLink:            StatusProtocol,
 	ReasonPanic:                      StatusInternal,
 	ReasonRuntime:                    StatusInternal,
 	ReasonOutOfMemory:                StatusInternal,

@@ -7,6 +7,7 @@ pub mod bytes;
 pub mod cache;
 pub mod cancel;
 pub mod error;
+pub mod listing;
 pub mod manifest;
 pub mod progress;
 pub mod pull;

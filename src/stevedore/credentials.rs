@@ -131,7 +131,7 @@ impl AuthFile {
         if let Some(h) = &self.creds_store {
             return Some(Source::Helper(h));
         }
-        let repo: Vec<&str> = repo.split('/').collect();
+        let repo: Vec<&str> = repo.split('/').filter(|c| !c.is_empty()).collect();
         self.auths
             .iter()
             .filter(|(host, path, _)| {
@@ -260,10 +260,16 @@ impl Credentials {
     }
 
     /// Who to be at `registry` (an authority as tank contacts it) for
-    /// `repo`, when that is known without running a credential helper:
-    /// the caller's setting, else the first file with an entry (a helper's
-    /// answer once it has given one). `None` means a helper must be asked.
-    pub fn known(&self, registry: &Registry, repo: &Repository) -> Option<Option<Credential>> {
+    /// `repo` (`None`: the registry as a whole, which only entries for the
+    /// whole registry answer), when that is known without running a
+    /// credential helper: the caller's setting, else the first file with an
+    /// entry (a helper's answer once it has given one). `None` means a
+    /// helper must be asked.
+    pub fn known(
+        &self,
+        registry: &Registry,
+        repo: Option<&Repository>,
+    ) -> Option<Option<Credential>> {
         match self.source(registry, repo) {
             Found::Known(c) => Some(c),
             Found::Helper(..) => None,
@@ -275,7 +281,7 @@ impl Credentials {
     pub async fn lookup(
         &self,
         registry: &Registry,
-        repo: &Repository,
+        repo: Option<&Repository>,
     ) -> Result<Option<Credential>> {
         let (helper, key) = match self.source(registry, repo) {
             Found::Known(c) => return Ok(c),
@@ -295,9 +301,9 @@ impl Credentials {
         Ok(answer)
     }
 
-    fn source(&self, registry: &Registry, repo: &Repository) -> Found {
+    fn source(&self, registry: &Registry, repo: Option<&Repository>) -> Found {
         let key = registry.key();
-        let repo = repo.as_str();
+        let repo = repo.map_or("", Repository::as_str);
         if let Some(c) = lock(&self.explicit).get(&key) {
             return Found::Known(Some(c.clone()));
         }
@@ -374,7 +380,7 @@ mod tests {
                 Registry::parse(r).unwrap(),
                 Repository::parse(repo).unwrap(),
             );
-            async move { c.lookup(&r, &repo).await.unwrap() }
+            async move { c.lookup(&r, Some(&repo)).await.unwrap() }
         };
         assert_eq!(
             get("registry-1.docker.io", "library/alpine").await,
@@ -397,6 +403,13 @@ mod tests {
         );
         assert_eq!(get("empty.example", "x").await, None);
         assert_eq!(get("other.example", "x").await, None);
+        // The registry as a whole (its catalog): the whole registry's entry,
+        // never a namespace's.
+        let host = Registry::parse("reg.example:5000").unwrap();
+        assert_eq!(
+            c.lookup(&host, None).await.unwrap(),
+            Some(basic("host", "hostpass"))
+        );
         // The caller's setting wins, and replaces an earlier one.
         c.set(
             &Registry::parse("https://ghcr.io").unwrap(),

@@ -13,6 +13,10 @@ pub enum Endpoint {
     Manifest,
     /// `GET /v2/<repo>/blobs/<digest>`
     Blob,
+    /// `GET /v2/<repo>/tags/list`, any page
+    Tags,
+    /// `GET /v2/_catalog`, any page
+    Catalog,
 }
 
 /// A failed call: its kind, a stable reason id, a message naming the URL or

@@ -19,6 +19,7 @@ mod download;
 pub mod error;
 mod fill_buffer;
 mod layout;
+pub mod listing;
 pub mod manifest;
 pub mod mirrors;
 pub mod origin;
@@ -44,6 +45,7 @@ pub use config::Config;
 pub use digest::Digest;
 pub use download::BlobTo;
 pub use error::{Error, ErrorKind, Reason, Result};
+pub use listing::Catalog;
 pub use manifest::{Descriptor, Manifest, Platform};
 pub use platform::PlatformSpec;
 pub use progress::ProgressFn;
@@ -81,6 +83,12 @@ impl Client {
         session: Option<&'a Session>,
     ) -> Result<Repo<'a>> {
         Repo::new(&self.transport, session, registry, repository)
+    }
+
+    /// `registry`'s catalog, asked with what `session` holds for the
+    /// registry as a whole.
+    pub fn catalog<'a>(&self, registry: Registry, session: Option<&'a Session>) -> Catalog<'a> {
+        Catalog::new(&self.transport, session, registry)
     }
 
     /// Pulls `image` into the OCI layout `pull.layout`, and with

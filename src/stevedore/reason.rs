@@ -11,7 +11,7 @@ use std::fmt;
 pub enum ErrorKind {
     /// An argument was rejected before any request was sent.
     BadInput,
-    /// The final answer to a manifest or blob request was an HTTP error status.
+    /// The final answer to a request to the registry was an HTTP error status.
     Http,
     /// Bytes did not hash to the digest they were supposed to have.
     DigestMismatch,

@@ -53,6 +53,12 @@ reasons! {
         LengthMismatch = "length_mismatch": "a body longer or shorter than its declared or expected size";
         TooLarge = "too_large": "a blob past the caller's in-memory limit; no C call sets one yet";
         RangeNotHonoured = "range_not_honoured": "206 answers from another byte than asked, again and again";
+        InvalidList = "invalid_list":
+            "a tags or catalog page that is not the JSON it must be, or names a name over 255 bytes";
+        ListTooLarge = "list_too_large":
+            "a tags or catalog page over 4 MiB, or a listing past 100000 pages or 10000000 names";
+        InvalidNextLink = "invalid_next_link":
+            "a Link rel=\"next\" that cannot be parsed, leads to another origin, or back to a page already read";
     }
     Internal {
         Panic = "panic": "a panic inside tank, caught at the boundary (a bug in tank)";

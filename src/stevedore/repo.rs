@@ -20,7 +20,7 @@ use url::Url;
 
 use super::auth::authorized_get;
 use super::digest::Digest;
-use super::error::{Endpoint, Error, ErrorKind, Reason, Result};
+use super::error::{Endpoint, Error, ErrorKind, Result};
 use super::mirrors::sources::Source;
 use super::reference::{Repository, TagOrDigest};
 use super::registry::Registry;
@@ -39,10 +39,12 @@ pub struct Repo<'a> {
     tried: Mutex<Tried>,
 }
 
-/// A source with the key its secrets are kept under.
+/// A source with the key its secrets are kept under and the transport
+/// its requests take.
 struct Asked {
     source: Source,
     key: CacheKey,
+    transport: Transport,
 }
 
 /// What the call has learnt of its sources so far.
@@ -93,15 +95,22 @@ impl<'a> Repo<'a> {
             Some(s) => s.sources(&registry, &repository)?,
             None => vec![Source::upstream(registry.clone(), repository.clone())],
         };
+        let transport = transport.with_trust(trusted);
+        let last = sources.len() - 1;
         let sources: Vec<Asked> = sources
             .into_iter()
-            .map(|source| Asked {
+            .enumerate()
+            .map(|(i, source)| Asked {
                 key: CacheKey::pull(&source.registry, &source.repository),
+                transport: match i < last {
+                    true => transport.with_fallback(),
+                    false => transport.clone(),
+                },
                 source,
             })
             .collect();
         Ok(Repo {
-            transport: transport.with_trust(trusted),
+            transport,
             session,
             tried: Mutex::new(Tried {
                 dead: vec![None; sources.len()],
@@ -193,7 +202,7 @@ impl<'r> RepoAt<'r> {
     }
 
     pub fn transport(&self) -> &'r Transport {
-        &self.repo.transport
+        &self.asked().transport
     }
 
     pub fn manifest_url(&self, reference: &TagOrDigest) -> Url {
@@ -231,7 +240,7 @@ impl<'r> RepoAt<'r> {
             }
         };
         authorized_get(
-            &self.repo.transport,
+            &asked.transport,
             self.repo.session,
             &asked.key,
             url,
@@ -285,16 +294,10 @@ enum Verdict {
 
 fn verdict(e: &Error) -> Verdict {
     match e.kind {
-        ErrorKind::Transport
-            if matches!(e.reason, Reason::Connect | Reason::Tls | Reason::Timeout) =>
-        {
-            Verdict::Dead
+        ErrorKind::Transport => Verdict::Dead,
+        ErrorKind::Http | ErrorKind::Auth | ErrorKind::Protocol | ErrorKind::DigestMismatch => {
+            Verdict::Next
         }
-        ErrorKind::Transport
-        | ErrorKind::Http
-        | ErrorKind::Auth
-        | ErrorKind::Protocol
-        | ErrorKind::DigestMismatch => Verdict::Next,
         _ => Verdict::Stop,
     }
 }
@@ -302,8 +305,9 @@ fn verdict(e: &Error) -> Verdict {
 /// The sources one request goes to, one after the other: a source is left
 /// for the next when it failed (a transport error, an error status, a
 /// failed handshake, an answer that is not what was asked for); one that
-/// failed to connect is skipped for the rest of the call. Nothing here
-/// retries: each source's request has its own bounded retries.
+/// failed for a transport reason (after its own retries; a refused
+/// connection is not retried when another source waits) is skipped for
+/// the rest of the call. Nothing here retries.
 pub struct Attempts<'r> {
     repo: &'r Repo<'r>,
     need: Need,

@@ -31,23 +31,43 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
 
 /// What a cached secret is bound to: the origin it was earned at (scheme
 /// included, so nothing earned over https is offered over http), the
-/// registry as the caller named it (whose credentials to use), the
-/// repository it may pull and the identity.
+/// registry as the caller named it (whose credentials to use), what it may
+/// be used for and the identity.
 #[derive(Debug, Clone)]
 pub struct CacheKey {
     origin: Origin,
     registry: Registry,
-    repository: Repository,
+    scope: Scope,
     /// A credential's fingerprint; empty for anonymous calls.
     identity: String,
 }
 
+/// What a token is asked for: a registry grants scopes one resource at a
+/// time, so a token earned for one is no good for another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Scope {
+    /// `repository:<name>:pull`
+    Pull(Repository),
+    /// `registry:catalog:*`, the registry's list of repositories.
+    Catalog,
+}
+
 impl CacheKey {
     pub fn pull(registry: &Registry, repository: &Repository) -> CacheKey {
+        CacheKey::new(registry, Scope::Pull(repository.clone()))
+    }
+
+    /// The key of `registry`'s catalog (`/v2/_catalog`), which no
+    /// repository's token opens.
+    pub fn catalog(registry: &Registry) -> CacheKey {
+        CacheKey::new(registry, Scope::Catalog)
+    }
+
+    fn new(registry: &Registry, scope: Scope) -> CacheKey {
         CacheKey {
             origin: registry.origin(),
             registry: registry.clone(),
-            repository: repository.clone(),
+            scope,
             identity: String::new(),
         }
     }
@@ -56,18 +76,22 @@ impl CacheKey {
         &self.registry
     }
 
-    /// The repository this key is for.
-    pub fn repository(&self) -> &Repository {
-        &self.repository
+    /// The repository this key is for; `None` for the catalog, which
+    /// only registry-wide credentials open.
+    pub fn repository(&self) -> Option<&Repository> {
+        match &self.scope {
+            Scope::Pull(repository) => Some(repository),
+            Scope::Catalog => None,
+        }
     }
 
     /// What the key is compared by: however the registry was written
     /// (`http://` or not), one origin and authority is one key.
-    fn identity_fields(&self) -> (&Origin, &str, &Repository, &str) {
+    fn identity_fields(&self) -> (&Origin, &str, &Scope, &str) {
         (
             &self.origin,
             self.registry.authority(),
-            &self.repository,
+            &self.scope,
             &self.identity,
         )
     }

@@ -20,10 +20,14 @@ pub type Response = reqwest::Response;
 
 /// What a call's requests go through: the process's client, and a cache's
 /// trust, which picks its own client for the hosts it has settings for.
+#[derive(Clone)]
 pub struct Transport {
     config: Config,
     shared: Arc<Http>,
     trusted: Option<Arc<TrustedClients>>,
+    /// Whether a connection that could not be made is tried again: not
+    /// when another source waits behind this one, which is asked instead.
+    retry_connect: bool,
 }
 
 impl Transport {
@@ -32,6 +36,7 @@ impl Transport {
             shared: Arc::new(Http::new(&config, None)?),
             config,
             trusted: None,
+            retry_connect: true,
         })
     }
 
@@ -42,6 +47,16 @@ impl Transport {
             config: self.config.clone(),
             shared: self.shared.clone(),
             trusted,
+            retry_connect: self.retry_connect,
+        }
+    }
+
+    /// The same, for a source with another behind it: a connection that
+    /// cannot be made fails at once, so falling back costs one attempt.
+    pub fn with_fallback(&self) -> Transport {
+        Transport {
+            retry_connect: false,
+            ..self.clone()
         }
     }
 
@@ -77,6 +92,9 @@ impl Transport {
                 Ok(resp) if is_retryable_status(resp.status()) => self.wait_for(attempt, resp),
                 // Most often a pooled connection the server had just timed
                 // out: a new one will do, with no reason to wait.
+                Err(f) if f.error.reason == Reason::Connect && !self.retry_connect => {
+                    return outcome.map_err(|f| f.error)
+                }
                 Err(f) if f.unanswered && attempt == 0 => Duration::ZERO,
                 Err(f) if is_retryable_error(&f.error) => self.backoff(attempt),
                 _ => return outcome.map_err(|f| f.error),

@@ -9,7 +9,9 @@
 //!   `grant_type=refresh_token` POST or as the password of the Basic user
 //!   `<token>` on a GET): `pull` on every repository, `private/*` included;
 //! - the rig's own user `tank`: `pull` and `push` everywhere, which is how
-//!   the fixtures reach these registries.
+//!   the fixtures reach these registries;
+//! - both users: the catalog (`registry:catalog:*`), which anonymous callers
+//!   may not list (Docker Hub lists it to no one).
 //!
 //! Wrong credentials draw a 401. Scopes the caller may not have are granted
 //! with no actions (as distribution's and Docker Hub's issuers do), so the
@@ -480,7 +482,7 @@ impl Realm {
         let access: Vec<_> = params
             .scopes()
             .iter()
-            .filter_map(|s| grant(s, |repo| allowed(caller, repo)))
+            .filter_map(|s| grant(s, caller))
             .collect();
         let audience = params.get("service").unwrap_or(SERVICE);
         let token = match self.keys.mint(subject, audience, json!(access)) {
@@ -563,18 +565,24 @@ fn allowed(caller: Caller, repo: &str) -> &'static [&'static str] {
     }
 }
 
-/// The part of `repository:NAME:ACTIONS` the caller may have; other resource
-/// types (e.g. `registry:catalog:*`) get nothing, as on Docker Hub.
-fn grant(
-    scope: &str,
-    allowed: impl Fn(&str) -> &'static [&'static str],
-) -> Option<serde_json::Value> {
+/// The actions `caller` may have on the catalog.
+fn catalog_allowed(caller: Caller) -> &'static [&'static str] {
+    match caller {
+        Caller::User(_) => &["*"],
+        _ => &[],
+    }
+}
+
+/// The part of `repository:NAME:ACTIONS` or `registry:catalog:*` the
+/// caller may have; other resource types get nothing.
+fn grant(scope: &str, caller: Caller) -> Option<serde_json::Value> {
     let (kind, rest) = scope.split_once(':')?;
     let (name, actions) = rest.rsplit_once(':')?;
-    if kind != "repository" || name.is_empty() {
-        return None;
-    }
-    let allowed = allowed(name);
+    let allowed = match (kind, name) {
+        ("repository", name) if !name.is_empty() => allowed(caller, name),
+        ("registry", "catalog") => catalog_allowed(caller),
+        _ => return None,
+    };
     let actions: Vec<&str> = actions.split(',').filter(|a| allowed.contains(a)).collect();
     Some(json!({"type": kind, "name": name, "actions": actions}))
 }
@@ -609,13 +617,16 @@ mod tests {
 
     #[test]
     fn grants_only_allowed_actions() {
-        let g = grant("repository:tank/a:pull,push", |_| &["pull"]).unwrap();
+        let g = grant("repository:tank/a:pull,push", Caller::Anonymous).unwrap();
         assert_eq!(
             g,
             json!({"type": "repository", "name": "tank/a", "actions": ["pull"]})
         );
-        assert!(grant("registry:catalog:*", |_| &["pull"]).is_none());
-        assert!(grant("garbage", |_| &["pull"]).is_none());
+        let catalog = |caller| grant("registry:catalog:*", caller).unwrap()["actions"].clone();
+        assert_eq!(catalog(Caller::Anonymous), json!([]));
+        assert_eq!(catalog(Caller::User(PRIVATE_USER)), json!(["*"]));
+        assert!(grant("registry:other:*", Caller::Anonymous).is_none());
+        assert!(grant("garbage", Caller::Anonymous).is_none());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The C example `tank-pull`, built for the tests that run it.
+//! The C examples `tank-pull` and `tank-tags`, built for the tests that
+//! run them.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,11 +13,21 @@ use super::{root, run};
 /// word: another package set would unify features differently and rebuild
 /// the library.
 pub fn tank_pull_exe() -> PathBuf {
-    static BUILT: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
-    BUILT.get_or_init(build).1.clone()
+    built().join("tank-pull")
 }
 
-fn build() -> (tempfile::TempDir, PathBuf) {
+/// The static `tank-tags`, built as `tank-pull` is.
+pub fn tank_tags_exe() -> PathBuf {
+    built().join("tank-tags")
+}
+
+/// The directory both programs are built into.
+fn built() -> PathBuf {
+    static BUILT: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build).path().to_path_buf()
+}
+
+fn build() -> tempfile::TempDir {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(Command::new(cargo)
         .args(["build", "--release", "-p", "tank", "-p", "tank-testrig"])
@@ -26,7 +37,7 @@ fn build() -> (tempfile::TempDir, PathBuf) {
     run(Command::new("make")
         .args(["-C", "examples/c", "PROFILE=release", &build_dir])
         .arg(dir.path().join("tank-pull"))
+        .arg(dir.path().join("tank-tags"))
         .current_dir(root()));
-    let exe = dir.path().join("tank-pull");
-    (dir, exe)
+    dir
 }

@@ -10,6 +10,7 @@ pub mod c_example;
 pub mod core;
 pub mod hostile_layers;
 pub mod layers;
+pub mod listing;
 pub mod scripted;
 pub mod test_ca;
 pub mod tools;

@@ -184,6 +184,9 @@ defmodule Tank.Image.Registry do
           | :length_mismatch
           | :too_large
           | :range_not_honoured
+          | :invalid_list
+          | :list_too_large
+          | :invalid_next_link
           | :out_of_memory
           | :credential_helper
           | :panic
