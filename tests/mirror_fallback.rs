@@ -10,21 +10,6 @@ mod common;
 
 use common::scripted::{reset, respond, ScriptedServer};
 use common::*;
-use std::ptr;
-use tank::ffi::cache::{tank_cache_add_mirror, TANK_MIRROR_PULL, TANK_MIRROR_RESOLVE};
-
-fn add_mirror(cache: &Cache, registry: &str, mirror: &str, caps: u32) -> Result<(), CallError> {
-    let (registry, mirror) = (c(registry), c(mirror));
-    let mut err = ptr::null_mut();
-    // SAFETY: live cache, NUL-terminated strings, a writable err.
-    let status = unsafe {
-        tank_cache_add_mirror(cache.0, registry.as_ptr(), mirror.as_ptr(), caps, &mut err)
-    };
-    match status {
-        TankStatus::TANK_OK => Ok(()),
-        s => Err(unsafe { take_error(s, err) }),
-    }
-}
 
 const BOTH: u32 = TANK_MIRROR_PULL | TANK_MIRROR_RESOLVE;
 

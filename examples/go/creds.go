@@ -155,7 +155,9 @@ func (c *Cache) TrustCAFile(registry, pemPath string) error {
 
 // LoadCertsDir loads a certs directory as docker and podman lay it out:
 // <dir>/<host[:port]>/*.crt are CAs for that registry, and X.cert with
-// X.key its client certificate (mutual TLS). dir "" loads
+// X.key its client certificate (mutual TLS); and as containerd does:
+// <host_port_> names and each directory's hosts.toml (ca, client and
+// skip_verify for the hosts it names). dir "" loads /etc/containerd/certs.d,
 // /etc/containers/certs.d, then /etc/docker/certs.d, where they exist. A
 // certificate without its key, or a file that is not PEM, is ErrBadInput
 // with Reason ReasonCertificate, and nothing from dir is kept.

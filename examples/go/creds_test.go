@@ -555,7 +555,7 @@ func TestLoadCertsDir(t *testing.T) {
 	t.Run("default dirs", func(t *testing.T) {
 		err := newCache(t).LoadCertsDir("")
 		exists := false
-		for _, d := range []string{"/etc/containers/certs.d", "/etc/docker/certs.d"} {
+		for _, d := range []string{"/etc/containerd/certs.d", "/etc/containers/certs.d", "/etc/docker/certs.d"} {
 			if _, statErr := os.Stat(d); statErr == nil {
 				exists = true
 			}

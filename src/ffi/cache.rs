@@ -227,10 +227,20 @@ pub unsafe extern "C" fn tank_cache_trust_ca_file(
 /// Loads a certs directory as docker and podman lay it out:
 /// the `.crt` files in `<dir>/<host[:port]>/` are CAs for that registry, and `X.cert` with
 /// `X.key` its client certificate (mutual TLS), presented to that host only,
-/// never to its token realm or redirect targets elsewhere. `dir` NULL loads
-/// `/etc/containers/certs.d`, then `/etc/docker/certs.d`, where they exist.
+/// never to its token realm or redirect targets elsewhere. Also as
+/// containerd lays it out: `<host_port_>` directory names, and a
+/// `hosts.toml` in each directory (`_default` for registries without one),
+/// which gives the registry's sources (its `[host]` mirrors, then `server`)
+/// for calls that start afterwards, and whose `ca`, `client` and
+/// `skip_verify` apply to the host each entry names (`skip_verify` to that
+/// host only). A later load's directories are looked up after an earlier
+/// one's, the first with a directory for the registry deciding, as
+/// containerd's `config_path`. `dir` NULL loads
+/// `/etc/containerd/certs.d`, `/etc/containers/certs.d`, then
+/// `/etc/docker/certs.d`, where they exist.
 /// A certificate without its key, or a file that is not PEM, is
-/// `TANK_ERR_BAD_INPUT` / `certificate`, and nothing from `dir` is kept.
+/// `TANK_ERR_BAD_INPUT` / `certificate`; a malformed `hosts.toml`,
+/// `TANK_ERR_BAD_INPUT` naming it; either way nothing from `dir` is kept.
 ///
 /// # Safety
 /// As for `tank_cache_set_basic_auth`.
@@ -243,7 +253,16 @@ pub unsafe extern "C" fn tank_cache_load_certs_dir(
     boundary(err, || {
         let settings = settings_of(cache)?;
         let dir = optional_path("dir", dir)?;
-        settings.change_trust(|t| t.load_certs_dir(dir.as_deref()))
+        let mut hosts = None;
+        settings.change_trust(|t| {
+            t.load_certs_dir(dir.as_deref())?;
+            hosts = Some(t.hosts_dirs().clone());
+            Ok(())
+        })?;
+        settings.change_mirrors(|m| {
+            m.set_hosts_dirs(hosts.unwrap_or_default());
+            Ok(())
+        })
     })
 }
 
@@ -325,6 +344,11 @@ pub unsafe extern "C" fn tank_cache_load_registries_conf(
         let settings = settings_of(cache)?;
         let path = optional_path("path", path)?;
         let conf = load::registries_conf(path.as_deref())?;
+        // `insecure` locations: unverified TLS for their hosts only.
+        settings.change_trust(|t| {
+            t.add_insecure_locations(&conf);
+            Ok(())
+        })?;
         settings.change_mirrors(|m| {
             m.set_registries_conf(conf);
             Ok(())

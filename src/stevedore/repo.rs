@@ -334,8 +334,18 @@ impl<'r> Attempts<'r> {
         None
     }
 
-    /// `at` answered.
+    /// `at` answered. The first answer's source is asked first for what
+    /// follows, unless it answered a tag behind a source that may pull but
+    /// not resolve: content by digest then goes to that one first, as
+    /// containerd resolves tags on some hosts and pulls from others.
     pub fn succeeded(&self, at: RepoAt<'_>) {
+        let before = &self.repo.sources[..at.index];
+        let pull_only_before = before
+            .iter()
+            .any(|a| a.source.capabilities.pull && !a.source.capabilities.resolve);
+        if self.need == Need::Tag && pull_only_before {
+            return;
+        }
         let mut tried = self
             .repo
             .tried

@@ -31,6 +31,59 @@ impl rustls::client::ResolvesClientCert for NoClientCertificate {
     }
 }
 
+/// Accepts whatever certificate the server presents (`skip_verify`,
+/// `insecure`: asked for one host, and only its client uses this). The
+/// handshake's signatures are still checked: the server must hold the key
+/// of the certificate it sent, so the connection is at least not readable
+/// by a passive observer.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// `extra`: a cache's own CAs and client certificate for one registry.
 /// `watch`, when given, is told when a server asks for a certificate and
 /// there is none to present.
@@ -52,10 +105,15 @@ pub fn client_config(
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::internal(Reason::Runtime, format!("TLS configuration: {e}")))?
-        .with_root_certificates(roots);
+        .map_err(|e| Error::internal(Reason::Runtime, format!("TLS configuration: {e}")))?;
+    let builder = match extra.is_some_and(|e| e.skip_verify) {
+        true => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
+        false => builder.with_root_certificates(roots),
+    };
     let mut config = match extra.and_then(|e| e.identity.as_ref()) {
         Some(id) => builder
             .with_client_auth_cert(id.chain.clone(), id.key.clone_key())

@@ -18,6 +18,36 @@ pub struct RegistryRequest {
     pub user_agent: String,
 }
 
+impl RegistryRequest {
+    /// The URI without its query: `/v2/tank/oci-image/blobs/sha256:…`.
+    pub fn path(&self) -> &str {
+        self.uri.split_once('?').map_or(&self.uri, |(p, _)| p)
+    }
+
+    /// The query string, as sent (distribution logs it and ignores what it
+    /// does not know, such as containerd's `ns=`).
+    pub fn query(&self) -> Option<&str> {
+        self.uri.split_once('?').map(|(_, q)| q)
+    }
+
+    /// A blob read (GET or HEAD), not an upload.
+    pub fn is_blob(&self) -> bool {
+        self.path().contains("/blobs/") && !self.path().contains("/blobs/uploads/")
+    }
+
+    /// A manifest read or write, by tag or digest.
+    pub fn is_manifest(&self) -> bool {
+        self.path().contains("/manifests/")
+    }
+
+    /// The digest or tag at the end of a blob or manifest path.
+    pub fn reference(&self) -> Option<&str> {
+        (self.is_blob() || self.is_manifest())
+            .then(|| self.path().rsplit('/').next())
+            .flatten()
+    }
+}
+
 /// The access-log lines in `log`; other lines are skipped.
 pub(crate) fn parse(log: &str) -> Vec<RegistryRequest> {
     log.lines().filter_map(parse_line).collect()
@@ -72,5 +102,22 @@ mod tests {
         assert_eq!(r[0].user_agent, "tank/0.1 (a b)");
         assert_eq!(r[1].status, 307);
         assert_eq!(r[1].user_agent, "");
+        assert!(r[0].is_manifest() && !r[0].is_blob());
+        assert_eq!(r[0].reference(), Some("v1"));
+        assert!(r[1].is_blob() && !r[1].is_manifest());
+        assert_eq!(r[1].reference(), Some("sha256:ab"));
+    }
+
+    #[test]
+    fn splits_the_query_off() {
+        let log = "127.0.0.1 - - [26/Nov/2026:22:47:20 +0000] \"GET /v2/x/blobs/sha256:ab?ns=docker.io HTTP/1.1\" 200 3 \"\" \"tank\"\n\
+            127.0.0.1 - - [26/Nov/2026:22:47:20 +0000] \"POST /v2/x/blobs/uploads/ HTTP/1.1\" 202 0 \"\" \"tank\"\n";
+        let r = parse(log);
+        assert_eq!(r[0].path(), "/v2/x/blobs/sha256:ab");
+        assert_eq!(r[0].query(), Some("ns=docker.io"));
+        assert_eq!(r[0].reference(), Some("sha256:ab"));
+        assert!(r[0].is_blob());
+        assert_eq!(r[1].query(), None);
+        assert!(!r[1].is_blob());
     }
 }

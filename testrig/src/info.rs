@@ -25,6 +25,12 @@ pub struct RigInfo {
     /// pull them; present when a token registry runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private: Option<PrivateInfo>,
+    /// The pull-through cache in front of `token` (`mirrors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_through: Option<PullThroughInfo>,
+    /// Mirrors that fail in the ways real ones do (`mirrors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faulty_mirrors: Option<FaultyMirrorsInfo>,
     pub basic_auth: BasicAuthInfo,
     pub images: Images,
 }
@@ -150,6 +156,42 @@ pub struct PrivateInfo {
     pub oci_index: String,
     pub docker_image: String,
     pub docker_list: String,
+}
+
+/// A pull-through cache: distribution in proxy mode in front of the token
+/// registry. Its storage starts empty; what it is asked for it fetches from
+/// `upstream` (logged in there as `upstream_username`, who may pull
+/// `private/*` too), serves, and keeps. Its own token realm has the same
+/// rules as the others, but alice's password here is `password`, not the
+/// token registry's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PullThroughInfo {
+    pub registry: String,
+    pub realm: String,
+    pub service: String,
+    /// The token registry's `127.0.0.1:PORT` (its `remoteurl`, over http).
+    pub upstream: String,
+    /// The user the cache logs in to its upstream as (`tank`): in the token
+    /// log, the upstream realm's requests by this user are the cache's own.
+    pub upstream_username: String,
+    /// `alice`, who may pull `private/*` through the cache.
+    pub username: String,
+    /// alice's password at the cache's realm (not at the upstream's).
+    pub password: String,
+    pub storage: String,
+}
+
+/// Mirrors that fail, each as a real server does.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FaultyMirrorsInfo {
+    /// `127.0.0.1:PORT` where every connection is refused.
+    pub dead: String,
+    /// A registry with nothing in it: 404 for every manifest and blob.
+    pub empty: String,
+    /// A registry holding every fixture, whose blob files a test spoils
+    /// with `Rig::serve_wrong_bytes`.
+    pub wrong_blob: String,
+    pub wrong_blob_storage: String,
 }
 
 /// The user the token issuers give `push` to (anonymous callers get `pull`

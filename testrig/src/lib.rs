@@ -10,7 +10,12 @@
 //! at start. On request ([`RigOptions`]): `basic`, a registry with
 //! `auth: htpasswd` (bcrypt); `client_cert`, an https registry that demands
 //! a client certificate (mutual TLS); `tls_token`, an https registry whose
-//! token realm is plain http. The token registries also hold the standard
+//! token realm is plain http; `mirrors`, a pull-through cache (distribution
+//! in proxy mode, its own token realm) in front of the token registry, an
+//! empty registry, one whose blobs a test may spoil, and a port that
+//! refuses connections ([`RigInfo::pull_through`],
+//! [`RigInfo::faulty_mirrors`]; [`Rig::stop_registry`] stops the upstream
+//! alone). The token registries also hold the standard
 //! fixtures under `private/...`, which only the user in
 //! [`RigInfo::private`] (by password or identity token; the issuers also
 //! answer OAuth2 POSTs) may pull. Everything is stopped, and the temp dir
@@ -62,9 +67,9 @@ mod workdir;
 pub use accesslog::RegistryRequest;
 pub use cdn::CdnRequest;
 pub use info::{
-    BasicAuthInfo, BasicRegistryInfo, CdnRegistryInfo, ImageInfo, Images, IndexEntryInfo,
-    IndexInfo, PlainRegistryInfo, PrivateInfo, RigInfo, TlsRegistryInfo, TlsTokenRegistryInfo,
-    TokenRegistryInfo,
+    BasicAuthInfo, BasicRegistryInfo, CdnRegistryInfo, FaultyMirrorsInfo, ImageInfo, Images,
+    IndexEntryInfo, IndexInfo, PlainRegistryInfo, PrivateInfo, PullThroughInfo, RigInfo,
+    TlsRegistryInfo, TlsTokenRegistryInfo, TokenRegistryInfo,
 };
 pub use rig::{Rig, RigOptions};
 pub use sockets::client_sockets_to;

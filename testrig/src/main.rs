@@ -13,7 +13,7 @@ use signal_hook::iterator::Signals;
 use tank_testrig::{Rig, RigOptions};
 
 const USAGE: &str = "usage: tank-testrig [--plain-only] [--basic] [--client-cert] [--tls-token]
-                    [--everything] [--cdn-challenges]
+                    [--mirrors] [--everything] [--cdn-challenges]
                     [--large-mib N] [--many-layers COUNTxMIB] [--no-stdin]
 
 Starts real registries with fixtures on 127.0.0.1, prints their addresses,
@@ -26,7 +26,10 @@ tls-redirect. Also on request:
   --client-cert    tls-client-cert: https requiring a client certificate
                    (info.tls.client_cert_registry, client_cert_pem, certs_dir)
   --tls-token      tls-token: https with token auth whose realm is http
-  --everything     all three of the above
+  --mirrors        pull-through: distribution in proxy mode in front of
+                   token (info.pull_through); empty-mirror, wrong-blob and a
+                   port that refuses connections (info.faulty_mirrors)
+  --everything     all four of the above
   --cdn-challenges start the CDN with its own Bearer challenges on
 While it runs, a line on stdin is a query answered by one JSON line on stdout:
   token-requests        every token request so far (which realm, GET or POST,
@@ -60,6 +63,7 @@ fn parse_args() -> Result<Option<Args>> {
             "--basic" => options.basic = true,
             "--client-cert" => options.client_cert = true,
             "--tls-token" => options.tls_token = true,
+            "--mirrors" => options.mirrors = true,
             "--everything" => {
                 options = RigOptions {
                     large_mib: options.large_mib,

@@ -134,6 +134,14 @@ pub(crate) struct HtpasswdConfig {
     pub(crate) path: PathBuf,
 }
 
+/// Proxy mode: a pull-through cache of `remote_url`, logged in to it as
+/// `username`.
+pub(crate) struct ProxyConfig {
+    pub(crate) remote_url: String,
+    pub(crate) username: String,
+    pub(crate) password: String,
+}
+
 pub(crate) struct RegistrySetup {
     pub(crate) name: &'static str,
     pub(crate) binary: PathBuf,
@@ -148,6 +156,8 @@ pub(crate) struct RegistrySetup {
     /// Serve https with this certificate and key; readiness is checked
     /// with this client setting.
     pub(crate) tls: Option<ServeTls>,
+    /// Serve as a pull-through cache of another registry.
+    pub(crate) proxy: Option<ProxyConfig>,
 }
 
 pub(crate) struct ServeTls {
@@ -234,6 +244,20 @@ http:
                 q(&h.path.to_string_lossy())
             ));
         }
+        if let Some(p) = &self.proxy {
+            // distribution 2.8 asks remoteurl's /v2/ for its challenge at
+            // start, and then keeps the credentials for that realm only.
+            y.push_str(&format!(
+                "proxy:
+  remoteurl: {}
+  username: {}
+  password: {}
+",
+                q(&p.remote_url),
+                q(&p.username),
+                q(&p.password)
+            ));
+        }
         if let Some(base) = &self.redirect {
             y.push_str(&format!(
                 "middleware:
@@ -301,6 +325,12 @@ impl RegistryProcess {
         &self.addr
     }
 
+    /// Kills the registry and reaps it; its address and log stay readable.
+    pub(crate) fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The whole log file.
     fn log(&self) -> String {
         read_lossy(&self.log_path)
@@ -355,8 +385,7 @@ impl RegistryProcess {
 
 impl Drop for RegistryProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

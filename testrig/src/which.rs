@@ -27,10 +27,21 @@ pub enum Which {
     /// https with Bearer token auth whose realm is plain `http://`: the
     /// token registry's storage, its own issuer.
     TlsToken,
+    /// A pull-through cache: distribution in proxy mode (`proxy:
+    /// remoteurl:`) in front of `Token`, which it logs in to as the rig's
+    /// own user. Its own storage (empty at start), its own issuer, and its
+    /// own password for alice (see [`crate::PullThroughInfo`]).
+    PullThrough,
+    /// A mirror with nothing in it: 404 for every manifest and blob.
+    EmptyMirror,
+    /// A mirror holding every fixture, whose blob files a test may
+    /// overwrite ([`crate::Rig::serve_wrong_bytes`]): distribution serves
+    /// them as they are, without hashing them again.
+    WrongBlob,
 }
 
 impl Which {
-    pub const ALL: [Which; 8] = [
+    pub const ALL: [Which; 11] = [
         Which::Plain,
         Which::Token,
         Which::Cdn,
@@ -39,10 +50,14 @@ impl Which {
         Which::Basic,
         Which::TlsClientCert,
         Which::TlsToken,
+        Which::PullThrough,
+        Which::EmptyMirror,
+        Which::WrongBlob,
     ];
 
     /// `plain`, `token`, `cdn`, `tls`, `tls-redirect`, `basic`,
-    /// `tls-client-cert` or `tls-token`.
+    /// `tls-client-cert`, `tls-token`, `pull-through`, `empty-mirror` or
+    /// `wrong-blob`.
     pub fn name(self) -> &'static str {
         match self {
             Which::Plain => "plain",
@@ -53,6 +68,9 @@ impl Which {
             Which::Basic => "basic",
             Which::TlsClientCert => "tls-client-cert",
             Which::TlsToken => "tls-token",
+            Which::PullThrough => "pull-through",
+            Which::EmptyMirror => "empty-mirror",
+            Which::WrongBlob => "wrong-blob",
         }
     }
 
@@ -66,7 +84,17 @@ impl Which {
 
     /// Whether Bearer tokens from the rig's issuers guard it.
     pub fn is_token(self) -> bool {
-        matches!(self, Which::Token | Which::Cdn | Which::TlsToken)
+        matches!(
+            self,
+            Which::Token | Which::Cdn | Which::TlsToken | Which::PullThrough
+        )
+    }
+
+    /// Whether the fixtures are pushed into it: not the https ones (they
+    /// serve another's storage), not the pull-through cache (it fills
+    /// itself from its upstream, and refuses pushes), not the empty mirror.
+    pub(crate) fn gets_fixtures(self) -> bool {
+        !self.is_tls() && !matches!(self, Which::PullThrough | Which::EmptyMirror)
     }
 
     /// The storage dir's name: the https registries serve another's.

@@ -115,9 +115,19 @@ fn starts_everything_and_reports_one_line_of_json() {
     assert!(info.images.large.is_none() && info.images.many.is_none());
     assert_eq!(info.basic_auth.username, "tank");
 
-    // Same digests everywhere, and the blob files are where the rig says.
+    assert!(info.pull_through.is_some() && info.faulty_mirrors.is_some());
+
+    // Same digests everywhere, and the blob files are where the rig says
+    // (the pull-through cache and the empty mirror start with none).
     for which in Which::ALL {
-        for layer in &info.images.oci_image.layers {
+        let holds_fixtures = !matches!(which, Which::PullThrough | Which::EmptyMirror);
+        for layer in info
+            .images
+            .oci_image
+            .layers
+            .iter()
+            .filter(|_| holds_fixtures)
+        {
             let path = rig.blob_data_path(which, layer);
             let bytes = std::fs::read(&path).unwrap();
             assert_eq!(&sha256(&bytes), layer, "{}", path.display());

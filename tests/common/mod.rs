@@ -22,7 +22,11 @@ use sha2::{Digest as _, Sha256};
 pub use tank::ffi::bytes::{
     tank_blob, tank_blob_sized, tank_blob_sized_with, tank_blob_with, tank_bytes_release, TankBytes,
 };
-pub use tank::ffi::cache::{tank_cache_free, tank_cache_new, tank_cache_new_with_ttl, TankCache};
+#[allow(unused_imports)]
+pub use tank::ffi::cache::{
+    tank_cache_add_mirror, tank_cache_free, tank_cache_load_registries_conf, tank_cache_new,
+    tank_cache_new_with_ttl, TankCache, TANK_MIRROR_PULL, TANK_MIRROR_RESOLVE,
+};
 pub use tank::ffi::cancel::{tank_cancel_free, tank_cancel_new, tank_cancel_trigger, TankCancel};
 pub use tank::ffi::error::*;
 #[allow(unused_imports)]
@@ -563,6 +567,38 @@ pub fn load_certs(cache: &Cache, dir: Option<&str>) -> Result<(), CallError> {
     unsafe {
         settled(
             tank_cache_load_certs_dir(cache.0, ptr_of(&d), &mut err),
+            err,
+        )
+    }
+}
+
+/// `tank_cache_add_mirror`.
+pub fn add_mirror(
+    cache: &Cache,
+    registry: &str,
+    mirror: &str,
+    capabilities: u32,
+) -> Result<(), CallError> {
+    let (r, m) = (c(registry), c(mirror));
+    let mut err = ptr::null_mut();
+    unsafe {
+        settled(
+            tank_cache_add_mirror(cache.0, r.as_ptr(), m.as_ptr(), capabilities, &mut err),
+            err,
+        )
+    }
+}
+
+/// `tank_cache_load_registries_conf`; None: the default search.
+pub fn load_registries_conf(
+    cache: &Cache,
+    path: Option<&std::path::Path>,
+) -> Result<(), CallError> {
+    let p = path.map(|p| c(p.to_str().expect("test paths are UTF-8")));
+    let mut err = ptr::null_mut();
+    unsafe {
+        settled(
+            tank_cache_load_registries_conf(cache.0, ptr_of(&p), &mut err),
             err,
         )
     }

@@ -7,6 +7,7 @@
 use url::Url;
 
 use super::hosts_toml::{Capabilities, HostEntry, HostsFile};
+use super::load::HostsDirs;
 use super::registries_conf::{PullFromMirror, RegistriesConf};
 use crate::stevedore::error::{Error, Result};
 use crate::stevedore::origin::is_loopback;
@@ -139,9 +140,9 @@ pub struct MirrorSettings {
     /// Set in code, by registry key, in the order they were added.
     added: Vec<(String, Mirror)>,
     registries_conf: Option<RegistriesConf>,
-    /// containerd's hosts.toml, by the registry's name in references
-    /// (`docker.io` for Docker Hub; `_default` for any other).
-    hosts: Vec<(String, HostsFile)>,
+    /// The certs directories' hosts.toml (tank_cache_load_certs_dir), by
+    /// the registry's name in references (`docker.io` for Docker Hub).
+    hosts_dirs: HostsDirs,
 }
 
 impl MirrorSettings {
@@ -155,16 +156,13 @@ impl MirrorSettings {
         self.registries_conf = Some(conf);
     }
 
-    /// A hosts.toml read for the registry `name` (`host[:port]` as
-    /// references write it) replaces an earlier one.
-    pub fn set_hosts(&mut self, name: String, file: HostsFile) {
-        let authority = name;
-        self.hosts.retain(|(a, _)| *a != authority);
-        self.hosts.push((authority, file));
+    /// The hosts.toml files of the certs directories loaded so far.
+    pub fn set_hosts_dirs(&mut self, dirs: HostsDirs) {
+        self.hosts_dirs = dirs;
     }
 
     pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.registries_conf.is_none() && self.hosts.is_empty()
+        self.added.is_empty() && self.registries_conf.is_none() && self.hosts_dirs.is_empty()
     }
 
     /// The sources of `repository` on `registry`, in the order they are
@@ -209,7 +207,7 @@ impl MirrorSettings {
                 }
             }
         }
-        match self.hosts_for(&reference_host(&upstream.registry)) {
+        match self.hosts_for(&reference_host(&upstream.registry))? {
             Some(file) => {
                 for host in &file.hosts {
                     sources.push(host_source(host, &upstream)?);
@@ -220,10 +218,8 @@ impl MirrorSettings {
         Ok(sources)
     }
 
-    fn hosts_for(&self, authority: &str) -> Option<&HostsFile> {
-        let own = self.hosts.iter().find(|(a, _)| a == authority);
-        own.or_else(|| self.hosts.iter().find(|(a, _)| a == "_default"))
-            .map(|(_, f)| f)
+    fn hosts_for(&self, authority: &str) -> Result<Option<HostsFile>> {
+        self.hosts_dirs.for_registry(authority).transpose()
     }
 }
 
@@ -393,7 +389,10 @@ insecure = true
 
     #[test]
     fn hosts_toml_hosts_then_server_with_ns_for_mirrors() {
-        let file = super::super::hosts_toml::parse(
+        let certs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(certs.path().join("docker.io")).unwrap();
+        std::fs::write(
+            certs.path().join("docker.io/hosts.toml"),
             r#"
 server = "https://registry-1.docker.io"
 [host."https://mirror.example/prefix"]
@@ -401,12 +400,10 @@ capabilities = ["pull"]
 [host."http://127.0.0.1:5001"]
 capabilities = ["pull", "resolve"]
 "#,
-            std::path::Path::new("/etc/containerd/certs.d/docker.io/hosts.toml"),
-            "docker.io",
         )
         .unwrap();
         let mut m = MirrorSettings::default();
-        m.set_hosts("docker.io".into(), file);
+        m.set_hosts_dirs(HostsDirs::read(&[certs.path().to_path_buf()]).unwrap());
         let hub = Registry::parse("docker.io").unwrap().docker_hub_host();
         let s = m.sources(&hub, &repo("library/alpine")).unwrap();
         assert_eq!(

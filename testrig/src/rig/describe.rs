@@ -5,11 +5,13 @@ use std::path::Path;
 
 use super::basic::{BasicUser, BASIC_REALM, BASIC_USER};
 use super::issuers::{issuer_of, Issuer};
+use super::mirrors::DeadPort;
 use crate::cdn::CdnServer;
 use crate::fixtures::{self, Fixtures};
 use crate::info::{
-    BasicAuthInfo, BasicRegistryInfo, CdnRegistryInfo, PlainRegistryInfo, PrivateInfo, RigInfo,
-    TlsRegistryInfo, TlsTokenRegistryInfo, TokenRegistryInfo,
+    BasicAuthInfo, BasicRegistryInfo, CdnRegistryInfo, FaultyMirrorsInfo, PlainRegistryInfo,
+    PrivateInfo, PullThroughInfo, RigInfo, TlsRegistryInfo, TlsTokenRegistryInfo,
+    TokenRegistryInfo,
 };
 use crate::registry::RegistryProcess;
 use crate::tls::{Authority, ClientIdentity};
@@ -25,6 +27,8 @@ pub(super) struct Parts<'a> {
     pub(super) identity: Option<&'a ClientIdentity>,
     pub(super) basic: Option<&'a BasicUser>,
     pub(super) users: &'a Users,
+    pub(super) mirror_users: &'a Users,
+    pub(super) dead_port: Option<&'a DeadPort>,
     pub(super) certs_dir: &'a Path,
     pub(super) root: &'a Path,
     pub(super) fixtures: Fixtures,
@@ -39,6 +43,8 @@ pub(super) fn build_info(parts: Parts<'_>) -> RigInfo {
         identity,
         basic,
         users,
+        mirror_users,
+        dead_port,
         certs_dir,
         root,
         fixtures,
@@ -133,6 +139,28 @@ pub(super) fn build_info(parts: Parts<'_>) -> RigInfo {
                 docker_image: private(&images.docker_image.repo),
                 docker_list: private(&images.docker_list.repo),
             }),
+        },
+        pull_through: match (addr(Which::PullThrough), addr(Which::Token)) {
+            (Some(registry), Some(upstream)) => Some(PullThroughInfo {
+                registry,
+                realm: realm(Which::PullThrough),
+                service: token::SERVICE.to_owned(),
+                upstream,
+                upstream_username: token::USERNAME.to_owned(),
+                username: token::PRIVATE_USER.to_owned(),
+                password: mirror_users.private_password.clone(),
+                storage: storage(Which::PullThrough),
+            }),
+            _ => None,
+        },
+        faulty_mirrors: match (dead_port, addr(Which::EmptyMirror), addr(Which::WrongBlob)) {
+            (Some(dead), Some(empty), Some(wrong_blob)) => Some(FaultyMirrorsInfo {
+                dead: dead.addr().to_owned(),
+                empty,
+                wrong_blob,
+                wrong_blob_storage: storage(Which::WrongBlob),
+            }),
+            _ => None,
         },
         basic_auth: BasicAuthInfo {
             username: token::USERNAME.to_owned(),

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use super::issuers::Issuer;
+use super::mirrors::{self, DeadPort};
 use crate::accesslog::{self, RegistryRequest};
 use crate::cdn::{CdnRequest, CdnServer};
 use crate::info::RigInfo;
@@ -30,6 +31,7 @@ pub struct Rig {
     pub(super) token_log: Arc<Mutex<Vec<TokenRequest>>>,
     pub(super) cdn_log: Arc<Mutex<Vec<CdnRequest>>>,
     pub(super) info: RigInfo,
+    pub(super) dead_port: Option<DeadPort>,
     pub(super) dir: TempDir,
 }
 
@@ -164,6 +166,50 @@ impl Rig {
             }
             log = again;
         }
+    }
+
+    /// Kills one registry (the pull-through cache's upstream, say) and
+    /// leaves the others up. Its address, log and storage stay readable;
+    /// nothing answers on its port any more.
+    ///
+    /// # Panics
+    /// When the rig was started without that registry.
+    pub fn stop_registry(&mut self, which: Which) {
+        match self.registries.iter_mut().find(|(w, _)| *w == which) {
+            Some((_, p)) => p.stop(),
+            None => panic!("the rig was started without the {} registry", which.name()),
+        }
+    }
+
+    /// `127.0.0.1:PORT` of a mirror that is down: a port the rig holds
+    /// bound and never listens on, so every connection to it is refused
+    /// and no other process can take it meanwhile.
+    ///
+    /// # Panics
+    /// When the rig was started without `mirrors`.
+    pub fn dead_mirror(&self) -> &str {
+        match &self.dead_port {
+            Some(d) => d.addr(),
+            None => panic!("the rig was started without mirrors"),
+        }
+    }
+
+    /// Makes `which` serve wrong bytes for the blob `digest`, at its right
+    /// length and with its right `Docker-Content-Digest` header: every
+    /// byte of the registry's data file is flipped (a new file renamed over
+    /// the old one, so no other registry sharing it by a hard link is
+    /// touched). distribution serves filesystem blobs without hashing them.
+    pub fn serve_wrong_bytes(&self, which: Which, digest: &str) -> anyhow::Result<()> {
+        mirrors::spoil_file(&self.blob_data_path(which, digest))
+    }
+
+    /// Waits (at most 10 s) until the pull-through cache has stored every
+    /// blob in `digests` for `repo`. It streams a blob it lacks from its
+    /// upstream to the client and, at the same time, copies it into its own
+    /// storage in the background: a test that is about to stop the
+    /// upstream waits for this first.
+    pub fn wait_until_cached(&self, repo: &str, digests: &[&str]) -> anyhow::Result<()> {
+        mirrors::wait_until_cached(&self.storage_dir(Which::PullThrough), repo, digests)
     }
 
     fn process(&self, which: Which) -> Option<&RegistryProcess> {

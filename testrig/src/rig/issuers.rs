@@ -47,10 +47,11 @@ pub(super) fn issuer_of(issuers: &[Issuer], which: Which) -> Option<&Issuer> {
 
 /// One issuer (key, cert, realm) per protected registry, as two real
 /// registries would have: a token earned at one is refused by the other.
+/// `users_for` says whose passwords each realm checks.
 pub(super) fn start_issuers(
     wanted: &[Which],
     root: &Path,
-    users: &Arc<Users>,
+    users_for: impl Fn(Which) -> Arc<Users>,
     switches: &Arc<Switches>,
     log: &Arc<Mutex<Vec<TokenRequest>>>,
 ) -> Result<Vec<Issuer>> {
@@ -63,7 +64,7 @@ pub(super) fn start_issuers(
         let server = TokenServer::start(
             which,
             keys,
-            Arc::clone(users),
+            users_for(which),
             Arc::clone(switches),
             Arc::clone(log),
         )?;

@@ -21,8 +21,7 @@ pub(super) fn push_fixtures(
 ) -> Result<()> {
     thread::scope(|s| {
         let mut handles = Vec::new();
-        // The https registries serve another one's storage.
-        for (which, process) in registries.iter().filter(|(w, _)| !w.is_tls()) {
+        for (which, process) in registries.iter().filter(|(w, _)| w.gets_fixtures()) {
             for plan in &fixtures.repos {
                 let seed_into = seed_root.map(|r| r.join(which.name()));
                 let pusher = Pusher::new(process.addr(), auth_for(*which), seed_into);
@@ -55,7 +54,7 @@ pub(super) fn add_private_repos(
 ) -> Result<()> {
     for (which, _) in registries
         .iter()
-        .filter(|(w, _)| w.is_token() && !w.is_tls())
+        .filter(|(w, _)| w.is_token() && w.gets_fixtures())
     {
         let repos = root
             .join(which.storage_name())

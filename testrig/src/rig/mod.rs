@@ -2,8 +2,8 @@
 //!
 //! One job per module: `options` (what to run), `start` (the start-up
 //! sequence), `handle` (the running [`Rig`] and its drop order), `issuers`,
-//! `basic`, `cdn_wiring` and `https` (what each kind of registry needs
-//! besides itself), `setups` (each registry's config), `processes`
+//! `basic`, `cdn_wiring`, `https` and `mirrors` (what each kind of
+//! registry needs besides itself), `setups` (each registry's config), `processes`
 //! (starting them), `load` (the fixtures), `describe` (the [`RigInfo`](crate::RigInfo)).
 
 mod basic;
@@ -13,6 +13,7 @@ mod handle;
 mod https;
 mod issuers;
 mod load;
+mod mirrors;
 mod options;
 mod processes;
 mod setups;

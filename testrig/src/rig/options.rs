@@ -20,6 +20,12 @@ pub struct RigOptions {
     /// The https token registry with an http realm (`Which::TlsToken`);
     /// needs `tls` and `token`.
     pub tls_token: bool,
+    /// The mirrors (needs `token`): the pull-through cache in front of the
+    /// token registry (`Which::PullThrough`), the empty one
+    /// (`Which::EmptyMirror`), the one whose blobs a test may spoil
+    /// (`Which::WrongBlob`), and a port that refuses every connection
+    /// ([`Rig::dead_mirror`](crate::Rig::dead_mirror)).
+    pub mirrors: bool,
     /// Start the CDN with its own Bearer challenges on (see
     /// [`Rig::set_cdn_challenges`](crate::Rig::set_cdn_challenges)).
     pub cdn_challenges: bool,
@@ -39,6 +45,7 @@ impl Default for RigOptions {
             basic: false,
             client_cert: false,
             tls_token: false,
+            mirrors: false,
             cdn_challenges: false,
             large_mib: None,
             many_layers: None,
@@ -88,12 +95,21 @@ impl RigOptions {
         }
     }
 
+    /// The token registry and the mirrors in front of it.
+    pub fn mirrors_only() -> Self {
+        RigOptions {
+            mirrors: true,
+            ..Self::token_only()
+        }
+    }
+
     /// Every registry the rig has, every one of them on.
     pub fn everything() -> Self {
         RigOptions {
             basic: true,
             client_cert: true,
             tls_token: true,
+            mirrors: true,
             ..RigOptions::default()
         }
     }
@@ -107,6 +123,7 @@ impl RigOptions {
             basic: false,
             client_cert: false,
             tls_token: false,
+            mirrors: false,
             ..RigOptions::default()
         }
     }
@@ -129,6 +146,9 @@ impl RigOptions {
                 "RigOptions.tls_token needs tls and token: it serves the token registry's storage"
             );
         }
+        if self.mirrors && !self.token {
+            bail!("RigOptions.mirrors needs token: the pull-through cache is in front of it");
+        }
         Ok(wanted)
     }
 
@@ -141,6 +161,7 @@ impl RigOptions {
             Which::Basic => self.basic,
             Which::TlsClientCert => self.client_cert,
             Which::TlsToken => self.tls_token,
+            Which::PullThrough | Which::EmptyMirror | Which::WrongBlob => self.mirrors,
         }
     }
 }

@@ -61,6 +61,8 @@ pub(super) fn registry_setups(
                     .map(BasicUser::registry_config),
                 redirect: redirect_url(cdn, which),
                 tls: serve_tls(which, authority, identity)?,
+                // See mirrors::make_proxy: it needs the upstream's address.
+                proxy: None,
             };
             Ok((which, setup))
         })

@@ -14,6 +14,7 @@ use super::handle::Rig;
 use super::https::write_certs_dir;
 use super::issuers::{issuer_of, start_issuers};
 use super::load::{add_private_repos, push_fixtures};
+use super::mirrors::{make_proxy, mirror_users, users_for, DeadPort};
 use super::options::RigOptions;
 use super::processes::start_registries;
 use super::setups::{registry_setups, Inputs};
@@ -53,11 +54,18 @@ impl Rig {
             private_password: random_hex(16)?,
             identity_token: random_hex(24)?,
         });
+        let mirror_users = Arc::new(mirror_users()?);
         let switches = Arc::new(Switches::default());
         let token_log = Arc::new(Mutex::new(Vec::new()));
         let cdn_log = Arc::new(Mutex::new(Vec::new()));
 
-        let issuers = start_issuers(&wanted, &root, &users, &switches, &token_log)?;
+        let issuers = start_issuers(
+            &wanted,
+            &root,
+            users_for(&users, &mirror_users),
+            &switches,
+            &token_log,
+        )?;
         let cdn = start_cdn(&opts, &root, &cdn_log)?;
         let authority = match opts.tls {
             true => Some(Authority::generate(&root)?),
@@ -71,18 +79,25 @@ impl Rig {
             true => Some(BasicUser::create(&root)?),
             false => None,
         };
-        let setups = registry_setups(
-            &wanted,
-            Inputs {
-                binary,
-                root: &root,
-                issuers: &issuers,
-                cdn: cdn.as_ref(),
-                authority: authority.as_ref(),
-                identity: identity.as_ref(),
-                basic: basic.as_ref(),
-            },
-        )?;
+        let inputs = || Inputs {
+            binary: binary.clone(),
+            root: &root,
+            issuers: &issuers,
+            cdn: cdn.as_ref(),
+            authority: authority.as_ref(),
+            identity: identity.as_ref(),
+            basic: basic.as_ref(),
+        };
+        // The pull-through cache asks its upstream for a challenge as it
+        // starts: it comes up after the others.
+        let (first, proxies): (Vec<Which>, Vec<Which>) =
+            wanted.iter().partition(|w| **w != Which::PullThrough);
+        let setups = registry_setups(&first, inputs())?;
+        let mut proxy_setups = registry_setups(&proxies, inputs())?;
+        let dead_port = match opts.mirrors {
+            true => Some(DeadPort::bind()?),
+            false => None,
+        };
 
         let verbose = std::env::var_os("TANK_RIG_VERBOSE").is_some();
         let phase = |what: &str| {
@@ -92,7 +107,11 @@ impl Rig {
         };
         phase("servers up");
         let spawner = Spawner::new()?;
-        let registries = start_registries(&spawner, &setups)?;
+        let mut registries = start_registries(&spawner, &setups)?;
+        for (_, setup) in &mut proxy_setups {
+            make_proxy(setup, &registries, &password)?;
+        }
+        registries.extend(start_registries(&spawner, &proxy_setups)?);
         phase("registries up");
         let fixtures = fixtures
             .join()
@@ -126,6 +145,8 @@ impl Rig {
             identity: identity.as_ref(),
             basic: basic.as_ref(),
             users: &users,
+            mirror_users: &mirror_users,
+            dead_port: dead_port.as_ref(),
             certs_dir: &certs_dir,
             root: &root,
             fixtures,
@@ -139,6 +160,7 @@ impl Rig {
             token_log,
             cdn_log,
             info,
+            dead_port,
             dir,
         };
         // The pushes' own token requests are no test's business.

@@ -575,8 +575,9 @@ fn idle_ms(handle: ResourceArc<CallHandle>) -> u64 {
 /// - `auth_config`: nil, `:default` (the docker / podman search) or the
 ///   path of a docker `config.json` / podman `auth.json`;
 /// - `ca_files`: `[{registry | nil, pem_path}]`, nil meaning every registry;
-/// - `certs_dir`: nil, `:default` (`/etc/containers/certs.d`,
-///   `/etc/docker/certs.d`) or the path of a certs directory;
+/// - `certs_dir`: nil, `:default` (`/etc/containerd/certs.d`,
+///   `/etc/containers/certs.d`, `/etc/docker/certs.d`) or the path of a
+///   certs directory;
 /// - `registries_conf`: nil, `:default` (containers-registries.conf(5)'s
 ///   search) or the path of a registries.conf;
 /// - `mirrors`: `[{registry, mirror, pull, resolve}]` (`pull`, `resolve`:

@@ -758,8 +758,11 @@ defmodule Tank.Image.Registry do
     * `:certs_dir` — `:default` or the path of a certs directory laid out
       as docker and podman lay it out: `<dir>/<host[:port]>/*.crt` are CAs
       for that registry, and `X.cert` with `X.key` its client certificate
-      (mutual TLS). `:default` loads `/etc/containers/certs.d` and
-      `/etc/docker/certs.d` where they exist. Default `nil`: none.
+      (mutual TLS); and as containerd does, with `<host_port_>` names and
+      a `hosts.toml` whose `ca`, `client` and `skip_verify` apply to the
+      hosts it names. `:default` loads `/etc/containerd/certs.d`,
+      `/etc/containers/certs.d` and `/etc/docker/certs.d` where they exist.
+      Default `nil`: none.
     * `:registries_conf` — `:default` or the path of a
       containers-registries.conf(5) file (version 2; its drop-in
       directories too): prefixes, `location`, `insecure`, `blocked`,
