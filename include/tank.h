@@ -91,12 +91,12 @@
 /*
  * The version of tank this header comes with (Cargo.toml's); tank_version()
  * gives the version of the library a program runs with. The shared
- * library's soname is libtank.so.0.
+ * library's soname is libtank.so.1.
  */
-#define TANK_VERSION_MAJOR 0
-#define TANK_VERSION_MINOR 2
+#define TANK_VERSION_MAJOR 1
+#define TANK_VERSION_MINOR 0
 #define TANK_VERSION_PATCH 0
-#define TANK_VERSION "0.2.0"
+#define TANK_VERSION "1.0.0"
 /* One number to compare in #if: 0xMMmmpp, e.g. TANK_VERSION_NUMBER >= 0x000200. */
 #define TANK_VERSION_NUMBER ((TANK_VERSION_MAJOR << 16) | (TANK_VERSION_MINOR << 8) | TANK_VERSION_PATCH)
 
@@ -249,6 +249,18 @@ typedef struct TankDescriptor {
   const char *os;
   const char *architecture;
   const char *variant;
+  /**
+   * OCI 1.1's `artifactType` (a referrer, an artifact's index entry);
+   * NULL when absent.
+   */
+  const char *artifact_type;
+  /**
+   * The `annotations`, as `annotations_len` key/value pairs sorted by
+   * key (byte order): `annotations[2*i]` is a key, `annotations[2*i+1]`
+   * its value. NULL when there are none.
+   */
+  const char *const *annotations;
+  size_t annotations_len;
 } TankDescriptor;
 
 /**
@@ -286,6 +298,20 @@ typedef struct TankManifest {
    */
   const struct TankDescriptor *manifests;
   size_t manifests_len;
+  /**
+   * The manifest's own `artifactType`; NULL when absent.
+   */
+  const char *artifact_type;
+  /**
+   * The manifest's own `annotations`, laid out as `TankDescriptor`'s.
+   */
+  const char *const *annotations;
+  size_t annotations_len;
+  /**
+   * The manifest this one refers to (`subject`, a referrer's); NULL
+   * when absent.
+   */
+  const struct TankDescriptor *subject;
   void *_private;
 } TankManifest;
 
@@ -333,7 +359,7 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * The library version, e.g. "0.2.0" (`TANK_VERSION` is the header's). Static; never free it.
+ * The library version, e.g. "1.0.0" (`TANK_VERSION` is the header's). Static; never free it.
  */
 const char *tank_version(void);
 
@@ -824,6 +850,39 @@ TankStatus tank_reference_parse(const char *reference,
  * `tank_reference_parse`.
  */
 void tank_reference_release(struct TankReference *r);
+
+/**
+ * The referrers of `digest` in `repo` on `registry` (the manifests whose
+ * `subject` is `digest`), as an OCI image index written to `*out` (only
+ * on `TANK_OK`; release it with `tank_manifest_release`):
+ *
+ * - the Referrers API (`GET /v2/<repo>/referrers/<digest>`), else, where
+ *   the registry has none (404), the referrers tag `sha256-<hex>` that OCI
+ *   1.1 clients push beside it, else an empty index (`manifests_len` 0);
+ * - `artifact_type` NULL: every referrer; else only those of that
+ *   `artifactType`. The registry is asked to filter, and tank checks each
+ *   entry whether it says it did (`OCI-Filters-Applied`) or not.
+ *
+ * Each entry's `artifact_type` and `annotations` are in `out->manifests`.
+ * `out->raw` is the index as the registry sent it, or as tank re-encoded
+ * it when entries were dropped (`out->digest` is then its own). `digest`
+ * must be a digest ("sha256:<hex>"): anything else is `TANK_ERR_BAD_INPUT`
+ * before any request. `cache` and `cancel` may be NULL; `cancel` works as
+ * for `tank_manifest_with`.
+ *
+ * # Safety
+ * String arguments are NULL (`artifact_type` may be) or NUL-terminated;
+ * `cache` and `cancel` are NULL or live; `out` and `err` are NULL or
+ * writable.
+ */
+TankStatus tank_referrers(const char *registry,
+                          const char *repo,
+                          const char *digest,
+                          const char *artifact_type,
+                          struct TankCache *cache,
+                          struct TankCancel *cancel,
+                          struct TankManifest *out,
+                          struct TankError **err);
 
 /**
  * The name of a status code ("TANK_ERR_HTTP"), or "TANK_UNKNOWN_STATUS"

@@ -925,3 +925,88 @@ fn a_filled_list_released_twice_is_released_once() {
     let got = common::listing::catalog(o.addr(), &Cache::none(), None).unwrap();
     assert!(got.is_empty());
 }
+
+#[test]
+fn referrers_checks_every_argument_before_any_request() {
+    let wire = Tripwire::new();
+    let registry = wire.registry();
+    let good_digest = digest(&"a".repeat(64));
+    let good = [
+        s(&registry),
+        s("a/b"),
+        s(&good_digest),
+        s("application/vnd.example+json"),
+    ];
+    let names = ["registry", "repo", "digest", "artifact_type"];
+    let call = |args: &[Arg; 4], with_out: bool, with_err: bool| unsafe {
+        let t: Vec<_> = args.iter().map(terminated).collect();
+        let mut out: TankManifest = sentinel();
+        let mut err: *mut TankError = ptr::null_mut();
+        let status = tank_referrers(
+            as_ptr(&t[0]),
+            as_ptr(&t[1]),
+            as_ptr(&t[2]),
+            as_ptr(&t[3]),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            if with_out { &mut out } else { ptr::null_mut() },
+            if with_err { &mut err } else { ptr::null_mut() },
+        );
+        assert!(untouched(&out), "out written on failure");
+        if with_err {
+            take_error(status, err)
+        } else {
+            CallError {
+                status,
+                http_status: 0,
+                reason: String::new(),
+                message: String::new(),
+            }
+        }
+    };
+    for i in 0..4 {
+        for (what, bad) in [
+            ("NULL", None),
+            ("not UTF-8", raw(b"\xff\xfe")),
+            ("empty", s("")),
+        ] {
+            // A NULL artifact_type asks for every type: not bad input.
+            if i == 3 && bad.is_none() {
+                continue;
+            }
+            let mut args = good.clone();
+            args[i] = bad;
+            let e = call(&args, true, true);
+            assert_eq!(
+                (e.status, e.reason.as_str()),
+                (TankStatus::TANK_ERR_BAD_INPUT, "bad_input"),
+                "{} {what}: {e:?}",
+                names[i]
+            );
+            assert!(e.message.contains(names[i]), "{} {what}: {e:?}", names[i]);
+            assert_eq!(
+                call(&args, true, false).status,
+                TankStatus::TANK_ERR_BAD_INPUT
+            );
+        }
+    }
+    // A digest is a digest: a tag, the referrers tag's own spelling, a
+    // digest of the wrong length or case are refused before any request.
+    for bad in [
+        "latest".to_owned(),
+        format!("sha256-{}", "a".repeat(64)),
+        "sha256:abc".to_owned(),
+        format!("sha256:{}", "A".repeat(64)),
+        format!("md5:{}", "a".repeat(32)),
+    ] {
+        let mut args = good.clone();
+        args[2] = s(&bad);
+        let e = call(&args, true, true);
+        assert_eq!(e.status, TankStatus::TANK_ERR_BAD_INPUT, "{bad}: {e:?}");
+        assert!(e.message.contains("digest"), "{bad}: {e:?}");
+    }
+    let e = call(&good, false, true);
+    assert_eq!(e.status, TankStatus::TANK_ERR_BAD_INPUT);
+    assert!(e.message.contains("out"), "{e:?}");
+    assert!(!wire.touched(), "a request was sent");
+}

@@ -55,7 +55,7 @@ import (
 	"unsafe"
 )
 
-// Version is libtank's version, e.g. "0.2.0".
+// Version is libtank's version, e.g. "1.0.0".
 func Version() string {
 	return C.GoString(C.tank_version())
 }

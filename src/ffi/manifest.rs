@@ -20,6 +20,14 @@ pub struct TankDescriptor {
     pub os: *const c_char,
     pub architecture: *const c_char,
     pub variant: *const c_char,
+    /// OCI 1.1's `artifactType` (a referrer, an artifact's index entry);
+    /// NULL when absent.
+    pub artifact_type: *const c_char,
+    /// The `annotations`, as `annotations_len` key/value pairs sorted by
+    /// key (byte order): `annotations[2*i]` is a key, `annotations[2*i+1]`
+    /// its value. NULL when there are none.
+    pub annotations: *const *const c_char,
+    pub annotations_len: usize,
 }
 
 /// A fetched manifest. Filled in by `tank_manifest` on `TANK_OK` and owned
@@ -44,14 +52,25 @@ pub struct TankManifest {
     /// when there are none.
     pub manifests: *const TankDescriptor,
     pub manifests_len: usize,
+    /// The manifest's own `artifactType`; NULL when absent.
+    pub artifact_type: *const c_char,
+    /// The manifest's own `annotations`, laid out as `TankDescriptor`'s.
+    pub annotations: *const *const c_char,
+    pub annotations_len: usize,
+    /// The manifest this one refers to (`subject`, a referrer's); NULL
+    /// when absent.
+    pub subject: *const TankDescriptor,
     pub _private: *mut c_void,
 }
 
 /// Owns everything a `TankManifest` points at.
 struct Storage {
     _strings: Vec<CString>,
+    /// The key/value pointer arrays of every annotations list.
+    _pairs: Vec<Vec<*const c_char>>,
     _raw: Vec<u8>,
     _config: Option<Box<TankDescriptor>>,
+    _subject: Option<Box<TankDescriptor>>,
     _layers: Vec<TankDescriptor>,
     _manifests: Vec<TankDescriptor>,
 }
@@ -59,31 +78,15 @@ struct Storage {
 /// Lays out `m` for C. Heap buffers do not move when their owners are moved
 /// into `Storage`, so the pointers taken here stay valid.
 pub(crate) fn fill(m: Manifest) -> TankManifest {
-    let mut strings = Vec::new();
-    let mut text = |s: &str| {
-        let c = c_string(s);
-        let p = c.as_ptr();
-        strings.push(c);
-        p
-    };
-    let mut descriptor = |d: &Descriptor| {
-        let platform = d.platform.as_ref();
-        TankDescriptor {
-            media_type: text(&d.media_type),
-            digest: text(&d.digest),
-            size: d.size,
-            os: platform.map_or(ptr::null(), |p| text(&p.os)),
-            architecture: platform.map_or(ptr::null(), |p| text(&p.architecture)),
-            variant: platform
-                .and_then(|p| p.variant.as_deref())
-                .map_or(ptr::null(), &mut text),
-        }
-    };
-    let config = m.config.as_ref().map(|d| Box::new(descriptor(d)));
-    let layers: Vec<_> = m.layers.iter().map(&mut descriptor).collect();
-    let manifests: Vec<_> = m.manifests.iter().map(&mut descriptor).collect();
-    let media_type = text(&m.media_type);
-    let digest = text(&m.digest.to_string());
+    let mut c = ForC::default();
+    let config = m.config.as_ref().map(|d| Box::new(c.descriptor(d)));
+    let subject = m.subject().map(|d| Box::new(c.descriptor(&d)));
+    let layers: Vec<_> = m.layers.iter().map(|d| c.descriptor(d)).collect();
+    let manifests: Vec<_> = m.manifests.iter().map(|d| c.descriptor(d)).collect();
+    let media_type = c.text(&m.media_type);
+    let digest = c.text(&m.digest.to_string());
+    let artifact_type = c.optional(m.artifact_type());
+    let (annotations, annotations_len) = c.pairs(&m.annotations());
     let out = TankManifest {
         media_type,
         digest,
@@ -94,18 +97,74 @@ pub(crate) fn fill(m: Manifest) -> TankManifest {
         layers_len: layers.len(),
         manifests: first(&manifests),
         manifests_len: manifests.len(),
+        artifact_type,
+        annotations,
+        annotations_len,
+        subject: subject.as_deref().map_or(ptr::null(), |s| s as *const _),
         _private: ptr::null_mut(),
     };
     let storage = Box::new(Storage {
-        _strings: strings,
+        _strings: c.strings,
+        _pairs: c.pairs,
         _raw: m.raw,
         _config: config,
+        _subject: subject,
         _layers: layers,
         _manifests: manifests,
     });
     TankManifest {
         _private: Box::into_raw(storage).cast(),
         ..out
+    }
+}
+
+/// The strings and pointer arrays handed to C, kept until the release.
+#[derive(Default)]
+struct ForC {
+    strings: Vec<CString>,
+    pairs: Vec<Vec<*const c_char>>,
+}
+
+impl ForC {
+    fn text(&mut self, s: &str) -> *const c_char {
+        let c = c_string(s);
+        let p = c.as_ptr();
+        self.strings.push(c);
+        p
+    }
+
+    fn optional(&mut self, s: Option<&str>) -> *const c_char {
+        s.map_or(ptr::null(), |s| self.text(s))
+    }
+
+    /// Key, value, key, value...; NULL and 0 for none.
+    fn pairs(&mut self, pairs: &[(String, String)]) -> (*const *const c_char, usize) {
+        if pairs.is_empty() {
+            return (ptr::null(), 0);
+        }
+        let flat: Vec<*const c_char> = pairs
+            .iter()
+            .flat_map(|(k, v)| [self.text(k), self.text(v)])
+            .collect();
+        let p = flat.as_ptr();
+        self.pairs.push(flat);
+        (p, pairs.len())
+    }
+
+    fn descriptor(&mut self, d: &Descriptor) -> TankDescriptor {
+        let platform = d.platform.as_ref();
+        let (annotations, annotations_len) = self.pairs(&d.annotations);
+        TankDescriptor {
+            media_type: self.text(&d.media_type),
+            digest: self.text(&d.digest),
+            size: d.size,
+            os: platform.map_or(ptr::null(), |p| self.text(&p.os)),
+            architecture: platform.map_or(ptr::null(), |p| self.text(&p.architecture)),
+            variant: self.optional(platform.and_then(|p| p.variant.as_deref())),
+            artifact_type: self.optional(d.artifact_type.as_deref()),
+            annotations,
+            annotations_len,
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod progress;
 pub mod pull;
 pub mod reference;
+pub mod referrers;
 pub mod status;
 pub mod to_file;
 pub mod unpack;
@@ -155,7 +156,7 @@ pub(crate) fn c_string(s: &str) -> CString {
     CString::new(s).unwrap_or_else(|_| CString::new(s.replace('\0', "")).unwrap_or_default())
 }
 
-/// The library version, e.g. "0.2.0" (`TANK_VERSION` is the header's). Static; never free it.
+/// The library version, e.g. "1.0.0" (`TANK_VERSION` is the header's). Static; never free it.
 #[no_mangle]
 pub extern "C" fn tank_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()

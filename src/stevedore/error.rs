@@ -17,6 +17,8 @@ pub enum Endpoint {
     Tags,
     /// `GET /v2/_catalog`, any page
     Catalog,
+    /// `GET /v2/<repo>/referrers/<digest>`
+    Referrers,
 }
 
 /// A failed call: its kind, a stable reason id, a message naming the URL or

@@ -71,6 +71,10 @@ pub struct Descriptor {
     pub digest: String,
     pub size: u64,
     pub platform: Option<Platform>,
+    /// OCI 1.1's `artifactType` (an index entry or a referrer).
+    pub artifact_type: Option<String>,
+    /// The descriptor's `annotations`, sorted by key.
+    pub annotations: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -298,7 +302,25 @@ pub(crate) fn descriptor(v: &Value) -> Option<Descriptor> {
         digest: text(obj, "digest").unwrap_or_default(),
         size: obj.get("size").and_then(Value::as_u64).unwrap_or(0),
         platform,
+        artifact_type: text(obj, "artifactType"),
+        annotations: annotations(obj),
     })
+}
+
+/// The object's `annotations` map, sorted by key; values that are not
+/// strings (the spec allows none) are skipped.
+pub(crate) fn annotations(obj: &Map<String, Value>) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = obj
+        .get("annotations")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    pairs.sort();
+    pairs
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! [`PlatformSpec`]), ask through a [`Repo`] or [`Client::pull`], and get
 //! [`Error`]s back.
 
+pub mod artifact;
 pub mod auth;
 pub mod blob;
 mod blocking;
@@ -29,6 +30,7 @@ mod proxy;
 mod pull;
 mod reason;
 pub mod reference;
+pub mod referrers;
 pub mod registry;
 pub mod repo;
 pub mod secret;

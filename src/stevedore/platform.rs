@@ -147,6 +147,8 @@ mod tests {
                 architecture: arch.into(),
                 variant: variant.map(Into::into),
             }),
+            artifact_type: None,
+            annotations: Vec::new(),
         }
     }
 

@@ -265,11 +265,18 @@ async fn pull_into(
     }
 
     let (stored, stored_digest) = image.oci_form();
-    let entry = json!({
+    let mut entry = json!({
         "mediaType": manifest::OCI_MANIFEST,
         "digest": stored_digest.to_string(),
         "size": stored.len(),
     });
+    // An artifact is stored as an image is; its entry says what it holds,
+    // as the image spec has descriptors of artifacts say it.
+    if image.is_artifact() {
+        if let Some(kind) = image.kind_of_artifact() {
+            entry["artifactType"] = json!(kind);
+        }
+    }
     {
         let layout = layout.clone();
         blocking(move || {

@@ -41,7 +41,7 @@ pub(crate) struct Blob {
 }
 
 impl Blob {
-    fn from_bytes(bytes: Vec<u8>) -> Blob {
+    pub(crate) fn from_bytes(bytes: Vec<u8>) -> Blob {
         Blob {
             digest: sha256(&bytes),
             size: bytes.len() as u64,

@@ -71,7 +71,7 @@ pub use info::{
     IndexEntryInfo, IndexInfo, PlainRegistryInfo, PrivateInfo, PullThroughInfo, RigInfo,
     TlsRegistryInfo, TlsTokenRegistryInfo, TokenRegistryInfo,
 };
-pub use rig::{Rig, RigOptions};
+pub use rig::{Rig, RigOptions, Upload};
 pub use sockets::client_sockets_to;
 pub use token::TokenRequest;
 pub use which::Which;

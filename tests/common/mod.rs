@@ -35,6 +35,7 @@ pub use tank::ffi::manifest::{
 };
 pub use tank::ffi::pull::tank_pull;
 pub use tank::ffi::reference::{tank_reference_parse, tank_reference_release, TankReference};
+pub use tank::ffi::referrers::tank_referrers;
 pub use tank::ffi::to_file::{tank_blob_to_file, TANK_SIZE_UNKNOWN};
 pub use tank::ffi::TankStatus;
 #[allow(unused_imports)]
@@ -56,6 +57,9 @@ pub struct Desc {
     pub size: u64,
     /// `os/arch[/variant]` when the descriptor has a platform.
     pub platform: Option<String>,
+    pub artifact_type: Option<String>,
+    /// In the order C sees them.
+    pub annotations: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +70,9 @@ pub struct Fetched {
     pub config: Option<Desc>,
     pub layers: Vec<Desc>,
     pub manifests: Vec<Desc>,
+    pub artifact_type: Option<String>,
+    pub annotations: Vec<(String, String)>,
+    pub subject: Option<Desc>,
 }
 
 /// An owned cache handle, freed on drop.
@@ -135,7 +142,23 @@ fn desc(d: &TankDescriptor) -> Desc {
         digest: cstr(d.digest).unwrap_or_default(),
         size: d.size,
         platform,
+        artifact_type: cstr(d.artifact_type),
+        annotations: pairs(d.annotations, d.annotations_len),
     }
+}
+
+/// A `key, value, key, value...` array of `len` pairs.
+fn pairs(p: *const *const c_char, len: usize) -> Vec<(String, String)> {
+    assert_eq!(p.is_null(), len == 0, "annotations: NULL exactly when none");
+    let flat = unsafe { slice(p, 2 * len) };
+    flat.chunks(2)
+        .map(|kv| {
+            (
+                cstr(kv[0]).expect("a key is never NULL"),
+                cstr(kv[1]).expect("a value is never NULL"),
+            )
+        })
+        .collect()
 }
 
 unsafe fn slice<'a, T>(p: *const T, len: usize) -> &'a [T] {
@@ -211,6 +234,9 @@ pub(crate) unsafe fn take_manifest(out: &mut TankManifest) -> Fetched {
             .iter()
             .map(desc)
             .collect(),
+        artifact_type: cstr(out.artifact_type),
+        annotations: pairs(out.annotations, out.annotations_len),
+        subject: out.subject.as_ref().map(desc),
     };
     tank_manifest_release(out);
     assert!(
@@ -219,6 +245,38 @@ pub(crate) unsafe fn take_manifest(out: &mut TankManifest) -> Fetched {
     );
     tank_manifest_release(out);
     fetched
+}
+
+/// `tank_referrers`.
+pub fn referrers(
+    registry: &str,
+    repo: &str,
+    digest: &str,
+    artifact_type: Option<&str>,
+    cache: &Cache,
+) -> Result<Fetched, CallError> {
+    let (r, p, d) = (c(registry), c(repo), c(digest));
+    let t = opt(artifact_type);
+    unsafe {
+        let mut out: TankManifest = std::mem::zeroed();
+        let mut err: *mut TankError = ptr::null_mut();
+        let status = tank_referrers(
+            r.as_ptr(),
+            p.as_ptr(),
+            d.as_ptr(),
+            ptr_of(&t),
+            cache.0,
+            ptr::null_mut(),
+            &mut out,
+            &mut err,
+        );
+        if status != TankStatus::TANK_OK {
+            assert!(out._private.is_null(), "out written on failure");
+            return Err(take_error(status, err));
+        }
+        assert!(err.is_null(), "err written on success");
+        Ok(take_manifest(&mut out))
+    }
 }
 
 /// `tank_pull` with progress recorded; the image manifest on success.

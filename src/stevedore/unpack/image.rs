@@ -9,6 +9,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::media::{self, Compression};
+use crate::stevedore::artifact::EMPTY_CONFIG;
 use crate::stevedore::digest::Digest;
 use crate::stevedore::error::{Error, ErrorKind, Reason, Result};
 use crate::stevedore::manifest::MAX_LAYERS;
@@ -84,6 +85,21 @@ pub fn plan(manifest: &Manifest, config: &[u8]) -> Result<Vec<LayerPlan>> {
 /// blob is read or fetched: their number, their digests and their media
 /// types. Returns each layer's compression.
 pub fn check_layers(manifest: &Manifest) -> Result<Vec<Compression>> {
+    // An artifact's empty config has no diff_ids: whatever its layers are,
+    // there is no root filesystem in it.
+    if manifest
+        .config
+        .as_ref()
+        .is_some_and(|c| manifest::essence(&c.media_type) == EMPTY_CONFIG)
+    {
+        return Err(Error::layer(
+            Reason::UnsupportedMediaType,
+            format!(
+                "the manifest is an OCI artifact ({}) with the empty config {EMPTY_CONFIG}, not an image: it has no root filesystem to unpack",
+                manifest.kind_of_artifact().unwrap_or(EMPTY_CONFIG)
+            ),
+        ));
+    }
     if manifest.layers.len() > MAX_LAYERS {
         return Err(Error::bad_input(format!(
             "the image has {} layers; tank unpacks images of at most {MAX_LAYERS}",

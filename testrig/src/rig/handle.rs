@@ -14,6 +14,7 @@ use super::mirrors::{self, DeadPort};
 use crate::accesslog::{self, RegistryRequest};
 use crate::cdn::{CdnRequest, CdnServer};
 use crate::info::RigInfo;
+use crate::push::PushAuth;
 use crate::registry::{RegistryProcess, Spawner};
 use crate::token::{Switches, TokenRequest};
 use crate::which::Which;
@@ -32,6 +33,8 @@ pub struct Rig {
     pub(super) cdn_log: Arc<Mutex<Vec<CdnRequest>>>,
     pub(super) info: RigInfo,
     pub(super) dead_port: Option<DeadPort>,
+    /// How [`Rig::push`] gets push rights on each registry that needs them.
+    pub(super) push_auth: Vec<(Which, PushAuth)>,
     pub(super) dir: TempDir,
 }
 
@@ -212,7 +215,7 @@ impl Rig {
         mirrors::wait_until_cached(&self.storage_dir(Which::PullThrough), repo, digests)
     }
 
-    fn process(&self, which: Which) -> Option<&RegistryProcess> {
+    pub(super) fn process(&self, which: Which) -> Option<&RegistryProcess> {
         self.registries
             .iter()
             .find(|(w, _)| *w == which)

@@ -18,6 +18,8 @@ mod options;
 mod processes;
 mod setups;
 mod start;
+mod upload;
 
 pub use handle::Rig;
 pub use options::RigOptions;
+pub use upload::Upload;

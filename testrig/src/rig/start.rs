@@ -130,6 +130,10 @@ impl Rig {
             None => Some(root.as_path()),
         };
         push_fixtures(&registries, &fixtures, auth_for, seed_root)?;
+        let push_auth = registries
+            .iter()
+            .filter_map(|(w, _)| Some((*w, auth_for(*w)?)))
+            .collect();
         add_private_repos(&root, &registries, &fixtures)?;
         phase("fixtures pushed");
         let certs_dir = root.join("certs.d");
@@ -161,6 +165,7 @@ impl Rig {
             cdn_log,
             info,
             dead_port,
+            push_auth,
             dir,
         };
         // The pushes' own token requests are no test's business.

@@ -968,10 +968,14 @@ fn error_reason<'a>(env: Env<'a>, call: Call, e: &Error) -> Term<'a> {
                 Some(Endpoint::Blob) => atoms::blob_http(),
                 // Every HTTP error names its request; were one not to, the
                 // call would tell. (No call here lists tags or the catalog.)
-                Some(Endpoint::Tags | Endpoint::Catalog) | None if call == Call::Manifest => {
+                Some(Endpoint::Tags | Endpoint::Catalog | Endpoint::Referrers) | None
+                    if call == Call::Manifest =>
+                {
                     atoms::manifest_http()
                 }
-                Some(Endpoint::Tags | Endpoint::Catalog) | None => atoms::blob_http(),
+                Some(Endpoint::Tags | Endpoint::Catalog | Endpoint::Referrers) | None => {
+                    atoms::blob_http()
+                }
             };
             (tag, status).encode(env)
         }
