@@ -4,7 +4,8 @@ defmodule Tank.Native do
   `mix compile` into `priv/native/libtank_nif.so`). Call
   `Tank.Image.Registry` instead: it documents the contracts.
 
-  `manifest/5`, `blob/7`, `blob_to_file/8`, `pull/10` and `unpack/7` return at once with
+  `manifest/5`, `blob/7`, `blob_to_file/8`, `pull/10`, `unpack/7`, `tags/4`
+  and `referrers/6` return at once with
   `{:ok, handle}` (or `{:error, reason}` for bad arguments); the answer
   arrives as a message `{ref, result}`, `ref` being their first argument.
   No scheduler is held meanwhile. The caller keeps `handle` until it has
@@ -96,6 +97,20 @@ defmodule Tank.Native do
   done, total}` meanwhile. `keep_owners` and `replace` are booleans.
   """
   def unpack(_ref, _layout, _image, _rootfs, _keep_owners, _replace, _progress),
+    do: :erlang.nif_error(:nif_not_loaded)
+
+  @doc """
+  Starts listing every tag of `repo`, all pages followed; the answer is
+  `{ref, {:ok, [tag]} | {:error, reason}}`.
+  """
+  def tags(_ref, _registry, _repo, _token_cache), do: :erlang.nif_error(:nif_not_loaded)
+
+  @doc """
+  Starts finding the referrers of `digest` in `repo`; the answer is
+  `{ref, {:ok, info} | {:error, reason}}`, `info` the index as for
+  `manifest/5`. `artifact_type` is a string or nil (every type).
+  """
+  def referrers(_ref, _registry, _repo, _digest, _artifact_type, _token_cache),
     do: :erlang.nif_error(:nif_not_loaded)
 
   @doc "Keeps a call handle alive until its answer has been received."

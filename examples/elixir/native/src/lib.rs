@@ -2,8 +2,8 @@
 //! `Tank.Native`). It calls tank's async core directly through the hidden
 //! runtime (`tank::runtime`), not through the C ABI.
 //!
-//! - `manifest/5`, `blob/5`, `blob_to_file/8`, `pull/10` and `unpack/7`
-//!   are asynchronous: each checks its arguments, starts the work on tank's
+//! - `manifest/5`, `blob/5`, `blob_to_file/8`, `pull/10`, `unpack/7`,
+//!   `tags/4` and `referrers/6` are asynchronous: each checks its arguments, starts the work on tank's
 //!   runtime and returns at once with a call handle; the answer arrives
 //!   later as a message `{ref, result}` (through an `OwnedEnv`), so no
 //!   scheduler, dirty or not, is held while bytes move.
@@ -59,6 +59,9 @@ mod atoms {
         bad_input,
         manifest_http,
         blob_http,
+        tags_http,
+        referrers_http,
+        catalog_http,
         digest_mismatch,
         blob,
         request_failed,
@@ -270,9 +273,11 @@ fn send(owned: &mut OwnedEnv, to: &LocalPid, saved: SavedTerm, finish: Reply) {
     });
 }
 
-/// Which call failed: an HTTP status becomes `:manifest_http` or
-/// `:blob_http` (for a pull, whichever request it answered), and only a
-/// blob, or a pull's blob, has `{:digest_mismatch, :blob}`.
+/// Which call failed: an HTTP status becomes `:manifest_http`,
+/// `:blob_http`, `:tags_http` or `:referrers_http`, after the request it
+/// answered (a pull's manifest or blob; a referrers call's Referrers API
+/// or its fallback tag's manifest), and only calls that read blobs have
+/// `{:digest_mismatch, :blob}`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Call {
     Manifest,
@@ -280,6 +285,8 @@ enum Call {
     BlobToFile,
     Pull,
     Unpack,
+    Tags,
+    Referrers,
 }
 
 impl Call {
@@ -290,6 +297,15 @@ impl Call {
     /// stopping and removing the temporary tree when the answer went out).
     fn ends_itself_on_cancel(self) -> bool {
         matches!(self, Call::BlobToFile | Call::Pull | Call::Unpack)
+    }
+
+    /// Calls whose blobs' digests are checked: only they have
+    /// `{:digest_mismatch, :blob}`.
+    fn reads_blobs(self) -> bool {
+        matches!(
+            self,
+            Call::Blob | Call::BlobToFile | Call::Pull | Call::Unpack
+        )
     }
 }
 
@@ -319,6 +335,77 @@ fn manifest<'a>(
                 repo.manifest(&reference).await
             },
             |env, manifest| (atoms::ok(), manifest_term(env, manifest)).encode(env),
+        )
+    })
+}
+
+/// `tags(ref, registry, repo, cache)`: every tag of `repo`, all pages
+/// followed; the answer is `{:ok, [tag]}`.
+#[rustler::nif]
+fn tags<'a>(
+    env: Env<'a>,
+    reference_tag: Term<'a>,
+    registry: Term<'a>,
+    repo: Term<'a>,
+    cache: Term<'a>,
+) -> Term<'a> {
+    guarded(env, Call::Tags, || {
+        let registry = text_arg(registry, "registry")?;
+        let repo = text_arg(repo, "repo")?;
+        let session = cache_arg(cache)?;
+        let (registry, repo) = (Registry::parse(&registry)?, Repository::parse(&repo)?);
+        let client = tank::runtime::client()?;
+        start(
+            env,
+            Call::Tags,
+            reference_tag,
+            |_| async move {
+                let repo = client.repo(registry, repo, session.as_deref())?;
+                repo.tags(None).await
+            },
+            |env, tags| (atoms::ok(), tags).encode(env),
+        )
+    })
+}
+
+/// `referrers(ref, registry, repo, digest, artifact_type, cache)`: the
+/// referrers of `digest` as an OCI index (the Referrers API, else the
+/// `sha256-<hex>` tag, else an empty index), only those of
+/// `artifact_type` unless it is nil; the answer is `{:ok, info}` as
+/// `manifest/5` gives it.
+#[rustler::nif]
+fn referrers<'a>(
+    env: Env<'a>,
+    reference_tag: Term<'a>,
+    registry: Term<'a>,
+    repo: Term<'a>,
+    digest: Term<'a>,
+    artifact_type: Term<'a>,
+    cache: Term<'a>,
+) -> Term<'a> {
+    guarded(env, Call::Referrers, || {
+        let registry = text_arg(registry, "registry")?;
+        let repo = text_arg(repo, "repo")?;
+        let digest = text_arg(digest, "digest")?;
+        let artifact_type = optional_text(artifact_type, "artifact_type")?;
+        let session = cache_arg(cache)?;
+        let (registry, repo) = (Registry::parse(&registry)?, Repository::parse(&repo)?);
+        let digest = Digest::parse_argument("digest", &digest)?;
+        if artifact_type.as_deref() == Some("") {
+            return Err(Error::bad_input(
+                "artifact_type is empty; nil asks for every type",
+            ));
+        }
+        let client = tank::runtime::client()?;
+        start(
+            env,
+            Call::Referrers,
+            reference_tag,
+            |_| async move {
+                let repo = client.repo(registry, repo, session.as_deref())?;
+                repo.referrers(&digest, artifact_type.as_deref()).await
+            },
+            |env, index| (atoms::ok(), manifest_term(env, index)).encode(env),
         )
     })
 }
@@ -966,20 +1053,23 @@ fn error_reason<'a>(env: Env<'a>, call: Call, e: &Error) -> Term<'a> {
             let tag = match e.endpoint {
                 Some(Endpoint::Manifest) => atoms::manifest_http(),
                 Some(Endpoint::Blob) => atoms::blob_http(),
+                Some(Endpoint::Tags) => atoms::tags_http(),
+                Some(Endpoint::Referrers) => atoms::referrers_http(),
+                // No call here lists the catalog; were one to, its
+                // status would still be told.
+                Some(Endpoint::Catalog) => atoms::catalog_http(),
                 // Every HTTP error names its request; were one not to, the
-                // call would tell. (No call here lists tags or the catalog.)
-                Some(Endpoint::Tags | Endpoint::Catalog | Endpoint::Referrers) | None
-                    if call == Call::Manifest =>
-                {
-                    atoms::manifest_http()
-                }
-                Some(Endpoint::Tags | Endpoint::Catalog | Endpoint::Referrers) | None => {
-                    atoms::blob_http()
-                }
+                // call would tell.
+                None => match call {
+                    Call::Manifest => atoms::manifest_http(),
+                    Call::Tags => atoms::tags_http(),
+                    Call::Referrers => atoms::referrers_http(),
+                    Call::Blob | Call::BlobToFile | Call::Pull | Call::Unpack => atoms::blob_http(),
+                },
             };
             (tag, status).encode(env)
         }
-        (Reason::DigestMismatch, _, _) if call != Call::Manifest => {
+        (Reason::DigestMismatch, _, _) if call.reads_blobs() => {
             (atoms::digest_mismatch(), atoms::blob()).encode(env)
         }
         (_, ErrorKind::Cancelled, _) => atoms::cancelled().encode(env),

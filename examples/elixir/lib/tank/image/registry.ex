@@ -16,7 +16,12 @@ defmodule Tank.Image.Registry do
       index) in an OCI image layout directory (an addition), and with
       `:rootfs` unpacked into a root filesystem directory as well;
     * `unpack/4` → `{:ok, info}`, an image of an OCI image layout unpacked
-      into a root filesystem directory (an addition).
+      into a root filesystem directory (an addition);
+    * `tags/3` → `{:ok, tags}`, every tag of a repository (Stevedore's
+      `list_tags`, every page followed);
+    * `referrers/4` → `{:ok, info}`, the manifests that refer to a digest,
+      as an OCI image index (Stevedore's `referrers`: the Referrers API,
+      then the `sha256-<hex>` tag).
 
   The bearer-token handshake, manifest fetch, and digest-verified blob
   download all live in tank's Rust core now. No scheduler waits on the
@@ -231,6 +236,29 @@ defmodule Tank.Image.Registry do
           | {:request_failed, map()}
           | :cancelled
           | {:io, String.t(), String.t()}
+
+  @typedoc """
+  What a failed `tags/3` returns after `:error`: as `t:error_reason/0`,
+  with `{:tags_http, status}` for a tags page that ended in an HTTP status
+  (404: no such repository).
+  """
+  @type tags_error_reason() ::
+          {:bad_input, String.t()}
+          | {:tags_http, pos_integer()}
+          | {:request_failed, map()}
+
+  @typedoc """
+  What a failed `referrers/4` returns after `:error`: as
+  `t:error_reason/0`, with `{:referrers_http, status}` for a Referrers API
+  that answered an error other than 404 (which means it has none), and
+  `{:manifest_http, status}` for a fallback tag that did (other than 404,
+  which means no referrers).
+  """
+  @type referrers_error_reason() ::
+          {:bad_input, String.t()}
+          | {:referrers_http, pos_integer()}
+          | {:manifest_http, pos_integer()}
+          | {:request_failed, map()}
 
   @typedoc "What a failed `pull/3` returns after `:error`."
   @type pull_error_reason() ::
@@ -595,6 +623,94 @@ defmodule Tank.Image.Registry do
         {:idle, idle_timeout}
       )
     end
+  end
+
+  @doc """
+  Lists every tag of `repo` on `registry`: `{:ok, tags}`, the tags (strings)
+  in the order the registry gives them, every page followed (`Link: <…>;
+  rel="next"`, relative or absolute, on the registry's own origin only).
+
+  Errors (`t:tags_error_reason/0`): `{:tags_http, 404}` for a repository
+  the registry does not know (`{:tags_http, 401}` for one the caller may
+  not see); `{:request_failed, %{reason: :invalid_next_link}}` for a
+  `Link` to another origin or back to a page already read,
+  `%{reason: :list_too_large}` past 4 MiB a page, 100,000 pages or 10
+  million tags, `%{reason: :invalid_list}` for a page that is not a tag
+  list; `{:bad_input, message}` before any request.
+
+  Options:
+
+    * `:token_cache` — a cache from `new_token_cache/1` (default `nil`).
+    * `:timeout` — as for `manifest/5` (default 10 minutes, the whole
+      call, every page).
+  """
+  @spec tags(String.t(), String.t(), keyword()) ::
+          {:ok, [String.t()]} | {:error, tags_error_reason()}
+  def tags(registry, repo, opts \\ []) do
+    opts = Keyword.validate!(opts, token_cache: nil, timeout: @default_timeout_ms)
+    {token_cache, timeout} = {opts[:token_cache], opts[:timeout]}
+
+    with :ok <- check_strings(registry: registry, repo: repo),
+         :ok <- check_cache(token_cache),
+         :ok <- check_wait(:timeout, timeout) do
+      await(&Tank.Native.tags(&1, registry, repo, token_cache), {:total, timeout})
+    end
+  end
+
+  @doc """
+  Finds the referrers of `digest` (a `sha256:` string) in `repo` on
+  `registry` — the manifests whose `subject` it is: signatures, SBOMs,
+  attestations — as an OCI image index: `{:ok, info}`, `info` shaped as
+  `manifest/4`'s, its `json["manifests"]` the referrers' descriptors with
+  their `"artifactType"` and `"annotations"`.
+
+  The Referrers API (`GET /v2/<repo>/referrers/<digest>`) is asked first;
+  where the registry has none (404), the referrers tag `sha256-<hex>` that
+  OCI 1.1 clients push beside the subject; where neither exists, the
+  answer is an empty index (`json["manifests"] == []`). `raw` is the index
+  as the registry sent it, or as tank re-encoded it when entries were
+  dropped (`digest` is then its own).
+
+  Errors (`t:referrers_error_reason/0`): `{:bad_input, message}` for a
+  `digest` that is not a digest, before any request; `{:referrers_http,
+  status}`, `{:manifest_http, status}` and `{:request_failed, detail}` as
+  for `manifest/4`.
+
+  Options:
+
+    * `:artifact_type` — only the referrers of that `artifactType`
+      (default `nil`: every one). The registry is asked to filter, and tank
+      checks every entry whether the registry says it did or not.
+    * `:token_cache` — a cache from `new_token_cache/1` (default `nil`).
+    * `:timeout` — as for `manifest/5` (default 10 minutes).
+  """
+  @spec referrers(String.t(), String.t(), String.t(), keyword()) ::
+          {:ok, info()} | {:error, referrers_error_reason()}
+  def referrers(registry, repo, digest, opts \\ []) do
+    opts =
+      Keyword.validate!(opts, artifact_type: nil, token_cache: nil, timeout: @default_timeout_ms)
+
+    {artifact_type, token_cache, timeout} =
+      {opts[:artifact_type], opts[:token_cache], opts[:timeout]}
+
+    with :ok <- check_strings(registry: registry, repo: repo, digest: digest),
+         :ok <- check_artifact_type(artifact_type),
+         :ok <- check_cache(token_cache),
+         :ok <- check_wait(:timeout, timeout) do
+      await(
+        &Tank.Native.referrers(&1, registry, repo, digest, artifact_type, token_cache),
+        {:total, timeout}
+      )
+    end
+  end
+
+  defp check_artifact_type(nil), do: :ok
+  defp check_artifact_type(type) when is_binary(type) and type != "", do: :ok
+
+  defp check_artifact_type(other) do
+    {:error,
+     {:bad_input,
+      "artifact_type must be a non-empty string or nil (every type), got: #{inspect(other)}"}}
   end
 
   # Starts a NIF call and waits for its answer, at most `bound`: `{:total,
