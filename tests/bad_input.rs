@@ -1010,3 +1010,117 @@ fn referrers_checks_every_argument_before_any_request() {
     assert!(e.message.contains("out"), "{e:?}");
     assert!(!wire.touched(), "a request was sent");
 }
+
+/// The mirror settings: every pointer NULL in turn, strings that are not
+/// UTF-8, mirrors that are not an https URL or a loopback host,
+/// capabilities outside the two bits, registries.conf files that are
+/// missing or malformed (named, with the line). No request is sent.
+#[test]
+fn mirror_settings_check_their_arguments() {
+    let wire = Tripwire::new();
+    let cache = Cache::new();
+    let both = TANK_MIRROR_PULL | TANK_MIRROR_RESOLVE;
+    let add = |cache: *mut TankCache, registry: &Arg, mirror: &Arg, caps: u32, with_err: bool| {
+        let (r, m) = (terminated(registry), terminated(mirror));
+        let mut err = ptr::null_mut();
+        let err_ptr = if with_err {
+            &mut err as *mut _
+        } else {
+            ptr::null_mut()
+        };
+        let status = unsafe { tank_cache_add_mirror(cache, as_ptr(&r), as_ptr(&m), caps, err_ptr) };
+        assert_eq!(status, TankStatus::TANK_ERR_BAD_INPUT);
+        with_err.then(|| unsafe { take_error(status, err) })
+    };
+    let reg = s(&wire.registry());
+    let mirror = s("127.0.0.1:1");
+    let cases: Vec<(*mut TankCache, Arg, Arg, u32, &str)> = vec![
+        (
+            ptr::null_mut(),
+            reg.clone(),
+            mirror.clone(),
+            both,
+            "cache is NULL",
+        ),
+        (cache.0, None, mirror.clone(), both, "registry is NULL"),
+        (cache.0, reg.clone(), None, both, "mirror is NULL"),
+        (
+            cache.0,
+            raw(LATIN1),
+            mirror.clone(),
+            both,
+            "registry is not valid UTF-8",
+        ),
+        (
+            cache.0,
+            reg.clone(),
+            raw(LONE_SURROGATE),
+            both,
+            "mirror is not valid UTF-8",
+        ),
+        (cache.0, reg.clone(), s(""), both, "mirror is empty"),
+        (
+            cache.0,
+            reg.clone(),
+            s("http://mirror.example"),
+            both,
+            "mirror",
+        ),
+        (
+            cache.0,
+            reg.clone(),
+            s("ftp://mirror.example"),
+            both,
+            "mirror",
+        ),
+        (
+            cache.0,
+            reg.clone(),
+            s("mirror.example/UPPER"),
+            both,
+            "mirror",
+        ),
+        (cache.0, reg.clone(), mirror.clone(), 0, "capabilities"),
+        (cache.0, reg.clone(), mirror.clone(), 4, "capabilities"),
+        (cache.0, s("a//b"), mirror.clone(), both, "registry"),
+    ];
+    for (c, registry, m, caps, says) in &cases {
+        let e = add(*c, registry, m, *caps, true).unwrap();
+        assert_eq!(e.reason, "bad_input", "{says}: {e:?}");
+        assert!(e.message.contains(says), "{says}: {e:?}");
+        assert!(add(*c, registry, m, *caps, false).is_none());
+    }
+
+    let load = |cache: *mut TankCache, path: &Arg| {
+        let p = terminated(path);
+        let mut err = ptr::null_mut();
+        let status = unsafe { tank_cache_load_registries_conf(cache, as_ptr(&p), &mut err) };
+        assert_eq!(status, TankStatus::TANK_ERR_BAD_INPUT);
+        unsafe { take_error(status, err) }
+    };
+    let e = load(ptr::null_mut(), &None);
+    assert_eq!(
+        (e.reason.as_str(), e.message.as_str()),
+        ("bad_input", "cache is NULL")
+    );
+    let e = load(cache.0, &raw(LATIN1));
+    assert_eq!(e.message, "path is not valid UTF-8");
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.conf");
+    let e = load(cache.0, &s(missing.to_str().unwrap()));
+    assert_eq!(e.reason, "registries_conf", "{e:?}");
+    assert!(e.message.contains("missing.conf"), "{e:?}");
+    let malformed = dir.path().join("registries.conf");
+    std::fs::write(
+        &malformed,
+        format!(
+            "[[registry]]\nlocation = \"{}\"\nblocked = \"yes\"\n",
+            wire.registry()
+        ),
+    )
+    .unwrap();
+    let e = load(cache.0, &s(malformed.to_str().unwrap()));
+    assert_eq!(e.reason, "registries_conf", "{e:?}");
+    assert!(e.message.contains("registries.conf:3"), "{e:?}");
+    assert!(!wire.touched(), "a request was sent for bad input");
+}
