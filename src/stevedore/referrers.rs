@@ -18,7 +18,7 @@ use super::digest::{Algorithm, Digest};
 use super::error::{Endpoint, Error, ErrorKind, Reason, Result};
 use super::manifest::{descriptors, essence, Manifest, MAX_MANIFEST_BYTES, OCI_INDEX};
 use super::reference::TagOrDigest;
-use super::repo::{refused, Repo, RepoAt};
+use super::repo::{refused, Repo};
 use super::transport::{discard, Body};
 
 /// The longest `<hex>` of a referrers tag: a tag is at most 128
@@ -55,11 +55,16 @@ impl Repo<'_> {
         digest: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Option<Manifest>> {
-        let upstream = self.upstream();
-        let url = referrers_url(&upstream, digest, artifact_type);
+        // The registry itself: which mirrors to ask, and when, is the
+        // sources' business (the fallback tag below goes through them).
+        let at = self.upstream();
+        let mut url = at.url(&format!("referrers/{digest}"));
+        if let Some(t) = artifact_type {
+            url.query_pairs_mut().append_pair("artifactType", t);
+        }
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(OCI_INDEX));
-        let resp = upstream.get(&url, &headers).await?;
+        let resp = at.get(&url, &headers).await?;
         let status = resp.status();
         if matches!(
             status,
@@ -112,16 +117,6 @@ impl Repo<'_> {
             Err(e) => Err(e),
         }
     }
-}
-
-/// The Referrers API's URL on the registry itself (merge with main's
-/// sources: the API is asked of the upstream, as tags are).
-fn referrers_url(upstream: &RepoAt<'_>, digest: &Digest, artifact_type: Option<&str>) -> Url {
-    let mut url = upstream.url(&format!("referrers/{digest}"));
-    if let Some(t) = artifact_type {
-        url.query_pairs_mut().append_pair("artifactType", t);
-    }
-    url
 }
 
 /// The referrers tag schema: `<alg>-<hex>`, the hex cut to 64 characters.

@@ -32,9 +32,9 @@ pub struct Rig {
     pub(super) token_log: Arc<Mutex<Vec<TokenRequest>>>,
     pub(super) cdn_log: Arc<Mutex<Vec<CdnRequest>>>,
     pub(super) info: RigInfo,
-    pub(super) dead_port: Option<DeadPort>,
     /// How [`Rig::push`] gets push rights on each registry that needs them.
     pub(super) push_auth: Vec<(Which, PushAuth)>,
+    pub(super) dead_port: Option<DeadPort>,
     pub(super) dir: TempDir,
 }
 

@@ -164,8 +164,8 @@ impl Rig {
             token_log,
             cdn_log,
             info,
-            dead_port,
             push_auth,
+            dead_port,
             dir,
         };
         // The pushes' own token requests are no test's business.
