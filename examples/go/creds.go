@@ -166,3 +166,58 @@ func (c *Cache) LoadCertsDir(dir string) error {
 		return C.tank_cache_load_certs_dir(cc, a[0], e)
 	}, settingArg{name: "dir", value: dir, nullIfEmpty: true})
 }
+
+// MirrorCapability says what a mirror may be asked (AddMirror): the C
+// API's TANK_MIRROR_* flags, combined with |.
+type MirrorCapability uint32
+
+const (
+	// MirrorPull: blobs, and manifests by digest.
+	MirrorPull MirrorCapability = C.TANK_MIRROR_PULL
+	// MirrorResolve: tags, resolved to manifests.
+	MirrorResolve MirrorCapability = C.TANK_MIRROR_RESOLVE
+)
+
+// AddMirror makes calls through the cache ask mirror for registry's
+// repositories before the registry itself, for what caps allows
+// (MirrorPull, MirrorResolve or both; at least one). mirror is
+// "https://host[:port][/ns...]" or "host[:port][/ns...]": https, or plain
+// http for a loopback host ("http://" is refused for any other); a path
+// is the namespace the mirror keeps the registry's repositories under
+// ("mirror.example/hub" serves docker.io's library/alpine as
+// hub/library/alpine).
+//
+// Mirrors of one registry are tried in the order they were added, before
+// those of LoadRegistriesConf and LoadCertsDir's hosts.toml, and the
+// registry last: a mirror that cannot be reached, answers 404, 429 or 5xx,
+// or serves bytes that do not match their digest is left for the next
+// source, and one that could not be reached is skipped for the rest of the
+// call. A mirror authenticates with the credentials set for its own host,
+// never the registry's. A bad registry, mirror or caps is ErrBadInput.
+func (c *Cache) AddMirror(registry, mirror string, caps MirrorCapability) error {
+	return c.set(func(cc *C.TankCache, a []*C.char, e **C.TankError) C.TankStatus {
+		return C.tank_cache_add_mirror(cc, a[0], a[1], C.uint32_t(caps), e)
+	},
+		settingArg{name: "registry", value: registry},
+		settingArg{name: "mirror", value: mirror})
+}
+
+// LoadRegistriesConf reads a containers-registries.conf(5) file (version
+// 2) with its drop-in directories, replacing what an earlier call loaded:
+// prefixes, locations, insecure, blocked, mirror-by-digest-only and
+// [[registry.mirror]] apply to calls that start afterwards. A blocked
+// registry is ErrBadInput with Reason ReasonBlocked, before any request.
+// Short names keep Docker's normalization: unqualified-search-registries,
+// short-name-mode and aliases are read, not used.
+//
+// path "" is the default search: $HOME/.config/containers/registries.conf
+// if it exists, else /etc/containers/registries.conf, then the
+// registries.conf.d directories in the man page's order; a missing
+// default file is not an error. A missing named file, or a malformed one,
+// is ErrBadInput with Reason ReasonRegistriesConf, the message naming the
+// file and the line.
+func (c *Cache) LoadRegistriesConf(path string) error {
+	return c.set(func(cc *C.TankCache, a []*C.char, e **C.TankError) C.TankStatus {
+		return C.tank_cache_load_registries_conf(cc, a[0], e)
+	}, settingArg{name: "path", value: path, nullIfEmpty: true})
+}

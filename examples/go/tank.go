@@ -96,6 +96,11 @@ type Descriptor struct {
 	Digest    string    `json:"digest"`
 	Size      int64     `json:"size"`
 	Platform  *Platform `json:"platform,omitempty"`
+	// ArtifactType is OCI 1.1's artifactType (a referrer, an artifact's
+	// index entry), or "".
+	ArtifactType string `json:"artifactType,omitempty"`
+	// Annotations are the descriptor's annotations; nil when it has none.
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // Manifest is a fetched manifest: an image manifest (Config and Layers set)
@@ -116,6 +121,13 @@ type Manifest struct {
 	Layers []Descriptor `json:"layers,omitempty"`
 	// Manifests are an index's entries, with their platforms.
 	Manifests []Descriptor `json:"manifests,omitempty"`
+	// ArtifactType is the manifest's own artifactType (an OCI 1.1
+	// artifact), or "".
+	ArtifactType string `json:"artifactType,omitempty"`
+	// Annotations are the manifest's own annotations; nil when none.
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Subject is the manifest this one refers to (a referrer's), or nil.
+	Subject *Descriptor `json:"subject,omitempty"`
 }
 
 // ForPlatform returns the first index entry for p. OS and Architecture must
@@ -273,9 +285,11 @@ func FetchManifestContext(ctx context.Context, registry, repo, reference string,
 // copyManifest copies everything m points at into Go memory.
 func copyManifest(m *C.TankManifest) (*Manifest, error) {
 	out := &Manifest{
-		MediaType: goString(m.media_type),
-		Digest:    goString(m.digest),
-		Raw:       copyBytes(m.raw, m.raw_len),
+		MediaType:    goString(m.media_type),
+		Digest:       goString(m.digest),
+		Raw:          copyBytes(m.raw, m.raw_len),
+		ArtifactType: goString(m.artifact_type),
+		Annotations:  copyAnnotations(m.annotations, m.annotations_len),
 	}
 	var err error
 	if m.config != nil {
@@ -284,6 +298,13 @@ func copyManifest(m *C.TankManifest) (*Manifest, error) {
 			return nil, err
 		}
 		out.Config = &d
+	}
+	if m.subject != nil {
+		var d Descriptor
+		if d, err = copyDescriptor(m.subject); err != nil {
+			return nil, err
+		}
+		out.Subject = &d
 	}
 	if out.Layers, err = copyDescriptors(m.layers, m.layers_len); err != nil {
 		return nil, err
@@ -312,8 +333,10 @@ func copyDescriptors(p *C.TankDescriptor, n C.size_t) ([]Descriptor, error) {
 
 func copyDescriptor(d *C.TankDescriptor) (Descriptor, error) {
 	out := Descriptor{
-		MediaType: goString(d.media_type),
-		Digest:    goString(d.digest),
+		MediaType:    goString(d.media_type),
+		Digest:       goString(d.digest),
+		ArtifactType: goString(d.artifact_type),
+		Annotations:  copyAnnotations(d.annotations, d.annotations_len),
 	}
 	if uint64(d.size) > math.MaxInt64 {
 		// The OCI spec makes size an int64; libtank hands out a uint64.
@@ -334,6 +357,20 @@ func copyDescriptor(d *C.TankDescriptor) (Descriptor, error) {
 		}
 	}
 	return out, nil
+}
+
+// copyAnnotations copies n key/value pairs laid out key, value, key,
+// value... (libtank's annotations); nil for none.
+func copyAnnotations(p **C.char, n C.size_t) map[string]string {
+	if n == 0 || p == nil {
+		return nil
+	}
+	flat := unsafe.Slice(p, 2*int(n))
+	out := make(map[string]string, int(n))
+	for i := 0; i < len(flat); i += 2 {
+		out[goString(flat[i])] = goString(flat[i+1])
+	}
+	return out
 }
 
 // borrow views n bytes of C memory at p as a slice, without copying. The

@@ -4,7 +4,8 @@ defmodule Tank.Native do
   `mix compile` into `priv/native/libtank_nif.so`). Call
   `Tank.Image.Registry` instead: it documents the contracts.
 
-  `manifest/5`, `blob/7`, `blob_to_file/8`, `pull/10` and `unpack/7` return at once with
+  `manifest/5`, `blob/7`, `blob_to_file/8`, `pull/10`, `unpack/7`, `tags/4`
+  and `referrers/6` return at once with
   `{:ok, handle}` (or `{:error, reason}` for bad arguments); the answer
   arrives as a message `{ref, result}`, `ref` being their first argument.
   No scheduler is held meanwhile. The caller keeps `handle` until it has
@@ -13,7 +14,7 @@ defmodule Tank.Native do
   `cancel/1` cancels it at once (the answer, `{:error, :cancelled}` unless
   the call had just finished, still comes), and `idle_ms/1` says how long
   ago the call started or last reported progress.
-  `new_token_cache/5` returns `{:ok, cache}`, a NIF resource (freed by the
+  `new_token_cache/7` returns `{:ok, cache}`, a NIF resource (freed by the
   garbage collector). A panic inside the NIF comes back as
   `{:error, {:request_failed, %{reason: :panic}}}`.
   """
@@ -98,6 +99,20 @@ defmodule Tank.Native do
   def unpack(_ref, _layout, _image, _rootfs, _keep_owners, _replace, _progress),
     do: :erlang.nif_error(:nif_not_loaded)
 
+  @doc """
+  Starts listing every tag of `repo`, all pages followed; the answer is
+  `{ref, {:ok, [tag]} | {:error, reason}}`.
+  """
+  def tags(_ref, _registry, _repo, _token_cache), do: :erlang.nif_error(:nif_not_loaded)
+
+  @doc """
+  Starts finding the referrers of `digest` in `repo`; the answer is
+  `{ref, {:ok, info} | {:error, reason}}`, `info` the index as for
+  `manifest/5`. `artifact_type` is a string or nil (every type).
+  """
+  def referrers(_ref, _registry, _repo, _digest, _artifact_type, _token_cache),
+    do: :erlang.nif_error(:nif_not_loaded)
+
   @doc "Keeps a call handle alive until its answer has been received."
   def keep(_handle), do: :erlang.nif_error(:nif_not_loaded)
 
@@ -113,13 +128,23 @@ defmodule Tank.Native do
   `{registry, :basic, username, password}` and
   `{registry, :identity_token, token, nil}`; `auth_config` and `certs_dir`
   nil, `:default` or a path; `ca_files` a list of `{registry | nil, path}`
-  (nil: every registry). Returns `{:ok, cache}` or
+  (nil: every registry); `registries_conf` nil, `:default` or a path;
+  `mirrors` a list of `{registry, mirror, pull, resolve}` (`pull` and
+  `resolve` booleans). Returns `{:ok, cache}` or
   `{:error, {reason, message}}` (`reason` the core's id, e.g.
-  `:auth_config`, `:certificate`, `:bad_input`). Runs on a dirty I/O
-  scheduler: it reads files.
+  `:auth_config`, `:certificate`, `:registries_conf`, `:bad_input`). Runs
+  on a dirty I/O scheduler: it reads files.
   """
-  def new_token_cache(_ttl_ms, _credentials, _auth_config, _ca_files, _certs_dir),
-    do: :erlang.nif_error(:nif_not_loaded)
+  def new_token_cache(
+        _ttl_ms,
+        _credentials,
+        _auth_config,
+        _ca_files,
+        _certs_dir,
+        _registries_conf,
+        _mirrors
+      ),
+      do: :erlang.nif_error(:nif_not_loaded)
 
   @doc """
   `%{token_caches: n, buffers: n, buffer_bytes: n}`: token caches and

@@ -2,8 +2,8 @@
 //! `Tank.Native`). It calls tank's async core directly through the hidden
 //! runtime (`tank::runtime`), not through the C ABI.
 //!
-//! - `manifest/5`, `blob/5`, `blob_to_file/8`, `pull/10` and `unpack/7`
-//!   are asynchronous: each checks its arguments, starts the work on tank's
+//! - `manifest/5`, `blob/5`, `blob_to_file/8`, `pull/10`, `unpack/7`,
+//!   `tags/4` and `referrers/6` are asynchronous: each checks its arguments, starts the work on tank's
 //!   runtime and returns at once with a call handle; the answer arrives
 //!   later as a message `{ref, result}` (through an `OwnedEnv`), so no
 //!   scheduler, dirty or not, is held while bytes move.
@@ -17,11 +17,12 @@
 //! - Passwords and identity tokens are copied out of their binaries into
 //!   [`Secret`]s, zeroed when dropped.
 //! - A token cache is a NIF resource holding an `Arc<Session>`; the VM
-//!   drops it when no term refers to it any more. `new_token_cache/5` sets
-//!   its credentials and TLS trust (the core's `Credentials::set` / `load`
-//!   and `Trust::add_ca_file` / `load_certs_dir`) before handing it out, on
-//!   a dirty I/O scheduler since it reads files; every call given the cache
-//!   then uses them.
+//!   drops it when no term refers to it any more. `new_token_cache/7` sets
+//!   its credentials, TLS trust and mirrors (the core's `Credentials::set` /
+//!   `load`, `Trust::add_ca_file` / `load_certs_dir`, `MirrorSettings::add` /
+//!   `set_registries_conf`) before handing it out, on a dirty I/O
+//!   scheduler since it reads files; every call given the cache then uses
+//!   them.
 //! - Every NIF body runs under `catch_unwind`: a panic becomes
 //!   `{:error, {:request_failed, %{reason: :panic, ...}}}`, never a crash.
 //! - Errors are rebuilt in the original module's shapes (SPEC section 3).
@@ -40,6 +41,9 @@ use serde_json::{Map, Number, Value};
 use tank::stevedore::cancel::cancellable;
 use tank::stevedore::credential::Credential;
 use tank::stevedore::error::{Endpoint, Reason};
+use tank::stevedore::mirrors::hosts_toml::Capabilities;
+use tank::stevedore::mirrors::load;
+use tank::stevedore::mirrors::sources::{Location, Mirror};
 use tank::stevedore::trust::CaFile;
 use tank::stevedore::unpack;
 use tank::stevedore::{
@@ -55,6 +59,9 @@ mod atoms {
         bad_input,
         manifest_http,
         blob_http,
+        tags_http,
+        referrers_http,
+        catalog_http,
         digest_mismatch,
         blob,
         request_failed,
@@ -266,9 +273,11 @@ fn send(owned: &mut OwnedEnv, to: &LocalPid, saved: SavedTerm, finish: Reply) {
     });
 }
 
-/// Which call failed: an HTTP status becomes `:manifest_http` or
-/// `:blob_http` (for a pull, whichever request it answered), and only a
-/// blob, or a pull's blob, has `{:digest_mismatch, :blob}`.
+/// Which call failed: an HTTP status becomes `:manifest_http`,
+/// `:blob_http`, `:tags_http` or `:referrers_http`, after the request it
+/// answered (a pull's manifest or blob; a referrers call's Referrers API
+/// or its fallback tag's manifest), and only calls that read blobs have
+/// `{:digest_mismatch, :blob}`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Call {
     Manifest,
@@ -276,6 +285,8 @@ enum Call {
     BlobToFile,
     Pull,
     Unpack,
+    Tags,
+    Referrers,
 }
 
 impl Call {
@@ -286,6 +297,15 @@ impl Call {
     /// stopping and removing the temporary tree when the answer went out).
     fn ends_itself_on_cancel(self) -> bool {
         matches!(self, Call::BlobToFile | Call::Pull | Call::Unpack)
+    }
+
+    /// Calls whose blobs' digests are checked: only they have
+    /// `{:digest_mismatch, :blob}`.
+    fn reads_blobs(self) -> bool {
+        matches!(
+            self,
+            Call::Blob | Call::BlobToFile | Call::Pull | Call::Unpack
+        )
     }
 }
 
@@ -315,6 +335,77 @@ fn manifest<'a>(
                 repo.manifest(&reference).await
             },
             |env, manifest| (atoms::ok(), manifest_term(env, manifest)).encode(env),
+        )
+    })
+}
+
+/// `tags(ref, registry, repo, cache)`: every tag of `repo`, all pages
+/// followed; the answer is `{:ok, [tag]}`.
+#[rustler::nif]
+fn tags<'a>(
+    env: Env<'a>,
+    reference_tag: Term<'a>,
+    registry: Term<'a>,
+    repo: Term<'a>,
+    cache: Term<'a>,
+) -> Term<'a> {
+    guarded(env, Call::Tags, || {
+        let registry = text_arg(registry, "registry")?;
+        let repo = text_arg(repo, "repo")?;
+        let session = cache_arg(cache)?;
+        let (registry, repo) = (Registry::parse(&registry)?, Repository::parse(&repo)?);
+        let client = tank::runtime::client()?;
+        start(
+            env,
+            Call::Tags,
+            reference_tag,
+            |_| async move {
+                let repo = client.repo(registry, repo, session.as_deref())?;
+                repo.tags(None).await
+            },
+            |env, tags| (atoms::ok(), tags).encode(env),
+        )
+    })
+}
+
+/// `referrers(ref, registry, repo, digest, artifact_type, cache)`: the
+/// referrers of `digest` as an OCI index (the Referrers API, else the
+/// `sha256-<hex>` tag, else an empty index), only those of
+/// `artifact_type` unless it is nil; the answer is `{:ok, info}` as
+/// `manifest/5` gives it.
+#[rustler::nif]
+fn referrers<'a>(
+    env: Env<'a>,
+    reference_tag: Term<'a>,
+    registry: Term<'a>,
+    repo: Term<'a>,
+    digest: Term<'a>,
+    artifact_type: Term<'a>,
+    cache: Term<'a>,
+) -> Term<'a> {
+    guarded(env, Call::Referrers, || {
+        let registry = text_arg(registry, "registry")?;
+        let repo = text_arg(repo, "repo")?;
+        let digest = text_arg(digest, "digest")?;
+        let artifact_type = optional_text(artifact_type, "artifact_type")?;
+        let session = cache_arg(cache)?;
+        let (registry, repo) = (Registry::parse(&registry)?, Repository::parse(&repo)?);
+        let digest = Digest::parse_argument("digest", &digest)?;
+        if artifact_type.as_deref() == Some("") {
+            return Err(Error::bad_input(
+                "artifact_type is empty; nil asks for every type",
+            ));
+        }
+        let client = tank::runtime::client()?;
+        start(
+            env,
+            Call::Referrers,
+            reference_tag,
+            |_| async move {
+                let repo = client.repo(registry, repo, session.as_deref())?;
+                repo.referrers(&digest, artifact_type.as_deref()).await
+            },
+            |env, index| (atoms::ok(), manifest_term(env, index)).encode(env),
         )
     })
 }
@@ -560,9 +651,10 @@ fn idle_ms(handle: ResourceArc<CallHandle>) -> u64 {
     handle.0.idle_ms()
 }
 
-/// `new_token_cache(ttl_ms, credentials, auth_config, ca_files, certs_dir)`:
-/// a new token cache whose entries live at most `ttl_ms` milliseconds, and
-/// who its calls are and what they trust:
+/// `new_token_cache(ttl_ms, credentials, auth_config, ca_files, certs_dir,
+/// registries_conf, mirrors)`: a new token cache whose entries live at most
+/// `ttl_ms` milliseconds, who its calls are, what they trust and where
+/// they look first:
 ///
 /// - `credentials`: `[{registry, :basic, username, password}]` and
 ///   `[{registry, :identity_token, token, nil}]`, set in order (a later one
@@ -572,13 +664,20 @@ fn idle_ms(handle: ResourceArc<CallHandle>) -> u64 {
 /// - `ca_files`: `[{registry | nil, pem_path}]`, nil meaning every registry;
 /// - `certs_dir`: nil, `:default` (`/etc/containerd/certs.d`,
 ///   `/etc/containers/certs.d`, `/etc/docker/certs.d`) or the path of a
-///   certs directory.
+///   certs directory;
+/// - `registries_conf`: nil, `:default` (containers-registries.conf(5)'s
+///   search) or the path of a registries.conf;
+/// - `mirrors`: `[{registry, mirror, pull, resolve}]` (`pull`, `resolve`:
+///   booleans, at least one true), added in order, as
+///   `tank_cache_add_mirror`.
 ///
 /// Returns `{:ok, cache}` or `{:error, {reason, message}}`, `reason` the
-/// core's id (`:auth_config`, `:certificate`, `:bad_input`, ...) and
-/// `message` prefixed with the option at fault; no message holds a secret
-/// (the core's never quote one, and a bad credential term is described,
-/// not shown). It reads files, so it runs on a dirty I/O scheduler.
+/// core's id (`:auth_config`, `:certificate`, `:registries_conf`,
+/// `:bad_input`, ...) and `message` prefixed with the option at fault; no
+/// message holds a secret (the core's never quote one, and a bad credential
+/// term is described, not shown). It reads files, so it runs on a dirty
+/// I/O scheduler.
+#[allow(clippy::too_many_arguments)]
 #[rustler::nif(schedule = "DirtyIo")]
 fn new_token_cache<'a>(
     env: Env<'a>,
@@ -587,6 +686,8 @@ fn new_token_cache<'a>(
     auth_config: Term<'a>,
     ca_files: Term<'a>,
     certs_dir: Term<'a>,
+    registries_conf: Term<'a>,
+    mirrors: Term<'a>,
 ) -> Term<'a> {
     let built = catch_unwind(AssertUnwindSafe(|| {
         let ttl_ms: u64 = ttl_ms
@@ -620,6 +721,27 @@ fn new_token_cache<'a>(
                 cache.change_trust(|t| t.load_certs_dir(dir.as_deref())),
             )?;
         }
+        if let Some(path) = option(
+            "registries_conf",
+            place_arg(registries_conf, "registries_conf"),
+        )? {
+            let conf = option("registries_conf", load::registries_conf(path.as_deref()))?;
+            let loaded = cache.change_mirrors(|m| {
+                m.set_registries_conf(conf);
+                Ok(())
+            });
+            option("registries_conf", loaded)?;
+        }
+        let mirrors = option("mirrors", mirrors_arg(mirrors))?;
+        option(
+            "mirrors",
+            cache.change_mirrors(|m| {
+                for (registry, mirror) in mirrors {
+                    m.add(&registry, mirror);
+                }
+                Ok(())
+            }),
+        )?;
         Ok(ResourceArc::new(SessionResource::new(cache)))
     }))
     .unwrap_or_else(|payload| {
@@ -732,6 +854,34 @@ fn ca_files_arg(term: Term<'_>) -> Result<Vec<(Option<String>, PathBuf)>> {
                 return Err(Error::bad_input("a registry or pem_path is empty"));
             }
             Ok((registry, PathBuf::from(pem)))
+        })
+        .collect()
+}
+
+/// `[{registry, mirror, pull, resolve}]`, each parsed as
+/// `tank_cache_add_mirror` parses its arguments, before any is added.
+fn mirrors_arg(term: Term<'_>) -> Result<Vec<(Registry, Mirror)>> {
+    let entries: Vec<(Term<'_>, Term<'_>, bool, bool)> = term.decode().map_err(|_| {
+        Error::bad_input("must be a list of {registry, mirror} or {registry, mirror, capabilities}")
+    })?;
+    entries
+        .into_iter()
+        .map(|(registry, mirror, pull, resolve)| {
+            let registry = Registry::parse(&text_arg(registry, "registry")?)?;
+            let location = Location::parse(&text_arg(mirror, "mirror")?)?;
+            if !pull && !resolve {
+                return Err(Error::bad_input(
+                    "a mirror needs a capability: :pull, :resolve or both",
+                ));
+            }
+            let capabilities = Capabilities { pull, resolve };
+            Ok((
+                registry,
+                Mirror {
+                    location,
+                    capabilities,
+                },
+            ))
         })
         .collect()
 }
@@ -901,20 +1051,25 @@ fn error_reason<'a>(env: Env<'a>, call: Call, e: &Error) -> Term<'a> {
         (_, ErrorKind::BadInput, _) => (atoms::bad_input(), e.message.as_str()).encode(env),
         (_, ErrorKind::Http, Some(status)) => {
             let tag = match e.endpoint {
-                // The referrers list is an index: a manifest's request,
-                // until Elixir has referrers of its own.
-                Some(Endpoint::Manifest | Endpoint::Referrers) => atoms::manifest_http(),
+                Some(Endpoint::Manifest) => atoms::manifest_http(),
                 Some(Endpoint::Blob) => atoms::blob_http(),
+                Some(Endpoint::Tags) => atoms::tags_http(),
+                Some(Endpoint::Referrers) => atoms::referrers_http(),
+                // No call here lists the catalog; were one to, its
+                // status would still be told.
+                Some(Endpoint::Catalog) => atoms::catalog_http(),
                 // Every HTTP error names its request; were one not to, the
-                // call would tell. (No call here lists tags or the catalog.)
-                Some(Endpoint::Tags | Endpoint::Catalog) | None if call == Call::Manifest => {
-                    atoms::manifest_http()
-                }
-                Some(Endpoint::Tags | Endpoint::Catalog) | None => atoms::blob_http(),
+                // call would tell.
+                None => match call {
+                    Call::Manifest => atoms::manifest_http(),
+                    Call::Tags => atoms::tags_http(),
+                    Call::Referrers => atoms::referrers_http(),
+                    Call::Blob | Call::BlobToFile | Call::Pull | Call::Unpack => atoms::blob_http(),
+                },
             };
             (tag, status).encode(env)
         }
-        (Reason::DigestMismatch, _, _) if call != Call::Manifest => {
+        (Reason::DigestMismatch, _, _) if call.reads_blobs() => {
             (atoms::digest_mismatch(), atoms::blob()).encode(env)
         }
         (_, ErrorKind::Cancelled, _) => atoms::cancelled().encode(env),

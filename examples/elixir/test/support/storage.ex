@@ -19,6 +19,23 @@ defmodule Tank.Test.Storage do
     write(Path.join([repos(which), repo, "_manifests/revisions/sha256", hex, "link"]), digest)
   end
 
+  @doc """
+  Makes `registry` serve `bytes` as manifest of `repo` by its digest and
+  by each of `tags`; returns the digest.
+  """
+  def plant_tagged(which, repo, bytes, tags) do
+    "sha256:" <> hex = digest = Tank.Test.Pull.sha256(bytes)
+    plant_manifest(which, repo, digest, bytes)
+
+    for tag <- tags do
+      tag_dir = Path.join([repos(which), repo, "_manifests/tags", tag])
+      write(Path.join([tag_dir, "current/link"]), digest)
+      write(Path.join([tag_dir, "index/sha256", hex, "link"]), digest)
+    end
+
+    digest
+  end
+
   defp write_data(which, hex, bytes) do
     prefix = binary_part(hex, 0, 2)
 

@@ -16,7 +16,12 @@ defmodule Tank.Image.Registry do
       index) in an OCI image layout directory (an addition), and with
       `:rootfs` unpacked into a root filesystem directory as well;
     * `unpack/4` → `{:ok, info}`, an image of an OCI image layout unpacked
-      into a root filesystem directory (an addition).
+      into a root filesystem directory (an addition);
+    * `tags/3` → `{:ok, tags}`, every tag of a repository (Stevedore's
+      `list_tags`, every page followed);
+    * `referrers/4` → `{:ok, info}`, the manifests that refer to a digest,
+      as an OCI image index (Stevedore's `referrers`: the Referrers API,
+      then the `sha256-<hex>` tag).
 
   The bearer-token handshake, manifest fetch, and digest-verified blob
   download all live in tank's Rust core now. No scheduler waits on the
@@ -150,6 +155,15 @@ defmodule Tank.Image.Registry do
           | {registry :: String.t(), {:identity_token, String.t()}}
 
   @typedoc """
+  A mirror of a registry (`new_token_cache/1`'s `:mirrors`): asked before
+  the registry, for tags (`:resolve`) and content by digest (`:pull`); the
+  two-element form means both.
+  """
+  @type mirror() ::
+          {registry :: String.t(), mirror :: String.t()}
+          | {registry :: String.t(), mirror :: String.t(), [:pull | :resolve, ...]}
+
+  @typedoc """
   The `:reason` of a `{:request_failed, detail}` error: a stable id from
   tank's fixed set (include/tank.h lists them all; a test checks this list
   against it).
@@ -222,6 +236,29 @@ defmodule Tank.Image.Registry do
           | {:request_failed, map()}
           | :cancelled
           | {:io, String.t(), String.t()}
+
+  @typedoc """
+  What a failed `tags/3` returns after `:error`: as `t:error_reason/0`,
+  with `{:tags_http, status}` for a tags page that ended in an HTTP status
+  (404: no such repository).
+  """
+  @type tags_error_reason() ::
+          {:bad_input, String.t()}
+          | {:tags_http, pos_integer()}
+          | {:request_failed, map()}
+
+  @typedoc """
+  What a failed `referrers/4` returns after `:error`: as
+  `t:error_reason/0`, with `{:referrers_http, status}` for a Referrers API
+  that answered an error other than 404 (which means it has none), and
+  `{:manifest_http, status}` for a fallback tag that did (other than 404,
+  which means no referrers).
+  """
+  @type referrers_error_reason() ::
+          {:bad_input, String.t()}
+          | {:referrers_http, pos_integer()}
+          | {:manifest_http, pos_integer()}
+          | {:request_failed, map()}
 
   @typedoc "What a failed `pull/3` returns after `:error`."
   @type pull_error_reason() ::
@@ -588,6 +625,94 @@ defmodule Tank.Image.Registry do
     end
   end
 
+  @doc """
+  Lists every tag of `repo` on `registry`: `{:ok, tags}`, the tags (strings)
+  in the order the registry gives them, every page followed (`Link: <…>;
+  rel="next"`, relative or absolute, on the registry's own origin only).
+
+  Errors (`t:tags_error_reason/0`): `{:tags_http, 404}` for a repository
+  the registry does not know (`{:tags_http, 401}` for one the caller may
+  not see); `{:request_failed, %{reason: :invalid_next_link}}` for a
+  `Link` to another origin or back to a page already read,
+  `%{reason: :list_too_large}` past 4 MiB a page, 100,000 pages or 10
+  million tags, `%{reason: :invalid_list}` for a page that is not a tag
+  list; `{:bad_input, message}` before any request.
+
+  Options:
+
+    * `:token_cache` — a cache from `new_token_cache/1` (default `nil`).
+    * `:timeout` — as for `manifest/5` (default 10 minutes, the whole
+      call, every page).
+  """
+  @spec tags(String.t(), String.t(), keyword()) ::
+          {:ok, [String.t()]} | {:error, tags_error_reason()}
+  def tags(registry, repo, opts \\ []) do
+    opts = Keyword.validate!(opts, token_cache: nil, timeout: @default_timeout_ms)
+    {token_cache, timeout} = {opts[:token_cache], opts[:timeout]}
+
+    with :ok <- check_strings(registry: registry, repo: repo),
+         :ok <- check_cache(token_cache),
+         :ok <- check_wait(:timeout, timeout) do
+      await(&Tank.Native.tags(&1, registry, repo, token_cache), {:total, timeout})
+    end
+  end
+
+  @doc """
+  Finds the referrers of `digest` (a `sha256:` string) in `repo` on
+  `registry` — the manifests whose `subject` it is: signatures, SBOMs,
+  attestations — as an OCI image index: `{:ok, info}`, `info` shaped as
+  `manifest/4`'s, its `json["manifests"]` the referrers' descriptors with
+  their `"artifactType"` and `"annotations"`.
+
+  The Referrers API (`GET /v2/<repo>/referrers/<digest>`) is asked first;
+  where the registry has none (404), the referrers tag `sha256-<hex>` that
+  OCI 1.1 clients push beside the subject; where neither exists, the
+  answer is an empty index (`json["manifests"] == []`). `raw` is the index
+  as the registry sent it, or as tank re-encoded it when entries were
+  dropped (`digest` is then its own).
+
+  Errors (`t:referrers_error_reason/0`): `{:bad_input, message}` for a
+  `digest` that is not a digest, before any request; `{:referrers_http,
+  status}`, `{:manifest_http, status}` and `{:request_failed, detail}` as
+  for `manifest/4`.
+
+  Options:
+
+    * `:artifact_type` — only the referrers of that `artifactType`
+      (default `nil`: every one). The registry is asked to filter, and tank
+      checks every entry whether the registry says it did or not.
+    * `:token_cache` — a cache from `new_token_cache/1` (default `nil`).
+    * `:timeout` — as for `manifest/5` (default 10 minutes).
+  """
+  @spec referrers(String.t(), String.t(), String.t(), keyword()) ::
+          {:ok, info()} | {:error, referrers_error_reason()}
+  def referrers(registry, repo, digest, opts \\ []) do
+    opts =
+      Keyword.validate!(opts, artifact_type: nil, token_cache: nil, timeout: @default_timeout_ms)
+
+    {artifact_type, token_cache, timeout} =
+      {opts[:artifact_type], opts[:token_cache], opts[:timeout]}
+
+    with :ok <- check_strings(registry: registry, repo: repo, digest: digest),
+         :ok <- check_artifact_type(artifact_type),
+         :ok <- check_cache(token_cache),
+         :ok <- check_wait(:timeout, timeout) do
+      await(
+        &Tank.Native.referrers(&1, registry, repo, digest, artifact_type, token_cache),
+        {:total, timeout}
+      )
+    end
+  end
+
+  defp check_artifact_type(nil), do: :ok
+  defp check_artifact_type(type) when is_binary(type) and type != "", do: :ok
+
+  defp check_artifact_type(other) do
+    {:error,
+     {:bad_input,
+      "artifact_type must be a non-empty string or nil (every type), got: #{inspect(other)}"}}
+  end
+
   # Starts a NIF call and waits for its answer, at most `bound`: `{:total,
   # ms}` for the whole call, `{:idle, ms}` since it last showed progress.
   # The handle stays referenced until the answer is in (keep/1 after the
@@ -706,8 +831,8 @@ defmodule Tank.Image.Registry do
 
   @doc """
   Creates a token cache to thread through a pull's `manifest/4`, `blob/4`,
-  `blob_to_file/5` and `pull/3` calls, and sets who those calls are and
-  what TLS they trust.
+  `blob_to_file/5`, `pull/3`, `tags/3` and `referrers/4` calls, and sets
+  who those calls are, what TLS they trust and which mirrors they ask.
 
   Options:
 
@@ -754,6 +879,29 @@ defmodule Tank.Image.Registry do
       hosts it names. `:default` loads `/etc/containerd/certs.d`,
       `/etc/containers/certs.d` and `/etc/docker/certs.d` where they exist.
       Default `nil`: none.
+    * `:registries_conf` — `:default` or the path of a
+      containers-registries.conf(5) file (version 2; its drop-in
+      directories too): prefixes, `location`, `insecure`, `blocked`,
+      `mirror-by-digest-only` and `[[registry.mirror]]` apply to every call
+      given the cache. `:default` is the containers search:
+      `$HOME/.config/containers/registries.conf` if it exists, else
+      `/etc/containers/registries.conf`, then the `registries.conf.d`
+      directories; a missing default file is not an error. A call to a
+      blocked registry is `{:error, {:bad_input, message}}` before any
+      request. Short names keep Docker's normalization:
+      `unqualified-search-registries`, `short-name-mode` and aliases are
+      read, not used. Default `nil`: none is read.
+    * `:mirrors` — `[{registry, mirror}]`, or `{registry, mirror,
+      capabilities}` with `capabilities` a non-empty list of `:pull`
+      (blobs, manifests by digest) and `:resolve` (tags); `{registry,
+      mirror}` means both (`t:mirror/0`). `mirror` is
+      `https://host[:port][/namespace]` or `host[:port][/namespace]`
+      (https; plain http for a loopback host). A registry's mirrors are
+      asked before it, in the order given (and before those of
+      `:registries_conf`): one that cannot be reached, answers 404, 429 or
+      5xx, or serves bytes that do not match their digest is left for the
+      next, the registry last. A mirror authenticates with the credentials
+      given for its own host, never the registry's. Default `[]`.
 
   Credentials go only to the registry and the realm its challenge names,
   only over HTTPS (or plain HTTP to a loopback registry), and never appear
@@ -765,8 +913,11 @@ defmodule Tank.Image.Registry do
   shape (a bad credential entry is described by its position and registry,
   never shown), a registry name outside the grammar, an auth file that is
   missing or malformed, a PEM file with no certificate, a certs directory
-  that does not exist or holds a `.cert` without its `.key`. The message
-  names the option and the file at fault and never holds a secret. (A
+  that does not exist or holds a `.cert` without its `.key`, a
+  registries.conf that is missing or malformed (the message names its file
+  and line), a mirror that is neither https nor on a loopback host. The
+  message names the option and the file at fault and never holds a
+  secret. (A
   client certificate and a key that do not go together are found when a
   call first needs that registry: `{:error, {:bad_input, message}}`.)
 
@@ -781,7 +932,9 @@ defmodule Tank.Image.Registry do
         credentials: [],
         auth_config: nil,
         ca_files: [],
-        certs_dir: nil
+        certs_dir: nil,
+        registries_conf: nil,
+        mirrors: []
       )
 
     ttl = check_ttl!(opts[:ttl])
@@ -789,8 +942,21 @@ defmodule Tank.Image.Registry do
     auth_config = check_place!(:auth_config, opts[:auth_config])
     ca_files = check_ca_files!(opts[:ca_files])
     certs_dir = check_place!(:certs_dir, opts[:certs_dir])
+    registries_conf = check_place!(:registries_conf, opts[:registries_conf])
+    mirrors = check_mirrors!(opts[:mirrors])
 
-    case Tank.Native.new_token_cache(ttl, credentials, auth_config, ca_files, certs_dir) do
+    made =
+      Tank.Native.new_token_cache(
+        ttl,
+        credentials,
+        auth_config,
+        ca_files,
+        certs_dir,
+        registries_conf,
+        mirrors
+      )
+
+    case made do
       {:ok, cache} -> cache
       {:error, {_reason, message}} -> raise ArgumentError, "new_token_cache/1: " <> message
     end
@@ -871,6 +1037,30 @@ defmodule Tank.Image.Registry do
     raise ArgumentError,
           "new_token_cache/1: :ca_files must be a list of {registry, pem_path} or " <>
             "{:all, pem_path}, got: " <> inspect(other)
+  end
+
+  # Into the NIF's {registry, mirror, pull, resolve}.
+  defp check_mirrors!(mirrors) when is_list(mirrors) do
+    Enum.map(mirrors, fn
+      {registry, mirror} when is_binary(registry) and is_binary(mirror) ->
+        {registry, mirror, true, true}
+
+      {registry, mirror, [_ | _] = caps} = entry when is_binary(registry) and is_binary(mirror) ->
+        unless Enum.all?(caps, &(&1 in [:pull, :resolve])), do: bad_mirror!(entry)
+        {registry, mirror, :pull in caps, :resolve in caps}
+
+      other ->
+        bad_mirror!(other)
+    end)
+  end
+
+  defp check_mirrors!(other), do: bad_mirror!(other)
+
+  defp bad_mirror!(what) do
+    raise ArgumentError,
+          "new_token_cache/1: :mirrors must be a list of {registry, mirror} or " <>
+            "{registry, mirror, capabilities} (strings; capabilities a non-empty list of " <>
+            ":pull and :resolve), got: " <> inspect(what)
   end
 
   defp check_strings(args) do

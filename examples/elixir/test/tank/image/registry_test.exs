@@ -156,7 +156,13 @@ defmodule Tank.Image.RegistryTest do
     {:ok, specs} = Code.Typespec.fetch_specs(Registry)
     specced = for {{name, arity}, _} <- specs, do: {name, arity}
 
-    for {name, arities} <- [manifest: [3, 4, 5], blob: [3, 4, 5], new_token_cache: [0, 1]] do
+    for {name, arities} <- [
+          manifest: [3, 4, 5],
+          blob: [3, 4, 5],
+          new_token_cache: [0, 1],
+          tags: [2, 3],
+          referrers: [3, 4]
+        ] do
       assert Enum.any?(docs, &match?({{:function, ^name, _}, _, _, %{"en" => _}, _}, &1)),
              "#{name} has no @doc"
 
