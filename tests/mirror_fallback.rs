@@ -219,3 +219,74 @@ fn a_mirror_is_an_https_url_or_a_loopback_host_and_capabilities_are_known_bits()
     )
     .unwrap();
 }
+
+/// hosts.toml `[header]` values may be secrets (containerd's docs show an
+/// `authorization` one): they go to the mirror's own origin, never to
+/// where it redirects a blob.
+#[test]
+fn a_hosts_toml_header_stays_on_its_mirrors_origin() {
+    let rig = start(RigOptions {
+        cdn: false,
+        tls: false,
+        ..RigOptions::default()
+    });
+    let reg = rig.registry(Which::Plain).to_owned();
+    let image = rig.info().images.oci_image.clone();
+    let m = manifest(&reg, &image.repo, &image.tag, &Cache::none()).unwrap();
+    let elsewhere = ScriptedServer::start(|_, conn| respond(conn, 404, &[], b"{}"));
+    let blob_target = elsewhere.url();
+    let (media_type, raw) = (m.media_type, m.raw);
+    let mirror = ScriptedServer::start(move |req, conn| match req.path().contains("/manifests/") {
+        true => respond(conn, 200, &[("Content-Type", &media_type)], &raw),
+        false => {
+            let to = format!("{blob_target}{}", req.path());
+            respond(conn, 307, &[("Location", &to)], b"")
+        }
+    });
+    let certs = tempfile::tempdir().unwrap();
+    let host_dir = certs.path().join(&reg);
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(
+        host_dir.join("hosts.toml"),
+        format!(
+            "server = \"http://{reg}\"\n\
+             [host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n\
+             [host.\"http://{}\".header]\n  x-api-key = \"s3cret\"\n",
+            mirror.addr(),
+            mirror.addr()
+        ),
+    )
+    .unwrap();
+    let cache = Cache::new();
+    load_certs(&cache, Some(certs.path().to_str().unwrap())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (pulled, _) = pull(
+        &format!("{reg}/{}:{}", image.repo, image.tag),
+        dir.path(),
+        None,
+        1,
+        &cache,
+        None,
+    );
+    assert_eq!(pulled.unwrap().digest, image.digest);
+    let asked = mirror.requests();
+    assert!(
+        asked.iter().any(|r| r.path().contains("/blobs/")),
+        "{asked:?}"
+    );
+    for r in &asked {
+        assert_eq!(r.header("x-api-key"), Some("s3cret"), "{r:?}");
+        assert!(
+            r.target.contains(&format!("ns={reg}")) || r.target.contains("ns="),
+            "{r:?}"
+        );
+    }
+    let redirected = elsewhere.requests();
+    assert!(
+        !redirected.is_empty(),
+        "the mirror's redirects were followed"
+    );
+    for r in &redirected {
+        assert_eq!(r.header("x-api-key"), None, "{r:?}");
+    }
+}

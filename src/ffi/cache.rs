@@ -344,9 +344,10 @@ pub unsafe extern "C" fn tank_cache_load_registries_conf(
         let settings = settings_of(cache)?;
         let path = optional_path("path", path)?;
         let conf = load::registries_conf(path.as_deref())?;
-        // `insecure` locations: unverified TLS for their hosts only.
+        // `insecure` locations: unverified TLS for their hosts only, in
+        // place of what an earlier load made insecure.
         settings.change_trust(|t| {
-            t.add_insecure_locations(&conf);
+            t.set_insecure_locations(&conf);
             Ok(())
         })?;
         settings.change_mirrors(|m| {

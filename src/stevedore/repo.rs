@@ -96,19 +96,29 @@ impl<'a> Repo<'a> {
             None => vec![Source::upstream(registry.clone(), repository.clone())],
         };
         let transport = transport.with_trust(trusted);
-        let last = sources.len() - 1;
-        let sources: Vec<Asked> = sources
+        let last = sources.len().saturating_sub(1);
+        let sources = sources
             .into_iter()
             .enumerate()
-            .map(|(i, source)| Asked {
-                key: CacheKey::pull(&source.registry, &source.repository),
-                transport: match i < last {
-                    true => transport.with_fallback(),
-                    false => transport.clone(),
-                },
-                source,
+            .map(|(i, source)| {
+                let own = transport.with_origin_headers(source_headers(&source)?);
+                Ok(Asked {
+                    key: CacheKey::pull(&source.registry, &source.repository),
+                    transport: match i < last {
+                        true => own.with_fallback(),
+                        false => own,
+                    },
+                    source,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<Asked>>>()?;
+        if sources.is_empty() {
+            return Err(Error::bad_input(format!(
+                "{}/{}: no source to ask",
+                registry.as_written(),
+                repository.as_str()
+            )));
+        }
         Ok(Repo {
             transport,
             session,
@@ -145,7 +155,7 @@ impl<'a> Repo<'a> {
         let index = self
             .sources
             .iter()
-            .rposition(|a| a.source.upstream)
+            .position(|a| a.source.upstream)
             .unwrap_or(self.sources.len() - 1);
         RepoAt { repo: self, index }
     }
@@ -227,18 +237,11 @@ impl<'r> RepoAt<'r> {
         url
     }
 
-    /// GETs `url` (one of this source's) with the auth handshake and the
-    /// source's own headers; the response whatever its status.
+    /// GETs `url` (one of this source's) with the auth handshake (and the
+    /// source's own headers, on its own origin); the response whatever its
+    /// status.
     pub async fn get(&self, url: &Url, headers: &HeaderMap) -> Result<Response> {
         let asked = self.asked();
-        let own;
-        let headers = match asked.source.headers.is_empty() {
-            true => headers,
-            false => {
-                own = with_source_headers(headers, &asked.source)?;
-                &own
-            }
-        };
         authorized_get(
             &asked.transport,
             self.repo.session,
@@ -264,16 +267,13 @@ impl<'r> RepoAt<'r> {
     }
 }
 
-/// `headers` and then the source's (hosts.toml `[header]`), which never
-/// replace what tank sets itself.
-fn with_source_headers(headers: &HeaderMap, source: &Source) -> Result<HeaderMap> {
-    let mut all = headers.clone();
+/// The source's own headers (hosts.toml `[header]`), checked when the
+/// file was read.
+fn source_headers(source: &Source) -> Result<HeaderMap> {
+    let mut all = HeaderMap::new();
     for (name, values) in &source.headers {
         let bad = || Error::bad_input(format!("{}: header {name:?} is not usable", source.name()));
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-        if headers.contains_key(&name) {
-            continue;
-        }
         for v in values {
             all.append(&name, HeaderValue::from_str(v).map_err(|_| bad())?);
         }

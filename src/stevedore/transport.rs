@@ -28,6 +28,11 @@ pub struct Transport {
     /// Whether a connection that could not be made is tried again: not
     /// when another source waits behind this one, which is asked instead.
     retry_connect: bool,
+    /// Headers a source's configuration adds (hosts.toml `[header]`): they
+    /// may be secrets, so they go where a credential may go, the first
+    /// URL's own origin, never a redirect target or plain http beyond
+    /// loopback.
+    origin_headers: Option<Arc<HeaderMap>>,
 }
 
 impl Transport {
@@ -37,6 +42,7 @@ impl Transport {
             config,
             trusted: None,
             retry_connect: true,
+            origin_headers: None,
         })
     }
 
@@ -48,6 +54,16 @@ impl Transport {
             shared: self.shared.clone(),
             trusted,
             retry_connect: self.retry_connect,
+            origin_headers: self.origin_headers.clone(),
+        }
+    }
+
+    /// The same, adding `headers` to requests to the first URL's origin
+    /// (see `origin_headers`); none of them replaces one tank sets.
+    pub fn with_origin_headers(&self, headers: HeaderMap) -> Transport {
+        Transport {
+            origin_headers: (!headers.is_empty()).then(|| Arc::new(headers)),
+            ..self.clone()
         }
     }
 
@@ -90,11 +106,11 @@ impl Transport {
             }
             let wait = match &outcome {
                 Ok(resp) if is_retryable_status(resp.status()) => self.wait_for(attempt, resp),
-                // Most often a pooled connection the server had just timed
-                // out: a new one will do, with no reason to wait.
-                Err(f) if f.error.reason == Reason::Connect && !self.retry_connect => {
+                Err(f) if f.unconnected && !self.retry_connect => {
                     return outcome.map_err(|f| f.error)
                 }
+                // Most often a pooled connection the server had just timed
+                // out: a new one will do, with no reason to wait.
                 Err(f) if f.unanswered && attempt == 0 => Duration::ZERO,
                 Err(f) if is_retryable_error(&f.error) => self.backoff(attempt),
                 _ => return outcome.map_err(|f| f.error),
@@ -118,6 +134,16 @@ impl Transport {
         let mut hops = 0;
         loop {
             let mut sent = headers.clone();
+            let own_origin = Origin::of(&current) == token_origin;
+            if let Some(extra) = self.origin_headers.as_deref() {
+                if own_origin && carries_secrets(&current) {
+                    for (name, value) in extra {
+                        if !headers.contains_key(name) {
+                            sent.append(name, value.clone());
+                        }
+                    }
+                }
+            }
             if let Some(auth) = authorization {
                 // Whatever handed it over: never in the clear beyond
                 // loopback, never to another origin.
@@ -154,6 +180,7 @@ impl Transport {
         request.send().await.map_err(|e| Failed {
             error: http.refused_for_certificate(describe("GET", url, &e)),
             unanswered: closed_before_answer(&e),
+            unconnected: e.is_connect(),
         })
     }
 
@@ -217,6 +244,8 @@ impl Transport {
 struct Failed {
     error: Error,
     unanswered: bool,
+    /// No connection was made (refused, unreachable, or its timeout).
+    unconnected: bool,
 }
 
 impl From<Error> for Failed {
@@ -224,6 +253,7 @@ impl From<Error> for Failed {
         Failed {
             error,
             unanswered: false,
+            unconnected: false,
         }
     }
 }

@@ -58,6 +58,18 @@ struct RegistryTrust {
     cas: Vec<CertificateDer<'static>>,
     identity: Option<Identity>,
     skip_verify: bool,
+    /// Unverified because the registries.conf loaded last says `insecure`:
+    /// kept apart from `skip_verify`, so the next load can take it back.
+    insecure_by_conf: bool,
+}
+
+impl RegistryTrust {
+    fn is_empty(&self) -> bool {
+        self.cas.is_empty()
+            && self.identity.is_none()
+            && !self.skip_verify
+            && !self.insecure_by_conf
+    }
 }
 
 /// What one registry's connections trust and present.
@@ -265,11 +277,15 @@ impl Trust {
 
     /// registries.conf's `insecure`: unverified TLS for the host of each
     /// insecure `[[registry]]` location and `[[registry.mirror]]` location,
-    /// that host only. (A `*.domain` entry without a location names no host
-    /// before a reference matches it: give the matched host to
-    /// [`Trust::add_host_tls`] then.) Adding one configuration twice
-    /// changes nothing the second time.
-    pub fn add_insecure_locations(&mut self, conf: &RegistriesConf) {
+    /// that host only, in place of what the registries.conf loaded before
+    /// made insecure (a corrected file turns verification back on). (A
+    /// `*.domain` entry without a location names no host before a
+    /// reference matches it, and makes none insecure.)
+    pub fn set_insecure_locations(&mut self, conf: &RegistriesConf) {
+        for entry in self.registries.values_mut() {
+            entry.insecure_by_conf = false;
+        }
+        self.registries.retain(|_, entry| !entry.is_empty());
         let locations = conf.registries.iter().flat_map(|r| {
             std::iter::once((r.location.as_str(), r.insecure))
                 .chain(r.mirrors.iter().map(|m| (m.location.as_str(), m.insecure)))
@@ -277,11 +293,10 @@ impl Trust {
         for (location, insecure) in locations {
             let host = location.split('/').next().unwrap_or_default();
             if insecure && !host.is_empty() {
-                let tls = HostTls {
-                    skip_verify: true,
-                    ..HostTls::default()
-                };
-                self.add_host_tls(host, tls);
+                self.registries
+                    .entry(key_of(host))
+                    .or_default()
+                    .insecure_by_conf = true;
             }
         }
     }
@@ -337,7 +352,7 @@ impl Trust {
         Some(TlsSettings {
             extra_roots: roots,
             identity: specific.and_then(|s| s.identity.clone()),
-            skip_verify: specific.is_some_and(|s| s.skip_verify),
+            skip_verify: specific.is_some_and(|s| s.skip_verify || s.insecure_by_conf),
         })
     }
 }
@@ -555,7 +570,7 @@ insecure = true
         )
         .unwrap();
         let mut trust = Trust::default();
-        trust.add_insecure_locations(&conf);
+        trust.set_insecure_locations(&conf);
         assert!(settings(&trust, "https://hub-cache.example:5000/v2/").skip_verify);
         assert!(settings(&trust, "https://m1.example/v2/").skip_verify);
         for verified in [
@@ -570,6 +585,20 @@ insecure = true
                 "{verified}"
             );
         }
+        // A corrected file takes it back; a hosts.toml skip_verify stays.
+        trust.add_host_tls(
+            "m1.example",
+            HostTls {
+                skip_verify: true,
+                ..HostTls::default()
+            },
+        );
+        trust.set_insecure_locations(&RegistriesConf::default());
+        assert_eq!(
+            trust.entry_for(&Url::parse("https://hub-cache.example:5000/v2/").unwrap()),
+            None
+        );
+        assert!(settings(&trust, "https://m1.example/v2/").skip_verify);
     }
 
     #[test]

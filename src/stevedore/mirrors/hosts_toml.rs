@@ -295,6 +295,17 @@ impl Ctx<'_> {
                             return Err(self.error(Some(&k), "is not a string or a list of strings"))
                         }
                     };
+                    // Refused here, naming the file, rather than at the
+                    // first request of a pull.
+                    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                        return Err(self.error(Some(&k), "is not a header name"));
+                    }
+                    if values
+                        .iter()
+                        .any(|v| http::HeaderValue::from_str(v).is_err())
+                    {
+                        return Err(self.error(Some(&k), "is not a header value"));
+                    }
                     Ok((name.clone(), values))
                 })
                 .collect::<Result<_>>()?,
@@ -779,6 +790,8 @@ mod tests {
             &["client"],
         );
         assert_bad(&parse_err("[header]\nx = 1\n"), &["header.x"]);
+        assert_bad(&parse_err("[header]\n\"a b\" = \"v\"\n"), &["header.a b"]);
+        assert_bad(&parse_err("[header]\nx = \"a\\nb\"\n"), &["header.x"]);
         assert_bad(&parse_err("host = 1\n"), &["host"]);
         assert_bad(&parse_err("server = \"ftp://m\"\n"), &["server"]);
         assert_bad(&parse_err("[host.\"https://\"]\n"), &["https://"]);

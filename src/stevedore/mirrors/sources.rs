@@ -146,8 +146,19 @@ pub struct MirrorSettings {
 }
 
 impl MirrorSettings {
+    /// A mirror added again for the same registry stays where it was
+    /// first added (once, so a dead one costs one connect, not one per
+    /// copy); its capabilities are the latest.
     pub fn add(&mut self, registry: &Registry, mirror: Mirror) {
-        self.added.push((registry.key(), mirror));
+        let key = registry.key();
+        let same = self
+            .added
+            .iter_mut()
+            .find(|(k, m)| *k == key && m.location == mirror.location);
+        match same {
+            Some((_, m)) => m.capabilities = mirror.capabilities,
+            None => self.added.push((key, mirror)),
+        }
     }
 
     /// `conf` replaces what an earlier load set (a load reads the whole
@@ -263,8 +274,13 @@ fn located(reference: &str, insecure: bool, named: &Registry) -> Result<Vec<Sour
     };
     let mut sources = vec![Source::upstream(host.clone(), repository.clone())];
     if insecure && host.scheme() == "https" {
+        // A fallback for content only: what asks the registry itself
+        // (tags, the Referrers API) asks the https one.
         let plain = Registry::from_parts(Some("http"), host.authority(), authority)?;
-        sources.push(Source::upstream(plain, repository));
+        sources.push(Source {
+            upstream: false,
+            ..Source::upstream(plain, repository)
+        });
     }
     Ok(sources)
 }
@@ -338,6 +354,20 @@ mod tests {
             ]
         );
         assert!(s[2].upstream && !s[0].upstream);
+        // Added again: once, where it was.
+        m.add(
+            &Registry::parse("docker.io").unwrap(),
+            Mirror {
+                location: Location::parse("mirror.example").unwrap(),
+                capabilities: Capabilities {
+                    pull: true,
+                    resolve: false,
+                },
+            },
+        );
+        let again = m.sources(&hub, &repo("library/alpine")).unwrap();
+        assert_eq!(names(&again), names(&s));
+        assert!(!again[0].capabilities.resolve);
     }
 
     #[test]
