@@ -34,17 +34,8 @@ impl Repo<'_> {
     /// Asked of the sources in turn (any source's bytes are good once
     /// they hash to the digest).
     pub async fn blob(&self, digest: &Digest, bounds: Bounds) -> Result<Vec<u8>> {
-        let mut attempts = self.attempts(Need::Digest);
-        while let Some(at) = attempts.next_source() {
-            match fetch(at, digest, bounds).await {
-                Ok(bytes) => {
-                    attempts.succeeded(at);
-                    return Ok(bytes);
-                }
-                Err(e) => attempts.failed(at, e)?,
-            }
-        }
-        Err(attempts.exhausted())
+        self.first_answer(Need::Digest, |at| fetch(at, digest, bounds))
+            .await
     }
 }
 

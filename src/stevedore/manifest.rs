@@ -92,20 +92,11 @@ pub struct Manifest {
 
 impl Repo<'_> {
     /// The manifest `reference`, its bytes checked against the digest
-    /// asked for and the one the registry states.
-    /// Asked of the sources in turn: the first that has it answers.
+    /// asked for and the one the registry states, from the first source
+    /// that has it.
     pub async fn manifest(&self, reference: &TagOrDigest) -> Result<Manifest> {
-        let mut attempts = self.attempts(Need::of(reference));
-        while let Some(at) = attempts.next_source() {
-            match fetch(at, reference).await {
-                Ok(m) => {
-                    attempts.succeeded(at);
-                    return Ok(m);
-                }
-                Err(e) => attempts.failed(at, e)?,
-            }
-        }
-        Err(attempts.exhausted())
+        self.first_answer(Need::of(reference), |at| fetch(at, reference))
+            .await
     }
 }
 

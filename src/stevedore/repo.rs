@@ -13,6 +13,7 @@
 //! ([`Repo::blob`]) and `download` ([`Repo::blob_to`]).
 
 use std::fmt::Write as _;
+use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -187,6 +188,26 @@ impl<'a> Repo<'a> {
             next: 0,
             failures: Vec::new(),
         }
+    }
+
+    /// `ask` of each source that may serve `need`, in turn, until one
+    /// answers: the answer, or the error [`Attempts::exhausted`] makes.
+    pub async fn first_answer<'r, T, F, Fut>(&'r self, need: Need, mut ask: F) -> Result<T>
+    where
+        F: FnMut(RepoAt<'r>) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut attempts = self.attempts(need);
+        while let Some(at) = attempts.next_source() {
+            match ask(at).await {
+                Ok(answer) => {
+                    attempts.succeeded(at);
+                    return Ok(answer);
+                }
+                Err(e) => attempts.failed(at, e)?,
+            }
+        }
+        Err(attempts.exhausted())
     }
 
     fn is_dead(&self, index: usize) -> Option<Error> {
