@@ -187,13 +187,16 @@ impl MirrorSettings {
             sources.push(Source::mirror(&m.location, repository, m.capabilities)?);
         }
         let mut upstream = Source::upstream(registry.clone(), repository.clone());
+        // An `insecure` location's plain-http try, after its https one.
+        let mut plain_fallback = Vec::new();
         if let Some(conf) = &self.registries_conf {
             let named = format!("{}/{}", reference_host(registry), repository.as_str());
             if let Some(entry) = conf.find(&named) {
                 entry.check_blocked(&named)?;
                 for m in &entry.mirrors {
                     let rewritten = conf.rewrite_to(entry, &m.location, &named);
-                    for source in located(&rewritten, m.insecure, registry)? {
+                    let (https, plain) = located(&rewritten, m.insecure, registry)?;
+                    for source in std::iter::once(https).chain(plain) {
                         sources.push(Source {
                             capabilities: match m.pull_from_mirror {
                                 PullFromMirror::DigestOnly => Capabilities {
@@ -210,21 +213,24 @@ impl MirrorSettings {
                 }
                 let rewritten = conf.rewrite(entry, &named);
                 if rewritten != named || entry.insecure {
-                    let mut at = located(&rewritten, entry.insecure, registry)?;
-                    upstream = at.remove(0);
-                    sources.push(upstream.clone());
-                    sources.extend(at);
-                    return Ok(sources);
+                    let (https, plain) = located(&rewritten, entry.insecure, registry)?;
+                    upstream = https;
+                    plain_fallback.extend(plain);
                 }
             }
         }
+        // The registry (as registries.conf may have moved it), or the hosts
+        // its hosts.toml names, whose `server` then stands in its place.
         match self.hosts_for(&reference_host(&upstream.registry))? {
             Some(file) => {
                 for host in &file.hosts {
                     sources.push(host_source(host, &upstream)?);
                 }
             }
-            None => sources.push(upstream),
+            None => {
+                sources.push(upstream);
+                sources.extend(plain_fallback);
+            }
         }
         Ok(sources)
     }
@@ -260,7 +266,7 @@ fn reference_host(registry: &Registry) -> String {
 /// `insecure` location also plain http after it (as containers/image falls
 /// back); the upstream's registry keeps the scheme it was named with when
 /// the location is its own.
-fn located(reference: &str, insecure: bool, named: &Registry) -> Result<Vec<Source>> {
+fn located(reference: &str, insecure: bool, named: &Registry) -> Result<(Source, Option<Source>)> {
     let (authority, path) = reference.split_once('/').ok_or_else(|| {
         Error::bad_input(format!(
             "registries.conf: {reference:?} names no repository"
@@ -272,17 +278,18 @@ fn located(reference: &str, insecure: bool, named: &Registry) -> Result<Vec<Sour
         false if authority == named.authority() => named.clone(),
         false => Registry::parse(authority)?,
     };
-    let mut sources = vec![Source::upstream(host.clone(), repository.clone())];
-    if insecure && host.scheme() == "https" {
-        // A fallback for content only: what asks the registry itself
-        // (tags, the Referrers API) asks the https one.
-        let plain = Registry::from_parts(Some("http"), host.authority(), authority)?;
-        sources.push(Source {
-            upstream: false,
-            ..Source::upstream(plain, repository)
-        });
+    let https = Source::upstream(host.clone(), repository.clone());
+    if !(insecure && host.scheme() == "https") {
+        return Ok((https, None));
     }
-    Ok(sources)
+    // A fallback for content only: what asks the registry itself (tags,
+    // the Referrers API) asks the https one.
+    let plain = Registry::from_parts(Some("http"), host.authority(), authority)?;
+    let plain = Source {
+        upstream: false,
+        ..Source::upstream(plain, repository)
+    };
+    Ok((https, Some(plain)))
 }
 
 /// A hosts.toml host as a source of `upstream`'s repository.
@@ -440,6 +447,36 @@ insecure = true
             m.check_registry_blocked(&hub).unwrap_err().reason.id(),
             "blocked"
         );
+    }
+
+    #[test]
+    fn a_location_rewritten_to_a_host_with_a_hosts_toml_gets_its_hosts() {
+        let certs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(certs.path().join("internal.example")).unwrap();
+        std::fs::write(
+            certs.path().join("internal.example/hosts.toml"),
+            "[host.\"https://cache.example\"]\n",
+        )
+        .unwrap();
+        let mut m = MirrorSettings::default();
+        m.set_hosts_dirs(HostsDirs::read(&[certs.path().to_path_buf()]).unwrap());
+        m.set_registries_conf(
+            RegistriesConf::parse(
+                "[[registry]]\nprefix = \"example.com\"\nlocation = \"internal.example\"\n",
+                "test.conf",
+            )
+            .unwrap(),
+        );
+        let r = Registry::parse("example.com").unwrap();
+        let s = m.sources(&r, &repo("team/app")).unwrap();
+        assert_eq!(
+            names(&s),
+            [
+                "https://cache.example/v2/ team/app",
+                "https://internal.example/v2/ team/app",
+            ]
+        );
+        assert_eq!(s[0].ns.as_deref(), Some("internal.example"));
     }
 
     #[test]
