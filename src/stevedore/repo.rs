@@ -14,7 +14,7 @@
 
 use std::fmt::Write as _;
 use std::future::Future;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
@@ -164,7 +164,7 @@ impl<'a> Repo<'a> {
     /// The sources to ask for `need`, in order, and the bookkeeping of
     /// moving from one to the next.
     pub fn attempts(&self, need: Need) -> Attempts<'_> {
-        let mut tried = self.tried.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tried = self.tried();
         let by_tag = *tried.started_by_tag.get_or_insert(need == Need::Tag);
         let may = |i: &usize| {
             let s = &self.sources[*i].source;
@@ -210,8 +210,12 @@ impl<'a> Repo<'a> {
         Err(attempts.exhausted())
     }
 
+    fn tried(&self) -> MutexGuard<'_, Tried> {
+        self.tried.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn is_dead(&self, index: usize) -> Option<Error> {
-        let tried = self.tried.lock().unwrap_or_else(PoisonError::into_inner);
+        let tried = self.tried();
         tried.dead[index].clone()
     }
 }
@@ -367,11 +371,7 @@ impl<'r> Attempts<'r> {
         if self.need == Need::Tag && pull_only_before {
             return;
         }
-        let mut tried = self
-            .repo
-            .tried
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut tried = self.repo.tried();
         tried.manifest_from.get_or_insert(at.index);
     }
 
@@ -381,11 +381,7 @@ impl<'r> Attempts<'r> {
         match verdict(&e) {
             Verdict::Stop => return Err(e),
             Verdict::Dead if self.repo.sources.len() > 1 => {
-                let mut tried = self
-                    .repo
-                    .tried
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let mut tried = self.repo.tried();
                 tried.dead[at.index].get_or_insert_with(|| e.clone());
             }
             _ => {}

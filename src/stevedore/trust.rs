@@ -18,6 +18,7 @@ use super::error::{Error, ErrorKind, Reason, Result};
 use super::mirrors::hosts_toml::{HostEntry, HostsFile};
 use super::mirrors::load::{authority_of_dir_name, HostsDirs};
 use super::mirrors::registries_conf::RegistriesConf;
+use super::mirrors::sources::authority_of;
 use super::registry::{key_of, Registry};
 
 /// The certs directories searched when the caller names none: containerd's
@@ -124,13 +125,10 @@ impl HostTls {
 /// when the URL names one), as trust entries are keyed.
 fn authority_of_url(url: &str) -> Result<String> {
     let parsed = Url::parse(url).map_err(|e| Error::bad_input(format!("{url}: not a URL: {e}")))?;
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| Error::bad_input(format!("{url}: no host")))?;
-    Ok(match parsed.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    })
+    if parsed.host_str().is_none() {
+        return Err(Error::bad_input(format!("{url}: no host")));
+    }
+    Ok(authority_of(&parsed))
 }
 
 #[derive(Debug, Default, Clone)]

@@ -315,7 +315,9 @@ fn host_source(host: &HostEntry, upstream: &Source) -> Result<Source> {
     })
 }
 
-fn authority_of(url: &Url) -> String {
+/// `host[:port]` of `url`, the port only when the URL names one: how
+/// registries and trust entries name a host.
+pub(crate) fn authority_of(url: &Url) -> String {
     let host = url.host_str().unwrap_or_default();
     match url.port() {
         Some(p) => format!("{host}:{p}"),
