@@ -65,7 +65,7 @@ mod which;
 mod workdir;
 
 pub use accesslog::RegistryRequest;
-pub use cdn::CdnRequest;
+pub use cdn::{parse_rate, CdnRanges, CdnRequest};
 pub use info::{
     BasicAuthInfo, BasicRegistryInfo, CdnRegistryInfo, FaultyMirrorsInfo, ImageInfo, Images,
     IndexEntryInfo, IndexInfo, PlainRegistryInfo, PrivateInfo, PullThroughInfo, RigInfo,
