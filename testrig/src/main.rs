@@ -54,7 +54,9 @@ While it runs, a line on stdin is a query answered by one JSON line on stdout:
   cdn-challenges on|off the CDN challenges blob reads with its own realm, or not
   cdn-ranges MODE       as --cdn-ranges, from now on
   cdn-expire-urls       every CDN URL signed so far answers 403 from now on
-                        (needs --cdn-url-expiry)";
+                        (needs --cdn-url-expiry)
+  cdn-cut BYTES COUNT   the next COUNT blob bodies stop after BYTES and their
+                        connections are shut down (COUNT 0 disarms)";
 
 struct Args {
     options: RigOptions,
@@ -265,6 +267,21 @@ fn answer(rig: &Rig, command: &str) -> Result<()> {
                 serde_json::json!({"error": "CDN URLs do not expire: start with --cdn-url-expiry"})
             }
         },
+        other if other.starts_with("cdn-cut ") => {
+            let numbers: Vec<u64> = other["cdn-cut ".len()..]
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            match numbers[..] {
+                [after, count] => {
+                    rig.cut_cdn_bodies(after, usize::try_from(count).unwrap_or(usize::MAX));
+                    serde_json::json!({"ok": true})
+                }
+                _ => {
+                    serde_json::json!({"error": format!("{other:?}: expected cdn-cut BYTES COUNT")})
+                }
+            }
+        }
         other if other.starts_with("cdn-ranges ") => {
             match CdnRanges::from_name(other["cdn-ranges ".len()..].trim()) {
                 Some(ranges) => {
@@ -288,7 +305,7 @@ fn answer(rig: &Rig, command: &str) -> Result<()> {
             None => serde_json::json!({"error": format!(
                 "unknown command {other:?}; try token-requests, cdn-requests, clear, \
                  token-post 404|405|on, cdn-challenges on|off, cdn-ranges MODE, \
-                 cdn-expire-urls"
+                 cdn-expire-urls, cdn-cut BYTES COUNT"
             )}),
         },
     };

@@ -135,6 +135,10 @@ fn the_cdn_flags_and_commands_reach_the_cdn() {
     assert_eq!(get(&signed).status(), 206);
     writeln!(stdin, "cdn-ranges sideways").unwrap();
     assert!(next()["error"].is_string());
+    writeln!(stdin, "cdn-cut 2 1").unwrap();
+    assert_eq!(next(), serde_json::json!({"ok": true}));
+    writeln!(stdin, "cdn-cut two").unwrap();
+    assert!(next()["error"].is_string());
     writeln!(stdin, "cdn-expire-urls").unwrap();
     assert_eq!(next(), serde_json::json!({"ok": true}));
     assert_eq!(get(&signed).status(), 403);

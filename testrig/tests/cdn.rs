@@ -274,3 +274,30 @@ fn without_expiry_there_is_no_signing_hop() {
     assert_eq!(get(&agent(), &url, None).status, 200);
     assert!(!rig.expire_cdn_urls());
 }
+
+#[test]
+fn a_body_cut_mid_way_closes_its_connection_and_can_be_resumed() {
+    let rig = Rig::start(RigOptions::cdn_only()).unwrap();
+    let layer = rig.info().images.oci_image.layers[0].clone();
+    let (url, bytes) = cdn_blob(&rig, &layer);
+    let half = bytes.len() as u64 / 2;
+    rig.cut_cdn_bodies(half, 1);
+
+    let response = agent().get(&url).call().unwrap();
+    assert_eq!(response.status(), 200);
+    let mut got = Vec::new();
+    let read = response.into_reader().read_to_end(&mut got);
+    assert!(read.is_err(), "the body ended short, not cleanly: {read:?}");
+    assert_eq!(got, bytes[..half as usize]);
+
+    // The cut is spent: the rest comes whole, on a new connection.
+    let rest = get(&agent(), &url, Some(&format!("bytes={half}-")));
+    assert_eq!(rest.status, 206);
+    got.extend_from_slice(&rest.body);
+    assert_eq!(&sha256(&got), &layer);
+
+    let log = rig.cdn_requests();
+    let sent: Vec<_> = log.iter().map(|r| (r.status, r.bytes)).collect();
+    assert_eq!(sent, [(200, half), (206, bytes.len() as u64 - half)]);
+    assert_ne!(log[0].connection, log[1].connection);
+}

@@ -16,6 +16,7 @@
 //! ([`expiry`]); its log ([`CdnRequest`]) says per request which connection
 //! asked for which range and how many bytes went out.
 
+mod cut;
 mod expiry;
 mod log;
 mod pace;
@@ -26,7 +27,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
@@ -36,6 +37,7 @@ use tiny_http::{Header, Method, Request, Response};
 
 use crate::random::random_hex;
 use crate::serve::{header, HttpService};
+use cut::{shut_down, CutAfter, Cuts};
 use expiry::{Expiry, Verdict};
 pub(crate) use log::CdnLog;
 use log::Counted;
@@ -132,8 +134,11 @@ struct Files {
     ranges: AtomicU8,
     buckets: Option<Buckets>,
     expiry: Option<Expiry>,
+    cuts: Cuts,
     /// `http://127.0.0.1:PORT`, once the port is known.
     base: Mutex<String>,
+    /// The listening address, once known.
+    local: OnceLock<SocketAddr>,
     /// The one token the CDN's realm hands out.
     token: String,
 }
@@ -170,7 +175,9 @@ impl CdnServer {
             ranges: AtomicU8::new(ranges_index(config.ranges)),
             buckets: config.rate_per_connection.map(Buckets::new),
             expiry: config.url_expiry.map(Expiry::new).transpose()?,
+            cuts: Cuts::default(),
             base: Mutex::new(String::new()),
+            local: OnceLock::new(),
             token: format!("cdn-{}", random_hex(16)?),
         });
         let handler = Arc::clone(&files);
@@ -179,6 +186,7 @@ impl CdnServer {
         if let Ok(mut base) = server.files.base.lock() {
             *base = server.base_url();
         }
+        let _ = server.files.local.set(server.service.addr());
         Ok(server)
     }
 
@@ -201,6 +209,12 @@ impl CdnServer {
         self.files
             .ranges
             .store(ranges_index(ranges), Ordering::SeqCst);
+    }
+
+    /// The next `count` blob bodies stop after `after` bytes, their
+    /// connections shut down (see [`cut`]).
+    pub(crate) fn cut_bodies(&self, after: u64, count: usize) {
+        self.files.cuts.arm(after, count);
     }
 
     /// Every blob URL signed so far answers 403 from now on; false when
@@ -324,7 +338,19 @@ impl Files {
                         .respond(Response::from_string("InternalError").with_status_code(500));
                     return;
                 }
-                let body = file.take(count);
+                let cut = Arc::new(AtomicBool::new(false));
+                let cut_after = match method {
+                    Method::Get => self.cuts.take(),
+                    _ => None,
+                };
+                let body: Box<dyn Read + Send> = match cut_after {
+                    Some(after) => Box::new(CutAfter {
+                        inner: file.take(count),
+                        left: after,
+                        cut: Arc::clone(&cut),
+                    }),
+                    None => Box::new(file.take(count)),
+                };
                 let body: Box<dyn Read + Send> = match &self.buckets {
                     Some(buckets) => Box::new(buckets.pace(connection, body)),
                     None => Box::new(body),
@@ -348,7 +374,13 @@ impl Files {
                 if let Some(label) = content_range {
                     add_header(&mut response, "Content-Range", &label);
                 }
-                request.respond(response)
+                let answered = request.respond(response);
+                if cut.load(Ordering::SeqCst) {
+                    if let (Some(local), Some(peer)) = (self.local.get(), connection) {
+                        shut_down(*local, peer);
+                    }
+                }
+                answered
             }
             Outcome::Error(status, message) => {
                 request.respond(Response::from_string(message).with_status_code(status))

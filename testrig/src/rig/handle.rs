@@ -102,6 +102,16 @@ impl Rig {
         }
     }
 
+    /// The next `count` blob bodies the CDN sends (GET, any status) stop
+    /// after `after` bytes and their connections are shut down, as when a
+    /// network drops a transfer mid-way; `count` 0 disarms. No-op without a
+    /// CDN.
+    pub fn cut_cdn_bodies(&self, after: u64, count: usize) {
+        if let Some(c) = &self.cdn {
+            c.cut_bodies(after, count);
+        }
+    }
+
     /// Every CDN URL signed so far answers 403 from now on, as if its
     /// expiry had passed; URLs the registry redirects to later are fresh.
     /// False when the rig's CDN URLs do not expire
