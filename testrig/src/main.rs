@@ -47,7 +47,8 @@ While it runs, a line on stdin is a query answered by one JSON line on stdout:
                         grant type, client id, user name, scopes, status)
   cdn-requests          every CDN request so far (path, whether it carried
                         Authorization, Basic user name, the CDN's own token,
-                        status, connection address:port, Range, bytes sent)
+                        status, connection address:port, Range, offset
+                        and count of the body bytes sent)
   clear                 forget both logs
   token-post 404|405    every issuer answers every POST with that status
   token-post on         the issuers answer OAuth2 POSTs again (the default)
@@ -246,6 +247,7 @@ fn answer(rig: &Rig, command: &str) -> Result<()> {
                 "status": r.status,
                 "connection": r.connection.map(|c| c.to_string()),
                 "range": r.range,
+                "offset": r.offset,
                 "bytes": r.bytes,
             })).collect::<Vec<_>>()
         }),

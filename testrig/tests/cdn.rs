@@ -134,6 +134,13 @@ fn a_capped_cdn_gives_four_connections_about_four_times_one() {
     assert_eq!(log[0].range, None);
     assert_eq!(ranged.iter().map(|r| r.bytes).sum::<u64>(), size);
     assert!(ranged.iter().all(|r| r.status == 206 && r.bytes < size / 3));
+    let mut extents: Vec<_> = ranged.iter().map(|r| (r.offset, r.bytes)).collect();
+    extents.sort();
+    assert_eq!(extents[0].0, 0);
+    assert!(
+        extents.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0),
+        "{extents:?}"
+    );
 }
 
 #[test]
@@ -297,7 +304,10 @@ fn a_body_cut_mid_way_closes_its_connection_and_can_be_resumed() {
     assert_eq!(&sha256(&got), &layer);
 
     let log = rig.cdn_requests();
-    let sent: Vec<_> = log.iter().map(|r| (r.status, r.bytes)).collect();
-    assert_eq!(sent, [(200, half), (206, bytes.len() as u64 - half)]);
+    let sent: Vec<_> = log.iter().map(|r| (r.status, r.offset, r.bytes)).collect();
+    assert_eq!(
+        sent,
+        [(200, 0, half), (206, half, bytes.len() as u64 - half)]
+    );
     assert_ne!(log[0].connection, log[1].connection);
 }

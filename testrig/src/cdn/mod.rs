@@ -117,6 +117,10 @@ pub struct CdnRequest {
     pub connection: Option<SocketAddr>,
     /// The `Range` header as sent.
     pub range: Option<String>,
+    /// Where in the blob the body starts: the first byte of the range
+    /// served, 0 for a whole blob. With `bytes`, the extent sent, so tests
+    /// can add up bytes sent twice.
+    pub offset: u64,
     /// Body bytes sent (so far, while the body is still going out).
     pub bytes: u64,
 }
@@ -286,6 +290,13 @@ impl Files {
             at: SystemTime::now(),
             connection,
             range,
+            offset: match &outcome {
+                Outcome::File {
+                    span: Span::Part { first, .. },
+                    ..
+                } => *first,
+                _ => 0,
+            },
             bytes: 0,
         });
         let _ = match outcome {
