@@ -259,6 +259,52 @@ fn urls_expire_and_a_new_one_comes_from_asking_again() {
     assert_eq!(statuses, [307, 206, 403, 403, 307, 206]);
 }
 
+/// What the cdn registry answers a blob read: its redirect, as a client
+/// that asks the registry again gets it.
+fn registry_redirect(rig: &Rig, repo: &str, digest: &str) -> String {
+    let cdn = rig.info().cdn.clone().unwrap();
+    let scope = format!("repository:{repo}:pull");
+    let answer = ureq::get(&cdn.realm)
+        .query("service", "tank-rig")
+        .query("scope", &scope)
+        .call()
+        .unwrap();
+    let token: serde_json::Value = serde_json::from_reader(answer.into_reader()).unwrap();
+    let token = token["token"].as_str().unwrap();
+    let url = format!("http://{}/v2/{repo}/blobs/{digest}", cdn.registry);
+    let answer = agent()
+        .get(&url)
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(answer.status(), 307);
+    answer.header("Location").unwrap().to_owned()
+}
+
+#[test]
+fn a_url_from_the_registry_expires_and_asking_the_registry_again_renews_it() {
+    let rig = Rig::start(RigOptions {
+        cdn_url_expiry: Some(Duration::from_secs(600)),
+        ..RigOptions::cdn_only()
+    })
+    .unwrap();
+    let image = rig.info().images.oci_image.clone();
+    let layer = &image.layers[0];
+    let (url, bytes) = cdn_blob(&rig, layer);
+    let client = agent();
+
+    let redirect = registry_redirect(&rig, &image.repo, layer);
+    assert_eq!(redirect, url, "the registry names the unsigned CDN URL");
+    let signed = get(&client, &redirect, None).location.unwrap();
+    assert_eq!(get(&client, &signed, Some("bytes=0-")).body, bytes);
+    assert!(rig.expire_cdn_urls());
+    assert_eq!(get(&client, &signed, Some("bytes=1-")).status, 403);
+
+    let renewed = get(&client, &registry_redirect(&rig, &image.repo, layer), None);
+    let fresh = get(&client, &renewed.location.unwrap(), Some("bytes=1-"));
+    assert_eq!((fresh.status, fresh.body.as_slice()), (206, &bytes[1..]));
+}
+
 #[test]
 fn an_expiry_of_zero_expires_every_url_at_once() {
     let rig = Rig::start(RigOptions {
