@@ -26,7 +26,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -43,6 +43,7 @@ pub(crate) use log::CdnLog;
 use log::Counted;
 pub use pace::parse_rate;
 use pace::Buckets;
+pub use range::CdnRanges;
 use range::Span;
 
 /// The service named in the CDN's own Bearer challenge.
@@ -52,40 +53,6 @@ pub(crate) const CDN_SERVICE: &str = "tank-cdn";
 /// capped rate takes seconds: enough for a pull that shares 16 connections
 /// between layers, and a bench run beside it.
 const WORKERS: usize = 40;
-
-/// How the CDN answers a `Range` request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum CdnRanges {
-    /// 206 with the range asked for and its `Content-Range`; 416 for a
-    /// range that starts past the end.
-    #[default]
-    Honour,
-    /// 200 and the whole blob, as servers without range support do.
-    Ignore,
-    /// 206 with the bytes asked for, but a `Content-Range` shifted one byte
-    /// on (`bytes a+1-b+1/len` for `bytes=a-b`).
-    WrongContentRange,
-}
-
-impl CdnRanges {
-    pub fn name(self) -> &'static str {
-        match self {
-            CdnRanges::Honour => "honour",
-            CdnRanges::Ignore => "ignore",
-            CdnRanges::WrongContentRange => "wrong-content-range",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        [
-            CdnRanges::Honour,
-            CdnRanges::Ignore,
-            CdnRanges::WrongContentRange,
-        ]
-        .into_iter()
-        .find(|r| r.name() == name)
-    }
-}
 
 /// What the CDN is like when it starts.
 #[derive(Debug, Clone, Default)]
@@ -134,7 +101,7 @@ struct Files {
     root: PathBuf,
     log: Arc<CdnLog>,
     challenges: AtomicBool,
-    /// A [`CdnRanges`] as its index in `RANGES`.
+    /// A [`CdnRanges`] as its [`CdnRanges::index`].
     ranges: AtomicU8,
     buckets: Option<Buckets>,
     expiry: Option<Expiry>,
@@ -147,20 +114,17 @@ struct Files {
     token: String,
 }
 
-const RANGES: [CdnRanges; 3] = [
-    CdnRanges::Honour,
-    CdnRanges::Ignore,
-    CdnRanges::WrongContentRange,
-];
+/// A blob to send, and how to answer its `Range`.
+struct Blob {
+    file: File,
+    len: u64,
+    span: Span,
+    ranges: CdnRanges,
+}
 
 /// What a request comes to before it is answered.
 enum Outcome {
-    File {
-        file: File,
-        len: u64,
-        span: Span,
-        ranges: CdnRanges,
-    },
+    File(Blob),
     /// 416 for a blob of this length.
     Unsatisfiable(u64),
     /// 307 to this URL.
@@ -176,7 +140,7 @@ impl CdnServer {
             root,
             log,
             challenges: AtomicBool::new(config.challenges),
-            ranges: AtomicU8::new(ranges_index(config.ranges)),
+            ranges: AtomicU8::new(config.ranges.index()),
             buckets: config.rate_per_connection.map(Buckets::new),
             expiry: config.url_expiry.map(Expiry::new).transpose()?,
             cuts: Cuts::default(),
@@ -210,9 +174,7 @@ impl CdnServer {
     }
 
     pub(crate) fn set_ranges(&self, ranges: CdnRanges) {
-        self.files
-            .ranges
-            .store(ranges_index(ranges), Ordering::SeqCst);
+        self.files.ranges.store(ranges.index(), Ordering::SeqCst);
     }
 
     /// The next `count` blob bodies stop after `after` bytes, their
@@ -226,10 +188,6 @@ impl CdnServer {
     pub(crate) fn expire_urls(&self) -> bool {
         self.files.expiry.as_ref().map(Expiry::expire_all).is_some()
     }
-}
-
-fn ranges_index(ranges: CdnRanges) -> u8 {
-    RANGES.iter().position(|r| *r == ranges).unwrap_or(0) as u8
 }
 
 impl Files {
@@ -270,11 +228,11 @@ impl Files {
             self.serve(path, query, range.as_deref())
         };
         let status = match &outcome {
-            Outcome::File {
+            Outcome::File(Blob {
                 span: Span::Part { .. },
                 ..
-            } => 206,
-            Outcome::File { .. } | Outcome::Token => 200,
+            }) => 206,
+            Outcome::File(_) | Outcome::Token => 200,
             Outcome::Unsatisfiable(_) => 416,
             Outcome::Redirect(_) => 307,
             Outcome::Error(status, _) => *status,
@@ -291,10 +249,10 @@ impl Files {
             connection,
             range,
             offset: match &outcome {
-                Outcome::File {
+                Outcome::File(Blob {
                     span: Span::Part { first, .. },
                     ..
-                } => *first,
+                }) => *first,
                 _ => 0,
             },
             bytes: 0,
@@ -328,75 +286,85 @@ impl Files {
                 add_header(&mut response, "Content-Range", &format!("bytes */{len}"));
                 request.respond(response)
             }
-            Outcome::File {
-                mut file,
-                len,
-                span,
-                ranges,
-            } => {
-                let (first, count, content_range) = match span {
-                    Span::Part { first, last } => {
-                        // The wrong mode shifts the label, never the bytes:
-                        // only a client that checks the header notices.
-                        let shift = u64::from(ranges == CdnRanges::WrongContentRange);
-                        let label = format!("bytes {}-{}/{len}", first + shift, last + shift);
-                        (first, last - first + 1, Some(label))
-                    }
-                    _ => (0, len, None),
-                };
-                if file.seek(SeekFrom::Start(first)).is_err() {
-                    let _ = request
-                        .respond(Response::from_string("InternalError").with_status_code(500));
-                    return;
-                }
-                let cut = Arc::new(AtomicBool::new(false));
-                let cut_after = match method {
-                    Method::Get => self.cuts.take(),
-                    _ => None,
-                };
-                let body: Box<dyn Read + Send> = match cut_after {
-                    Some(after) => Box::new(CutAfter {
-                        inner: file.take(count),
-                        left: after,
-                        cut: Arc::clone(&cut),
-                    }),
-                    None => Box::new(file.take(count)),
-                };
-                let body: Box<dyn Read + Send> = match &self.buckets {
-                    Some(buckets) => Box::new(buckets.pace(connection, body)),
-                    None => Box::new(body),
-                };
-                // Large reads: io::copy then moves 256 KiB per write instead of 8 KiB.
-                let body = BufReader::with_capacity(256 * 1024, Counted { inner: body, sent });
-                let mut response = Response::new(
-                    status.into(),
-                    Vec::new(),
-                    body,
-                    usize::try_from(count).ok(),
-                    None,
-                )
-                // tiny_http switches to chunked encoding above 32 KiB; a CDN
-                // sends Content-Length, and clients check it.
-                .with_chunked_threshold(usize::MAX);
-                add_header(&mut response, "Content-Type", "application/octet-stream");
-                if ranges != CdnRanges::Ignore {
-                    add_header(&mut response, "Accept-Ranges", "bytes");
-                }
-                if let Some(label) = content_range {
-                    add_header(&mut response, "Content-Range", &label);
-                }
-                let answered = request.respond(response);
-                if cut.load(Ordering::SeqCst) {
-                    if let (Some(local), Some(peer)) = (self.local.get(), connection) {
-                        shut_down(*local, peer);
-                    }
-                }
-                answered
-            }
+            Outcome::File(blob) => self.send_file(request, status, blob, sent),
             Outcome::Error(status, message) => {
                 request.respond(Response::from_string(message).with_status_code(status))
             }
         };
+    }
+
+    /// The body of a blob read, or of its range: paced, counted into the
+    /// log entry `sent`, and cut if a cut is armed.
+    fn send_file(
+        &self,
+        request: Request,
+        status: u16,
+        blob: Blob,
+        sent: Arc<AtomicU64>,
+    ) -> std::io::Result<()> {
+        let Blob {
+            mut file,
+            len,
+            span,
+            ranges,
+        } = blob;
+        let connection = request.remote_addr().copied();
+        let (first, count, content_range) = match span {
+            Span::Part { first, last } => {
+                // The wrong mode shifts the label, never the bytes:
+                // only a client that checks the header notices.
+                let shift = u64::from(ranges == CdnRanges::WrongContentRange);
+                let label = format!("bytes {}-{}/{len}", first + shift, last + shift);
+                (first, last - first + 1, Some(label))
+            }
+            _ => (0, len, None),
+        };
+        if file.seek(SeekFrom::Start(first)).is_err() {
+            return request.respond(Response::from_string("InternalError").with_status_code(500));
+        }
+        let cut = Arc::new(AtomicBool::new(false));
+        let cut_after = match request.method() {
+            Method::Get => self.cuts.take(),
+            _ => None,
+        };
+        let body: Box<dyn Read + Send> = match cut_after {
+            Some(after) => Box::new(CutAfter {
+                inner: file.take(count),
+                left: after,
+                cut: Arc::clone(&cut),
+            }),
+            None => Box::new(file.take(count)),
+        };
+        let body: Box<dyn Read + Send> = match &self.buckets {
+            Some(buckets) => Box::new(buckets.pace(connection, body)),
+            None => Box::new(body),
+        };
+        // Large reads: io::copy then moves 256 KiB per write instead of 8 KiB.
+        let body = BufReader::with_capacity(256 * 1024, Counted { inner: body, sent });
+        let mut response = Response::new(
+            status.into(),
+            Vec::new(),
+            body,
+            usize::try_from(count).ok(),
+            None,
+        )
+        // tiny_http switches to chunked encoding above 32 KiB; a CDN
+        // sends Content-Length, and clients check it.
+        .with_chunked_threshold(usize::MAX);
+        add_header(&mut response, "Content-Type", "application/octet-stream");
+        if ranges != CdnRanges::Ignore {
+            add_header(&mut response, "Accept-Ranges", "bytes");
+        }
+        if let Some(label) = content_range {
+            add_header(&mut response, "Content-Range", &label);
+        }
+        let answered = request.respond(response);
+        if cut.load(Ordering::SeqCst) {
+            if let (Some(local), Some(peer)) = (self.local.get(), connection) {
+                shut_down(*local, peer);
+            }
+        }
+        answered
     }
 
     /// A blob read that passed the auth checks.
@@ -418,22 +386,19 @@ impl Files {
             Ok(found) => found,
             Err((status, message)) => return Outcome::Error(status, message),
         };
-        let ranges = RANGES
-            .get(usize::from(self.ranges.load(Ordering::SeqCst)))
-            .copied()
-            .unwrap_or_default();
+        let ranges = CdnRanges::from_index(self.ranges.load(Ordering::SeqCst));
         let span = match ranges {
             CdnRanges::Ignore => Span::Whole,
             _ => range::span(range, len),
         };
         match span {
             Span::Unsatisfiable => Outcome::Unsatisfiable(len),
-            span => Outcome::File {
+            span => Outcome::File(Blob {
                 file,
                 len,
                 span,
                 ranges,
-            },
+            }),
         }
     }
 

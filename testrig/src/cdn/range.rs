@@ -1,6 +1,50 @@
-//! `Range: bytes=…` as the CDN reads it. Like S3 it serves one range at most:
+//! `Range: bytes=…` as the CDN reads it, and the ways it may answer one
+//! ([`CdnRanges`]). Like S3 it serves one range at most:
 //! a multi-range or malformed header is ignored (the whole blob, 200), as
 //! RFC 9110 allows.
+
+/// How the CDN answers a `Range` request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CdnRanges {
+    /// 206 with the range asked for and its `Content-Range`; 416 for a
+    /// range that starts past the end.
+    #[default]
+    Honour,
+    /// 200 and the whole blob, as servers without range support do.
+    Ignore,
+    /// 206 with the bytes asked for, but a `Content-Range` shifted one byte
+    /// on (`bytes a+1-b+1/len` for `bytes=a-b`).
+    WrongContentRange,
+}
+
+impl CdnRanges {
+    pub fn name(self) -> &'static str {
+        match self {
+            CdnRanges::Honour => "honour",
+            CdnRanges::Ignore => "ignore",
+            CdnRanges::WrongContentRange => "wrong-content-range",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// As kept in an atomic, for switching at run time.
+    pub(super) fn index(self) -> u8 {
+        ALL.iter().position(|r| *r == self).unwrap_or(0) as u8
+    }
+
+    pub(super) fn from_index(index: u8) -> Self {
+        ALL.get(usize::from(index)).copied().unwrap_or_default()
+    }
+}
+
+const ALL: [CdnRanges; 3] = [
+    CdnRanges::Honour,
+    CdnRanges::Ignore,
+    CdnRanges::WrongContentRange,
+];
 
 /// What a request's `Range` comes to against a blob of `len` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
