@@ -46,6 +46,10 @@ pub(super) struct CutAfter<R> {
 impl<R: Read> Read for CutAfter<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.left == 0 && !buf.is_empty() {
+            // A body no longer than the cut point ends as it should.
+            if self.inner.read(&mut [0u8; 1])? == 0 {
+                return Ok(0);
+            }
             self.cut.store(true, Ordering::SeqCst);
             // A kind tiny_http takes for a client that went away: it still
             // flushes what it holds, and logs nothing.
@@ -128,6 +132,24 @@ mod tests {
             (cuts.take(), cuts.take(), cuts.take()),
             (Some(10), Some(10), None)
         );
+    }
+
+    #[test]
+    fn a_body_stops_at_the_cut_and_one_no_longer_is_whole() {
+        let read = |body: &[u8], after| {
+            let cut = Arc::new(AtomicBool::new(false));
+            let mut reader = CutAfter {
+                inner: body,
+                left: after,
+                cut: Arc::clone(&cut),
+            };
+            let mut got = Vec::new();
+            let ended = reader.read_to_end(&mut got);
+            (got, ended.is_err(), cut.load(Ordering::SeqCst))
+        };
+        assert_eq!(read(b"abcdef", 2), (b"ab".to_vec(), true, true));
+        assert_eq!(read(b"abcdef", 6), (b"abcdef".to_vec(), false, false));
+        assert_eq!(read(b"abcdef", 9), (b"abcdef".to_vec(), false, false));
     }
 
     #[test]
