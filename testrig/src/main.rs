@@ -5,15 +5,17 @@
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use tank_testrig::{Rig, RigOptions};
+use tank_testrig::{parse_rate, CdnRanges, Rig, RigOptions};
 
 const USAGE: &str = "usage: tank-testrig [--plain-only] [--basic] [--client-cert] [--tls-token]
                     [--mirrors] [--everything] [--cdn-challenges]
+                    [--cdn-rate-per-connection RATE] [--cdn-ranges MODE]
+                    [--cdn-url-expiry SECS]
                     [--large-mib N] [--many-layers COUNTxMIB] [--no-stdin]
 
 Starts real registries with fixtures on 127.0.0.1, prints their addresses,
@@ -31,15 +33,31 @@ tls-redirect. Also on request:
                    port that refuses connections (info.faulty_mirrors)
   --everything     all four of the above
   --cdn-challenges start the CDN with its own Bearer challenges on
+  --cdn-rate-per-connection RATE
+                   pace each TCP connection to the CDN to RATE (64MiB/s,
+                   512KiB/s, 1000B/s), as real CDNs cap a stream
+  --cdn-ranges honour|ignore|wrong-content-range
+                   how the CDN answers Range: 206 (the default), 200 with
+                   the whole blob, or 206 with Content-Range one byte off
+  --cdn-url-expiry SECS
+                   the CDN answers the registry's redirect with a 307 to a
+                   signed URL that answers 403 once SECS old (0: at once)
 While it runs, a line on stdin is a query answered by one JSON line on stdout:
   token-requests        every token request so far (which realm, GET or POST,
                         grant type, client id, user name, scopes, status)
   cdn-requests          every CDN request so far (path, whether it carried
-                        Authorization, Basic user name, the CDN's own token)
+                        Authorization, Basic user name, the CDN's own token,
+                        status, connection address:port, Range, offset
+                        and count of the body bytes sent)
   clear                 forget both logs
   token-post 404|405    every issuer answers every POST with that status
   token-post on         the issuers answer OAuth2 POSTs again (the default)
-  cdn-challenges on|off the CDN challenges blob reads with its own realm, or not";
+  cdn-challenges on|off the CDN challenges blob reads with its own realm, or not
+  cdn-ranges MODE       as --cdn-ranges, from now on
+  cdn-expire-urls       every CDN URL signed so far answers 403 from now on
+                        (needs --cdn-url-expiry)
+  cdn-cut BYTES COUNT   the next COUNT blob bodies stop after BYTES and their
+                        connections are shut down (COUNT 0 disarms)";
 
 struct Args {
     options: RigOptions,
@@ -53,26 +71,33 @@ fn parse_args() -> Result<Option<Args>> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--plain-only" => {
-                options = RigOptions {
-                    large_mib: options.large_mib,
-                    many_layers: options.many_layers,
-                    cdn_challenges: options.cdn_challenges,
-                    ..RigOptions::plain_only()
-                };
+                options = with_extras_of(&options, RigOptions::plain_only());
             }
             "--basic" => options.basic = true,
             "--client-cert" => options.client_cert = true,
             "--tls-token" => options.tls_token = true,
             "--mirrors" => options.mirrors = true,
             "--everything" => {
-                options = RigOptions {
-                    large_mib: options.large_mib,
-                    many_layers: options.many_layers,
-                    cdn_challenges: options.cdn_challenges,
-                    ..RigOptions::everything()
-                };
+                options = with_extras_of(&options, RigOptions::everything());
             }
             "--cdn-challenges" => options.cdn_challenges = true,
+            "--cdn-rate-per-connection" => {
+                let v = args
+                    .next()
+                    .context("--cdn-rate-per-connection needs a rate")?;
+                options.cdn_rate_per_connection = Some(parse_rate(&v)?);
+            }
+            "--cdn-ranges" => {
+                let v = args.next().context("--cdn-ranges needs a mode")?;
+                options.cdn_ranges = CdnRanges::from_name(&v).with_context(|| {
+                    format!("--cdn-ranges {v}: expected honour, ignore or wrong-content-range")
+                })?;
+            }
+            "--cdn-url-expiry" => {
+                let v = args.next().context("--cdn-url-expiry needs seconds")?;
+                let secs: u64 = v.parse().with_context(|| format!("--cdn-url-expiry {v}"))?;
+                options.cdn_url_expiry = Some(Duration::from_secs(secs));
+            }
             "--large-mib" => {
                 let v = args.next().context("--large-mib needs a number")?;
                 options.large_mib = Some(v.parse().with_context(|| format!("--large-mib {v}"))?);
@@ -99,6 +124,20 @@ fn parse_args() -> Result<Option<Args>> {
         options,
         watch_stdin,
     }))
+}
+
+/// `base` with what the flags so far set beyond the choice of registries,
+/// so `--plain-only` and `--everything` may come after them.
+fn with_extras_of(options: &RigOptions, base: RigOptions) -> RigOptions {
+    RigOptions {
+        large_mib: options.large_mib,
+        many_layers: options.many_layers,
+        cdn_challenges: options.cdn_challenges,
+        cdn_rate_per_connection: options.cdn_rate_per_connection,
+        cdn_ranges: options.cdn_ranges,
+        cdn_url_expiry: options.cdn_url_expiry,
+        ..base
+    }
 }
 
 /// `COUNTxMIB`, e.g. `50x1`.
@@ -206,6 +245,10 @@ fn answer(rig: &Rig, command: &str) -> Result<()> {
                 "username": r.username,
                 "cdn_token": r.cdn_token,
                 "status": r.status,
+                "connection": r.connection.map(|c| c.to_string()),
+                "range": r.range,
+                "offset": r.offset,
+                "bytes": r.bytes,
             })).collect::<Vec<_>>()
         }),
         "clear" => {
@@ -220,6 +263,38 @@ fn answer(rig: &Rig, command: &str) -> Result<()> {
             rig.set_cdn_challenges(command.ends_with(" on"));
             serde_json::json!({"ok": true})
         }
+        "cdn-expire-urls" => match rig.expire_cdn_urls() {
+            true => serde_json::json!({"ok": true}),
+            false => {
+                serde_json::json!({"error": "CDN URLs do not expire: start with --cdn-url-expiry"})
+            }
+        },
+        other if other.starts_with("cdn-cut ") => {
+            let numbers: Vec<u64> = other["cdn-cut ".len()..]
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            match numbers[..] {
+                [after, count] => {
+                    rig.cut_cdn_bodies(after, usize::try_from(count).unwrap_or(usize::MAX));
+                    serde_json::json!({"ok": true})
+                }
+                _ => {
+                    serde_json::json!({"error": format!("{other:?}: expected cdn-cut BYTES COUNT")})
+                }
+            }
+        }
+        other if other.starts_with("cdn-ranges ") => {
+            match CdnRanges::from_name(other["cdn-ranges ".len()..].trim()) {
+                Some(ranges) => {
+                    rig.set_cdn_ranges(ranges);
+                    serde_json::json!({"ok": true})
+                }
+                None => serde_json::json!({"error": format!(
+                    "{other:?}: expected cdn-ranges honour|ignore|wrong-content-range"
+                )}),
+            }
+        }
         other => match other
             .strip_prefix("token-post ")
             .and_then(|s| s.trim().parse::<u16>().ok())
@@ -231,7 +306,8 @@ fn answer(rig: &Rig, command: &str) -> Result<()> {
             }
             None => serde_json::json!({"error": format!(
                 "unknown command {other:?}; try token-requests, cdn-requests, clear, \
-                 token-post 404|405|on, cdn-challenges on|off"
+                 token-post 404|405|on, cdn-challenges on|off, cdn-ranges MODE, \
+                 cdn-expire-urls, cdn-cut BYTES COUNT"
             )}),
         },
     };

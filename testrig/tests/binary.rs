@@ -99,3 +99,86 @@ fn answers_queries_on_stdin_and_stops_when_it_closes() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn the_cdn_flags_and_commands_reach_the_cdn() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tank-testrig"))
+        .args(["--cdn-rate-per-connection", "64MiB/s"])
+        .args(["--cdn-ranges", "ignore", "--cdn-url-expiry", "600"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tank-testrig");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next =
+        || -> serde_json::Value { serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap() };
+    let info = next();
+    let cdn = info["cdn"]["cdn"].as_str().unwrap().to_owned();
+    let layer = info["images"]["oci_image"]["layers"][0].as_str().unwrap();
+    let hex = layer.strip_prefix("sha256:").unwrap();
+    let url = format!(
+        "{cdn}/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    );
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let get = |url: &str| match agent.get(url).set("Range", "bytes=0-3").call() {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+
+    let signed = get(&url).header("Location").unwrap().to_owned();
+    assert_eq!(get(&signed).status(), 200, "ranges ignored");
+    writeln!(stdin, "cdn-ranges honour").unwrap();
+    assert_eq!(next(), serde_json::json!({"ok": true}));
+    assert_eq!(get(&signed).status(), 206);
+    writeln!(stdin, "cdn-ranges sideways").unwrap();
+    assert!(next()["error"].is_string());
+    writeln!(stdin, "cdn-cut 2 1").unwrap();
+    assert_eq!(next(), serde_json::json!({"ok": true}));
+    writeln!(stdin, "cdn-cut two").unwrap();
+    assert!(next()["error"].is_string());
+    writeln!(stdin, "cdn-expire-urls").unwrap();
+    assert_eq!(next(), serde_json::json!({"ok": true}));
+    assert_eq!(get(&signed).status(), 403);
+
+    writeln!(stdin, "cdn-requests").unwrap();
+    let reqs = next();
+    let reqs = reqs["cdn_requests"].as_array().unwrap();
+    let seen: Vec<_> = reqs
+        .iter()
+        .map(|r| (r["status"].as_u64().unwrap(), r["range"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (307, "bytes=0-3"),
+            (200, "bytes=0-3"),
+            (206, "bytes=0-3"),
+            (403, "bytes=0-3")
+        ]
+    );
+    assert_eq!(
+        (&reqs[2]["offset"], &reqs[2]["bytes"]),
+        (&0.into(), &4.into())
+    );
+    for r in reqs {
+        let connection = r["connection"].as_str().unwrap();
+        assert!(connection.starts_with("127.0.0.1:"), "{connection}");
+    }
+
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_rate_it_cannot_read_stops_the_binary() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tank-testrig"))
+        .args(["--cdn-rate-per-connection", "64MB/s"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("64MB/s"));
+}

@@ -2,12 +2,12 @@
 //! address the redirecting registries' configs name.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Result;
 
 use super::options::RigOptions;
-use crate::cdn::{CdnRequest, CdnServer};
+use crate::cdn::{CdnConfig, CdnLog, CdnServer};
 use crate::which::Which;
 
 /// The cdn registry and the https redirecting one (started with `tls`) send
@@ -15,13 +15,19 @@ use crate::which::Which;
 pub(super) fn start_cdn(
     opts: &RigOptions,
     root: &Path,
-    log: &Arc<Mutex<Vec<CdnRequest>>>,
+    log: &Arc<CdnLog>,
 ) -> Result<Option<CdnServer>> {
     if opts.cdn || opts.tls {
+        let config = CdnConfig {
+            challenges: opts.cdn_challenges,
+            rate_per_connection: opts.cdn_rate_per_connection,
+            ranges: opts.cdn_ranges,
+            url_expiry: opts.cdn_url_expiry,
+        };
         Ok(Some(CdnServer::start(
             root.join("cdn"),
             Arc::clone(log),
-            opts.cdn_challenges,
+            &config,
         )?))
     } else {
         Ok(None)

@@ -12,7 +12,7 @@ use tempfile::TempDir;
 use super::issuers::Issuer;
 use super::mirrors::{self, DeadPort};
 use crate::accesslog::{self, RegistryRequest};
-use crate::cdn::{CdnRequest, CdnServer};
+use crate::cdn::{CdnLog, CdnRanges, CdnRequest, CdnServer};
 use crate::info::RigInfo;
 use crate::push::PushAuth;
 use crate::registry::{RegistryProcess, Spawner};
@@ -30,7 +30,7 @@ pub struct Rig {
     pub(super) switches: Arc<Switches>,
     pub(super) _spawner: Spawner,
     pub(super) token_log: Arc<Mutex<Vec<TokenRequest>>>,
-    pub(super) cdn_log: Arc<Mutex<Vec<CdnRequest>>>,
+    pub(super) cdn_log: Arc<CdnLog>,
     pub(super) info: RigInfo,
     /// How [`Rig::push`] gets push rights on each registry that needs them.
     pub(super) push_auth: Vec<(Which, PushAuth)>,
@@ -93,6 +93,33 @@ impl Rig {
         }
     }
 
+    /// How the CDN answers `Range` from now on (the start value is
+    /// [`RigOptions::cdn_ranges`](crate::RigOptions::cdn_ranges)). No-op
+    /// without a CDN.
+    pub fn set_cdn_ranges(&self, ranges: CdnRanges) {
+        if let Some(c) = &self.cdn {
+            c.set_ranges(ranges);
+        }
+    }
+
+    /// The next `count` blob bodies the CDN sends (GET, any status) stop
+    /// after `after` bytes and their connections are shut down, as when a
+    /// network drops a transfer mid-way; `count` 0 disarms. No-op without a
+    /// CDN.
+    pub fn cut_cdn_bodies(&self, after: u64, count: usize) {
+        if let Some(c) = &self.cdn {
+            c.cut_bodies(after, count);
+        }
+    }
+
+    /// Every CDN URL signed so far answers 403 from now on, as if its
+    /// expiry had passed; URLs the registry redirects to later are fresh.
+    /// False when the rig's CDN URLs do not expire
+    /// ([`RigOptions::cdn_url_expiry`](crate::RigOptions::cdn_url_expiry)).
+    pub fn expire_cdn_urls(&self) -> bool {
+        self.cdn.as_ref().is_some_and(|c| c.expire_urls())
+    }
+
     /// Every token request since start or the last [`Rig::clear_logs`].
     pub fn token_requests(&self) -> Vec<TokenRequest> {
         self.token_log.lock().map(|l| l.clone()).unwrap_or_default()
@@ -100,7 +127,7 @@ impl Rig {
 
     /// Every CDN request since start or the last [`Rig::clear_logs`].
     pub fn cdn_requests(&self) -> Vec<CdnRequest> {
-        self.cdn_log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.cdn_log.snapshot()
     }
 
     /// Forgets the token and CDN request logs and starts a new window for
@@ -112,9 +139,7 @@ impl Rig {
         if let Ok(mut l) = self.token_log.lock() {
             l.clear();
         }
-        if let Ok(mut l) = self.cdn_log.lock() {
-            l.clear();
-        }
+        self.cdn_log.clear();
     }
 
     /// The registry's filesystem storage root (`rootdirectory`).

@@ -1,8 +1,11 @@
 //! Which registries a rig runs and what it loads into them, and which
 //! combinations make sense.
 
+use std::time::Duration;
+
 use anyhow::{bail, Result};
 
+use crate::cdn::CdnRanges;
 use crate::which::Which;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +32,18 @@ pub struct RigOptions {
     /// Start the CDN with its own Bearer challenges on (see
     /// [`Rig::set_cdn_challenges`](crate::Rig::set_cdn_challenges)).
     pub cdn_challenges: bool,
+    /// Paces the body bytes of each TCP connection to the CDN to at most
+    /// this many bytes a second, as real CDNs cap a stream (`None`: as fast
+    /// as loopback goes).
+    pub cdn_rate_per_connection: Option<u64>,
+    /// How the CDN answers `Range` (also [`Rig::set_cdn_ranges`](crate::Rig::set_cdn_ranges)).
+    pub cdn_ranges: CdnRanges,
+    /// CDN blob URLs expire this long after they are issued: the CDN
+    /// answers the registry's redirect with a 307 to a signed URL, and 403
+    /// to that URL once it is this old (zero: at once), or after
+    /// [`Rig::expire_cdn_urls`](crate::Rig::expire_cdn_urls). `None`: no
+    /// signing hop, URLs never expire.
+    pub cdn_url_expiry: Option<Duration>,
     /// Adds `tank/large:v1`, one layer of this many MiB.
     pub large_mib: Option<u64>,
     /// Adds `tank/many:v1`: (count, MiB each) layers.
@@ -47,6 +62,9 @@ impl Default for RigOptions {
             tls_token: false,
             mirrors: false,
             cdn_challenges: false,
+            cdn_rate_per_connection: None,
+            cdn_ranges: CdnRanges::Honour,
+            cdn_url_expiry: None,
             large_mib: None,
             many_layers: None,
         }

@@ -18,6 +18,7 @@ use super::mirrors::{make_proxy, mirror_users, users_for, DeadPort};
 use super::options::RigOptions;
 use super::processes::start_registries;
 use super::setups::{registry_setups, Inputs};
+use crate::cdn::CdnLog;
 use crate::fixtures;
 use crate::push::PushAuth;
 use crate::random::random_hex;
@@ -57,7 +58,7 @@ impl Rig {
         let mirror_users = Arc::new(mirror_users()?);
         let switches = Arc::new(Switches::default());
         let token_log = Arc::new(Mutex::new(Vec::new()));
-        let cdn_log = Arc::new(Mutex::new(Vec::new()));
+        let cdn_log = Arc::new(CdnLog::default());
 
         let issuers = start_issuers(
             &wanted,
