@@ -73,6 +73,13 @@ pub struct Settings {
     pub threshold: u64,
     /// No piece is made smaller than this by splitting.
     pub min_piece: u64,
+    /// Nor left larger than this: the hash runs only over the contiguous
+    /// prefix, so with one piece per connection, all but the first would
+    /// be hashed after the last byte arrived (3/4 of the blob, with 4);
+    /// with pieces handed out in order, the frontier follows the
+    /// connections at most about a piece per connection behind. Each piece
+    /// costs a request's round trip: the bench is to tune it.
+    pub max_piece: u64,
 }
 
 impl Default for Settings {
@@ -81,6 +88,7 @@ impl Default for Settings {
             connections: 4,
             threshold: 64 << 20,
             min_piece: 8 << 20,
+            max_piece: 32 << 20,
         }
     }
 }
@@ -104,7 +112,13 @@ pub fn plan(size: u64, finished: &Extents, settings: &Settings) -> Plan {
             connections: 1,
         };
     }
-    let pieces = split(&gaps, settings.connections, settings.min_piece.max(1));
+    let min = settings.min_piece.max(1);
+    let pieces = split(
+        &gaps,
+        settings.connections,
+        min,
+        settings.max_piece.max(min),
+    );
     let connections = settings.connections.min(pieces.len()).max(1);
     Plan {
         pieces,
@@ -112,12 +126,13 @@ pub fn plan(size: u64, finished: &Extents, settings: &Settings) -> Plan {
     }
 }
 
-/// `gaps` cut into `want` pieces or as near as `min` allows, each gap into
-/// equal parts (the largest parts are cut first), in order of offset.
-fn split(gaps: &[Range<u64>], want: usize, min: u64) -> Vec<Range<u64>> {
+/// `gaps` cut into pieces no larger than `max`, and more until there are
+/// `want` or as near as `min` allows: each gap into equal parts (the
+/// largest parts are cut first), in order of offset.
+fn split(gaps: &[Range<u64>], want: usize, min: u64, max: u64) -> Vec<Range<u64>> {
     let len = |g: &Range<u64>| g.end - g.start;
-    let mut parts = vec![1u64; gaps.len()];
-    let mut count = gaps.len();
+    let mut parts: Vec<u64> = gaps.iter().map(|g| len(g).div_ceil(max)).collect();
+    let mut count = parts.iter().sum::<u64>() as usize;
     while count < want {
         // The gap whose parts are largest, if cutting it once more leaves
         // parts no smaller than `min`.
@@ -325,9 +340,17 @@ mod tests {
 
     const GIB: u64 = 1 << 30;
 
+    /// One piece per connection at most, for the tests of splitting.
+    fn unbounded() -> Settings {
+        Settings {
+            max_piece: u64::MAX,
+            ..Settings::default()
+        }
+    }
+
     #[test]
     fn a_size_that_does_not_divide_leaves_no_byte_out() {
-        let s = Settings::default();
+        let s = unbounded();
         let size = GIB + 3;
         let p = plan(size, &Extents::new(), &s);
         assert_eq!(p.connections, 4);
@@ -339,7 +362,7 @@ mod tests {
 
     #[test]
     fn a_finished_prefix_and_extents_are_not_asked_for_again() {
-        let s = Settings::default();
+        let s = unbounded();
         let mut done = Extents::prefix(GIB / 2);
         done.insert(3 * GIB / 4..3 * GIB / 4 + 10 * MIB);
         let p = plan(GIB, &done, &s);
@@ -373,6 +396,20 @@ mod tests {
         assert_eq!(p.pieces.len(), 10);
         assert_eq!(p.connections, 4);
         covers(&p.pieces, &holes.missing(100 * MIB));
+    }
+
+    #[test]
+    fn big_gaps_are_cut_into_pieces_no_larger_than_the_maximum() {
+        let s = Settings::default();
+        let p = plan(GIB + 1, &Extents::prefix(1), &s);
+        assert_eq!(p.connections, 4);
+        assert_eq!(p.pieces.len(), 32);
+        covers(&p.pieces, &[1..GIB + 1]);
+        assert!(p.pieces.iter().all(|r| r.end - r.start == 32 * MIB));
+        let p = plan(GIB - 1, &Extents::new(), &s);
+        assert_eq!(p.pieces.len(), 32);
+        assert!(p.pieces.iter().all(|r| r.end - r.start <= 32 * MIB));
+        covers(&p.pieces, &[0..GIB - 1]);
     }
 
     #[test]
@@ -460,6 +497,7 @@ mod tests {
             connections: 2,
             threshold: 0,
             min_piece: 10,
+            max_piece: 100,
         };
         let p = plan(200, &Extents::new(), &s);
         let mut sched = Schedule::new(&p, &s);
