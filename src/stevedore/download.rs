@@ -14,6 +14,8 @@
 // Issue 23's range planning, not yet wired into this download.
 #[allow(dead_code)]
 mod plan;
+#[cfg(test)]
+mod ranged_tests;
 
 use std::path::Path;
 

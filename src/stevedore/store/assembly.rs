@@ -49,6 +49,8 @@ pub struct Assembly {
     buf: Vec<u8>,
     /// Bytes recorded since the record was last saved.
     unsaved: u64,
+    /// Bytes recorded after which a record is due.
+    every: u64,
 }
 
 impl Assembly {
@@ -71,6 +73,7 @@ impl Assembly {
             hashed: 0,
             buf: Vec::new(),
             unsaved: 0,
+            every: CHECKPOINT,
         };
         assembly.catch_up(cancel)?;
         Ok(assembly)
@@ -141,9 +144,15 @@ impl Assembly {
     }
 
     /// Whether enough has been written since the last record that the next
-    /// one is due.
+    /// one is due. The count is of all ranges together: a call cut short
+    /// (a crash, with no last record) fetches again at most this much.
     pub fn checkpoint_due(&self) -> bool {
-        self.unsaved >= CHECKPOINT
+        self.unsaved >= self.every
+    }
+
+    /// A record due every `bytes` recorded, rather than [`CHECKPOINT`].
+    pub fn checkpoint_every(&mut self, bytes: u64) {
+        self.every = bytes.max(1);
     }
 
     /// Saves the record of what is written at `record` (the partial's
