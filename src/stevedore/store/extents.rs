@@ -353,4 +353,36 @@ mod tests {
             "a symlink"
         );
     }
+
+    proptest::proptest! {
+        /// Against a byte map: whatever the inserts, the extents are the
+        /// bytes marked, kept sorted, apart and merged, and a record of
+        /// them reads back the same.
+        #[test]
+        fn extents_are_the_bytes_marked(
+            inserts in proptest::collection::vec((0u64..200, 0u64..40), 0..30),
+            total in 0u64..260,
+        ) {
+            let mut e = Extents::new();
+            let mut marked = [false; 240];
+            for (start, len) in inserts {
+                e.insert(start..start + len);
+                marked[start as usize..(start + len) as usize].fill(true);
+            }
+            let r = e.ranges();
+            proptest::prop_assert!(r.iter().all(|r| r.start < r.end));
+            proptest::prop_assert!(r.windows(2).all(|w| w[0].end < w[1].start));
+            for (i, &m) in marked.iter().enumerate() {
+                let i = i as u64;
+                proptest::prop_assert_eq!(r.iter().any(|r| r.contains(&i)), m);
+            }
+            let prefix = marked.iter().take_while(|&&m| m).count() as u64;
+            proptest::prop_assert_eq!(e.contiguous_prefix(), prefix);
+            let missing: u64 = e.missing(total).iter().map(|g| g.end - g.start).sum();
+            let unmarked = (0..total).filter(|&i| !marked.get(i as usize).copied().unwrap_or(false));
+            proptest::prop_assert_eq!(missing, unmarked.count() as u64);
+            let record = e.to_record(&digest(), 240);
+            proptest::prop_assert_eq!(Extents::from_record(&record, &digest(), 240), Some(e));
+        }
+    }
 }
