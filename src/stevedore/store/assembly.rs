@@ -15,6 +15,15 @@
 //! through a channel, as the single stream's does today): `pwrite` needs
 //! no file position, so nothing here depends on the order of the writes.
 //! Every method is blocking file work.
+//!
+//! Wiring it to [`super::Partial`] (left to the session that wires the
+//! ranges in): `Partial::open` hashes its whole file, which is right only
+//! for one stream's partial; with a record beside it
+//! ([`extents::load`]), the partial must hand its file to
+//! [`Assembly::resume`] instead, which hashes only the contiguous prefix.
+//! `Partial::restart` and `discard`, and the commit, remove the record
+//! with the bytes it describes ([`extents::remove`]), and `Partial`'s
+//! "nothing worth keeping" test becomes "no extents", not "length 0".
 
 use std::fs::File;
 use std::ops::Range;
