@@ -587,6 +587,27 @@ TankStatus tank_cache_add_mirror(struct TankCache *cache,
                                  struct TankError **err);
 
 /**
+ * How calls through `cache` fetch big blobs. A blob of at least
+ * `threshold` bytes (0: the default, 64 MiB) from a server that honours
+ * `Range` is fetched as several ranges at once over up to `per_blob`
+ * separate connections (0: the default, 4; 1: one connection, as before);
+ * the bytes are still hashed in order, once, and a call cut short keeps
+ * every range that arrived for the next. A pull holds at most `per_host`
+ * connections to one host at once for its blobs, layers and ranges
+ * together (0: the default, 16). `per_blob` at most 64, `per_host` at
+ * most 256 and not below `per_blob`. Calls that start afterwards use it.
+ *
+ * # Safety
+ * `cache` is NULL or a live pointer from `tank_cache_new*`; `err` is NULL
+ * or points to writable storage for one pointer.
+ */
+TankStatus tank_cache_set_connections(struct TankCache *cache,
+                                      uint32_t per_blob,
+                                      uint32_t per_host,
+                                      uint64_t threshold,
+                                      struct TankError **err);
+
+/**
  * Reads containers-registries.conf(5), version 2, with its drop-in
  * directories, replacing what an earlier load set. `path` NULL: the
  * default search (`$HOME/.config/containers/registries.conf` if it

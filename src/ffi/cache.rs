@@ -11,7 +11,7 @@ use crate::stevedore::mirrors::load;
 use crate::stevedore::mirrors::sources::{Location, Mirror};
 use crate::stevedore::secret::Secret;
 use crate::stevedore::trust::CaFile;
-use crate::stevedore::{Registry, Session};
+use crate::stevedore::{DownloadSettings, Registry, Session};
 
 /// A session shared by the calls given it: the bearer tokens they earn
 /// (each bound to the origin, scope and identity it was earned for), the
@@ -315,6 +315,68 @@ pub unsafe extern "C" fn tank_cache_add_mirror(
             m.add(&registry, mirror);
             Ok(())
         })
+    })
+}
+
+/// Most connections `tank_cache_set_connections` takes per blob: past a
+/// few, a CDN's per-connection cap is no longer what limits a download.
+const MAX_CONNECTIONS_PER_BLOB: u32 = 64;
+/// And per host, for a whole pull.
+const MAX_CONNECTIONS_PER_HOST: u32 = 256;
+
+/// How calls through `cache` fetch big blobs. A blob of at least
+/// `threshold` bytes (0: the default, 64 MiB) from a server that honours
+/// `Range` is fetched as several ranges at once over up to `per_blob`
+/// separate connections (0: the default, 4; 1: one connection, as before);
+/// the bytes are still hashed in order, once, and a call cut short keeps
+/// every range that arrived for the next. A pull holds at most `per_host`
+/// connections to one host at once for its blobs, layers and ranges
+/// together (0: the default, 16). `per_blob` at most 64, `per_host` at
+/// most 256 and not below `per_blob`. Calls that start afterwards use it.
+///
+/// # Safety
+/// `cache` is NULL or a live pointer from `tank_cache_new*`; `err` is NULL
+/// or points to writable storage for one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn tank_cache_set_connections(
+    cache: *mut TankCache,
+    per_blob: u32,
+    per_host: u32,
+    threshold: u64,
+    err: *mut *mut TankError,
+) -> TankStatus {
+    boundary(err, || {
+        let session = settings_of(cache)?;
+        let defaults = DownloadSettings::default();
+        let or = |v: u32, d: usize| if v == 0 { d } else { v as usize };
+        let settings = DownloadSettings {
+            connections: or(per_blob, defaults.connections),
+            per_host: or(per_host, defaults.per_host),
+            threshold: if threshold == 0 {
+                defaults.threshold
+            } else {
+                threshold
+            },
+            ..defaults
+        };
+        if per_blob > MAX_CONNECTIONS_PER_BLOB {
+            return Err(Error::bad_input(format!(
+                "per_blob {per_blob}: at most {MAX_CONNECTIONS_PER_BLOB}"
+            )));
+        }
+        if per_host > MAX_CONNECTIONS_PER_HOST {
+            return Err(Error::bad_input(format!(
+                "per_host {per_host}: at most {MAX_CONNECTIONS_PER_HOST}"
+            )));
+        }
+        if settings.per_host < settings.connections {
+            return Err(Error::bad_input(format!(
+                "per_host {} is below per_blob {}: one blob could never have its connections",
+                settings.per_host, settings.connections
+            )));
+        }
+        session.set_download_settings(settings);
+        Ok(())
     })
 }
 

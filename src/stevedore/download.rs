@@ -14,6 +14,7 @@
 // Issue 23's range planning, not yet wired into this download.
 #[allow(dead_code)]
 mod plan;
+pub use plan::Settings;
 #[cfg(test)]
 mod ranged_tests;
 

@@ -45,7 +45,7 @@ pub use blob::Bounds;
 pub use cancel::Cancel;
 pub use config::Config;
 pub use digest::Digest;
-pub use download::BlobTo;
+pub use download::{BlobTo, Settings as DownloadSettings};
 pub use error::{Error, ErrorKind, Reason, Result};
 pub use listing::Catalog;
 pub use manifest::{Descriptor, Manifest, Platform};

@@ -13,6 +13,7 @@ use super::clients::TrustedClients;
 use super::config::Config;
 use super::credential::Credential;
 use super::credentials::Credentials;
+use super::download::Settings as DownloadSettings;
 use super::error::{Error, Reason, Result};
 use super::mirrors::sources::{MirrorSettings, Source};
 use super::origin::Origin;
@@ -153,6 +154,8 @@ pub struct Session {
     clients: Mutex<Option<Arc<TrustedClients>>>,
     /// Where repositories are asked for besides their registry.
     mirrors: Mutex<MirrorSettings>,
+    /// How big blobs are fetched: connections per blob and per host.
+    downloads: Mutex<DownloadSettings>,
 }
 
 impl Default for Session {
@@ -170,6 +173,7 @@ impl Session {
             trust: Mutex::new(Trust::default()),
             clients: Mutex::new(None),
             mirrors: Mutex::new(MirrorSettings::default()),
+            downloads: Mutex::new(DownloadSettings::default()),
         }
     }
 
@@ -192,6 +196,21 @@ impl Session {
         change(&mut changed)?;
         *mirrors = changed;
         Ok(())
+    }
+
+    /// How calls that start afterwards fetch big blobs.
+    pub fn set_download_settings(&self, settings: DownloadSettings) {
+        *self
+            .downloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = settings;
+    }
+
+    pub fn download_settings(&self) -> DownloadSettings {
+        *self
+            .downloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// `BadInput`/`blocked` when registries.conf blocks all of `registry`.

@@ -63,11 +63,15 @@ use std::ops::Range;
 
 use crate::stevedore::store::extents::Extents;
 
-/// How a call fetches big blobs.
+/// How a call fetches big blobs: a session's setting
+/// (`tank_cache_set_connections`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     /// Connections for one blob at most; 1 is the single stream.
     pub connections: usize,
+    /// Connections a pull holds to one host at once, its layers' and their
+    /// ranges' together: a 50-layer image does not open 200.
+    pub per_host: usize,
     /// Blobs smaller than this go over one connection: the ranges'
     /// extra requests cost more than they win.
     pub threshold: u64,
@@ -86,6 +90,7 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             connections: 4,
+            per_host: 16,
             threshold: 64 << 20,
             min_piece: 8 << 20,
             max_piece: 32 << 20,
@@ -495,6 +500,7 @@ mod tests {
     fn a_free_connection_takes_half_of_the_largest_rest() {
         let s = Settings {
             connections: 2,
+            per_host: 16,
             threshold: 0,
             min_piece: 10,
             max_piece: 100,
