@@ -37,7 +37,7 @@ use super::progress::{Progress, Sink};
 use super::repo::{refused, Need, Repo, RepoAt};
 use super::store::{self, Ingest, Partial};
 use super::transport::{discard, Body};
-use plan::content_range_matches;
+use plan::{content_range_matches, ContentRange};
 
 /// Chunks received but not yet written: hyper hands out reads of up to
 /// about 400 KiB, so this bounds the queue at a few MiB.
@@ -358,16 +358,15 @@ impl<'a> Download<'a> {
                     .get(CONTENT_RANGE)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                let total = content_range_total(content_range);
-                let size = self.size.or(total);
+                let told = ContentRange::parse(content_range);
+                let size = self.size.or(told.map(|r| r.total));
                 if !content_range_matches(content_range, &(from..u64::MAX), size) {
                     if opening {
                         // Its bytes are not trusted, and none is read: the
                         // next request asks for the whole blob.
                         return Ok(Ended::Unranged);
                     }
-                    let starts = content_range_start(resp.headers());
-                    let why = match (from, starts) {
+                    let why = match (from, told.map(|r| r.first)) {
                         (0, _) => "a 206 to a request for the whole blob".to_owned(),
                         (_, Some(s)) => format!(
                             "asked for bytes {from}-, got a 206 with Content-Range {content_range:?} (from {s})"
@@ -521,31 +520,15 @@ fn range_header(from: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("bytes={from}-")).expect("digits are a valid header value")
 }
 
-/// The blob's size a 206 tells, from `Content-Range: bytes FIRST-LAST/SIZE`.
-fn content_range_total(value: &str) -> Option<u64> {
-    let (_, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
-    total.trim().parse().ok()
-}
-
-/// The first byte a 206 carries, from `Content-Range: bytes FIRST-LAST/SIZE`.
-fn content_range_start(headers: &HeaderMap) -> Option<u64> {
-    let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
-    let range = value.trim().strip_prefix("bytes ")?;
-    let (first, _) = range.split_once('-')?;
-    first.trim().parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn content_range_and_range_header() {
-        let mut h = HeaderMap::new();
-        h.insert(CONTENT_RANGE, HeaderValue::from_static("bytes 100-199/200"));
-        assert_eq!(content_range_start(&h), Some(100));
-        h.insert(CONTENT_RANGE, HeaderValue::from_static("bytes */200"));
-        assert_eq!(content_range_start(&h), None);
+    fn range_header_is_open_ended() {
         assert_eq!(range_header(7), "bytes=7-");
+        let told = ContentRange::parse("bytes 100-199/200").unwrap();
+        assert_eq!((told.first, told.last, told.total), (100, 199, 200));
+        assert_eq!(ContentRange::parse("bytes */200"), None);
     }
 }
