@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use tank_testrig::{parse_rate, CdnRanges, Rig, RigOptions};
+use tank_testrig::{parse_rate, CdnRanges, Rig, RigOptions, CDN_RANGES_NAMES};
 
 const USAGE: &str = "usage: tank-testrig [--plain-only] [--basic] [--client-cert] [--tls-token]
                     [--mirrors] [--everything] [--cdn-challenges]
@@ -36,9 +36,10 @@ tls-redirect. Also on request:
   --cdn-rate-per-connection RATE
                    pace each TCP connection to the CDN to RATE (64MiB/s,
                    512KiB/s, 1000B/s), as real CDNs cap a stream
-  --cdn-ranges honour|ignore|wrong-content-range
+  --cdn-ranges honour|ignore|wrong-content-range|refuse
                    how the CDN answers Range: 206 (the default), 200 with
-                   the whole blob, or 206 with Content-Range one byte off
+                   the whole blob, 206 with Content-Range one byte off, or
+                   416 to any Range at all
   --cdn-url-expiry SECS
                    the CDN answers the registry's redirect with a 307 to a
                    signed URL that answers 403 once SECS old (0: at once)
@@ -89,9 +90,8 @@ fn parse_args() -> Result<Option<Args>> {
             }
             "--cdn-ranges" => {
                 let v = args.next().context("--cdn-ranges needs a mode")?;
-                options.cdn_ranges = CdnRanges::from_name(&v).with_context(|| {
-                    format!("--cdn-ranges {v}: expected honour, ignore or wrong-content-range")
-                })?;
+                options.cdn_ranges = CdnRanges::from_name(&v)
+                    .with_context(|| format!("--cdn-ranges {v}: expected {CDN_RANGES_NAMES}"))?;
             }
             "--cdn-url-expiry" => {
                 let v = args.next().context("--cdn-url-expiry needs seconds")?;
@@ -291,7 +291,7 @@ fn answer(rig: &Rig, command: &str) -> Result<()> {
                     serde_json::json!({"ok": true})
                 }
                 None => serde_json::json!({"error": format!(
-                    "{other:?}: expected cdn-ranges honour|ignore|wrong-content-range"
+                    "{other:?}: expected cdn-ranges {CDN_RANGES_NAMES}"
                 )}),
             }
         }

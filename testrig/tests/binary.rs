@@ -133,8 +133,11 @@ fn the_cdn_flags_and_commands_reach_the_cdn() {
     writeln!(stdin, "cdn-ranges honour").unwrap();
     assert_eq!(next(), serde_json::json!({"ok": true}));
     assert_eq!(get(&signed).status(), 206);
+    writeln!(stdin, "cdn-ranges refuse").unwrap();
+    assert_eq!(next(), serde_json::json!({"ok": true}));
+    assert_eq!(get(&signed).status(), 416);
     writeln!(stdin, "cdn-ranges sideways").unwrap();
-    assert!(next()["error"].is_string());
+    assert!(next()["error"].as_str().unwrap().contains("refuse"));
     writeln!(stdin, "cdn-cut 2 1").unwrap();
     assert_eq!(next(), serde_json::json!({"ok": true}));
     writeln!(stdin, "cdn-cut two").unwrap();
@@ -156,6 +159,7 @@ fn the_cdn_flags_and_commands_reach_the_cdn() {
             (307, "bytes=0-3"),
             (200, "bytes=0-3"),
             (206, "bytes=0-3"),
+            (416, "bytes=0-3"),
             (403, "bytes=0-3")
         ]
     );

@@ -222,6 +222,57 @@ fn ranges_are_answered_honoured_ignored_or_mislabelled() {
 }
 
 #[test]
+fn a_refusing_cdn_answers_416_to_any_range_and_200_without_one() {
+    let rig = Rig::start(RigOptions {
+        cdn_ranges: CdnRanges::Refuse,
+        ..RigOptions::cdn_only()
+    })
+    .unwrap();
+    let layer = rig.info().images.oci_image.layers[0].clone();
+    let (url, bytes) = cdn_blob(&rig, &layer);
+    let len = bytes.len();
+    let client = agent();
+
+    for range in ["bytes=0-", "bytes=5-9", "bytes=-4", "bytes=0-1,4-5"] {
+        let refused = get(&client, &url, Some(range));
+        assert_eq!(refused.status, 416, "{range}");
+        assert_eq!(refused.content_range, Some(format!("bytes */{len}")));
+        assert!(refused.body.is_empty(), "{range}");
+    }
+    let whole = get(&client, &url, None);
+    assert_eq!((whole.status, whole.content_range), (200, None));
+    assert_eq!(
+        whole.accept_ranges, None,
+        "a refusing server offers no ranges"
+    );
+    assert_eq!(whole.body, bytes);
+
+    rig.set_cdn_ranges(CdnRanges::Honour);
+    assert_eq!(get(&client, &url, Some("bytes=0-")).status, 206);
+    rig.set_cdn_ranges(CdnRanges::Refuse);
+    assert_eq!(get(&client, &url, Some("bytes=0-")).status, 416);
+
+    let seen: Vec<_> = rig
+        .cdn_requests()
+        .iter()
+        .map(|r| (r.status, r.bytes))
+        .collect();
+    let len = len as u64;
+    assert_eq!(
+        seen,
+        [
+            (416, 0),
+            (416, 0),
+            (416, 0),
+            (416, 0),
+            (200, len),
+            (206, len),
+            (416, 0)
+        ]
+    );
+}
+
+#[test]
 fn urls_expire_and_a_new_one_comes_from_asking_again() {
     let rig = Rig::start(RigOptions {
         cdn_url_expiry: Some(Duration::from_secs(600)),

@@ -12,7 +12,7 @@
 //! whether a client sent the registry's credentials there.
 //!
 //! Like a real CDN it may also cap each connection's rate ([`pace`]), answer
-//! `Range` well or badly ([`CdnRanges`]) and let its URLs expire
+//! `Range` well, badly or not at all ([`CdnRanges`]) and let its URLs expire
 //! ([`expiry`]); its log ([`CdnRequest`]) says per request which connection
 //! asked for which range and how many bytes went out.
 
@@ -43,8 +43,8 @@ pub(crate) use log::CdnLog;
 use log::Counted;
 pub use pace::parse_rate;
 use pace::Buckets;
-pub use range::CdnRanges;
 use range::Span;
+pub use range::{CdnRanges, CDN_RANGES_NAMES};
 
 /// The service named in the CDN's own Bearer challenge.
 pub(crate) const CDN_SERVICE: &str = "tank-cdn";
@@ -352,7 +352,7 @@ impl Files {
         // sends Content-Length, and clients check it.
         .with_chunked_threshold(usize::MAX);
         add_header(&mut response, "Content-Type", "application/octet-stream");
-        if ranges != CdnRanges::Ignore {
+        if !matches!(ranges, CdnRanges::Ignore | CdnRanges::Refuse) {
             add_header(&mut response, "Accept-Ranges", "bytes");
         }
         if let Some(label) = content_range {
@@ -387,10 +387,7 @@ impl Files {
             Err((status, message)) => return Outcome::Error(status, message),
         };
         let ranges = CdnRanges::from_index(self.ranges.load(Ordering::SeqCst));
-        let span = match ranges {
-            CdnRanges::Ignore => Span::Whole,
-            _ => range::span(range, len),
-        };
+        let span = range::span_as(ranges, range, len);
         match span {
             Span::Unsatisfiable => Outcome::Unsatisfiable(len),
             span => Outcome::File(Blob {
