@@ -5,7 +5,7 @@
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -49,8 +49,12 @@ While it runs, a line on stdin is a query answered by one JSON line on stdout:
   cdn-requests          every CDN request so far (path, whether it carried
                         Authorization, Basic user name, the CDN's own token,
                         status, connection address:port, Range, offset
-                        and count of the body bytes sent)
-  clear                 forget both logs
+                        and count of the body bytes sent, at_ms and ended_ms
+                        since the epoch, open_connections when it arrived)
+  cdn-connections       TCP connections open to the CDN now, and the most
+                        open at once since start, clear or cdn-reset-peak
+  cdn-reset-peak        the peak starts again from what is open now
+  clear                 forget both logs (and the CDN's peak)
   token-post 404|405    every issuer answers every POST with that status
   token-post on         the issuers answer OAuth2 POSTs again (the default)
   cdn-challenges on|off the CDN challenges blob reads with its own realm, or not
@@ -210,6 +214,12 @@ fn run() -> Result<()> {
     Ok(())
 }
 
+/// Milliseconds since the epoch, as JSON carries them.
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 enum Event {
     /// A line on stdin: a query from the process that started the rig.
     Command(String),
@@ -249,8 +259,19 @@ fn answer(rig: &Rig, command: &str) -> Result<()> {
                 "range": r.range,
                 "offset": r.offset,
                 "bytes": r.bytes,
+                "at_ms": epoch_ms(r.at),
+                "ended_ms": r.ended.map(epoch_ms),
+                "open_connections": r.open_connections,
             })).collect::<Vec<_>>()
         }),
+        "cdn-connections" => serde_json::json!({
+            "open": rig.cdn_open_connections(),
+            "peak": rig.cdn_peak_connections(),
+        }),
+        "cdn-reset-peak" => {
+            rig.reset_cdn_peak();
+            serde_json::json!({"ok": true})
+        }
         "clear" => {
             rig.clear_logs();
             serde_json::json!({"ok": true})
@@ -307,7 +328,7 @@ fn answer(rig: &Rig, command: &str) -> Result<()> {
             None => serde_json::json!({"error": format!(
                 "unknown command {other:?}; try token-requests, cdn-requests, clear, \
                  token-post 404|405|on, cdn-challenges on|off, cdn-ranges MODE, \
-                 cdn-expire-urls, cdn-cut BYTES COUNT"
+                 cdn-expire-urls, cdn-cut BYTES COUNT, cdn-connections, cdn-reset-peak"
             )}),
         },
     };

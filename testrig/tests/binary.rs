@@ -170,7 +170,13 @@ fn the_cdn_flags_and_commands_reach_the_cdn() {
     for r in reqs {
         let connection = r["connection"].as_str().unwrap();
         assert!(connection.starts_with("127.0.0.1:"), "{connection}");
+        assert!(r["ended_ms"].as_u64().unwrap() >= r["at_ms"].as_u64().unwrap());
+        assert_eq!(r["open_connections"], 1, "one agent, one connection");
     }
+    writeln!(stdin, "cdn-connections").unwrap();
+    assert_eq!(next()["peak"], 1);
+    writeln!(stdin, "cdn-reset-peak").unwrap();
+    assert_eq!(next(), serde_json::json!({"ok": true}));
 
     drop(stdin);
     assert!(child.wait().unwrap().success());
