@@ -64,16 +64,30 @@ impl CdnLog {
 }
 
 /// A body that adds what it hands to the server's writer to a log entry:
-/// at most one read (64 KiB) ahead of what reached the socket.
+/// at most one read (64 KiB) ahead of what reached the socket; it ends the
+/// entry when its last byte is read (or a read fails: a cut).
 pub(super) struct Counted<R> {
     pub(super) inner: R,
+    /// The body's length.
+    pub(super) len: u64,
     pub(super) progress: Arc<Progress>,
 }
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.sent.fetch_add(n as u64, Ordering::SeqCst);
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                self.progress.end();
+                return Err(e);
+            }
+        };
+        let sent = self.progress.sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+        if sent >= self.len {
+            // Before the last bytes are written: a test that has read a
+            // whole body finds its end logged.
+            self.progress.end();
+        }
         Ok(n)
     }
 }

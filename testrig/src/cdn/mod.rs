@@ -93,8 +93,10 @@ pub struct CdnRequest {
     pub offset: u64,
     /// Body bytes sent (so far, while the body is still going out).
     pub bytes: u64,
-    /// When the response was done: its last byte handed to the socket, or
-    /// the body cut or given up by the client. `None` while it goes out.
+    /// When the response was done: a body's last byte read to be sent
+    /// (just before the client can have it), or the body cut or given up by
+    /// the client; any other answer just after it was written. `None` until
+    /// then.
     pub ended: Option<SystemTime>,
     /// The TCP connections open to the CDN when this request arrived, its
     /// own included (see [`Rig::cdn_peak_connections`](crate::Rig::cdn_peak_connections)).
@@ -381,6 +383,7 @@ impl Files {
             256 * 1024,
             Counted {
                 inner: body,
+                len: count,
                 progress,
             },
         );
