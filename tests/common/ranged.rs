@@ -134,6 +134,71 @@ pub fn overlap(a: &[Range<u64>], b: &[Range<u64>]) -> u64 {
     both
 }
 
+/// What each response gave the client, as the client asked for it: from
+/// its first byte up to what it was sent, or up to the first byte of a
+/// request made while it ran that starts inside it (where the client let
+/// go of it: the open-ended probe at its piece's end, or a piece whose tail
+/// another connection took). What a response was sent past that point was
+/// in flight when the client let go, not asked for twice.
+pub fn kept(gets: &[CdnRequest]) -> Vec<Range<u64>> {
+    let carried: Vec<&CdnRequest> = gets.iter().filter(|r| r.bytes > 0).collect();
+    let now = SystemTime::now();
+    carried
+        .iter()
+        .map(|r| {
+            let (start, until) = (r.offset, r.ended.unwrap_or(now));
+            let mut end = r.offset + r.bytes;
+            for later in &carried {
+                if later.at > r.at && later.at <= until && (start + 1..end).contains(&later.offset)
+                {
+                    end = later.offset;
+                }
+            }
+            start..end
+        })
+        .collect()
+}
+
+/// How many bytes a response may have had in flight when the client let
+/// go of it: the most the kernel buffers on both ends of a loopback TCP
+/// connection (`tcp_wmem` and `tcp_rmem` at their largest), and the CDN's
+/// read ahead of its socket.
+pub fn in_flight_bound() -> u64 {
+    let largest = |name: &str| -> u64 {
+        let path = format!("/proc/sys/net/ipv4/{name}");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        text.split_whitespace()
+            .last()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{path}: {text:?}"))
+    };
+    largest("tcp_wmem") + largest("tcp_rmem") + MIB
+}
+
+/// The ranges of `path` that hold data (`SEEK_DATA`/`SEEK_HOLE`): what a
+/// download wrote into a partial it writes at offsets, to the filesystem's
+/// block.
+pub fn written(path: &std::path::Path) -> Vec<Range<u64>> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let len = file.metadata().unwrap().len();
+    let fd = file.as_raw_fd();
+    let mut ranges = Vec::new();
+    let mut at = 0u64;
+    while at < len {
+        // SAFETY: lseek on a descriptor this function owns; no memory passed.
+        let data = unsafe { libc::lseek(fd, at as libc::off_t, libc::SEEK_DATA) };
+        if data < 0 {
+            break; // ENXIO: no data past `at`
+        }
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        assert!(hole >= data, "SEEK_HOLE on {}", path.display());
+        ranges.push(data as u64..(hole as u64).min(len));
+        at = hole as u64;
+    }
+    ranges
+}
+
 /// The connections that carried a body.
 pub fn connections(gets: &[CdnRequest]) -> BTreeSet<SocketAddr> {
     gets.iter()
