@@ -177,10 +177,14 @@ pub fn in_flight_bound() -> u64 {
 
 /// The ranges of `path` that hold data (`SEEK_DATA`/`SEEK_HOLE`): what a
 /// download wrote into a partial it writes at offsets, to the filesystem's
-/// block.
+/// block. None when there is no such file (yet, or any more).
 pub fn written(path: &std::path::Path) -> Vec<Range<u64>> {
     use std::os::fd::AsRawFd;
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => panic!("{}: {e}", path.display()),
+    };
     let len = file.metadata().unwrap().len();
     let fd = file.as_raw_fd();
     let mut ranges = Vec::new();
