@@ -14,9 +14,9 @@
 //! A body cut mid-way puts the rest of its piece back, from the byte where
 //! it stopped (bounded, as one stream's resumes are). A refusal from the
 //! URL the registry redirected to (an expired CDN URL's 403) asks the
-//! registry again for a fresh one. A server that stops honouring ranges
-//! half-way fails the call: what arrived is kept, and the next call
-//! starts with one stream if it still does not.
+//! registry again for a fresh one. A server that answers a piece with
+//! anything but its bytes (a 200, a 416, another range) gets one stream
+//! from where the contiguous bytes stop, what arrived kept.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -130,6 +130,10 @@ pub(super) async fn fetch(
             "a ranged download ended with pieces missing; this is a bug in tank",
         )),
         Ok(_) => Ok(Ended::Complete),
+        // A server that answers `bytes=N-` but not `bytes=N-M` (or stopped
+        // honouring ranges): one stream from where the bytes stop, the
+        // pieces that arrived kept.
+        Err(e) if e.reason == Reason::RangeNotHonoured => Ok(Ended::Unranged),
         Err(error) if is_resumable(&error) => Ok(Ended::Dropped {
             error,
             progressed: received.into_inner() > 0,

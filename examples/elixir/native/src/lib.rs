@@ -500,6 +500,7 @@ fn blob_to_file<'a>(
                         work: None,
                         cancel: Some(&cancel),
                         progress: Some(progress.into()),
+                        connections: None,
                     };
                     repo.blob_to(&digest, to).await
                 }
