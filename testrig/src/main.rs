@@ -51,8 +51,9 @@ While it runs, a line on stdin is a query answered by one JSON line on stdout:
                         status, connection address:port, Range, offset
                         and count of the body bytes sent, at_ms and ended_ms
                         since the epoch, open_connections when it arrived)
-  cdn-connections       TCP connections open to the CDN now, and the most
-                        open at once since start, clear or cdn-reset-peak
+  cdn-connections       TCP connections open to the CDN now, the most open
+                        at once since start, clear or cdn-reset-peak, and
+                        those (client address:port) open at that peak
   cdn-reset-peak        the peak starts again from what is open now
   clear                 forget both logs (and the CDN's peak)
   token-post 404|405    every issuer answers every POST with that status
@@ -267,6 +268,7 @@ fn answer(rig: &Rig, command: &str) -> Result<()> {
         "cdn-connections" => serde_json::json!({
             "open": rig.cdn_open_connections(),
             "peak": rig.cdn_peak_connections(),
+            "at_peak": rig.cdn_connections_at_peak().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
         }),
         "cdn-reset-peak" => {
             rig.reset_cdn_peak();

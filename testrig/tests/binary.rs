@@ -174,7 +174,9 @@ fn the_cdn_flags_and_commands_reach_the_cdn() {
         assert_eq!(r["open_connections"], 1, "one agent, one connection");
     }
     writeln!(stdin, "cdn-connections").unwrap();
-    assert_eq!(next()["peak"], 1);
+    let connections = next();
+    assert_eq!(connections["peak"], 1);
+    assert_eq!(connections["at_peak"][0], reqs[0]["connection"]);
     writeln!(stdin, "cdn-reset-peak").unwrap();
     assert_eq!(next(), serde_json::json!({"ok": true}));
 

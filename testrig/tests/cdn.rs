@@ -442,6 +442,12 @@ fn the_cdn_counts_the_connections_open_at_once() {
     assert_eq!(log[0].open_connections, 6, "{log:?}");
     assert!(log[0].ended.unwrap() >= log[0].at, "{log:?}");
     assert_eq!(rig.cdn_peak_connections(), 6);
+    let mut expected: Vec<_> = idle.iter().map(|c| c.local_addr().unwrap()).collect();
+    expected.push(log[0].connection.unwrap());
+    expected.sort();
+    let mut at_peak = rig.cdn_connections_at_peak();
+    at_peak.sort();
+    assert_eq!(at_peak, expected, "the idle ones and the one asking");
 
     drop(idle);
     drop(client);

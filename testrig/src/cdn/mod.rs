@@ -213,6 +213,11 @@ impl CdnServer {
         self.files.connections.peak()
     }
 
+    /// The clients' ends of the connections open at that peak.
+    pub(crate) fn peak_peers(&self) -> Vec<SocketAddr> {
+        self.files.connections.peak_peers()
+    }
+
     pub(crate) fn reset_peak(&self) {
         self.files.connections.reset(self.service.addr());
     }

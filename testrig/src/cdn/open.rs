@@ -11,44 +11,60 @@
 //! so the peak is seen at the first request of the connection that makes it.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// `st` of an established socket in `/proc/net/tcp`.
 const ESTABLISHED: &str = "01";
 
 #[derive(Default)]
 pub(super) struct OpenConnections {
-    peak: AtomicUsize,
+    /// The clients' ends of the connections open at the peak: which ones a
+    /// test can look up in the request log (busy, idle, or never used).
+    peak: Mutex<Vec<SocketAddr>>,
 }
 
 impl OpenConnections {
     /// The connections open to `listening` now; raises the peak to it.
     pub(super) fn sample(&self, listening: SocketAddr) -> usize {
+        // The table is read under the lock: a reading taken before a reset
+        // must not land after it.
+        let Ok(mut peak) = self.peak.lock() else {
+            return established_to(listening).len();
+        };
         let open = established_to(listening);
-        self.peak.fetch_max(open, Ordering::SeqCst);
-        open
+        let count = open.len();
+        if count > peak.len() {
+            *peak = open;
+        }
+        count
     }
 
     pub(super) fn peak(&self) -> usize {
-        self.peak.load(Ordering::SeqCst)
+        self.peak_peers().len()
+    }
+
+    pub(super) fn peak_peers(&self) -> Vec<SocketAddr> {
+        self.peak.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
     /// The peak starts again from what is open now (connections a client
     /// keeps open across the reset are still open after it).
     pub(super) fn reset(&self, listening: SocketAddr) {
-        self.peak.store(established_to(listening), Ordering::SeqCst);
+        if let Ok(mut peak) = self.peak.lock() {
+            *peak = established_to(listening);
+        }
     }
 }
 
-/// Server-side sockets of `listening` (an IPv4 address) that are
-/// established; 0 when the kernel's table cannot be read.
-fn established_to(listening: SocketAddr) -> usize {
+/// The peers of the server-side sockets of `listening` (an IPv4 address)
+/// that are established; none when the kernel's table cannot be read.
+fn established_to(listening: SocketAddr) -> Vec<SocketAddr> {
     let SocketAddr::V4(v4) = listening else {
-        return 0;
+        return Vec::new();
     };
     let local = table_address(*v4.ip(), v4.port());
     let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    count_established(&text, &local)
+    established_peers(&text, &local)
 }
 
 /// An address as `/proc/net/tcp` writes it: the IPv4 address as the
@@ -58,19 +74,25 @@ fn table_address(ip: Ipv4Addr, port: u16) -> String {
     format!("{network_order:08X}:{port:04X}")
 }
 
-fn count_established(table: &str, local: &str) -> usize {
+fn parse_table_address(text: &str) -> Option<SocketAddr> {
+    let (ip, port) = text.split_once(':')?;
+    let ip = u32::from_str_radix(ip, 16).ok()?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    Some(SocketAddr::from((Ipv4Addr::from(ip.to_ne_bytes()), port)))
+}
+
+fn established_peers(table: &str, local: &str) -> Vec<SocketAddr> {
     table
         .lines()
         .skip(1)
-        .filter(|line| {
+        .filter_map(|line| {
             let mut cols = line.split_whitespace().skip(1);
-            let (Some(here), Some(_peer), Some(state)) = (cols.next(), cols.next(), cols.next())
-            else {
-                return false;
-            };
-            here.eq_ignore_ascii_case(local) && state == ESTABLISHED
+            let (here, peer, state) = (cols.next()?, cols.next()?, cols.next()?);
+            (here.eq_ignore_ascii_case(local) && state == ESTABLISHED)
+                .then(|| parse_table_address(peer))
+                .flatten()
         })
-        .count()
+        .collect()
 }
 
 #[cfg(test)]
@@ -81,6 +103,10 @@ mod tests {
     fn reads_the_kernel_table_format() {
         let local = table_address(Ipv4Addr::LOCALHOST, 0x1F90);
         assert_eq!(local, "0100007F:1F90");
+        assert_eq!(
+            parse_table_address("0100007F:D2A0"),
+            Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0xD2A0)))
+        );
         let table = "  sl  local_address rem_address   st tx_queue rx_queue
    0: 0100007F:1F90 00000000:0000 0A 00000000:00000000
    1: 0100007F:1F90 0100007F:D2A0 01 00000000:00000000
@@ -90,7 +116,11 @@ mod tests {
    5: 0200007F:1F90 0100007F:D2A8 01 00000000:00000000";
         // The listener, a closing socket, a client's own socket to the
         // port and another address's socket are not the CDN's connections.
-        assert_eq!(count_established(table, &local), 2);
+        let peers: Vec<u16> = established_peers(table, &local)
+            .iter()
+            .map(SocketAddr::port)
+            .collect();
+        assert_eq!(peers, [0xD2A0, 0xD2A6]);
     }
 
     /// The kernel handles loopback handshakes and FINs in its own time:
@@ -119,9 +149,14 @@ mod tests {
         let (served, _) = listener.accept().unwrap();
         drop(served);
         assert_eq!(settles_at(&open, addr, 2), 2, "closed by the server");
+        let mut ours: Vec<SocketAddr> = clients.iter().map(|c| c.local_addr().unwrap()).collect();
+        ours.sort();
         drop(clients);
         assert_eq!(settles_at(&open, addr, 0), 0);
         assert_eq!(open.peak(), 3);
+        let mut seen = open.peak_peers();
+        seen.sort();
+        assert_eq!(seen, ours, "the clients' ends");
         open.reset(addr);
         assert_eq!(open.peak(), 0);
     }

@@ -131,6 +131,14 @@ impl Rig {
         self.cdn.as_ref().map_or(0, |c| c.peak_connections())
     }
 
+    /// The connections open at the peak of [`Rig::cdn_peak_connections`],
+    /// by their client's address and port (as [`CdnRequest::connection`]
+    /// names them): look them up in [`Rig::cdn_requests`] to tell busy
+    /// ones from idle ones kept open. Empty without a CDN.
+    pub fn cdn_connections_at_peak(&self) -> Vec<std::net::SocketAddr> {
+        self.cdn.as_ref().map_or(Vec::new(), |c| c.peak_peers())
+    }
+
     /// The TCP connections open to the CDN now (as
     /// [`Rig::cdn_peak_connections`] counts them): whether a client left
     /// any behind. 0 without a CDN.
