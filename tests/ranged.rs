@@ -505,7 +505,9 @@ fn a_whole_image_keeps_to_its_connections_per_host() {
     let open = rig.cdn_peak_connections();
     assert!(
         open <= budget,
-        "{open} connections open at once to the CDN, over {budget}:\n{log}"
+        "{open} connections open at once to the CDN, over {budget}; open then, with \
+         the requests each carried:\n{}\nall requests:\n{log}",
+        describe_peak(&rig, &requests)
     );
     eprintln!("at most {open} connections open, {in_flight} requests in flight");
 

@@ -256,3 +256,30 @@ pub fn describe(gets: &[CdnRequest]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// The connections open at the CDN's peak, each with the requests it
+/// carried (ms from the first request): busy, idle between pieces, or
+/// kept open after its last.
+pub fn describe_peak(rig: &Rig, requests: &[CdnRequest]) -> String {
+    let start = requests.iter().map(|r| r.at).min();
+    let ms = |t: SystemTime| {
+        start
+            .and_then(|s| t.duration_since(s).ok())
+            .map_or(0, |d| d.as_millis())
+    };
+    rig.cdn_connections_at_peak()
+        .iter()
+        .map(|peer| {
+            let carried: Vec<String> = requests
+                .iter()
+                .filter(|r| r.connection == Some(*peer))
+                .map(|r| {
+                    let end = r.ended.map_or("…".to_owned(), |e| ms(e).to_string());
+                    format!("{}-{end}", ms(r.at))
+                })
+                .collect();
+            format!("{peer}: {}", carried.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -10,6 +10,7 @@
 //! response is done: a client opens a connection to send a request on it,
 //! so the peak is seen at the first request of the connection that makes it.
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
 
@@ -81,8 +82,10 @@ fn parse_table_address(text: &str) -> Option<SocketAddr> {
     Some(SocketAddr::from((Ipv4Addr::from(ip.to_ne_bytes()), port)))
 }
 
+/// Each peer once: the kernel writes the table a page per read, so a
+/// socket that moves in its hash table meanwhile can be listed twice.
 fn established_peers(table: &str, local: &str) -> Vec<SocketAddr> {
-    table
+    let peers: BTreeSet<SocketAddr> = table
         .lines()
         .skip(1)
         .filter_map(|line| {
@@ -92,7 +95,8 @@ fn established_peers(table: &str, local: &str) -> Vec<SocketAddr> {
                 .then(|| parse_table_address(peer))
                 .flatten()
         })
-        .collect()
+        .collect();
+    peers.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -113,9 +117,11 @@ mod tests {
    2: 0100007F:1F90 0100007F:D2A2 08 00000000:00000000
    3: 0100007F:D2A4 0100007F:1F90 01 00000000:00000000
    4: 0100007F:1F90 0100007F:D2A6 01 00000000:00000000
-   5: 0200007F:1F90 0100007F:D2A8 01 00000000:00000000";
+   5: 0200007F:1F90 0100007F:D2A8 01 00000000:00000000
+   6: 0100007F:1F90 0100007F:D2A6 01 00000000:00000000";
         // The listener, a closing socket, a client's own socket to the
-        // port and another address's socket are not the CDN's connections.
+        // port and another address's socket are not the CDN's connections;
+        // a socket listed twice is one.
         let peers: Vec<u16> = established_peers(table, &local)
             .iter()
             .map(SocketAddr::port)
