@@ -490,12 +490,12 @@ fn a_whole_image_keeps_to_its_connections_per_host() {
         requests.iter().any(is_piece),
         "no layer was ranged: the budget was not tested:\n{log}"
     );
-    // One over the budget, for a moment: a piece's permit goes to the next
-    // piece as its last byte arrives, while the connection it came on (the
-    // open-ended probe, let go of at its piece's end) is closed by the HTTP
-    // client's connection task a moment later, and the CDN notices later
-    // still. The logs show it: the new piece's request arrives with 9 open,
-    // in the same millisecond the dropped probe's response ends.
+    // One over the budget, for a moment: a connection the client lets go
+    // of (the open-ended probe at its piece's end) is closed by the HTTP
+    // client's connection task just after its place goes to the next
+    // piece, and the CDN counts it open until its FIN arrives; the next
+    // piece's request can come first. Idle connections a client keeps
+    // open beside the busy ones are no such moment: they count.
     let budget = per_host as usize + 1;
     let in_flight = peak_in_flight(&requests);
     assert!(
