@@ -95,7 +95,7 @@ pub struct CdnRequest {
     pub bytes: u64,
     /// When the response was done: a body's last byte read to be sent
     /// (just before the client can have it), or the body cut or given up by
-    /// the client; any other answer just after it was written. `None` until
+    /// the client; any other answer just before it is written. `None` until
     /// then.
     pub ended: Option<SystemTime>,
     /// The TCP connections open to the CDN when this request arrived, its
@@ -299,6 +299,10 @@ impl Files {
             ended: None,
             open_connections,
         });
+        if !matches!(outcome, Outcome::File(_)) {
+            // Before it is written: a client that has it finds it ended.
+            progress.end();
+        }
         let _ = match outcome {
             Outcome::Token => {
                 let body = serde_json::json!({
