@@ -46,9 +46,10 @@ use crate::stevedore::transport::{discard, Body, Response};
 const REASKS_PER_CONNECTION: u32 = 3;
 
 /// Fetches the rest of the blob of `size` bytes as `plan`'s pieces, the
-/// first from `first` (the 206 to `bytes=<its start>-`, from `first_url`
-/// after redirects), the others over up to `plan.connections - 1` more
-/// connections as the budget has places for them.
+/// first from `first` (the 206 to `bytes=<its start>-`; its final URL,
+/// after redirects, is where the other pieces are asked for), the others
+/// over up to `plan.connections - 1` more connections as the budget has
+/// places for them.
 pub(super) async fn fetch(
     download: &mut Download<'_>,
     first: Response,
