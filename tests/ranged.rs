@@ -16,10 +16,12 @@ mod common;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::blob_files::{lock_of, partial_of};
+use common::hostile_layers::{reset_peak_rss, vm_kib};
 use common::ranged::*;
 use common::tools::tool;
 use common::*;
@@ -443,6 +445,79 @@ fn a_cancelled_transfer_resumes_asking_only_for_what_it_lacks() {
         again <= allowed,
         "{again} bytes the first call had were fetched again, more than {allowed}:\n{log}"
     );
+}
+
+/// Promise 2: memory stays bounded whatever the blob's size and the
+/// connections (the writer's queue and a read buffer per connection), in a
+/// process of its own, as the rig's CDN runs in this one.
+#[test]
+fn a_ranged_download_holds_memory_bounded() {
+    let big = Big::start(96, Cdn::default());
+    let config = big.rig.info().images.large.clone().unwrap().config;
+    let spec = format!(
+        "{} {} {} {} {config} {}",
+        big.registry,
+        big.repo,
+        big.digest,
+        big.size,
+        big.path("layer").display()
+    );
+    let out = run(Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_ranged_download",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("TANK_TEST_RANGED_CHILD", spec));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let growth: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("GROWTH_KIB "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the child did not run the case: {stdout}"));
+    big.assert_fetched("layer");
+    let gets = big.gets();
+    assert!(
+        connections(&gets).len() >= 3,
+        "not ranged, so not the case:\n{}",
+        describe(&gets)
+    );
+    eprintln!("peak RSS grew {growth} KiB for {} bytes", big.size);
+    assert!(
+        growth <= 64 * 1024,
+        "peak RSS grew {growth} KiB fetching {} bytes over 4 connections",
+        big.size
+    );
+}
+
+#[test]
+#[ignore = "run by a_ranged_download_holds_memory_bounded in a child process"]
+fn child_ranged_download() {
+    let Ok(spec) = std::env::var("TANK_TEST_RANGED_CHILD") else {
+        return;
+    };
+    let fields: Vec<&str> = spec.split(' ').collect();
+    let [registry, repo, digest, size, config, path] = fields[..] else {
+        panic!("TANK_TEST_RANGED_CHILD: {spec}");
+    };
+    let cache = cache_with(4, 0);
+    // The runtime and the clients come up at the first call: not growth.
+    blob(registry, repo, config, &cache).unwrap();
+    reset_peak_rss();
+    let before = vm_kib("VmRSS");
+    let size: u64 = size.parse().unwrap();
+    let (result, _) = blob_to_file(
+        registry,
+        repo,
+        digest,
+        Some(size),
+        Path::new(path),
+        &cache,
+        None,
+    );
+    result.unwrap();
+    println!("GROWTH_KIB {}", vm_kib("VmHWM").saturating_sub(before));
 }
 
 #[test]
