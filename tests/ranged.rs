@@ -565,12 +565,13 @@ fn a_whole_image_keeps_to_its_connections_per_host() {
         requests.iter().any(is_piece),
         "no layer was ranged: the budget was not tested:\n{log}"
     );
-    // One over the budget, for a moment: a connection the client lets go
-    // of (the open-ended probe at its piece's end) is closed by the HTTP
-    // client's connection task just after its place goes to the next
-    // piece, and the CDN counts it open until its FIN arrives; the next
-    // piece's request can come first. Idle connections a client keeps
-    // open beside the busy ones are no such moment: they count.
+    // One over the budget for connections open (never for requests in
+    // flight): when a request finds no idle connection, the HTTP client
+    // (hyper's pool) starts a connect and waits for whichever comes
+    // first, the new connection or one given back; when the pooled one
+    // wins, the new one stays open, idle, never carrying a request (seen
+    // in the CDN's log as a connection with no request). Connections that
+    // do carry requests stay within the budget.
     let budget = per_host as usize + 1;
     let in_flight = peak_in_flight(&requests);
     assert!(
