@@ -25,7 +25,8 @@ pub use tank::ffi::bytes::{
 #[allow(unused_imports)]
 pub use tank::ffi::cache::{
     tank_cache_add_mirror, tank_cache_free, tank_cache_load_registries_conf, tank_cache_new,
-    tank_cache_new_with_ttl, TankCache, TANK_MIRROR_PULL, TANK_MIRROR_RESOLVE,
+    tank_cache_new_with_ttl, tank_cache_set_connections, TankCache, TANK_MIRROR_PULL,
+    TANK_MIRROR_RESOLVE,
 };
 pub use tank::ffi::cancel::{tank_cancel_free, tank_cancel_new, tank_cancel_trigger, TankCancel};
 pub use tank::ffi::error::*;
@@ -657,6 +658,22 @@ pub fn load_registries_conf(
     unsafe {
         settled(
             tank_cache_load_registries_conf(cache.0, ptr_of(&p), &mut err),
+            err,
+        )
+    }
+}
+
+/// `tank_cache_set_connections` (0: each one's default).
+pub fn set_connections(
+    cache: &Cache,
+    per_blob: u32,
+    per_host: u32,
+    threshold: u64,
+) -> Result<(), CallError> {
+    let mut err = ptr::null_mut();
+    unsafe {
+        settled(
+            tank_cache_set_connections(cache.0, per_blob, per_host, threshold, &mut err),
             err,
         )
     }
