@@ -80,6 +80,7 @@ pub unsafe extern "C" fn tank_blob_to_file(
                     work: None,
                     cancel: cancel.as_ref(),
                     progress: wants_reports.then_some(report.into()),
+                    connections: None,
                 };
                 // Not dropped when `cancel` fires: the download ends itself,
                 // its writer with it, so that nothing touches its files once

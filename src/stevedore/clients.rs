@@ -24,6 +24,11 @@ const MAX_IDLE_TIME: Duration = Duration::from_secs(90);
 /// One HTTP client: a connection pool and the TLS settings it connects with.
 pub struct Http {
     pub client: reqwest::Client,
+    /// The same, speaking only HTTP/1.1: each request in flight holds a
+    /// TCP connection of its own, where HTTP/2 would put them all on one as
+    /// streams, which a CDN's per-connection cap throttles as one. For the
+    /// ranges of one blob fetched at once.
+    pub separate: reqwest::Client,
     /// For a client with a cache's trust but no client certificate: whether
     /// a server asked for one.
     unanswered_certificate_request: Option<Arc<tls::NoClientCertificate>>,
@@ -36,34 +41,14 @@ impl Http {
         let watch = tls
             .filter(|t| t.identity.is_none())
             .map(|_| Arc::new(tls::NoClientCertificate::default()));
-        let mut builder = reqwest::Client::builder()
-            .use_preconfigured_tls(tls::client_config(tls, watch.clone())?)
-            // Redirects are ours to follow: the token must stay with its
-            // origin, and https must never fall back to http.
-            .redirect(reqwest::redirect::Policy::none())
-            .read_timeout(config.idle_timeout)
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(MAX_IDLE_TIME)
-            .pool_max_idle_per_host(MAX_IDLE_PER_ORIGIN)
-            // Requests are small and written whole; waiting to coalesce
-            // them only adds a round trip of delay.
-            .tcp_nodelay(true)
-            .user_agent(concat!("tank/", env!("CARGO_PKG_VERSION")));
-        for (name, addr) in &config.resolve {
-            builder = builder.resolve(name, *addr);
-        }
-        let proxies = proxy::from_env()?;
-        if proxies.is_empty() {
-            builder = builder.no_proxy();
-        }
-        for p in proxies {
-            builder = builder.proxy(p);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| Error::internal(Reason::Runtime, format!("HTTP client: {e}")))?;
+        let tls = tls::client_config(tls, watch.clone())?;
+        let mut http1 = tls.clone();
+        http1.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let client = build(config, tls, false)?;
+        let separate = build(config, http1, true)?;
         Ok(Http {
             client,
+            separate,
             unanswered_certificate_request: watch,
         })
     }
@@ -88,6 +73,40 @@ impl Http {
             ),
         )
     }
+}
+
+/// A client with `config`'s knobs over `tls`; `http1_only` for one whose
+/// requests in flight each hold a connection.
+fn build(config: &Config, tls: rustls::ClientConfig, http1_only: bool) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        // Redirects are ours to follow: the token must stay with its
+        // origin, and https must never fall back to http.
+        .redirect(reqwest::redirect::Policy::none())
+        .read_timeout(config.idle_timeout)
+        .connect_timeout(config.connect_timeout)
+        .pool_idle_timeout(MAX_IDLE_TIME)
+        .pool_max_idle_per_host(MAX_IDLE_PER_ORIGIN)
+        // Requests are small and written whole; waiting to coalesce
+        // them only adds a round trip of delay.
+        .tcp_nodelay(true)
+        .user_agent(concat!("tank/", env!("CARGO_PKG_VERSION")));
+    if http1_only {
+        builder = builder.http1_only();
+    }
+    for (name, addr) in &config.resolve {
+        builder = builder.resolve(name, *addr);
+    }
+    let proxies = proxy::from_env()?;
+    if proxies.is_empty() {
+        builder = builder.no_proxy();
+    }
+    for p in proxies {
+        builder = builder.proxy(p);
+    }
+    builder
+        .build()
+        .map_err(|e| Error::internal(Reason::Runtime, format!("HTTP client: {e}")))
 }
 
 /// A cache's trust as it was when a call started, and the clients built

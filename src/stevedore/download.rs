@@ -11,12 +11,14 @@
 //! the call goes on (a retry) or returns: a caller may move, delete or
 //! resume the partial file as soon as a call has returned.
 
-// Issue 23's range planning, not yet wired into this download.
-#[allow(dead_code)]
+mod connections;
 mod plan;
-pub use plan::Settings;
+mod ranged;
 #[cfg(test)]
 mod ranged_tests;
+
+pub use connections::Connections;
+pub use plan::Settings;
 
 use std::path::Path;
 
@@ -30,10 +32,12 @@ use super::blocking::blocking;
 use super::cancel::{cancellable, sleep, Cancel};
 use super::digest::Digest;
 use super::error::{Endpoint, Error, ErrorKind, Reason, Result};
+use super::mirrors::sources::authority_of;
 use super::progress::{Progress, Sink};
 use super::repo::{refused, Need, Repo, RepoAt};
 use super::store::{self, Ingest, Partial};
 use super::transport::{discard, Body};
+use plan::{content_range_matches, ContentRange};
 
 /// Chunks received but not yet written: hyper hands out reads of up to
 /// about 400 KiB, so this bounds the queue at a few MiB.
@@ -56,6 +60,9 @@ pub struct BlobTo<'a> {
     pub work: Option<&'a Path>,
     pub cancel: Option<&'a Cancel>,
     pub progress: Option<Sink>,
+    /// The pull's budget of connections per host, shared by its blobs;
+    /// `None`: one of the call's own, with the session's settings.
+    pub connections: Option<&'a Connections>,
 }
 
 impl Repo<'_> {
@@ -78,6 +85,15 @@ async fn fetch(repo: &Repo<'_>, digest: &Digest, req: BlobTo<'_>) -> Result<()> 
         return Err(Error::cancelled());
     }
     let mut progress = Progress::new(req.progress.clone());
+    let own;
+    let connections = match req.connections {
+        Some(shared) => shared,
+        None => {
+            let settings = repo.session().map(|s| s.download_settings());
+            own = Connections::new(settings.unwrap_or_default());
+            &own
+        }
+    };
     let work = req.work.unwrap_or(req.path);
     let partial = match store::ingest(req.path, work, digest, req.size, &cancel).await? {
         Ingest::Present(len) => {
@@ -101,6 +117,8 @@ async fn fetch(repo: &Repo<'_>, digest: &Digest, req: BlobTo<'_>) -> Result<()> 
         cancel,
         budget: Budget::new(first.transport().config().max_retries),
         partial: Some(*partial),
+        connections,
+        unranged: false,
     };
     let verified = loop {
         let e = match download.verified(digest).await {
@@ -126,7 +144,7 @@ async fn fetch(repo: &Repo<'_>, digest: &Digest, req: BlobTo<'_>) -> Result<()> 
     let target = req.path.to_path_buf();
     let len = blocking(move || match (verified, partial) {
         (Ok(()), Some(partial)) => {
-            let len = partial.len;
+            let len = partial.len();
             partial.commit(&target).map(|()| len)
         }
         (Ok(()), None) => Err(lost()),
@@ -185,6 +203,10 @@ struct Download<'a> {
     /// Where the bytes go; away while the writer holds it, and lost only
     /// when the writer panicked.
     partial: Option<Partial>,
+    connections: &'a Connections,
+    /// The source answered a request for a range from 0 with a refusal
+    /// or a range not asked for: one stream from now on.
+    unranged: bool,
 }
 
 /// How one response ended.
@@ -197,6 +219,9 @@ enum Ended {
     /// The registry would not serve the range asked for (`why`): start
     /// over from zero.
     StartOver { why: String },
+    /// The opening range was not honoured, and nothing of it was read:
+    /// ask again, for one stream.
+    Unranged,
 }
 
 impl<'a> Download<'a> {
@@ -210,23 +235,31 @@ impl<'a> Download<'a> {
         self.url = at.blob_url(digest);
         self.budget = Budget::new(at.transport().config().max_retries);
         self.at = at;
+        self.unranged = false;
         if self.partial()?.is_discarded() {
             self.restart().await?;
         }
         Ok(())
     }
 
+    /// The source's `host[:port]`, whose connections the budget counts.
+    fn host(&self) -> String {
+        authority_of(&self.at.source().api_root)
+    }
+
     /// The whole blob in the partial, hashing to `digest`.
     async fn verified(&mut self, digest: &Digest) -> Result<()> {
-        let resumed = self.partial()?.len > 0;
+        let resumed = self.partial()?.written().done() > 0;
+        // This source's first connection, held while it is asked.
+        let _place = self.connections.first(&self.host(), &self.cancel).await?;
         self.run().await?;
-        let mut actual = self.partial()?.finish_hash();
+        let mut actual = self.partial()?.finish_hash()?;
         if actual != *digest && resumed {
             // The bytes kept from before may be what is wrong: one more
             // try, from zero, before calling the blob bad.
             self.restart().await?;
             self.run().await?;
-            actual = self.partial()?.finish_hash();
+            actual = self.partial()?.finish_hash()?;
         }
         if actual == *digest {
             return Ok(());
@@ -244,12 +277,13 @@ impl<'a> Download<'a> {
             // A partial that already holds all the bytes (the call before
             // stopped between the last byte and the rename) needs no
             // request: a range starting at the end would only get a 416.
-            let len = self.partial()?.len;
+            let len = self.partial()?.len();
             if len > 0 && self.size == Some(len) {
                 break;
             }
             match self.one_response().await? {
                 Ended::Complete => break,
+                Ended::Unranged => self.unranged = true,
                 Ended::StartOver { why } => {
                     if self.budget.restarts == 0 {
                         return Err(range_not_honoured(&self.url, &why));
@@ -272,7 +306,7 @@ impl<'a> Download<'a> {
                 }
             }
         }
-        let len = self.partial()?.len;
+        let len = self.partial()?.len();
         if let Some(size) = self.size.filter(|&s| s != len) {
             self.partial()?.discard();
             return Err(Error::protocol(
@@ -298,22 +332,45 @@ impl<'a> Download<'a> {
         restarted
     }
 
+    /// Whether to open with a range from 0 when nothing is there yet: the
+    /// blob may be fetched as ranges, if the server honours them.
+    fn may_use_ranges(&self) -> bool {
+        let settings = self.connections.settings();
+        settings.connections > 1
+            && !self.unranged
+            && self.size.map_or(true, |s| s >= settings.threshold)
+    }
+
     async fn one_response(&mut self) -> Result<Ended> {
-        let from = self.partial()?.len;
+        let from = self.partial()?.len();
+        let opening = from == 0 && self.may_use_ranges();
         let cancel = Some(&self.cancel);
         let mut headers = HeaderMap::new();
-        if from > 0 {
+        if from > 0 || opening {
             headers.insert(RANGE, range_header(from));
         }
         let resp = cancellable(cancel, self.at.get(&self.url, &headers)).await?;
         let status = resp.status();
         let appending = match status {
             StatusCode::PARTIAL_CONTENT => {
-                let starts = content_range_start(resp.headers());
-                if starts != Some(from) {
-                    let why = match (from, starts) {
+                let content_range = resp
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let told = ContentRange::parse(content_range);
+                let size = self.size.or(told.map(|r| r.total));
+                if !content_range_matches(content_range, &(from..u64::MAX), size) {
+                    if opening {
+                        // Its bytes are not trusted, and none is read: the
+                        // next request asks for the whole blob.
+                        return Ok(Ended::Unranged);
+                    }
+                    let why = match (from, told.map(|r| r.first)) {
                         (0, _) => "a 206 to a request for the whole blob".to_owned(),
-                        (_, Some(s)) => format!("asked for bytes {from}-, got a 206 from {s}"),
+                        (_, Some(s)) => format!(
+                            "asked for bytes {from}-, got a 206 with Content-Range {content_range:?} (from {s})"
+                        ),
                         (_, None) => format!("asked for bytes {from}-, got a 206 without a range"),
                     };
                     // Asking again from zero would get the same answer.
@@ -323,7 +380,21 @@ impl<'a> Download<'a> {
                     self.discard(resp).await?;
                     return Ok(Ended::StartOver { why });
                 }
+                if let Some(size) = size.filter(|_| self.may_use_ranges()) {
+                    let settings = *self.connections.settings();
+                    let partial = self.partial()?;
+                    partial.learn_size(size);
+                    let plan = plan::plan(size, &partial.written(), &settings);
+                    if ranged::worth_it(partial, &plan) {
+                        self.size = Some(size);
+                        return ranged::fetch(self, resp, size, &plan).await;
+                    }
+                }
                 true
+            }
+            StatusCode::RANGE_NOT_SATISFIABLE if opening => {
+                self.discard(resp).await?;
+                return Ok(Ended::Unranged);
             }
             StatusCode::RANGE_NOT_SATISFIABLE if from > 0 => {
                 self.discard(resp).await?;
@@ -341,7 +412,7 @@ impl<'a> Download<'a> {
             // The registry ignored Range and sends the whole blob.
             self.restart().await?;
         }
-        let start = self.partial()?.len;
+        let start = self.partial()?.len();
         let mut body = Body::new(&self.url, resp).resumable();
         if let Some(size) = self.size {
             let rest = size.saturating_sub(start);
@@ -407,7 +478,7 @@ impl<'a> Download<'a> {
         let (partial, written) = writer
             .await
             .map_err(|e| Error::internal(Reason::Panic, format!("the writer failed: {e}")))?;
-        let progressed = partial.len > start;
+        let progressed = partial.len() > start;
         self.partial = Some(partial);
         written?;
         match received {
@@ -449,25 +520,15 @@ fn range_header(from: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("bytes={from}-")).expect("digits are a valid header value")
 }
 
-/// The first byte a 206 carries, from `Content-Range: bytes FIRST-LAST/SIZE`.
-fn content_range_start(headers: &HeaderMap) -> Option<u64> {
-    let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
-    let range = value.trim().strip_prefix("bytes ")?;
-    let (first, _) = range.split_once('-')?;
-    first.trim().parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn content_range_and_range_header() {
-        let mut h = HeaderMap::new();
-        h.insert(CONTENT_RANGE, HeaderValue::from_static("bytes 100-199/200"));
-        assert_eq!(content_range_start(&h), Some(100));
-        h.insert(CONTENT_RANGE, HeaderValue::from_static("bytes */200"));
-        assert_eq!(content_range_start(&h), None);
+    fn range_header_is_open_ended() {
         assert_eq!(range_header(7), "bytes=7-");
+        let told = ContentRange::parse("bytes 100-199/200").unwrap();
+        assert_eq!((told.first, told.last, told.total), (100, 199, 200));
+        assert_eq!(ContentRange::parse("bytes */200"), None);
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::blocking::blocking;
 use super::cancel::{cancellable, Cancel};
 use super::digest::Digest;
-use super::download::BlobTo;
+use super::download::{BlobTo, Connections};
 use super::error::{Error, Reason, Result};
 use super::layout::Layout;
 use super::manifest::{self, Descriptor, Manifest, MAX_LAYERS};
@@ -195,10 +195,18 @@ async fn pull_into(
     // the first download that fails, so that the others stop too.
     let stop = req.cancel.map_or_else(Cancel::new, Cancel::child_token);
     let (arrivals, arrived) = watch::channel(HashSet::new());
+    // One budget of connections per host for all the pull's blobs and
+    // their ranges.
+    let connections = Connections::new(
+        repo.session()
+            .map(|s| s.download_settings())
+            .unwrap_or_default(),
+    );
     let source = Source {
         repo,
         cancel: &stop,
         arrivals: &arrivals,
+        connections: &connections,
     };
     // Built in a loop, not by a closure in the stream: the futures must be
     // Send, which rustc cannot prove through a borrowing closure.
@@ -409,6 +417,7 @@ struct Source<'a> {
     cancel: &'a Cancel,
     /// Told each blob that is in the layout, verified.
     arrivals: &'a watch::Sender<HashSet<Digest>>,
+    connections: &'a Connections,
 }
 
 /// One blob into the layout, unless it is there already: a file in
@@ -435,6 +444,7 @@ async fn fetch_blob(
         work: Some(&work),
         cancel: Some(source.cancel),
         progress: Some(report),
+        connections: Some(source.connections),
     };
     let fetched = source.repo.blob_to(digest, to).await;
     if fetched.is_ok() {

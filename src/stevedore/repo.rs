@@ -23,6 +23,7 @@ use super::auth::authorized_get;
 use super::digest::Digest;
 use super::error::{Endpoint, Error, ErrorKind, Result};
 use super::mirrors::sources::Source;
+use super::origin::Origin;
 use super::reference::{Repository, TagOrDigest};
 use super::registry::Registry;
 use super::session::{CacheKey, Session};
@@ -275,6 +276,23 @@ impl<'r> RepoAt<'r> {
             headers,
         )
         .await
+    }
+
+    /// GETs `url`, one of this source's or where it redirected a request
+    /// (a CDN), over a TCP connection of its own while the request is in
+    /// flight (`Transport::with_separate_connections`). Nothing of the
+    /// source's (token, configured headers) goes to another origin.
+    pub async fn get_on_own_connection(&self, url: &Url, headers: &HeaderMap) -> Result<Response> {
+        let asked = self.asked();
+        let transport = asked.transport.with_separate_connections();
+        if Origin::of(url) == Origin::of(&asked.source.api_root) {
+            let session = self.repo.session;
+            return authorized_get(&transport, session, &asked.key, url, headers).await;
+        }
+        transport
+            .with_origin_headers(HeaderMap::new())
+            .get(url, headers, None)
+            .await
     }
 
     /// GETs `url` for `endpoint`; an error status is an `Http` error.

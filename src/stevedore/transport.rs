@@ -33,6 +33,8 @@ pub struct Transport {
     /// URL's own origin, never a redirect target or plain http beyond
     /// loopback.
     origin_headers: Option<Arc<HeaderMap>>,
+    /// GETs over HTTP/1.1 only, a connection each (`Http::separate`).
+    separate_connections: bool,
 }
 
 impl Transport {
@@ -43,6 +45,7 @@ impl Transport {
             trusted: None,
             retry_connect: true,
             origin_headers: None,
+            separate_connections: false,
         })
     }
 
@@ -55,6 +58,7 @@ impl Transport {
             trusted,
             retry_connect: self.retry_connect,
             origin_headers: self.origin_headers.clone(),
+            separate_connections: self.separate_connections,
         }
     }
 
@@ -72,6 +76,16 @@ impl Transport {
     pub fn with_fallback(&self) -> Transport {
         Transport {
             retry_connect: false,
+            ..self.clone()
+        }
+    }
+
+    /// The same, each GET in flight on a TCP connection of its own (the
+    /// ranges of one blob fetched at once): HTTP/2 would carry them all as
+    /// streams of one.
+    pub fn with_separate_connections(&self) -> Transport {
+        Transport {
+            separate_connections: true,
             ..self.clone()
         }
     }
@@ -176,7 +190,11 @@ impl Transport {
 
     async fn send(&self, url: &Url, headers: HeaderMap) -> std::result::Result<Response, Failed> {
         let http = self.http_for(url)?;
-        let request = http.client.get(url.clone()).headers(headers);
+        let client = match self.separate_connections {
+            true => &http.separate,
+            false => &http.client,
+        };
+        let request = client.get(url.clone()).headers(headers);
         request.send().await.map_err(|e| Failed {
             error: http.refused_for_certificate(describe("GET", url, &e)),
             unanswered: closed_before_answer(&e),

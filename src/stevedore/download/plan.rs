@@ -169,23 +169,35 @@ pub fn range_header(range: &Range<u64>) -> String {
     format!("bytes={}-{}", range.start, range.end - 1)
 }
 
+/// A 206's `Content-Range: bytes FIRST-LAST/SIZE`, as numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentRange {
+    pub first: u64,
+    pub last: u64,
+    pub total: u64,
+}
+
+impl ContentRange {
+    pub fn parse(value: &str) -> Option<ContentRange> {
+        let rest = value.trim().strip_prefix("bytes ")?;
+        let (span, total) = rest.split_once('/')?;
+        let (first, last) = span.split_once('-')?;
+        Some(ContentRange {
+            first: first.trim().parse().ok()?,
+            last: last.trim().parse().ok()?,
+            total: total.trim().parse().ok()?,
+        })
+    }
+}
+
 /// Whether a 206's `Content-Range` is the answer to a request for
 /// `asked` (an open-ended request asks up to the end of the blob) of a
 /// blob of `size` bytes, when known: the bytes are exactly those, and the
 /// blob is that long. Anything else is a server not to take ranges from.
 pub fn content_range_matches(value: &str, asked: &Range<u64>, size: Option<u64>) -> bool {
-    let Some(parse) = (|| {
-        let rest = value.trim().strip_prefix("bytes ")?;
-        let (span, total) = rest.split_once('/')?;
-        let (first, last) = span.split_once('-')?;
-        let first: u64 = first.trim().parse().ok()?;
-        let last: u64 = last.trim().parse().ok()?;
-        let total: u64 = total.trim().parse().ok()?;
-        Some((first, last, total))
-    })() else {
+    let Some(ContentRange { first, last, total }) = ContentRange::parse(value) else {
         return false;
     };
-    let (first, last, total) = parse;
     let end = asked.end.min(total);
     size.map_or(true, |s| s == total) && first == asked.start && last.checked_add(1) == Some(end)
 }

@@ -35,6 +35,7 @@ fn blob(len: usize) -> Vec<u8> {
 fn settings(connections: usize) -> Settings {
     Settings {
         connections,
+        per_host: 16,
         threshold: 0,
         min_piece: 16 * KIB,
         max_piece: 256 * KIB,

@@ -26,7 +26,6 @@
 //! "nothing worth keeping" test becomes "no extents", not "length 0".
 
 use std::fs::File;
-use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -148,7 +147,8 @@ impl Assembly {
     }
 
     /// What of `[0, total)` is still to be fetched.
-    pub fn missing(&self, total: u64) -> Vec<Range<u64>> {
+    #[cfg(test)]
+    pub fn missing(&self, total: u64) -> Vec<std::ops::Range<u64>> {
         self.written.missing(total)
     }
 
@@ -160,6 +160,7 @@ impl Assembly {
     }
 
     /// A record due every `bytes` recorded, rather than [`CHECKPOINT`].
+    #[cfg(test)]
     pub fn checkpoint_every(&mut self, bytes: u64) {
         self.every = bytes.max(1);
     }

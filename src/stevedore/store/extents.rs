@@ -101,6 +101,7 @@ impl Extents {
         gaps
     }
 
+    #[cfg(test)]
     pub fn is_complete(&self, total: u64) -> bool {
         self.contiguous_prefix() >= total
     }
@@ -114,6 +115,7 @@ impl Extents {
         }
     }
 
+    #[cfg(test)]
     pub fn ranges(&self) -> &[Range<u64>] {
         &self.ranges
     }

@@ -56,14 +56,13 @@ pub async fn ingest(
         return Ok(Ingest::Present(len));
     }
     let lock = PathLock::acquire(sibling(work, "lock"), Some(cancel)).await?;
-    let (partial, algorithm, cancel) =
-        (sibling(work, "partial"), digest.algorithm(), cancel.clone());
+    let (partial, digest, cancel) = (sibling(work, "partial"), digest.clone(), cancel.clone());
     blocking(move || {
         if let Some(len) = check()? {
             drop(lock);
             return Ok(Ingest::Present(len));
         }
-        Partial::open(partial, Arc::new(lock), algorithm, size, &cancel)
+        Partial::open(partial, Arc::new(lock), &digest, size, &cancel)
             .map(|p| Ingest::Writing(Box::new(p)))
     })
     .await?

@@ -9,12 +9,8 @@
 //! Everything here but the lock's wait is blocking file work: async
 //! callers run it through [`super::blocking`].
 
-// The pieces of issue 23's ranged downloads, not yet wired into the
-// download: used only by their tests until then.
-#[allow(dead_code)]
 pub mod assembly;
 pub mod atomic;
-#[allow(dead_code)]
 pub mod extents;
 pub mod ingest;
 pub mod lock;

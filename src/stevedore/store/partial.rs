@@ -10,35 +10,49 @@
 //! rename, the file at the target is checked to be the one written
 //! ([`atomic::commit`]). So a commit costs no second read of the blob.
 //!
+//! One stream appends; several ranges write at their offsets
+//! ([`Partial::write_at`]), and then a record beside the file
+//! (`<partial>.extents`, [`extents`]) says which bytes are there, so the
+//! next call asks only for the gaps. Either way the bytes are hashed in
+//! order, once ([`Assembly`]).
+//!
 //! Every method is blocking file work, and so is dropping one.
 
 use std::fs::{File, Permissions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::assembly::Assembly;
 use super::atomic;
+use super::extents::{self, Extents};
 use super::lock::PathLock;
 use super::private_file;
-use super::verify::hash_into;
+use super::sibling;
 use crate::stevedore::cancel::Cancel;
-use crate::stevedore::digest::{Algorithm, Digest, Hasher};
-use crate::stevedore::error::{Error, Result};
+use crate::stevedore::digest::Digest;
+use crate::stevedore::error::{Error, Reason, Result};
 
 pub struct Partial {
-    /// `None` once committed.
-    file: Option<File>,
+    /// The file and what is in it; `None` once committed.
+    assembly: Option<Assembly>,
     /// Where the file is: `<work>.partial`, or a name of its own when
     /// something at that name could not be replaced.
     path: PathBuf,
+    /// `<path>.extents`: which bytes are there, once they are not simply
+    /// the file's first `len`.
+    record: PathBuf,
+    /// Whether the record is the word on what the file holds (bytes were
+    /// written at offsets): it is kept up to date, and saved when the
+    /// partial is let go of.
+    recorded: bool,
     /// At the name the next call resumes from.
     resumable: bool,
     /// Known bad: removed, not kept for a resume, when dropped.
     discarded: bool,
-    hasher: Hasher,
-    algorithm: Algorithm,
-    pub len: u64,
+    digest: Digest,
+    size: Option<u64>,
     /// Held as long as the partial exists, wherever it is (the writer
     /// thread, a flush and rename): no other call touches these files
     /// before this one is done with them.
@@ -46,30 +60,48 @@ pub struct Partial {
 }
 
 impl Partial {
-    /// The partial at `path`, trusted and hashed so a resumed download
-    /// asks only for the rest, or a fresh one. One longer than the blob can
-    /// be is emptied.
+    /// The partial at `path`, trusted and its contiguous prefix hashed so a
+    /// resumed download asks only for the rest, or a fresh one. One longer
+    /// than the blob can be is emptied.
     pub fn open(
         path: PathBuf,
         lock: Arc<PathLock>,
-        algorithm: Algorithm,
+        digest: &Digest,
         size: Option<u64>,
         cancel: &Cancel,
     ) -> Result<Partial> {
-        let (mut file, path, resumable) = match take_over(&path)? {
+        let (file, path, resumable) = match take_over(&path)? {
             Some(file) => (file, path, true),
             None => fresh(path)?,
         };
-        let mut hasher = Hasher::new(algorithm);
-        let len = hash_into(&mut file, &path, &mut hasher, Some(cancel))?;
+        let record = sibling(&path, "extents");
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("reading", &path, &e))?
+            .len();
+        let recorded = resumable && std::fs::symlink_metadata(&record).is_ok();
+        // A size not known cannot match a record's: a record then says
+        // nothing is there, and its partial starts over.
+        let written = match recorded {
+            true => extents::load(&record, digest, size.unwrap_or(u64::MAX), len),
+            false => Extents::prefix(len),
+        };
+        let assembly = Assembly::resume(
+            file,
+            path.clone(),
+            digest.algorithm(),
+            written,
+            Some(cancel),
+        )?;
         let mut partial = Partial {
-            file: Some(file),
+            assembly: Some(assembly),
             path,
+            record,
+            recorded,
             resumable,
             discarded: false,
-            hasher,
-            algorithm,
-            len,
+            digest: digest.clone(),
+            size,
             _lock: lock,
         };
         if size.is_some_and(|s| len > s) {
@@ -78,52 +110,112 @@ impl Partial {
         Ok(partial)
     }
 
-    fn file(&mut self) -> &mut File {
-        self.file
-            .as_mut()
-            .expect("a partial file is open until commit")
+    fn assembly(&mut self) -> Result<&mut Assembly> {
+        self.assembly.as_mut().ok_or_else(committed)
     }
 
-    /// Empties the file: the download starts over from byte 0.
+    /// Bytes from 0 that are there without a gap, all hashed: where one
+    /// stream goes on from.
+    pub fn len(&self) -> u64 {
+        self.assembly.as_ref().map_or(0, Assembly::hashed)
+    }
+
+    /// Every byte that is there, in order or not.
+    pub fn written(&self) -> Extents {
+        self.assembly
+            .as_ref()
+            .map(|a| a.written().clone())
+            .unwrap_or_default()
+    }
+
+    /// Empties the file: the download starts over from byte 0, and the
+    /// record of what was there goes with the bytes.
     pub fn restart(&mut self) -> Result<()> {
-        let path = self.path.clone();
-        let file = self.file();
-        file.set_len(0)
-            .and_then(|_| file.seek(SeekFrom::Start(0)).map(|_| ()))
-            .map_err(|e| Error::io("truncating", &path, &e))?;
-        self.hasher = Hasher::new(self.algorithm);
-        self.len = 0;
+        let assembly = self.assembly.take().ok_or_else(committed)?;
+        let file = assembly.into_file();
+        let emptied = file
+            .set_len(0)
+            .map_err(|e| Error::io("truncating", &self.path, &e));
+        let algorithm = self.digest.algorithm();
+        self.assembly = Some(Assembly::resume(
+            file,
+            self.path.clone(),
+            algorithm,
+            Extents::new(),
+            None,
+        )?);
+        emptied?;
+        extents::remove(&self.record)?;
+        self.recorded = false;
         // Nothing bad is left in it.
         self.discarded = false;
         Ok(())
     }
 
+    /// One stream's next bytes, after the contiguous prefix.
     pub fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        let path = self.path.clone();
-        self.file()
-            .write_all(bytes)
-            .map_err(|e| Error::io("writing", &path, &e))?;
-        self.hasher.update(bytes);
-        self.len += bytes.len() as u64;
+        let at = self.len();
+        self.write_at(at, bytes)
+    }
+
+    /// Bytes of the blob at `offset`. A record is saved before the first
+    /// call ([`Partial::record_extents`]) when the bytes may come out of
+    /// order, and again every few MiB after.
+    pub fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
+        let assembly = self.assembly()?;
+        assembly.write_at(offset, bytes)?;
+        if self.recorded && self.assembly()?.checkpoint_due() {
+            self.save_record()?;
+        }
         Ok(())
     }
 
-    /// The hash of everything written; the partial goes on with a fresh
-    /// hasher.
-    pub fn finish_hash(&mut self) -> Digest {
-        std::mem::replace(&mut self.hasher, Hasher::new(self.algorithm)).finish()
+    /// From now on the file may have gaps: the record says what is there,
+    /// saved now, before any byte lands past the contiguous prefix (without
+    /// one, a partial is read as one stream's, all its length there).
+    pub fn record_extents(&mut self) -> Result<()> {
+        self.recorded = true;
+        self.save_record()
+    }
+
+    fn save_record(&mut self) -> Result<()> {
+        let (record, digest) = (self.record.clone(), self.digest.clone());
+        let size = self.size.unwrap_or(u64::MAX);
+        self.assembly()?.checkpoint(&record, &digest, size)
+    }
+
+    /// The blob's size, once known from a server's answer when the caller
+    /// did not know it: a record then says whose bytes it describes.
+    pub fn learn_size(&mut self, size: u64) {
+        self.size.get_or_insert(size);
+    }
+
+    /// The hash of the contiguous prefix, once every byte to the end is
+    /// there; the partial goes on with a fresh hasher.
+    pub fn finish_hash(&mut self) -> Result<Digest> {
+        let len = self.len();
+        self.assembly()?.finish(len).ok_or_else(|| {
+            Error::internal(
+                Reason::Panic,
+                "a download was hashed before its bytes were all there; this is a bug in tank",
+            )
+        })
     }
 
     /// Put at `target` by an atomic commit, with the mode any other file
     /// the caller makes gets. Fails when what the rename moved is not this
     /// file (someone swapped the name).
     pub fn commit(mut self, target: &Path) -> Result<()> {
-        let file = self.file.take().expect("open until commit");
-        // Set before the rename: the blob is never at its name unreadable
-        // to others.
-        let committed = file
-            .set_permissions(Permissions::from_mode(0o666 & !umask()))
-            .map_err(|e| Error::io("setting the mode of", &self.path, &e))
+        let file = self.assembly.take().ok_or_else(committed)?.into_file();
+        // The whole blob is there: the record describes nothing now, and a
+        // partial left behind by a failed rename is one stream's.
+        let committed = extents::remove(&self.record)
+            .and_then(|()| {
+                // Set before the rename: the blob is never at its name
+                // unreadable to others.
+                file.set_permissions(Permissions::from_mode(0o666 & !umask()))
+                    .map_err(|e| Error::io("setting the mode of", &self.path, &e))
+            })
             .and_then(|()| atomic::commit(&file, &self.path, target, atomic::Writers::Sole));
         // A partial under a name of its own is never resumed.
         if committed.is_err() && !self.resumable {
@@ -145,15 +237,33 @@ impl Partial {
     }
 }
 
+fn committed() -> Error {
+    Error::internal(
+        Reason::Panic,
+        "a download's partial file was used after its commit; this is a bug in tank",
+    )
+}
+
 impl Drop for Partial {
     /// Kept for the next call when it holds something, at the name that
-    /// call looks for; else nothing worth keeping.
+    /// call looks for, with its record up to date when it has one; else
+    /// nothing worth keeping.
     fn drop(&mut self) {
-        if let Some(file) = self.file.take() {
-            if self.discarded || self.len == 0 || !self.resumable {
-                private_file::remove_if_at(&file, &self.path);
+        let Some(assembly) = self.assembly.take() else {
+            return;
+        };
+        let keep = !self.discarded && self.resumable && assembly.written().done() > 0;
+        if keep {
+            if self.recorded {
+                let size = self.size.unwrap_or(u64::MAX);
+                // A record not saved costs only bytes fetched again.
+                let _ = extents::save(&self.record, assembly.written(), &self.digest, size);
             }
+            return;
         }
+        let file = assembly.into_file();
+        private_file::remove_if_at(&file, &self.path);
+        let _ = extents::remove(&self.record);
     }
 }
 
