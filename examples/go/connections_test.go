@@ -139,3 +139,57 @@ func TestSetConnectionsKeepsPullsRight(t *testing.T) {
 		})
 	}
 }
+
+// blobConnections is the TCP connections the CDN saw requests for digest on
+// since the last rig.Clear.
+func blobConnections(t *testing.T, digest string) map[string]bool {
+	t.Helper()
+	reqs, err := rig.CDNRequests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		if strings.Contains(r.Path, strings.TrimPrefix(digest, "sha256:")) && r.Connection != nil {
+			seen[*r.Connection] = true
+		}
+	}
+	return seen
+}
+
+// The settings reach the download: one connection per blob is one TCP
+// connection to the CDN for the whole layer, and four may be more. (The
+// counts come from the rig's CDN log; nothing here is timed.)
+func TestSetConnectionsReachTheDownload(t *testing.T) {
+	img := rig.Info.Images.Large
+	if img == nil {
+		t.Fatalf("the rig has no large image: start it with --large-mib %s", largeMiB)
+	}
+	layer := img.Layers[0]
+	for _, s := range []struct {
+		perBlob     int
+		connections func(n int) bool
+		want        string
+	}{
+		{1, func(n int) bool { return n == 1 }, "exactly 1"},
+		{4, func(n int) bool { return n > 1 && n <= 4 }, "2 to 4"},
+	} {
+		t.Run(fmt.Sprintf("%d per blob", s.perBlob), func(t *testing.T) {
+			cache := newCache(t)
+			mustSet(t, cache.SetConnections(s.perBlob, 16, 8<<20))
+			if err := rig.Clear(); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "layer")
+			err := tank.FetchBlobToFile(context.Background(), rig.Info.CDN.Registry, img.Repo, layer,
+				img.BlobSizes[layer], path, cache, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(blobConnections(t, layer)); !s.connections(n) {
+				t.Errorf("the CDN saw the %d-byte layer over %d connections, want %s",
+					img.BlobSizes[layer], n, s.want)
+			}
+		})
+	}
+}
