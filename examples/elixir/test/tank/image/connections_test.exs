@@ -4,10 +4,12 @@ defmodule Tank.Image.ConnectionsTest do
   `:ranged_threshold`: bad values are refused (an `ArgumentError` from the
   module, `{:error, {:bad_input, _}}` from the NIF, never a crash), good
   ones are taken, and pulls through the rig's CDN (which honours `Range`)
-  stay right whatever they are. Not whether ranges are faster: that is the
-  benchmark's business.
+  stay right whatever they are; the CDN's log shows the settings reach the
+  download. Not whether ranges are faster: that is the benchmark's
+  business. The log is the rig's, shared: these run with no other test at
+  once.
   """
-  use ExUnit.Case, async: true
+  use ExUnit.Case, async: false
 
   alias Tank.Image.Registry
   alias Tank.Test.Rig
@@ -153,6 +155,45 @@ defmodule Tank.Image.ConnectionsTest do
 
       assert file_sha256(path) == layer, inspect(opts)
       File.rm!(path)
+    end
+  end
+
+  # The TCP connections the CDN saw requests for `digest` on since the last
+  # Rig.clear().
+  defp blob_connections(digest) do
+    Rig.cdn_requests()
+    |> Enum.filter(&(&1["path"] =~ hex(digest) and &1["connection"] != nil))
+    |> Enum.map(& &1["connection"])
+    |> Enum.uniq()
+  end
+
+  @tag timeout: 120_000
+  test "the settings reach the download: one connection per blob is one TCP connection",
+       %{tmp_dir: dir} do
+    image = Rig.image(:many)
+    [layer | _] = image["layers"]
+
+    for {connections, wanted} <- [{1, 1..1}, {4, 2..4}] do
+      cache =
+        Registry.new_token_cache(
+          connections: connections,
+          connections_per_host: 16,
+          ranged_threshold: 8 * 1_048_576
+        )
+
+      Rig.clear()
+      path = Path.join(dir, "layer-#{connections}")
+
+      assert :ok =
+               Registry.blob_to_file(Rig.registry(:cdn), image["repo"], layer, path,
+                 size: image["blob_sizes"][layer],
+                 token_cache: cache
+               )
+
+      seen = length(blob_connections(layer))
+
+      assert seen in wanted,
+             "connections: #{connections}: the CDN saw the layer over #{seen} connections"
     end
   end
 end
