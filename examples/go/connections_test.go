@@ -158,7 +158,7 @@ func blobConnections(t *testing.T, digest string) map[string]bool {
 }
 
 // The settings reach the download: one connection per blob is one TCP
-// connection to the CDN for the whole layer, and four may be more. (The
+// connection to the CDN for the whole layer, and four are more. (The
 // counts come from the rig's CDN log; nothing here is timed.)
 func TestSetConnectionsReachTheDownload(t *testing.T) {
 	img := rig.Info.Images.Large
@@ -172,7 +172,9 @@ func TestSetConnectionsReachTheDownload(t *testing.T) {
 		want        string
 	}{
 		{1, func(n int) bool { return n == 1 }, "exactly 1"},
-		{4, func(n int) bool { return n > 1 && n <= 4 }, "2 to 4"},
+		// Not at most 4: that bounds connections at once, and the first
+		// request's connection may give way to a fresh one.
+		{4, func(n int) bool { return n > 1 }, "more than 1"},
 	} {
 		t.Run(fmt.Sprintf("%d per blob", s.perBlob), func(t *testing.T) {
 			cache := newCache(t)
