@@ -94,9 +94,9 @@
  * library's soname is libtank.so.1.
  */
 #define TANK_VERSION_MAJOR 1
-#define TANK_VERSION_MINOR 0
+#define TANK_VERSION_MINOR 1
 #define TANK_VERSION_PATCH 0
-#define TANK_VERSION "1.0.0"
+#define TANK_VERSION "1.1.0"
 /* One number to compare in #if: 0xMMmmpp, e.g. TANK_VERSION_NUMBER >= 0x000200. */
 #define TANK_VERSION_NUMBER ((TANK_VERSION_MAJOR << 16) | (TANK_VERSION_MINOR << 8) | TANK_VERSION_PATCH)
 

@@ -21,14 +21,7 @@ const MIB: usize = 1 << 20;
 
 fn rig() -> &'static Rig {
     static RIG: OnceLock<Rig> = OnceLock::new();
-    RIG.get_or_init(|| {
-        let rig = start(RigOptions::tls_only());
-        let ca = &rig.info().tls.as_ref().expect("tls info").ca_pem;
-        // Edition 2021: a safe fn. No tank call has run in this process
-        // yet (every test waits for this initialiser first).
-        std::env::set_var("SSL_CERT_FILE", ca);
-        rig
-    })
+    RIG.get_or_init(start_tls_trusted)
 }
 
 /// One test at a time: connects are counted per port, for the process.

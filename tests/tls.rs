@@ -13,15 +13,7 @@ use common::*;
 
 fn rig() -> &'static Rig {
     static RIG: OnceLock<Rig> = OnceLock::new();
-    RIG.get_or_init(|| {
-        let rig = start(RigOptions::tls_only());
-        let ca = &rig.info().tls.as_ref().expect("tls info").ca_pem;
-        // Edition 2021: a safe fn. No tank call has run in this process
-        // yet (every test waits for this initialiser first), so no thread
-        // reads the environment while it changes.
-        std::env::set_var("SSL_CERT_FILE", ca);
-        rig
-    })
+    RIG.get_or_init(start_tls_trusted)
 }
 
 fn https(addr: &str) -> String {

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use tank::ffi::bytes::{tank_blob, tank_bytes_release, TankBytes};
-use tank::ffi::cache::{tank_cache_free, tank_cache_new, TankCache};
+use tank::ffi::cache::{tank_cache_free, tank_cache_new, tank_cache_set_connections, TankCache};
 use tank::ffi::cancel::{tank_cancel_free, tank_cancel_new, tank_cancel_trigger, TankCancel};
 use tank::ffi::error::{tank_error_free, tank_error_message, TankError};
 use tank::ffi::pull::tank_pull;
@@ -45,8 +45,15 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("many") if args.len() == 4 => many(&args[1], &args[2], &args[3]),
         // Cut: cancels the call once half the blob is on disk, as a fault
         // would, leaving the partial file for the next call to resume.
-        Some(mode @ ("to_file" | "to_file_cut")) if args.len() == 6 => {
+        // CONNECTIONS: through a cache set to fetch big blobs over that many
+        // connections each (16 per host, the default threshold); without
+        // it, no cache and tank's defaults.
+        Some(mode @ ("to_file" | "to_file_cut")) if matches!(args.len(), 6 | 7) => {
             let size: u64 = args[4].parse()?;
+            let cache = match args.get(6) {
+                Some(n) => cache_with_connections(n.parse().context("CONNECTIONS")?)?,
+                None => std::ptr::null_mut(),
+            };
             let rss_before = current_rss_bytes()?;
             let started = Instant::now();
             let status = to_file(
@@ -55,14 +62,18 @@ pub fn run(args: &[String]) -> Result<()> {
                 &args[3],
                 size,
                 &args[5],
-                std::ptr::null_mut(),
+                cache,
                 mode == "to_file_cut",
-            )?;
+            );
+            let call_secs = started.elapsed().as_secs_f64();
+            // SAFETY: the cache is NULL or this call's own, no longer used.
+            unsafe { tank_cache_free(cache) };
+            let status = status?;
             println!(
                 "{}",
                 serde_json::json!({
                     "status": format!("{status:?}"),
-                    "call_secs": started.elapsed().as_secs_f64(),
+                    "call_secs": call_secs,
                     "rss_growth_bytes": peak_rss_bytes()?.saturating_sub(rss_before),
                     "cpu_secs": crate::measure::process_cpu_secs("self")?,
                 })
@@ -115,7 +126,7 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         _ => bail!(
             "worker: blob REG REPO DIGEST | many REG REPO DIGEST,DIGEST,... | \
-             to_file[_cut] REG REPO DIGEST SIZE PATH | pull REFERENCE LAYOUT | \
+             to_file[_cut] REG REPO DIGEST SIZE PATH [CONNECTIONS] | pull REFERENCE LAYOUT | \
              to_file_seq REG REPO DIR DIGEST=SIZE,... | {}",
             crate::unpack::worker::USAGE
         ),
@@ -153,6 +164,38 @@ fn fetch(registry: &str, repo: &str, digest: &str, cache: *mut TankCache) -> Res
         tank_bytes_release(&mut out);
         Ok((len, released.elapsed().as_secs_f64()))
     }
+}
+
+/// A cache whose calls fetch a big blob over `per_blob` connections
+/// (`tank_cache_set_connections(cache, per_blob, 16, 0)`).
+fn cache_with_connections(per_blob: u32) -> Result<*mut TankCache> {
+    // SAFETY: the cache is this function's own until it returns it; the
+    // error is read and freed here.
+    unsafe {
+        let cache = tank_cache_new();
+        let mut err: *mut TankError = std::ptr::null_mut();
+        let status = tank_cache_set_connections(cache, per_blob, 16, 0, &mut err);
+        if status != TankStatus::TANK_OK {
+            let msg = error_text(err);
+            tank_error_free(err);
+            tank_cache_free(cache);
+            bail!("tank_cache_set_connections {per_blob}: {status:?}: {msg}");
+        }
+        Ok(cache)
+    }
+}
+
+/// The message of `err`, or nothing when it is NULL.
+///
+/// # Safety
+/// `err` is NULL or a live error from tank.
+unsafe fn error_text(err: *mut TankError) -> String {
+    if err.is_null() {
+        return String::new();
+    }
+    std::ffi::CStr::from_ptr(tank_error_message(err))
+        .to_string_lossy()
+        .into_owned()
 }
 
 struct Cut {

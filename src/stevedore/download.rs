@@ -219,8 +219,8 @@ enum Ended {
     /// The registry would not serve the range asked for (`why`): start
     /// over from zero.
     StartOver { why: String },
-    /// The opening range was not honoured, and nothing of it was read:
-    /// ask again, for one stream.
+    /// A range was not honoured (the opening one, of which nothing was
+    /// read, or a piece's): one stream from where the bytes stop.
     Unranged,
 }
 
@@ -359,8 +359,7 @@ impl<'a> Download<'a> {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
                 let told = ContentRange::parse(content_range);
-                let size = self.size.or(told.map(|r| r.total));
-                if !content_range_matches(content_range, &(from..u64::MAX), size) {
+                if !told.is_some_and(|r| r.answers_from(from, self.size)) {
                     if opening {
                         // Its bytes are not trusted, and none is read: the
                         // next request asks for the whole blob.
@@ -380,7 +379,9 @@ impl<'a> Download<'a> {
                     self.discard(resp).await?;
                     return Ok(Ended::StartOver { why });
                 }
-                if let Some(size) = size.filter(|_| self.may_use_ranges()) {
+                let size = self.size.or(told.and_then(|r| r.total));
+                let rangeable = content_range_matches(content_range, &(from..u64::MAX), size);
+                if let Some(size) = size.filter(|_| rangeable && self.may_use_ranges()) {
                     let settings = *self.connections.settings();
                     let partial = self.partial()?;
                     partial.learn_size(size);
@@ -528,7 +529,15 @@ mod tests {
     fn range_header_is_open_ended() {
         assert_eq!(range_header(7), "bytes=7-");
         let told = ContentRange::parse("bytes 100-199/200").unwrap();
-        assert_eq!((told.first, told.last, told.total), (100, 199, 200));
+        assert_eq!((told.first, told.last, told.total), (100, 199, Some(200)));
+        assert!(told.answers_from(100, Some(200)) && told.answers_from(100, None));
+        assert!(!told.answers_from(100, Some(300)) && !told.answers_from(99, None));
         assert_eq!(ContentRange::parse("bytes */200"), None);
+        let unknown = ContentRange::parse("bytes 5-9/*").unwrap();
+        assert_eq!(unknown.total, None);
+        assert!(unknown.answers_from(5, Some(10)));
+        assert!(!ContentRange::parse("bytes 5-8/10")
+            .unwrap()
+            .answers_from(5, None));
     }
 }

@@ -528,6 +528,20 @@ pub fn start(opts: RigOptions) -> Rig {
     Rig::start(opts).unwrap_or_else(|e| panic!("the registry rig did not start: {e:#}"))
 }
 
+/// The https registries, their CA trusted by this process through
+/// `SSL_CERT_FILE`, which the client reads once, when the first call
+/// starts it: call this before any tank call of the binary (from its one
+/// `OnceLock`, which every test waits for), so no thread reads the
+/// environment while it changes.
+#[allow(dead_code)]
+pub fn start_tls_trusted() -> Rig {
+    let rig = start(RigOptions::tls_only());
+    let ca = &rig.info().tls.as_ref().expect("tls info").ca_pem;
+    // Edition 2021: a safe fn.
+    std::env::set_var("SSL_CERT_FILE", ca);
+    rig
+}
+
 /// A loopback port that accepts connections but is never answered; tells
 /// whether anything connected to it. Proves "no request was sent".
 pub struct Tripwire {

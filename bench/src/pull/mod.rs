@@ -68,7 +68,7 @@ pub fn run(quick: bool, runs: usize) -> Result<()> {
 
 /// The peer: oci-client, built outside tank's workspace (its own lock and
 /// target).
-fn oci_peer() -> Result<PathBuf> {
+pub(crate) fn oci_peer() -> Result<PathBuf> {
     let peer = std::env::current_dir()?.join("bench/oci-peer/target/release/oci-peer");
     if !peer.is_file() {
         bail!(

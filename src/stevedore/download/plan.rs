@@ -169,12 +169,13 @@ pub fn range_header(range: &Range<u64>) -> String {
     format!("bytes={}-{}", range.start, range.end - 1)
 }
 
-/// A 206's `Content-Range: bytes FIRST-LAST/SIZE`, as numbers.
+/// A 206's `Content-Range: bytes FIRST-LAST/SIZE`, as numbers; `SIZE`
+/// may be `*` (not known to the server).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContentRange {
     pub first: u64,
     pub last: u64,
-    pub total: u64,
+    pub total: Option<u64>,
 }
 
 impl ContentRange {
@@ -182,20 +183,44 @@ impl ContentRange {
         let rest = value.trim().strip_prefix("bytes ")?;
         let (span, total) = rest.split_once('/')?;
         let (first, last) = span.split_once('-')?;
+        let total = match total.trim() {
+            "*" => None,
+            n => Some(n.parse().ok()?),
+        };
         Some(ContentRange {
             first: first.trim().parse().ok()?,
             last: last.trim().parse().ok()?,
-            total: total.trim().parse().ok()?,
+            total,
         })
+    }
+
+    /// Whether this is the answer to an open-ended request from `from`
+    /// of a blob of `size` bytes, when known: the bytes start there, and
+    /// go to the end when the server says where that is.
+    pub fn answers_from(&self, from: u64, size: Option<u64>) -> bool {
+        let to_the_end = self
+            .total
+            .map_or(true, |t| self.last.checked_add(1) == Some(t));
+        let same_size = match (self.total, size) {
+            (Some(t), Some(s)) => t == s,
+            _ => true,
+        };
+        self.first == from && to_the_end && same_size
     }
 }
 
 /// Whether a 206's `Content-Range` is the answer to a request for
 /// `asked` (an open-ended request asks up to the end of the blob) of a
 /// blob of `size` bytes, when known: the bytes are exactly those, and the
-/// blob is that long. Anything else is a server not to take ranges from.
+/// blob is that long, as the server says. Anything else is a server not
+/// to take ranges from.
 pub fn content_range_matches(value: &str, asked: &Range<u64>, size: Option<u64>) -> bool {
-    let Some(ContentRange { first, last, total }) = ContentRange::parse(value) else {
+    let Some(ContentRange {
+        first,
+        last,
+        total: Some(total),
+    }) = ContentRange::parse(value)
+    else {
         return false;
     };
     let end = asked.end.min(total);

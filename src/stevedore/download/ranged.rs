@@ -14,9 +14,9 @@
 //! A body cut mid-way puts the rest of its piece back, from the byte where
 //! it stopped (bounded, as one stream's resumes are). A refusal from the
 //! URL the registry redirected to (an expired CDN URL's 403) asks the
-//! registry again for a fresh one. A server that stops honouring ranges
-//! half-way fails the call: what arrived is kept, and the next call
-//! starts with one stream if it still does not.
+//! registry again for a fresh one. A server that answers a piece with
+//! anything but its bytes (a 200, a 416, another range) gets one stream
+//! from where the contiguous bytes stop, what arrived kept.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,9 +46,10 @@ use crate::stevedore::transport::{discard, Body, Response};
 const REASKS_PER_CONNECTION: u32 = 3;
 
 /// Fetches the rest of the blob of `size` bytes as `plan`'s pieces, the
-/// first from `first` (the 206 to `bytes=<its start>-`, from `first_url`
-/// after redirects), the others over up to `plan.connections - 1` more
-/// connections as the budget has places for them.
+/// first from `first` (the 206 to `bytes=<its start>-`; its final URL,
+/// after redirects, is where the other pieces are asked for), the others
+/// over up to `plan.connections - 1` more connections as the budget has
+/// places for them.
 pub(super) async fn fetch(
     download: &mut Download<'_>,
     first: Response,
@@ -130,6 +131,10 @@ pub(super) async fn fetch(
             "a ranged download ended with pieces missing; this is a bug in tank",
         )),
         Ok(_) => Ok(Ended::Complete),
+        // A server that answers `bytes=N-` but not `bytes=N-M` (or stopped
+        // honouring ranges): one stream from where the bytes stop, the
+        // pieces that arrived kept.
+        Err(e) if e.reason == Reason::RangeNotHonoured => Ok(Ended::Unranged),
         Err(error) if is_resumable(&error) => Ok(Ended::Dropped {
             error,
             progressed: received.into_inner() > 0,

@@ -37,6 +37,12 @@ use crate::stevedore::error::{Error, Result};
 /// Reads of bytes written ahead of the frontier, when the frontier
 /// reaches them: the only buffer this holds.
 const READ_BACK: usize = 1 << 20;
+/// Bytes read back and hashed for each byte written, at most: the hash
+/// catches up with a gap that filled a little at a time, so the writer
+/// never stops taking chunks for the whole of a piece's hashing (every
+/// connection would stall behind it); it still gains on the bytes
+/// arriving, and [`Assembly::finish`] hashes what is left.
+const CATCH_UP_PER_BYTE: u64 = 4;
 /// Bytes recorded since the last saved record after which the next one is
 /// due: a cut transfer fetches again at most this much per range (the
 /// issue's bound is connections × 8 MiB).
@@ -83,7 +89,7 @@ impl Assembly {
             unsaved: 0,
             every: CHECKPOINT,
         };
-        assembly.catch_up(cancel)?;
+        assembly.catch_up(u64::MAX, cancel)?;
         Ok(assembly)
     }
 
@@ -108,13 +114,17 @@ impl Assembly {
         }
         self.unsaved += bytes.len() as u64;
         self.written.insert(offset..end);
-        self.catch_up(None)
+        let budget = (bytes.len() as u64).saturating_mul(CATCH_UP_PER_BYTE);
+        self.catch_up(budget, None)
     }
 
-    /// Hashes, reading them back, the bytes written ahead of the frontier
-    /// that are now contiguous with it.
-    fn catch_up(&mut self, cancel: Option<&Cancel>) -> Result<()> {
-        let prefix = self.written.contiguous_prefix();
+    /// Hashes, reading them back, up to `budget` bytes of those written
+    /// ahead of the frontier that are now contiguous with it.
+    fn catch_up(&mut self, budget: u64, cancel: Option<&Cancel>) -> Result<()> {
+        let prefix = self
+            .written
+            .contiguous_prefix()
+            .min(self.hashed.saturating_add(budget));
         if self.hashed >= prefix {
             return Ok(());
         }
@@ -136,9 +146,16 @@ impl Assembly {
         Ok(())
     }
 
-    /// Bytes `[0, hashed)` are hashed.
+    /// Bytes `[0, hashed)` are hashed; the rest of the contiguous prefix
+    /// is caught up with as more bytes are written, or at the finish.
+    #[cfg(test)]
     pub fn hashed(&self) -> u64 {
         self.hashed
+    }
+
+    /// Bytes from 0 in the file without a gap.
+    pub fn contiguous(&self) -> u64 {
+        self.written.contiguous_prefix()
     }
 
     /// What is in the file.
@@ -175,14 +192,20 @@ impl Assembly {
         Ok(())
     }
 
-    /// The hash of the whole blob, once `[0, size)` is hashed; `None`
-    /// while bytes are missing. Once it has answered, the assembly is only
-    /// its file ([`Assembly::into_file`]).
-    pub fn finish(&mut self, size: u64) -> Option<Digest> {
-        if self.hashed != size || self.written.contiguous_prefix() != size {
-            return None;
+    /// The hash of the whole blob, once `[0, size)` is written (the
+    /// bytes not yet hashed are read back and hashed now); `None` while
+    /// bytes are missing. Once it has answered, the assembly is only its
+    /// file ([`Assembly::into_file`]).
+    pub fn finish(&mut self, size: u64) -> Result<Option<Digest>> {
+        if self.written.contiguous_prefix() != size {
+            return Ok(None);
         }
-        Some(std::mem::replace(&mut self.hasher, Hasher::new(self.algorithm)).finish())
+        self.catch_up(u64::MAX, None)?;
+        if self.hashed != size {
+            return Ok(None);
+        }
+        let hasher = std::mem::replace(&mut self.hasher, Hasher::new(self.algorithm));
+        Ok(Some(hasher.finish()))
     }
 
     /// The file, back to its owner (the partial, for the commit).
@@ -258,10 +281,33 @@ mod tests {
                 assert!(a.hashed() <= a.written().contiguous_prefix());
             }
         }
-        assert_eq!(a.hashed(), size);
-        let digest = a.finish(size).expect("complete");
+        assert!(a.hashed() <= size);
+        let digest = a.finish(size).unwrap().expect("complete");
         assert_eq!(digest, Digest::of(Algorithm::Sha256, &bytes));
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    }
+
+    /// A gap that fills joins bytes written ahead: they are hashed a few
+    /// bytes per byte written after, not all at once (the writer would
+    /// stop taking chunks meanwhile), and all by the finish.
+    #[test]
+    fn bytes_joined_to_the_frontier_are_hashed_a_little_per_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = blob(4 * READ_BACK);
+        let size = bytes.len() as u64;
+        let mut a = assembly(dir.path(), Extents::new());
+        a.write_at(1000, &bytes[1000..]).unwrap();
+        assert_eq!(a.hashed(), 0);
+        a.write_at(0, &bytes[..1000]).unwrap();
+        assert_eq!(a.written().contiguous_prefix(), size);
+        assert_eq!(
+            a.hashed(),
+            1000 + 4 * 1000,
+            "the gap's own bytes, then 4 per byte"
+        );
+        a.write_at(0, &bytes[..10]).unwrap();
+        let digest = a.finish(size).unwrap().expect("complete");
+        assert_eq!(digest, Digest::of(Algorithm::Sha256, &bytes));
     }
 
     #[test]
@@ -276,7 +322,7 @@ mod tests {
         resent[..100].fill(0xff);
         a.write_at(500, &resent).unwrap();
         a.write_at(100, &[0xee; 50]).unwrap();
-        let digest = a.finish(1000).expect("complete");
+        let digest = a.finish(1000).unwrap().expect("complete");
         assert_eq!(digest, Digest::of(Algorithm::Sha256, &bytes));
         assert_eq!(std::fs::read(dir.path().join("b.partial")).unwrap(), bytes);
     }
@@ -288,7 +334,7 @@ mod tests {
         a.write_at(10, b"later").unwrap();
         assert_eq!(a.hashed(), 0);
         assert_eq!(a.missing(20), vec![0..10, 15..20]);
-        assert_eq!(a.finish(15), None, "bytes missing");
+        assert_eq!(a.finish(15).unwrap(), None, "bytes missing");
         assert_eq!(a.written().ranges(), &[10..15]);
     }
 
@@ -329,7 +375,7 @@ mod tests {
             a.write_at(g.start, &bytes[g.start as usize..g.end as usize])
                 .unwrap();
         }
-        let actual = a.finish(size).expect("complete");
+        let actual = a.finish(size).unwrap().expect("complete");
         assert_eq!(actual, digest);
     }
 

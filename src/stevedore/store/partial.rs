@@ -114,10 +114,10 @@ impl Partial {
         self.assembly.as_mut().ok_or_else(committed)
     }
 
-    /// Bytes from 0 that are there without a gap, all hashed: where one
-    /// stream goes on from.
+    /// Bytes from 0 that are there without a gap: where one stream goes
+    /// on from.
     pub fn len(&self) -> u64 {
-        self.assembly.as_ref().map_or(0, Assembly::hashed)
+        self.assembly.as_ref().map_or(0, Assembly::contiguous)
     }
 
     /// Every byte that is there, in order or not.
@@ -194,7 +194,7 @@ impl Partial {
     /// there; the partial goes on with a fresh hasher.
     pub fn finish_hash(&mut self) -> Result<Digest> {
         let len = self.len();
-        self.assembly()?.finish(len).ok_or_else(|| {
+        self.assembly()?.finish(len)?.ok_or_else(|| {
             Error::internal(
                 Reason::Panic,
                 "a download was hashed before its bytes were all there; this is a bug in tank",

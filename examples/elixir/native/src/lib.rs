@@ -502,7 +502,6 @@ fn blob_to_file<'a>(
                         work: None,
                         cancel: Some(&cancel),
                         progress: Some(progress.into()),
-                        // The call's own budget, from the cache's settings.
                         connections: None,
                     };
                     repo.blob_to(&digest, to).await
