@@ -129,13 +129,6 @@
 #define TANK_UNPACK_REPLACE 2u
 
 /**
- * Bytes recorded since the last saved record after which the next one is
- * due: a cut transfer fetches again at most this much per range (the
- * issue's bound is connections × 8 MiB).
- */
-#define CHECKPOINT (8 << 20)
-
-/**
  * What a fallible call returns. Codes are never renumbered; a retired code
  * stays reserved.
  */

@@ -341,15 +341,49 @@ impl<'a> Download<'a> {
             && self.size.map_or(true, |s| s >= settings.threshold)
     }
 
+    /// The plan for the blob, when nothing of it is there yet, it goes as
+    /// ranges and its size is known: the opening request then asks for
+    /// its first piece only, so that its connection serves the next piece
+    /// too instead of being dropped with bytes in flight. (A resume asks
+    /// for `bytes=N-`, which every server that resumes at all honours; a
+    /// 200 to it would cost the bytes kept.)
+    fn planned(&self) -> Result<Option<plan::Plan>> {
+        let Some(size) = self.size.filter(|_| self.may_use_ranges()) else {
+            return Ok(None);
+        };
+        let partial = self.partial.as_ref().ok_or_else(lost)?;
+        if partial.written().done() > 0 {
+            return Ok(None);
+        }
+        let plan = plan::plan(size, &partial.written(), self.connections.settings());
+        let worth_it = ranged::worth_it(partial, &plan) && !plan.pieces.is_empty();
+        Ok(worth_it.then_some(plan))
+    }
+
     async fn one_response(&mut self) -> Result<Ended> {
         let from = self.partial()?.len();
-        let opening = from == 0 && self.may_use_ranges();
+        let planned = self.planned()?;
+        // With the size not known, a range from 0 asks the server both
+        // whether it honours ranges and how big the blob is.
+        let opening = planned.is_some() || from == 0 && self.may_use_ranges();
         let cancel = Some(&self.cancel);
         let mut headers = HeaderMap::new();
-        if from > 0 || opening {
-            headers.insert(RANGE, range_header(from));
+        match &planned {
+            Some(plan) => {
+                let value = HeaderValue::from_str(&plan::range_header(&plan.pieces[0]))
+                    .expect("digits are a valid header value");
+                headers.insert(RANGE, value);
+            }
+            None if from > 0 || opening => {
+                headers.insert(RANGE, range_header(from));
+            }
+            None => {}
         }
-        let resp = cancellable(cancel, self.at.get(&self.url, &headers)).await?;
+        // Every blob body on a connection of its own (HTTP/1.1): the
+        // pull's budget of connections per host counts them, and the
+        // pieces of a ranged download reuse what the opening left idle.
+        let get = self.at.get_on_own_connection(&self.url, &headers);
+        let resp = cancellable(cancel, get).await?;
         let status = resp.status();
         let appending = match status {
             StatusCode::PARTIAL_CONTENT => {
@@ -358,11 +392,18 @@ impl<'a> Download<'a> {
                     .get(CONTENT_RANGE)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
+                if let Some(plan) = planned {
+                    let size = self.size.ok_or_else(lost)?;
+                    if content_range_matches(content_range, &plan.pieces[0], Some(size)) {
+                        return ranged::fetch(self, resp, size, &plan).await;
+                    }
+                    // Its bytes are not trusted, and none is read: one
+                    // stream from here on.
+                    return Ok(Ended::Unranged);
+                }
                 let told = ContentRange::parse(content_range);
                 if !told.is_some_and(|r| r.answers_from(from, self.size)) {
                     if opening {
-                        // Its bytes are not trusted, and none is read: the
-                        // next request asks for the whole blob.
                         return Ok(Ended::Unranged);
                     }
                     let why = match (from, told.map(|r| r.first)) {
@@ -379,6 +420,8 @@ impl<'a> Download<'a> {
                     self.discard(resp).await?;
                     return Ok(Ended::StartOver { why });
                 }
+                // The size not known before: the server's word decides
+                // whether the rest goes as ranges.
                 let size = self.size.or(told.and_then(|r| r.total));
                 let rangeable = content_range_matches(content_range, &(from..u64::MAX), size);
                 if let Some(size) = size.filter(|_| rangeable && self.may_use_ranges()) {

@@ -40,8 +40,8 @@
 //!
 //! The CDN can act like the ones in front of real registries
 //! ([`RigOptions`]): a rate cap per TCP connection
-//! (`cdn_rate_per_connection`), `Range` honoured, ignored or answered with a
-//! wrong `Content-Range` (`cdn_ranges`, [`Rig::set_cdn_ranges`]), URLs that
+//! (`cdn_rate_per_connection`), `Range` honoured, ignored, answered with a
+//! wrong `Content-Range` or refused (`cdn_ranges`, [`Rig::set_cdn_ranges`]), URLs that
 //! expire (`cdn_url_expiry`, [`Rig::expire_cdn_urls`]) and bodies cut
 //! mid-way ([`Rig::cut_cdn_bodies`]); [`Rig::cdn_requests`] tells per
 //! request the connection, the range asked, the status and the extent sent.
@@ -73,7 +73,7 @@ mod which;
 mod workdir;
 
 pub use accesslog::RegistryRequest;
-pub use cdn::{parse_rate, CdnRanges, CdnRequest};
+pub use cdn::{parse_rate, CdnRanges, CdnRequest, CDN_RANGES_NAMES};
 pub use info::{
     BasicAuthInfo, BasicRegistryInfo, CdnRegistryInfo, FaultyMirrorsInfo, ImageInfo, Images,
     IndexEntryInfo, IndexInfo, PlainRegistryInfo, PrivateInfo, PullThroughInfo, RigInfo,

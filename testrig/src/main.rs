@@ -5,12 +5,12 @@
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use tank_testrig::{parse_rate, CdnRanges, Rig, RigOptions};
+use tank_testrig::{parse_rate, CdnRanges, Rig, RigOptions, CDN_RANGES_NAMES};
 
 const USAGE: &str = "usage: tank-testrig [--plain-only] [--basic] [--client-cert] [--tls-token]
                     [--mirrors] [--everything] [--cdn-challenges]
@@ -36,9 +36,10 @@ tls-redirect. Also on request:
   --cdn-rate-per-connection RATE
                    pace each TCP connection to the CDN to RATE (64MiB/s,
                    512KiB/s, 1000B/s), as real CDNs cap a stream
-  --cdn-ranges honour|ignore|wrong-content-range
+  --cdn-ranges honour|ignore|wrong-content-range|refuse
                    how the CDN answers Range: 206 (the default), 200 with
-                   the whole blob, or 206 with Content-Range one byte off
+                   the whole blob, 206 with Content-Range one byte off, or
+                   416 to any Range at all
   --cdn-url-expiry SECS
                    the CDN answers the registry's redirect with a 307 to a
                    signed URL that answers 403 once SECS old (0: at once)
@@ -48,8 +49,13 @@ While it runs, a line on stdin is a query answered by one JSON line on stdout:
   cdn-requests          every CDN request so far (path, whether it carried
                         Authorization, Basic user name, the CDN's own token,
                         status, connection address:port, Range, offset
-                        and count of the body bytes sent)
-  clear                 forget both logs
+                        and count of the body bytes sent, at_ms and ended_ms
+                        since the epoch, open_connections when it arrived)
+  cdn-connections       TCP connections open to the CDN now, the most open
+                        at once since start, clear or cdn-reset-peak, and
+                        those (client address:port) open at that peak
+  cdn-reset-peak        the peak starts again from what is open now
+  clear                 forget both logs (and the CDN's peak)
   token-post 404|405    every issuer answers every POST with that status
   token-post on         the issuers answer OAuth2 POSTs again (the default)
   cdn-challenges on|off the CDN challenges blob reads with its own realm, or not
@@ -89,9 +95,8 @@ fn parse_args() -> Result<Option<Args>> {
             }
             "--cdn-ranges" => {
                 let v = args.next().context("--cdn-ranges needs a mode")?;
-                options.cdn_ranges = CdnRanges::from_name(&v).with_context(|| {
-                    format!("--cdn-ranges {v}: expected honour, ignore or wrong-content-range")
-                })?;
+                options.cdn_ranges = CdnRanges::from_name(&v)
+                    .with_context(|| format!("--cdn-ranges {v}: expected {CDN_RANGES_NAMES}"))?;
             }
             "--cdn-url-expiry" => {
                 let v = args.next().context("--cdn-url-expiry needs seconds")?;
@@ -210,6 +215,12 @@ fn run() -> Result<()> {
     Ok(())
 }
 
+/// Milliseconds since the epoch, as JSON carries them.
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 enum Event {
     /// A line on stdin: a query from the process that started the rig.
     Command(String),
@@ -249,8 +260,20 @@ fn answer(rig: &Rig, command: &str) -> Result<()> {
                 "range": r.range,
                 "offset": r.offset,
                 "bytes": r.bytes,
+                "at_ms": epoch_ms(r.at),
+                "ended_ms": r.ended.map(epoch_ms),
+                "open_connections": r.open_connections,
             })).collect::<Vec<_>>()
         }),
+        "cdn-connections" => serde_json::json!({
+            "open": rig.cdn_open_connections(),
+            "peak": rig.cdn_peak_connections(),
+            "at_peak": rig.cdn_connections_at_peak().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        }),
+        "cdn-reset-peak" => {
+            rig.reset_cdn_peak();
+            serde_json::json!({"ok": true})
+        }
         "clear" => {
             rig.clear_logs();
             serde_json::json!({"ok": true})
@@ -291,7 +314,7 @@ fn answer(rig: &Rig, command: &str) -> Result<()> {
                     serde_json::json!({"ok": true})
                 }
                 None => serde_json::json!({"error": format!(
-                    "{other:?}: expected cdn-ranges honour|ignore|wrong-content-range"
+                    "{other:?}: expected cdn-ranges {CDN_RANGES_NAMES}"
                 )}),
             }
         }
@@ -307,7 +330,7 @@ fn answer(rig: &Rig, command: &str) -> Result<()> {
             None => serde_json::json!({"error": format!(
                 "unknown command {other:?}; try token-requests, cdn-requests, clear, \
                  token-post 404|405|on, cdn-challenges on|off, cdn-ranges MODE, \
-                 cdn-expire-urls, cdn-cut BYTES COUNT"
+                 cdn-expire-urls, cdn-cut BYTES COUNT, cdn-connections, cdn-reset-peak"
             )}),
         },
     };

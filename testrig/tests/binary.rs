@@ -133,8 +133,11 @@ fn the_cdn_flags_and_commands_reach_the_cdn() {
     writeln!(stdin, "cdn-ranges honour").unwrap();
     assert_eq!(next(), serde_json::json!({"ok": true}));
     assert_eq!(get(&signed).status(), 206);
+    writeln!(stdin, "cdn-ranges refuse").unwrap();
+    assert_eq!(next(), serde_json::json!({"ok": true}));
+    assert_eq!(get(&signed).status(), 416);
     writeln!(stdin, "cdn-ranges sideways").unwrap();
-    assert!(next()["error"].is_string());
+    assert!(next()["error"].as_str().unwrap().contains("refuse"));
     writeln!(stdin, "cdn-cut 2 1").unwrap();
     assert_eq!(next(), serde_json::json!({"ok": true}));
     writeln!(stdin, "cdn-cut two").unwrap();
@@ -156,6 +159,7 @@ fn the_cdn_flags_and_commands_reach_the_cdn() {
             (307, "bytes=0-3"),
             (200, "bytes=0-3"),
             (206, "bytes=0-3"),
+            (416, "bytes=0-3"),
             (403, "bytes=0-3")
         ]
     );
@@ -166,7 +170,22 @@ fn the_cdn_flags_and_commands_reach_the_cdn() {
     for r in reqs {
         let connection = r["connection"].as_str().unwrap();
         assert!(connection.starts_with("127.0.0.1:"), "{connection}");
+        assert!(r["ended_ms"].as_u64().unwrap() >= r["at_ms"].as_u64().unwrap());
+        // Its own at least (ureq may drop a connection after an error
+        // status and open another).
+        assert!(r["open_connections"].as_u64().unwrap() >= 1);
     }
+    writeln!(stdin, "cdn-connections").unwrap();
+    let connections = next();
+    let peak = connections["peak"].as_u64().unwrap();
+    let at_peak = connections["at_peak"].as_array().unwrap();
+    assert!(peak >= 1);
+    assert_eq!(at_peak.len() as u64, peak, "{connections}");
+    assert!(at_peak
+        .iter()
+        .all(|c| c.as_str().unwrap().starts_with("127.0.0.1:")));
+    writeln!(stdin, "cdn-reset-peak").unwrap();
+    assert_eq!(next(), serde_json::json!({"ok": true}));
 
     drop(stdin);
     assert!(child.wait().unwrap().success());

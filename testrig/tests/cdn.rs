@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Read;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -222,6 +223,57 @@ fn ranges_are_answered_honoured_ignored_or_mislabelled() {
 }
 
 #[test]
+fn a_refusing_cdn_answers_416_to_any_range_and_200_without_one() {
+    let rig = Rig::start(RigOptions {
+        cdn_ranges: CdnRanges::Refuse,
+        ..RigOptions::cdn_only()
+    })
+    .unwrap();
+    let layer = rig.info().images.oci_image.layers[0].clone();
+    let (url, bytes) = cdn_blob(&rig, &layer);
+    let len = bytes.len();
+    let client = agent();
+
+    for range in ["bytes=0-", "bytes=5-9", "bytes=-4", "bytes=0-1,4-5"] {
+        let refused = get(&client, &url, Some(range));
+        assert_eq!(refused.status, 416, "{range}");
+        assert_eq!(refused.content_range, Some(format!("bytes */{len}")));
+        assert!(refused.body.is_empty(), "{range}");
+    }
+    let whole = get(&client, &url, None);
+    assert_eq!((whole.status, whole.content_range), (200, None));
+    assert_eq!(
+        whole.accept_ranges, None,
+        "a refusing server offers no ranges"
+    );
+    assert_eq!(whole.body, bytes);
+
+    rig.set_cdn_ranges(CdnRanges::Honour);
+    assert_eq!(get(&client, &url, Some("bytes=0-")).status, 206);
+    rig.set_cdn_ranges(CdnRanges::Refuse);
+    assert_eq!(get(&client, &url, Some("bytes=0-")).status, 416);
+
+    let seen: Vec<_> = rig
+        .cdn_requests()
+        .iter()
+        .map(|r| (r.status, r.bytes))
+        .collect();
+    let len = len as u64;
+    assert_eq!(
+        seen,
+        [
+            (416, 0),
+            (416, 0),
+            (416, 0),
+            (416, 0),
+            (200, len),
+            (206, len),
+            (416, 0)
+        ]
+    );
+}
+
+#[test]
 fn urls_expire_and_a_new_one_comes_from_asking_again() {
     let rig = Rig::start(RigOptions {
         cdn_url_expiry: Some(Duration::from_secs(600)),
@@ -356,4 +408,73 @@ fn a_body_cut_mid_way_closes_its_connection_and_can_be_resumed() {
         [(200, 0, half), (206, half, bytes.len() as u64 - half)]
     );
     assert_ne!(log[0].connection, log[1].connection);
+}
+
+/// Waits (at most 5 s) until the CDN has `want` connections open: the
+/// kernel finishes loopback handshakes and closes in its own time.
+fn open_settles_at(rig: &Rig, want: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let open = rig.cdn_open_connections();
+        if open == want || Instant::now() > deadline {
+            return open;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn the_cdn_counts_the_connections_open_at_once() {
+    let rig = Rig::start(RigOptions::cdn_only()).unwrap();
+    let layer = rig.info().images.oci_image.layers[0].clone();
+    let (url, bytes) = cdn_blob(&rig, &layer);
+    let base = &rig.info().cdn.as_ref().unwrap().cdn;
+    let addr = base.strip_prefix("http://").unwrap().to_owned();
+    assert_eq!(rig.cdn_peak_connections(), 0);
+
+    // Idle connections count too: a client's budget is of connections.
+    let idle: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    assert_eq!(open_settles_at(&rig, 5), 5);
+    let client = agent();
+    assert_eq!(get(&client, &url, None).body, bytes);
+    let log = rig.cdn_requests();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].open_connections, 6, "{log:?}");
+    assert!(log[0].ended.unwrap() >= log[0].at, "{log:?}");
+    assert_eq!(rig.cdn_peak_connections(), 6);
+    let mut expected: Vec<_> = idle.iter().map(|c| c.local_addr().unwrap()).collect();
+    expected.push(log[0].connection.unwrap());
+    expected.sort();
+    let mut at_peak = rig.cdn_connections_at_peak();
+    at_peak.sort();
+    assert_eq!(at_peak, expected, "the idle ones and the one asking");
+
+    drop(idle);
+    drop(client);
+    assert_eq!(open_settles_at(&rig, 0), 0);
+    assert_eq!(rig.cdn_peak_connections(), 6, "the peak stays until reset");
+    rig.reset_cdn_peak();
+    assert_eq!(rig.cdn_peak_connections(), 0);
+
+    // Requests one after another on one kept-alive connection: one.
+    let client = agent();
+    for _ in 0..3 {
+        assert_eq!(get(&client, &url, Some("bytes=0-3")).status, 206);
+    }
+    assert_eq!(rig.cdn_peak_connections(), 1);
+    // Two clients at once: two.
+    let other = agent();
+    assert_eq!(get(&other, &url, Some("bytes=0-3")).status, 206);
+    assert_eq!(rig.cdn_peak_connections(), 2);
+    let opens: Vec<usize> = rig
+        .cdn_requests()
+        .iter()
+        .map(|r| r.open_connections)
+        .collect();
+    assert_eq!(opens, [6, 1, 1, 1, 2], "a reset keeps the log");
+    // A new window starts from what is still open.
+    drop(other);
+    assert_eq!(open_settles_at(&rig, 1), 1);
+    rig.clear_logs();
+    assert_eq!(rig.cdn_peak_connections(), 1);
 }

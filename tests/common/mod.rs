@@ -11,6 +11,7 @@ pub mod core;
 pub mod hostile_layers;
 pub mod layers;
 pub mod listing;
+pub mod ranged;
 pub mod scripted;
 pub mod test_ca;
 pub mod tools;

@@ -46,7 +46,7 @@ const CATCH_UP_PER_BYTE: u64 = 4;
 /// Bytes recorded since the last saved record after which the next one is
 /// due: a cut transfer fetches again at most this much per range (the
 /// issue's bound is connections × 8 MiB).
-pub const CHECKPOINT: u64 = 8 << 20;
+pub(crate) const CHECKPOINT: u64 = 8 << 20;
 
 pub struct Assembly {
     file: File,

@@ -1,27 +1,44 @@
 //! The CDN's request log. A request is logged before its body goes out, so
 //! a test that has read a response finds it there; the bytes sent keep
 //! counting in place as the body is written (or stop where the connection
-//! was cut).
+//! was cut), and the time it ended is filled in once it is done.
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use super::CdnRequest;
 
 #[derive(Default)]
 pub(crate) struct CdnLog {
-    entries: Mutex<Vec<(CdnRequest, Arc<AtomicU64>)>>,
+    entries: Mutex<Vec<(CdnRequest, Arc<Progress>)>>,
+}
+
+/// What changes in a log entry while its response goes out.
+#[derive(Default)]
+pub(super) struct Progress {
+    sent: AtomicU64,
+    ended: Mutex<Option<SystemTime>>,
+}
+
+impl Progress {
+    /// The response is done (whole, cut, or given up by the client).
+    pub(super) fn end(&self) {
+        if let Ok(mut ended) = self.ended.lock() {
+            ended.get_or_insert_with(SystemTime::now);
+        }
+    }
 }
 
 impl CdnLog {
-    /// Logs `request`; the counter its body's bytes go to.
-    pub(super) fn push(&self, request: CdnRequest) -> Arc<AtomicU64> {
-        let sent = Arc::new(AtomicU64::new(0));
+    /// Logs `request`; where its body's bytes and its end are recorded.
+    pub(super) fn push(&self, request: CdnRequest) -> Arc<Progress> {
+        let progress = Arc::new(Progress::default());
         if let Ok(mut entries) = self.entries.lock() {
-            entries.push((request, Arc::clone(&sent)));
+            entries.push((request, Arc::clone(&progress)));
         }
-        sent
+        progress
     }
 
     /// Every request logged, with the body bytes sent so far.
@@ -31,8 +48,9 @@ impl CdnLog {
         };
         entries
             .iter()
-            .map(|(request, sent)| CdnRequest {
-                bytes: sent.load(Ordering::SeqCst),
+            .map(|(request, progress)| CdnRequest {
+                bytes: progress.sent.load(Ordering::SeqCst),
+                ended: progress.ended.lock().ok().and_then(|e| *e),
                 ..request.clone()
             })
             .collect()
@@ -46,16 +64,30 @@ impl CdnLog {
 }
 
 /// A body that adds what it hands to the server's writer to a log entry:
-/// at most one read (64 KiB) ahead of what reached the socket.
+/// at most one read (64 KiB) ahead of what reached the socket; it ends the
+/// entry when its last byte is read (or a read fails: a cut).
 pub(super) struct Counted<R> {
     pub(super) inner: R,
-    pub(super) sent: Arc<AtomicU64>,
+    /// The body's length.
+    pub(super) len: u64,
+    pub(super) progress: Arc<Progress>,
 }
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.sent.fetch_add(n as u64, Ordering::SeqCst);
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                self.progress.end();
+                return Err(e);
+            }
+        };
+        let sent = self.progress.sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+        if sent >= self.len {
+            // Before the last bytes are written: a test that has read a
+            // whole body finds its end logged.
+            self.progress.end();
+        }
         Ok(n)
     }
 }

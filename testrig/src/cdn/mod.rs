@@ -12,13 +12,15 @@
 //! whether a client sent the registry's credentials there.
 //!
 //! Like a real CDN it may also cap each connection's rate ([`pace`]), answer
-//! `Range` well or badly ([`CdnRanges`]) and let its URLs expire
+//! `Range` well, badly or not at all ([`CdnRanges`]) and let its URLs expire
 //! ([`expiry`]); its log ([`CdnRequest`]) says per request which connection
-//! asked for which range and how many bytes went out.
+//! asked for which range and how many bytes went out, and it counts the
+//! connections open at once ([`open`]).
 
 mod cut;
 mod expiry;
 mod log;
+mod open;
 mod pace;
 mod range;
 
@@ -26,7 +28,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -40,11 +42,12 @@ use crate::serve::{header, HttpService};
 use cut::{shut_down, CutAfter, Cuts};
 use expiry::{Expiry, Verdict};
 pub(crate) use log::CdnLog;
-use log::Counted;
+use log::{Counted, Progress};
+use open::OpenConnections;
 pub use pace::parse_rate;
 use pace::Buckets;
-pub use range::CdnRanges;
 use range::Span;
+pub use range::{CdnRanges, CDN_RANGES_NAMES};
 
 /// The service named in the CDN's own Bearer challenge.
 pub(crate) const CDN_SERVICE: &str = "tank-cdn";
@@ -90,6 +93,14 @@ pub struct CdnRequest {
     pub offset: u64,
     /// Body bytes sent (so far, while the body is still going out).
     pub bytes: u64,
+    /// When the response was done: a body's last byte read to be sent
+    /// (just before the client can have it), or the body cut or given up by
+    /// the client; any other answer just before it is written. `None` until
+    /// then.
+    pub ended: Option<SystemTime>,
+    /// The TCP connections open to the CDN when this request arrived, its
+    /// own included (see [`Rig::cdn_peak_connections`](crate::Rig::cdn_peak_connections)).
+    pub open_connections: usize,
 }
 
 pub(crate) struct CdnServer {
@@ -106,6 +117,7 @@ struct Files {
     buckets: Option<Buckets>,
     expiry: Option<Expiry>,
     cuts: Cuts,
+    connections: OpenConnections,
     /// `http://127.0.0.1:PORT`, once the port is known.
     base: Mutex<String>,
     /// The listening address, once known.
@@ -144,6 +156,7 @@ impl CdnServer {
             buckets: config.rate_per_connection.map(Buckets::new),
             expiry: config.url_expiry.map(Expiry::new).transpose()?,
             cuts: Cuts::default(),
+            connections: OpenConnections::default(),
             base: Mutex::new(String::new()),
             local: OnceLock::new(),
             token: format!("cdn-{}", random_hex(16)?),
@@ -188,10 +201,37 @@ impl CdnServer {
     pub(crate) fn expire_urls(&self) -> bool {
         self.files.expiry.as_ref().map(Expiry::expire_all).is_some()
     }
+
+    /// The TCP connections open to the CDN now.
+    pub(crate) fn open_connections(&self) -> usize {
+        self.files.sample_connections()
+    }
+
+    /// The most connections seen open at once since start or the last
+    /// [`CdnServer::reset_peak`].
+    pub(crate) fn peak_connections(&self) -> usize {
+        self.files.connections.peak()
+    }
+
+    /// The clients' ends of the connections open at that peak.
+    pub(crate) fn peak_peers(&self) -> Vec<SocketAddr> {
+        self.files.connections.peak_peers()
+    }
+
+    pub(crate) fn reset_peak(&self) {
+        self.files.connections.reset(self.service.addr());
+    }
 }
 
 impl Files {
+    fn sample_connections(&self) -> usize {
+        self.local
+            .get()
+            .map_or(0, |local| self.connections.sample(*local))
+    }
+
     fn handle(&self, request: Request) {
+        let open_connections = self.sample_connections();
         let target = request.url().to_string();
         let auth = header(&request, "Authorization").map(str::to_owned);
         let range = header(&request, "Range").map(str::to_owned);
@@ -238,7 +278,7 @@ impl Files {
             Outcome::Error(status, _) => *status,
             Outcome::Challenge => 401,
         };
-        let sent = self.log.push(CdnRequest {
+        let progress = self.log.push(CdnRequest {
             method: method.as_str().to_owned(),
             path: target.clone(),
             authorization: auth.is_some(),
@@ -256,7 +296,13 @@ impl Files {
                 _ => 0,
             },
             bytes: 0,
+            ended: None,
+            open_connections,
         });
+        if !matches!(outcome, Outcome::File(_)) {
+            // Before it is written: a client that has it finds it ended.
+            progress.end();
+        }
         let _ = match outcome {
             Outcome::Token => {
                 let body = serde_json::json!({
@@ -286,21 +332,23 @@ impl Files {
                 add_header(&mut response, "Content-Range", &format!("bytes */{len}"));
                 request.respond(response)
             }
-            Outcome::File(blob) => self.send_file(request, status, blob, sent),
+            Outcome::File(blob) => self.send_file(request, status, blob, Arc::clone(&progress)),
             Outcome::Error(status, message) => {
                 request.respond(Response::from_string(message).with_status_code(status))
             }
         };
+        progress.end();
+        self.sample_connections();
     }
 
     /// The body of a blob read, or of its range: paced, counted into the
-    /// log entry `sent`, and cut if a cut is armed.
+    /// log entry's `progress`, and cut if a cut is armed.
     fn send_file(
         &self,
         request: Request,
         status: u16,
         blob: Blob,
-        sent: Arc<AtomicU64>,
+        progress: Arc<Progress>,
     ) -> std::io::Result<()> {
         let Blob {
             mut file,
@@ -340,7 +388,14 @@ impl Files {
             None => Box::new(body),
         };
         // Large reads: io::copy then moves 256 KiB per write instead of 8 KiB.
-        let body = BufReader::with_capacity(256 * 1024, Counted { inner: body, sent });
+        let body = BufReader::with_capacity(
+            256 * 1024,
+            Counted {
+                inner: body,
+                len: count,
+                progress,
+            },
+        );
         let mut response = Response::new(
             status.into(),
             Vec::new(),
@@ -352,7 +407,7 @@ impl Files {
         // sends Content-Length, and clients check it.
         .with_chunked_threshold(usize::MAX);
         add_header(&mut response, "Content-Type", "application/octet-stream");
-        if ranges != CdnRanges::Ignore {
+        if !matches!(ranges, CdnRanges::Ignore | CdnRanges::Refuse) {
             add_header(&mut response, "Accept-Ranges", "bytes");
         }
         if let Some(label) = content_range {
@@ -387,10 +442,7 @@ impl Files {
             Err((status, message)) => return Outcome::Error(status, message),
         };
         let ranges = CdnRanges::from_index(self.ranges.load(Ordering::SeqCst));
-        let span = match ranges {
-            CdnRanges::Ignore => Span::Whole,
-            _ => range::span(range, len),
-        };
+        let span = range::span_as(ranges, range, len);
         match span {
             Span::Unsatisfiable => Outcome::Unsatisfiable(len),
             span => Outcome::File(Blob {

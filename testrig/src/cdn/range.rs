@@ -15,6 +15,9 @@ pub enum CdnRanges {
     /// 206 with the bytes asked for, but a `Content-Range` shifted one byte
     /// on (`bytes a+1-b+1/len` for `bytes=a-b`).
     WrongContentRange,
+    /// 416 to every request that carries `Range`, even `bytes=0-`, as some
+    /// servers do; 200 and the whole blob without one.
+    Refuse,
 }
 
 impl CdnRanges {
@@ -23,6 +26,7 @@ impl CdnRanges {
             CdnRanges::Honour => "honour",
             CdnRanges::Ignore => "ignore",
             CdnRanges::WrongContentRange => "wrong-content-range",
+            CdnRanges::Refuse => "refuse",
         }
     }
 
@@ -40,11 +44,15 @@ impl CdnRanges {
     }
 }
 
-const ALL: [CdnRanges; 3] = [
+const ALL: [CdnRanges; 4] = [
     CdnRanges::Honour,
     CdnRanges::Ignore,
     CdnRanges::WrongContentRange,
+    CdnRanges::Refuse,
 ];
+
+/// Every mode's name, for help and error texts.
+pub const CDN_RANGES_NAMES: &str = "honour, ignore, wrong-content-range or refuse";
 
 /// What a request's `Range` comes to against a blob of `len` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +65,16 @@ pub(super) enum Span {
     },
     /// Starts at or past the end: 416 with `Content-Range: bytes */len`.
     Unsatisfiable,
+}
+
+/// What a request's `Range` comes to against a blob of `len` bytes, as
+/// `ranges` answers it.
+pub(super) fn span_as(ranges: CdnRanges, range: Option<&str>, len: u64) -> Span {
+    match (ranges, range) {
+        (CdnRanges::Ignore, _) | (CdnRanges::Refuse, None) => Span::Whole,
+        (CdnRanges::Refuse, Some(_)) => Span::Unsatisfiable,
+        (CdnRanges::Honour | CdnRanges::WrongContentRange, range) => span(range, len),
+    }
 }
 
 pub(super) fn span(range: Option<&str>, len: u64) -> Span {
@@ -121,5 +139,29 @@ mod tests {
         assert_eq!(span(Some("bytes=5-2"), 10), Span::Whole);
         assert_eq!(span(Some("items=0-1"), 10), Span::Whole);
         assert_eq!(span(Some("bytes=x-1"), 10), Span::Whole);
+    }
+
+    #[test]
+    fn each_mode_reads_a_range_its_own_way() {
+        let part = Span::Part { first: 2, last: 4 };
+        let spans = |r| ALL.map(|mode| span_as(mode, r, 10));
+        assert_eq!(
+            spans(Some("bytes=2-4")),
+            [part, Span::Whole, part, Span::Unsatisfiable]
+        );
+        assert_eq!(
+            spans(Some("bytes=0-")),
+            [
+                Span::Part { first: 0, last: 9 },
+                Span::Whole,
+                Span::Part { first: 0, last: 9 },
+                Span::Unsatisfiable
+            ]
+        );
+        assert_eq!(spans(None), [Span::Whole; 4]);
+        for mode in ALL {
+            assert_eq!(CdnRanges::from_name(mode.name()), Some(mode));
+            assert_eq!(CdnRanges::from_index(mode.index()), mode);
+        }
     }
 }

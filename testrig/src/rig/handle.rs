@@ -120,6 +120,40 @@ impl Rig {
         self.cdn.as_ref().is_some_and(|c| c.expire_urls())
     }
 
+    /// The most TCP connections seen open to the CDN at once since start,
+    /// the last [`Rig::reset_cdn_peak`] or [`Rig::clear_logs`]: a client's
+    /// connections to that one host, idle kept-alive ones included. "Open"
+    /// is the kernel's `ESTABLISHED`, from the handshake until either end
+    /// sends its FIN; it is read as each request arrives and as each
+    /// response ends, so a connection that never carries a request counts
+    /// only if it is open when another one does. 0 without a CDN.
+    pub fn cdn_peak_connections(&self) -> usize {
+        self.cdn.as_ref().map_or(0, |c| c.peak_connections())
+    }
+
+    /// The connections open at the peak of [`Rig::cdn_peak_connections`],
+    /// by their client's address and port (as [`CdnRequest::connection`]
+    /// names them): look them up in [`Rig::cdn_requests`] to tell busy
+    /// ones from idle ones kept open. Empty without a CDN.
+    pub fn cdn_connections_at_peak(&self) -> Vec<std::net::SocketAddr> {
+        self.cdn.as_ref().map_or(Vec::new(), |c| c.peak_peers())
+    }
+
+    /// The TCP connections open to the CDN now (as
+    /// [`Rig::cdn_peak_connections`] counts them): whether a client left
+    /// any behind. 0 without a CDN.
+    pub fn cdn_open_connections(&self) -> usize {
+        self.cdn.as_ref().map_or(0, |c| c.open_connections())
+    }
+
+    /// The peak of [`Rig::cdn_peak_connections`] starts again from the
+    /// connections open now. No-op without a CDN.
+    pub fn reset_cdn_peak(&self) {
+        if let Some(c) = &self.cdn {
+            c.reset_peak();
+        }
+    }
+
     /// Every token request since start or the last [`Rig::clear_logs`].
     pub fn token_requests(&self) -> Vec<TokenRequest> {
         self.token_log.lock().map(|l| l.clone()).unwrap_or_default()
@@ -131,8 +165,10 @@ impl Rig {
     }
 
     /// Forgets the token and CDN request logs and starts a new window for
-    /// [`Rig::registry_log`] and [`Rig::registry_requests`].
+    /// [`Rig::registry_log`], [`Rig::registry_requests`] and
+    /// [`Rig::cdn_peak_connections`].
     pub fn clear_logs(&self) {
+        self.reset_cdn_peak();
         for (_, p) in &self.registries {
             p.mark_log();
         }
