@@ -678,22 +678,6 @@ pub fn load_registries_conf(
     }
 }
 
-/// `tank_cache_set_connections` (0: each one's default).
-pub fn set_connections(
-    cache: &Cache,
-    per_blob: u32,
-    per_host: u32,
-    threshold: u64,
-) -> Result<(), CallError> {
-    let mut err = ptr::null_mut();
-    unsafe {
-        settled(
-            tank_cache_set_connections(cache.0, per_blob, per_host, threshold, &mut err),
-            err,
-        )
-    }
-}
-
 pub fn private(rig: &Rig) -> tank_testrig::PrivateInfo {
     rig.info()
         .private
