@@ -1040,6 +1040,68 @@ fn mirror_settings_check_their_arguments() {
     assert!(!wire.touched(), "a request was sent for bad input");
 }
 
+/// The download settings: a NULL cache, connections past their bounds, a
+/// per-host budget below one blob's connections (0 standing for each
+/// one's default: 4 per blob, 16 per host). Refused with and without
+/// `err`; zeros and the bounds themselves are taken.
+#[test]
+fn connection_settings_check_their_arguments() {
+    let cache = Cache::new();
+    let set = |cache: *mut TankCache, per_blob: u32, per_host: u32, threshold: u64| {
+        let mut err = ptr::null_mut();
+        let status =
+            unsafe { tank_cache_set_connections(cache, per_blob, per_host, threshold, &mut err) };
+        let unreported = unsafe {
+            tank_cache_set_connections(cache, per_blob, per_host, threshold, ptr::null_mut())
+        };
+        assert_eq!(status, unreported, "err NULL changed the answer");
+        if status == TankStatus::TANK_OK {
+            assert!(err.is_null());
+            Ok(())
+        } else {
+            Err(unsafe { take_error(status, err) })
+        }
+    };
+    let refused: [(*mut TankCache, u32, u32, u64, &str); 7] = [
+        (ptr::null_mut(), 4, 16, 0, "cache is NULL"),
+        (ptr::null_mut(), 0, 0, 0, "cache is NULL"),
+        (cache.0, 65, 256, 0, "per_blob 65: at most 64"),
+        (cache.0, u32::MAX, 0, 0, "per_blob 4294967295: at most 64"),
+        (cache.0, 4, 257, 0, "per_host 257: at most 256"),
+        (cache.0, 8, 4, 0, "per_host 4 is below per_blob 8"),
+        // per_blob 0 is 4; per_host 0 is 16.
+        (cache.0, 0, 2, 0, "per_host 2 is below per_blob 4"),
+    ];
+    for (c, per_blob, per_host, threshold, says) in refused {
+        let e = set(c, per_blob, per_host, threshold).unwrap_err();
+        assert_eq!(e.status, TankStatus::TANK_ERR_BAD_INPUT, "{says}: {e:?}");
+        assert_eq!(e.reason, "bad_input", "{says}: {e:?}");
+        assert!(e.message.starts_with(says), "{says}: {e:?}");
+    }
+    let e = set(cache.0, 20, 0, 0).unwrap_err();
+    assert!(
+        e.message.starts_with("per_host 16 is below per_blob 20"),
+        "{e:?}"
+    );
+    for (per_blob, per_host, threshold) in [
+        (0, 0, 0),
+        (1, 1, 0),
+        (1, 0, 1),
+        (4, 4, u64::MAX),
+        (16, 0, 0),
+        (64, 256, 1),
+        (0, 4, 0),
+    ] {
+        set(cache.0, per_blob, per_host, threshold)
+            .unwrap_or_else(|e| panic!("({per_blob}, {per_host}, {threshold}): {e:?}"));
+    }
+    assert_eq!(
+        tank::ffi::cache::connection_settings(0, 0, 0).unwrap(),
+        tank::stevedore::DownloadSettings::default(),
+        "zeros are not the defaults"
+    );
+}
+
 #[test]
 fn referrers_checks_every_argument_before_any_request() {
     let wire = Tripwire::new();

@@ -347,37 +347,49 @@ pub unsafe extern "C" fn tank_cache_set_connections(
 ) -> TankStatus {
     boundary(err, || {
         let session = settings_of(cache)?;
-        let defaults = DownloadSettings::default();
-        let or = |v: u32, d: usize| if v == 0 { d } else { v as usize };
-        let settings = DownloadSettings {
-            connections: or(per_blob, defaults.connections),
-            per_host: or(per_host, defaults.per_host),
-            threshold: if threshold == 0 {
-                defaults.threshold
-            } else {
-                threshold
-            },
-            ..defaults
-        };
-        if per_blob > MAX_CONNECTIONS_PER_BLOB {
-            return Err(Error::bad_input(format!(
-                "per_blob {per_blob}: at most {MAX_CONNECTIONS_PER_BLOB}"
-            )));
-        }
-        if per_host > MAX_CONNECTIONS_PER_HOST {
-            return Err(Error::bad_input(format!(
-                "per_host {per_host}: at most {MAX_CONNECTIONS_PER_HOST}"
-            )));
-        }
-        if settings.per_host < settings.connections {
-            return Err(Error::bad_input(format!(
-                "per_host {} is below per_blob {}: one blob could never have its connections",
-                settings.per_host, settings.connections
-            )));
-        }
-        session.set_download_settings(settings);
+        session.set_download_settings(connection_settings(per_blob, per_host, threshold)?);
         Ok(())
     })
+}
+
+/// The settings `tank_cache_set_connections(per_blob, per_host,
+/// threshold)` makes, 0 meaning each one's default, or why they are
+/// refused. Public so that the bindings that build a session without the C
+/// ABI (the Elixir NIF) take and refuse exactly what C does.
+pub fn connection_settings(
+    per_blob: u32,
+    per_host: u32,
+    threshold: u64,
+) -> Result<DownloadSettings, Error> {
+    let defaults = DownloadSettings::default();
+    let or = |v: u32, d: usize| if v == 0 { d } else { v as usize };
+    let settings = DownloadSettings {
+        connections: or(per_blob, defaults.connections),
+        per_host: or(per_host, defaults.per_host),
+        threshold: if threshold == 0 {
+            defaults.threshold
+        } else {
+            threshold
+        },
+        ..defaults
+    };
+    if per_blob > MAX_CONNECTIONS_PER_BLOB {
+        return Err(Error::bad_input(format!(
+            "per_blob {per_blob}: at most {MAX_CONNECTIONS_PER_BLOB}"
+        )));
+    }
+    if per_host > MAX_CONNECTIONS_PER_HOST {
+        return Err(Error::bad_input(format!(
+            "per_host {per_host}: at most {MAX_CONNECTIONS_PER_HOST}"
+        )));
+    }
+    if settings.per_host < settings.connections {
+        return Err(Error::bad_input(format!(
+            "per_host {} is below per_blob {}: one blob could never have its connections",
+            settings.per_host, settings.connections
+        )));
+    }
+    Ok(settings)
 }
 
 /// Reads containers-registries.conf(5), version 2, with its drop-in

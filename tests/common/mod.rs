@@ -26,7 +26,8 @@ pub use tank::ffi::bytes::{
 #[allow(unused_imports)]
 pub use tank::ffi::cache::{
     tank_cache_add_mirror, tank_cache_free, tank_cache_load_registries_conf, tank_cache_new,
-    tank_cache_new_with_ttl, TankCache, TANK_MIRROR_PULL, TANK_MIRROR_RESOLVE,
+    tank_cache_new_with_ttl, tank_cache_set_connections, TankCache, TANK_MIRROR_PULL,
+    TANK_MIRROR_RESOLVE,
 };
 pub use tank::ffi::cancel::{tank_cancel_free, tank_cancel_new, tank_cancel_trigger, TankCancel};
 pub use tank::ffi::error::*;

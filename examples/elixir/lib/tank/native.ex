@@ -14,7 +14,7 @@ defmodule Tank.Native do
   `cancel/1` cancels it at once (the answer, `{:error, :cancelled}` unless
   the call had just finished, still comes), and `idle_ms/1` says how long
   ago the call started or last reported progress.
-  `new_token_cache/7` returns `{:ok, cache}`, a NIF resource (freed by the
+  `new_token_cache/8` returns `{:ok, cache}`, a NIF resource (freed by the
   garbage collector). A panic inside the NIF comes back as
   `{:error, {:request_failed, %{reason: :panic}}}`.
   """
@@ -130,7 +130,9 @@ defmodule Tank.Native do
   nil, `:default` or a path; `ca_files` a list of `{registry | nil, path}`
   (nil: every registry); `registries_conf` nil, `:default` or a path;
   `mirrors` a list of `{registry, mirror, pull, resolve}` (`pull` and
-  `resolve` booleans). Returns `{:ok, cache}` or
+  `resolve` booleans); `connections` `{per_blob, per_host, threshold}`,
+  non-negative integers (0: each one's default), checked as
+  `tank_cache_set_connections` checks them. Returns `{:ok, cache}` or
   `{:error, {reason, message}}` (`reason` the core's id, e.g.
   `:auth_config`, `:certificate`, `:registries_conf`, `:bad_input`). Runs
   on a dirty I/O scheduler: it reads files.
@@ -142,7 +144,8 @@ defmodule Tank.Native do
         _ca_files,
         _certs_dir,
         _registries_conf,
-        _mirrors
+        _mirrors,
+        _connections
       ),
       do: :erlang.nif_error(:nif_not_loaded)
 

@@ -17,10 +17,11 @@
 //! - Passwords and identity tokens are copied out of their binaries into
 //!   [`Secret`]s, zeroed when dropped.
 //! - A token cache is a NIF resource holding an `Arc<Session>`; the VM
-//!   drops it when no term refers to it any more. `new_token_cache/7` sets
-//!   its credentials, TLS trust and mirrors (the core's `Credentials::set` /
-//!   `load`, `Trust::add_ca_file` / `load_certs_dir`, `MirrorSettings::add` /
-//!   `set_registries_conf`) before handing it out, on a dirty I/O
+//!   drops it when no term refers to it any more. `new_token_cache/8` sets
+//!   its credentials, TLS trust, mirrors and download settings (the core's
+//!   `Credentials::set` / `load`, `Trust::add_ca_file` / `load_certs_dir`,
+//!   `MirrorSettings::add` / `set_registries_conf`,
+//!   `Session::set_download_settings`) before handing it out, on a dirty I/O
 //!   scheduler since it reads files; every call given the cache then uses
 //!   them.
 //! - Every NIF body runs under `catch_unwind`: a panic becomes
@@ -38,6 +39,7 @@ use rustler::env::{OwnedEnv, SavedTerm};
 use rustler::LocalPid;
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term};
 use serde_json::{Map, Number, Value};
+use tank::ffi::cache::connection_settings;
 use tank::stevedore::cancel::cancellable;
 use tank::stevedore::credential::Credential;
 use tank::stevedore::error::{Endpoint, Reason};
@@ -47,8 +49,8 @@ use tank::stevedore::mirrors::sources::{Location, Mirror};
 use tank::stevedore::trust::CaFile;
 use tank::stevedore::unpack;
 use tank::stevedore::{
-    BlobTo, Bounds, Cancel, Digest, Error, ErrorKind, ImageRef, Manifest, PlatformSpec, ProgressFn,
-    Pull, Registry, Repository, Result, Session, TagOrDigest, UnpackTo,
+    BlobTo, Bounds, Cancel, Digest, DownloadSettings, Error, ErrorKind, ImageRef, Manifest,
+    PlatformSpec, ProgressFn, Pull, Registry, Repository, Result, Session, TagOrDigest, UnpackTo,
 };
 
 mod atoms {
@@ -653,9 +655,9 @@ fn idle_ms(handle: ResourceArc<CallHandle>) -> u64 {
 }
 
 /// `new_token_cache(ttl_ms, credentials, auth_config, ca_files, certs_dir,
-/// registries_conf, mirrors)`: a new token cache whose entries live at most
-/// `ttl_ms` milliseconds, who its calls are, what they trust and where
-/// they look first:
+/// registries_conf, mirrors, connections)`: a new token cache whose entries
+/// live at most `ttl_ms` milliseconds, who its calls are, what they trust,
+/// where they look first and how they fetch big blobs:
 ///
 /// - `credentials`: `[{registry, :basic, username, password}]` and
 ///   `[{registry, :identity_token, token, nil}]`, set in order (a later one
@@ -670,7 +672,10 @@ fn idle_ms(handle: ResourceArc<CallHandle>) -> u64 {
 ///   search) or the path of a registries.conf;
 /// - `mirrors`: `[{registry, mirror, pull, resolve}]` (`pull`, `resolve`:
 ///   booleans, at least one true), added in order, as
-///   `tank_cache_add_mirror`.
+///   `tank_cache_add_mirror`;
+/// - `connections`: `{per_blob, per_host, threshold}`, non-negative
+///   integers, 0 meaning each one's default, taken and refused exactly as
+///   `tank_cache_set_connections` takes them.
 ///
 /// Returns `{:ok, cache}` or `{:error, {reason, message}}`, `reason` the
 /// core's id (`:auth_config`, `:certificate`, `:registries_conf`,
@@ -689,6 +694,7 @@ fn new_token_cache<'a>(
     certs_dir: Term<'a>,
     registries_conf: Term<'a>,
     mirrors: Term<'a>,
+    connections: Term<'a>,
 ) -> Term<'a> {
     let built = catch_unwind(AssertUnwindSafe(|| {
         let ttl_ms: u64 = ttl_ms
@@ -743,6 +749,7 @@ fn new_token_cache<'a>(
                 Ok(())
             }),
         )?;
+        cache.set_download_settings(option("connections", connections_arg(connections))?);
         Ok(ResourceArc::new(SessionResource::new(cache)))
     }))
     .unwrap_or_else(|payload| {
@@ -885,6 +892,29 @@ fn mirrors_arg(term: Term<'_>) -> Result<Vec<(Registry, Mirror)>> {
             ))
         })
         .collect()
+}
+
+/// `{per_blob, per_host, threshold}` into the session's download settings,
+/// through the C ABI's own check so that both refuse the same values.
+fn connections_arg(term: Term<'_>) -> Result<DownloadSettings> {
+    let (per_blob, per_host, threshold): (Term<'_>, Term<'_>, Term<'_>) = term
+        .decode()
+        .map_err(|_| Error::bad_input("must be {per_blob, per_host, threshold}"))?;
+    // A negative number, a float or a bignum past 64 bits fails to decode.
+    let whole = |t: Term<'_>, name: &str| -> Result<u64> {
+        t.decode().map_err(|_| {
+            Error::bad_input(format!("{name} must be a non-negative integer below 2^64"))
+        })
+    };
+    let count = |t: Term<'_>, name: &str| -> Result<u32> {
+        let n = whole(t, name)?;
+        u32::try_from(n).map_err(|_| Error::bad_input(format!("{name} {n}: past 32 bits")))
+    };
+    connection_settings(
+        count(per_blob, "per_blob")?,
+        count(per_host, "per_host")?,
+        whole(threshold, "threshold")?,
+    )
 }
 
 /// Live token caches and zero-copy buffers: lets the tests (and anyone

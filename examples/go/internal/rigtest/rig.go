@@ -418,6 +418,9 @@ type CDNRequest struct {
 	Username      *string `json:"username"`  // a Basic user name, if one was sent
 	CDNToken      bool    `json:"cdn_token"` // the CDN's own token was sent
 	Status        int     `json:"status"`
+	// Connection is the client's "addr:port": one per TCP connection.
+	Connection *string `json:"connection"`
+	Range      *string `json:"range"` // the Range header as sent
 }
 
 // CDNRequests returns every CDN request logged since the last Clear.

@@ -164,6 +164,17 @@ defmodule Tank.Image.Registry do
           | {registry :: String.t(), mirror :: String.t(), [:pull | :resolve, ...]}
 
   @typedoc """
+  How calls through a cache fetch big blobs (`new_token_cache/1`'s
+  `:connections`, `:connections_per_host`, `:ranged_threshold`): `nil` or
+  `0` is each one's default (4 connections per blob, 16 per host for a
+  pull, ranges from 64 MiB).
+  """
+  @type connections_option() ::
+          {:connections, 1..64 | 0 | nil}
+          | {:connections_per_host, 1..256 | 0 | nil}
+          | {:ranged_threshold, non_neg_integer() | nil}
+
+  @typedoc """
   The `:reason` of a `{:request_failed, detail}` error: a stable id from
   tank's fixed set (include/tank.h lists them all; a test checks this list
   against it).
@@ -832,7 +843,8 @@ defmodule Tank.Image.Registry do
   @doc """
   Creates a token cache to thread through a pull's `manifest/4`, `blob/4`,
   `blob_to_file/5`, `pull/3`, `tags/3` and `referrers/4` calls, and sets
-  who those calls are, what TLS they trust and which mirrors they ask.
+  who those calls are, what TLS they trust, which mirrors they ask and how
+  they fetch big blobs.
 
   Options:
 
@@ -902,6 +914,21 @@ defmodule Tank.Image.Registry do
       5xx, or serves bytes that do not match their digest is left for the
       next, the registry last. A mirror authenticates with the credentials
       given for its own host, never the registry's. Default `[]`.
+    * `:connections` — how many connections at once may fetch one big
+      blob (at most 64; default `nil`, which is 4; `1` turns ranges off).
+      A blob of at least `:ranged_threshold` bytes whose server honours
+      `Range` (a CDN a registry redirects to, typically, where each
+      connection is rate-capped) is fetched as ranges over that many
+      separate connections, still verified in one pass, in order, and
+      resumable range by range (`blob_to_file/5`, `pull/3`). A server that
+      ignores `Range` or answers it wrongly gets one connection, with no
+      byte fetched twice.
+    * `:connections_per_host` — the most connections a `pull/3` holds to one
+      host at once, its layers and their ranges together (at most 256 and
+      not below `:connections`; default `nil`, which is 16).
+    * `:ranged_threshold` — in bytes, the smallest blob fetched as ranges
+      (default `nil`, which is 64 MiB). For these three options `0` also
+      means the default.
 
   Credentials go only to the registry and the realm its challenge names,
   only over HTTPS (or plain HTTP to a loopback registry), and never appear
@@ -915,7 +942,10 @@ defmodule Tank.Image.Registry do
   missing or malformed, a PEM file with no certificate, a certs directory
   that does not exist or holds a `.cert` without its `.key`, a
   registries.conf that is missing or malformed (the message names its file
-  and line), a mirror that is neither https nor on a loopback host. The
+  and line), a mirror that is neither https nor on a loopback host,
+  connection settings that are not non-negative integers or are out of
+  their bounds (named as `tank_cache_set_connections` names them:
+  `per_blob` is `:connections`, `per_host` `:connections_per_host`). The
   message names the option and the file at fault and never holds a
   secret. (A
   client certificate and a key that do not go together are found when a
@@ -924,7 +954,7 @@ defmodule Tank.Image.Registry do
   The cache is freed by the garbage collector once unreferenced; there is
   nothing to close.
   """
-  @spec new_token_cache(keyword()) :: reference()
+  @spec new_token_cache([connections_option() | {atom(), term()}]) :: reference()
   def new_token_cache(opts \\ []) do
     opts =
       Keyword.validate!(opts,
@@ -934,7 +964,10 @@ defmodule Tank.Image.Registry do
         ca_files: [],
         certs_dir: nil,
         registries_conf: nil,
-        mirrors: []
+        mirrors: [],
+        connections: nil,
+        connections_per_host: nil,
+        ranged_threshold: nil
       )
 
     ttl = check_ttl!(opts[:ttl])
@@ -945,6 +978,11 @@ defmodule Tank.Image.Registry do
     registries_conf = check_place!(:registries_conf, opts[:registries_conf])
     mirrors = check_mirrors!(opts[:mirrors])
 
+    connections =
+      {check_count!(:connections, opts[:connections]),
+       check_count!(:connections_per_host, opts[:connections_per_host]),
+       check_count!(:ranged_threshold, opts[:ranged_threshold])}
+
     made =
       Tank.Native.new_token_cache(
         ttl,
@@ -953,7 +991,8 @@ defmodule Tank.Image.Registry do
         ca_files,
         certs_dir,
         registries_conf,
-        mirrors
+        mirrors,
+        connections
       )
 
     case made do
@@ -967,6 +1006,17 @@ defmodule Tank.Image.Registry do
   defp check_ttl!(other) do
     raise ArgumentError,
           "new_token_cache/1: :ttl must be a non-negative integer (milliseconds), got: " <>
+            inspect(other)
+  end
+
+  # nil is the default, as 0 is for the NIF; the upper bounds are the
+  # NIF's (tank_cache_set_connections's), so that they are stated once.
+  defp check_count!(_name, nil), do: 0
+  defp check_count!(_name, n) when is_integer(n) and n >= 0, do: n
+
+  defp check_count!(name, other) do
+    raise ArgumentError,
+          "new_token_cache/1: #{inspect(name)} must be nil or a non-negative integer, got: " <>
             inspect(other)
   end
 
