@@ -202,11 +202,12 @@ fn a_capped_cdn_sends_a_big_blob_over_several_connections_each_byte_once() {
         "{} connections carried the blob, not 3 or more:\n{log}",
         used.len()
     );
-    // One open-ended probe, at 0; the rest pieces with an end, no larger
-    // than the plan's largest.
-    let probes: Vec<&CdnRequest> = gets.iter().filter(|r| !is_piece(r)).collect();
-    assert_eq!(probes.len(), 1, "{log}");
-    assert_eq!(probes[0].offset, 0, "{log}");
+    // The size is known, so the opening asks for the first piece (from
+    // 0, with an end: its connection then serves another piece instead of
+    // being dropped with bytes in flight); every request a piece, no
+    // larger than the plan's largest.
+    assert_eq!(gets[0].offset, 0, "the opening first:\n{log}");
+    assert!(gets.iter().all(is_piece), "{log}");
     let pieces: Vec<Range<u64>> = gets
         .iter()
         .filter(|r| is_piece(r))
@@ -239,8 +240,17 @@ fn one_connection_per_blob_is_one_stream_without_pieces() {
 fn assert_one_stream(big: &Big) -> Vec<CdnRequest> {
     let gets = big.gets();
     let log = describe(&gets);
+    // The opening asks for a range from 0 (the first piece: the size is
+    // known); once the answer shows the server does not do ranges, none.
     assert!(
-        !gets.iter().any(is_piece),
+        gets[0]
+            .range
+            .as_deref()
+            .is_some_and(|r| r.starts_with("bytes=0-")),
+        "the opening asks whether ranges are honoured:\n{log}"
+    );
+    assert!(
+        !gets[1..].iter().any(is_piece),
         "ranges asked of a server that does not do them:\n{log}"
     );
     let whole: Vec<&CdnRequest> = gets.iter().filter(|r| r.bytes == big.size).collect();
@@ -374,23 +384,16 @@ fn a_range_cut_mid_way_is_resumed_from_where_it_stopped() {
     assert_each_byte_once(&gets, big.size);
 }
 
-#[test]
-fn a_cancelled_transfer_resumes_asking_only_for_what_it_lacks() {
-    // 96 MiB at 4 × 16 MiB/s: about a second and a half, cancelled half-way.
-    let big = Arc::new(Big::start(
-        96,
-        Cdn {
-            rate: "16MiB/s",
-            ..Cdn::default()
-        },
-    ));
+/// Fetches `big`'s layer over 4 connections and cancels the call once
+/// half the blob is in the partial (on disk, not half sent: the sockets
+/// may hold megabytes the client has not read); the partial and its
+/// record are kept.
+fn cancel_at_half(big: &Arc<Big>) {
     let cancel = Arc::new(Cancel::new());
     let call = {
-        let (big, cancel) = (Arc::clone(&big), Arc::clone(&cancel));
+        let (big, cancel) = (Arc::clone(big), Arc::clone(&cancel));
         std::thread::spawn(move || big.fetch(&cache_with(4, 0), "layer", Some(&cancel)).0)
     };
-    // Half on disk, not half sent: the sockets may hold megabytes the
-    // client has not read.
     let partial = partial_of(&big.path("layer"));
     let half = big.size / 2;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -413,6 +416,78 @@ fn a_cancelled_transfer_resumes_asking_only_for_what_it_lacks() {
         extents_of(&path).exists(),
         "no record of the finished ranges beside the partial"
     );
+}
+
+#[test]
+fn a_partial_with_gaps_resumed_as_one_stream_puts_every_byte_in_its_place() {
+    let big = Arc::new(Big::start(
+        96,
+        Cdn {
+            rate: "16MiB/s",
+            ..Cdn::default()
+        },
+    ));
+    cancel_at_half(&big);
+    let had = written(&partial_of(&big.path("layer")));
+    assert!(had.len() > 1, "no gap to resume over: {had:?}");
+    big.rig.clear_logs();
+    // One connection now: one stream from where the bytes from 0 stop,
+    // over the gaps and the ranges already there.
+    big.fetch(&cache_with(1, 0), "layer", None).0.unwrap();
+    big.assert_fetched("layer");
+    let gets = big.gets();
+    assert!(!gets.iter().any(is_piece), "{}", describe(&gets));
+}
+
+#[test]
+fn a_cdn_that_stops_honouring_ranges_mid_call_gets_one_stream_and_a_right_file() {
+    // 96 MiB over 2 connections: 3 pieces of 32 MiB, the third asked for
+    // once one of the first two is whole; by then the CDN answers every
+    // range with the whole blob (200).
+    let big = Arc::new(Big::start(
+        96,
+        Cdn {
+            rate: "16MiB/s",
+            ..Cdn::default()
+        },
+    ));
+    let call = {
+        let big = Arc::clone(&big);
+        std::thread::spawn(move || big.fetch(&cache_with(2, 0), "layer", None).0)
+    };
+    let partial = partial_of(&big.path("layer"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while length(&written(&partial)) < big.size / 4 {
+        assert!(!big.path("layer").exists(), "done before the switch");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a quarter never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    big.rig.set_cdn_ranges(CdnRanges::Ignore);
+    call.join().unwrap().unwrap();
+    big.assert_fetched("layer");
+    let gets = big.gets();
+    assert!(
+        gets.iter().any(|r| r.status == 200),
+        "the switch came too late to be seen:\n{}",
+        describe(&gets)
+    );
+}
+
+#[test]
+fn a_cancelled_transfer_resumes_asking_only_for_what_it_lacks() {
+    // 96 MiB at 4 × 16 MiB/s: about a second and a half, cancelled half-way.
+    let big = Arc::new(Big::start(
+        96,
+        Cdn {
+            rate: "16MiB/s",
+            ..Cdn::default()
+        },
+    ));
+    cancel_at_half(&big);
+    let path = big.path("layer");
     // What the first call had: the bytes it wrote into the partial (what
     // it was sent may be more: the sockets held some when it stopped).
     let had = written(&partial_of(&path));

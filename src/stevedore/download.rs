@@ -253,13 +253,13 @@ impl<'a> Download<'a> {
         // This source's first connection, held while it is asked.
         let _place = self.connections.first(&self.host(), &self.cancel).await?;
         self.run().await?;
-        let mut actual = self.partial()?.finish_hash()?;
+        let mut actual = self.finish_hash().await?;
         if actual != *digest && resumed {
             // The bytes kept from before may be what is wrong: one more
             // try, from zero, before calling the blob bad.
             self.restart().await?;
             self.run().await?;
-            actual = self.partial()?.finish_hash()?;
+            actual = self.finish_hash().await?;
         }
         if actual == *digest {
             return Ok(());
@@ -318,6 +318,21 @@ impl<'a> Download<'a> {
             ));
         }
         Ok(())
+    }
+
+    /// The hash of the whole blob, off the runtime's workers: the bytes
+    /// that arrived ahead of the frontier and are not hashed yet are read
+    /// back (all of them, when the first piece came last).
+    async fn finish_hash(&mut self) -> Result<Digest> {
+        let mut partial = self.partial.take().ok_or_else(lost)?;
+        let cancel = self.cancel.clone();
+        let (partial, hashed) = blocking(move || {
+            let hashed = partial.finish_hash(&cancel);
+            (partial, hashed)
+        })
+        .await?;
+        self.partial = Some(partial);
+        hashed
     }
 
     /// Empties the partial file, off the runtime's workers.
@@ -493,13 +508,18 @@ impl<'a> Download<'a> {
 
         let mut partial = self.partial.take().ok_or_else(lost)?;
         let (chunks, mut queued) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+        // At the offsets the bytes are the blob's, not after the
+        // contiguous prefix: a gap this stream fills may join bytes that
+        // ranges wrote further on.
         let writer = tokio::task::spawn_blocking(move || {
+            let mut at = start;
             while let Some(chunk) = queued.blocking_recv() {
-                if let Err(e) = partial.append(&chunk) {
-                    return (partial, Err(e));
+                if let Err(e) = partial.write_at(at, &chunk) {
+                    return (partial, Err(e), at);
                 }
+                at += chunk.len() as u64;
             }
-            (partial, Ok(()))
+            (partial, Ok(()), at)
         });
         let cancel = Some(&self.cancel);
         let mut done = start;
@@ -519,10 +539,10 @@ impl<'a> Download<'a> {
         // before anything else happens: a retry, a resume by the next
         // call and the caller all see the file as it stays.
         drop(chunks);
-        let (partial, written) = writer
+        let (partial, written, reached) = writer
             .await
             .map_err(|e| Error::internal(Reason::Panic, format!("the writer failed: {e}")))?;
-        let progressed = partial.len() > start;
+        let progressed = reached > start;
         self.partial = Some(partial);
         written?;
         match received {

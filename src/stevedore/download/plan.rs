@@ -98,6 +98,11 @@ impl Default for Settings {
     }
 }
 
+/// Pieces a plan makes at most (besides one per gap): a blob of a
+/// terabyte is still a few thousand requests, and its plan a few hundred
+/// KiB.
+const MAX_PIECES: u64 = 4096;
+
 /// What to fetch, and over how many connections at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -118,12 +123,14 @@ pub fn plan(size: u64, finished: &Extents, settings: &Settings) -> Plan {
         };
     }
     let min = settings.min_piece.max(1);
-    let pieces = split(
-        &gaps,
-        settings.connections,
-        min,
-        settings.max_piece.max(min),
-    );
+    // A size from a manifest or a server can be anything: past
+    // MAX_PIECES × max_piece, pieces grow instead of their number.
+    let missing: u64 = gaps.iter().map(|g| g.end - g.start).sum();
+    let max = settings
+        .max_piece
+        .max(min)
+        .max(missing.div_ceil(MAX_PIECES));
+    let pieces = split(&gaps, settings.connections, min, max);
     let connections = settings.connections.min(pieces.len()).max(1);
     Plan {
         pieces,
@@ -452,6 +459,17 @@ mod tests {
         assert_eq!(p.pieces.len(), 32);
         assert!(p.pieces.iter().all(|r| r.end - r.start <= 32 * MIB));
         covers(&p.pieces, &[0..GIB - 1]);
+    }
+
+    #[test]
+    fn an_absurd_size_makes_a_bounded_plan() {
+        let s = Settings::default();
+        let p = plan(1 << 62, &Extents::new(), &s);
+        assert!(p.pieces.len() as u64 <= MAX_PIECES, "{}", p.pieces.len());
+        covers(&p.pieces, &[0..1 << 62]);
+        let p = plan(u64::MAX, &Extents::prefix(1), &s);
+        assert!(p.pieces.len() as u64 <= MAX_PIECES + 1);
+        covers(&p.pieces, &[1..u64::MAX]);
     }
 
     #[test]

@@ -236,7 +236,8 @@ impl Ranges<'_, '_> {
                 }
                 return Ok(resp);
             }
-            if status.is_client_error() && url != self.blob_url && self.reask() {
+            let expired = status.is_client_error() && status != StatusCode::RANGE_NOT_SATISFIABLE;
+            if expired && url != self.blob_url && self.reask() {
                 // The URL the registry redirected to no longer serves (a
                 // signed CDN URL that expired): the registry gives a new one.
                 self.discard(resp).await?;
@@ -254,7 +255,8 @@ impl Ranges<'_, '_> {
                 );
                 return Err(range_not_honoured(&url, &why));
             }
-            return Err(refused(Endpoint::Blob, &url, resp).await);
+            let refusal = async { Ok(refused(Endpoint::Blob, &url, resp).await) };
+            return Err(cancellable(Some(self.cancel), refusal).await?);
         }
     }
 

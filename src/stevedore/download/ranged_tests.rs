@@ -131,7 +131,7 @@ fn one_call(
         conns[c] = (!done).then_some((id, at + keep));
     }
     extents::remove(&files.record).unwrap();
-    (sent, a.finish(size).unwrap())
+    (sent, a.finish(size, None).unwrap())
 }
 
 #[test]
@@ -219,7 +219,7 @@ fn range_tasks_on_threads_feed_one_writer() {
             for (at, chunk) in rx {
                 a.write_at(at, &chunk).unwrap();
             }
-            a.finish(size).unwrap()
+            a.finish(size, None).unwrap()
         });
         for _ in 0..p.connections {
             let (tx, sched, bytes) = (tx.clone(), &sched, &bytes);

@@ -196,11 +196,11 @@ impl Assembly {
     /// bytes not yet hashed are read back and hashed now); `None` while
     /// bytes are missing. Once it has answered, the assembly is only its
     /// file ([`Assembly::into_file`]).
-    pub fn finish(&mut self, size: u64) -> Result<Option<Digest>> {
+    pub fn finish(&mut self, size: u64, cancel: Option<&Cancel>) -> Result<Option<Digest>> {
         if self.written.contiguous_prefix() != size {
             return Ok(None);
         }
-        self.catch_up(u64::MAX, None)?;
+        self.catch_up(u64::MAX, cancel)?;
         if self.hashed != size {
             return Ok(None);
         }
@@ -282,7 +282,7 @@ mod tests {
             }
         }
         assert!(a.hashed() <= size);
-        let digest = a.finish(size).unwrap().expect("complete");
+        let digest = a.finish(size, None).unwrap().expect("complete");
         assert_eq!(digest, Digest::of(Algorithm::Sha256, &bytes));
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
     }
@@ -306,7 +306,7 @@ mod tests {
             "the gap's own bytes, then 4 per byte"
         );
         a.write_at(0, &bytes[..10]).unwrap();
-        let digest = a.finish(size).unwrap().expect("complete");
+        let digest = a.finish(size, None).unwrap().expect("complete");
         assert_eq!(digest, Digest::of(Algorithm::Sha256, &bytes));
     }
 
@@ -322,7 +322,7 @@ mod tests {
         resent[..100].fill(0xff);
         a.write_at(500, &resent).unwrap();
         a.write_at(100, &[0xee; 50]).unwrap();
-        let digest = a.finish(1000).unwrap().expect("complete");
+        let digest = a.finish(1000, None).unwrap().expect("complete");
         assert_eq!(digest, Digest::of(Algorithm::Sha256, &bytes));
         assert_eq!(std::fs::read(dir.path().join("b.partial")).unwrap(), bytes);
     }
@@ -334,7 +334,7 @@ mod tests {
         a.write_at(10, b"later").unwrap();
         assert_eq!(a.hashed(), 0);
         assert_eq!(a.missing(20), vec![0..10, 15..20]);
-        assert_eq!(a.finish(15).unwrap(), None, "bytes missing");
+        assert_eq!(a.finish(15, None).unwrap(), None, "bytes missing");
         assert_eq!(a.written().ranges(), &[10..15]);
     }
 
@@ -375,7 +375,7 @@ mod tests {
             a.write_at(g.start, &bytes[g.start as usize..g.end as usize])
                 .unwrap();
         }
-        let actual = a.finish(size).unwrap().expect("complete");
+        let actual = a.finish(size, None).unwrap().expect("complete");
         assert_eq!(actual, digest);
     }
 

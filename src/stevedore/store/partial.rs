@@ -104,7 +104,11 @@ impl Partial {
             size,
             _lock: lock,
         };
-        if size.is_some_and(|s| len > s) {
+        // Longer than the blob can be, or with a record that cannot be
+        // trusted (the bytes it described may lie anywhere, past the end
+        // too): nothing there is worth keeping.
+        let untrusted = recorded && partial.written().done() == 0 && len > 0;
+        if size.is_some_and(|s| len > s) || untrusted {
             partial.restart()?;
         }
         Ok(partial)
@@ -152,12 +156,6 @@ impl Partial {
         Ok(())
     }
 
-    /// One stream's next bytes, after the contiguous prefix.
-    pub fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        let at = self.len();
-        self.write_at(at, bytes)
-    }
-
     /// Bytes of the blob at `offset`. A record is saved before the first
     /// call ([`Partial::record_extents`]) when the bytes may come out of
     /// order, and again every few MiB after.
@@ -192,9 +190,9 @@ impl Partial {
 
     /// The hash of the contiguous prefix, once every byte to the end is
     /// there; the partial goes on with a fresh hasher.
-    pub fn finish_hash(&mut self) -> Result<Digest> {
+    pub fn finish_hash(&mut self, cancel: &Cancel) -> Result<Digest> {
         let len = self.len();
-        self.assembly()?.finish(len)?.ok_or_else(|| {
+        self.assembly()?.finish(len, Some(cancel))?.ok_or_else(|| {
             Error::internal(
                 Reason::Panic,
                 "a download was hashed before its bytes were all there; this is a bug in tank",
@@ -206,10 +204,19 @@ impl Partial {
     /// the caller makes gets. Fails when what the rename moved is not this
     /// file (someone swapped the name).
     pub fn commit(mut self, target: &Path) -> Result<()> {
+        let len = self.len();
         let file = self.assembly.take().ok_or_else(committed)?.into_file();
         // The whole blob is there: the record describes nothing now, and a
-        // partial left behind by a failed rename is one stream's.
+        // partial left behind by a failed rename is one stream's. Nothing
+        // past what was hashed goes into place.
         let committed = extents::remove(&self.record)
+            .and_then(|()| {
+                let trimmed = file.metadata().and_then(|m| match m.len() > len {
+                    true => file.set_len(len),
+                    false => Ok(()),
+                });
+                trimmed.map_err(|e| Error::io("truncating", &self.path, &e))
+            })
             .and_then(|()| {
                 // Set before the rename: the blob is never at its name
                 // unreadable to others.
