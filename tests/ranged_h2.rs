@@ -89,22 +89,24 @@ fn fetch(size: usize, per_blob: u32, seed: usize) -> Fetched {
 #[test]
 fn ranges_from_an_http2_registry_go_over_connections_of_their_own() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    // 80 MiB over 4 connections: 4 pieces of 20 MiB.
+    // 80 MiB over up to 4 connections: 4 pieces of 20 MiB. Uncapped on
+    // loopback, two connections are no faster than one, so the ramp keeps
+    // it to two (tests/ranged.rs shows four against a capped CDN).
     let f = fetch(80 * MIB, 4, 1);
     assert!(
-        f.gets.len() >= 4
+        f.gets.len() >= 2
             && f.gets
                 .iter()
                 .all(|(proto, status)| proto == "HTTP/1.1" && *status == 206),
         "every piece an HTTP/1.1 range (206), none a stream of the HTTP/2 connection: {:?}",
         f.gets
     );
-    // An HTTP/1.1 request in flight holds its connection: 4 pieces at
-    // once are 4 connections, of which one may be an idle one another
-    // test left in the pool. As streams of HTTP/2 they would need none.
+    // An HTTP/1.1 request in flight holds its connection: the second
+    // connection is a new one (the first may be one another test left in
+    // the pool). As streams of HTTP/2 they would need none.
     assert!(
-        f.connects >= 3,
-        "{} new connections for 4 ranges at once: {:?}",
+        f.connects >= 1,
+        "{} new connections for ranges at once: {:?}",
         f.connects,
         f.gets
     );

@@ -13,6 +13,7 @@
 
 mod connections;
 mod plan;
+mod ramp;
 mod ranged;
 #[cfg(test)]
 mod ranged_tests;

@@ -5,7 +5,8 @@
 //!
 //! That first response becomes the first piece's connection; up to
 //! `connections - 1` more fetch the next pieces ([`Schedule`], lowest
-//! offset first), each request on a TCP connection of its own. Every
+//! offset first), each request on a TCP connection of its own, as many
+//! at once as the [`Ramp`] finds make the bytes come faster. Every
 //! chunk goes to one writer thread, which writes it at its offset and
 //! hashes whatever that makes contiguous ([`Partial::write_at`]), keeping
 //! the record of what is there up to date: so memory is one bounded queue,
@@ -31,6 +32,7 @@ use url::Url;
 
 use super::connections::Place;
 use super::plan::{content_range_matches, range_header, Plan, Schedule, TaskId};
+use super::ramp::Ramp;
 use super::{is_resumable, lost, range_not_honoured, Download, Ended, WRITE_QUEUE};
 use crate::stevedore::cancel::{cancellable, Cancel};
 use crate::stevedore::error::{Endpoint, Error, Reason, Result};
@@ -96,12 +98,14 @@ pub(super) async fn fetch(
         done_before,
         resumes: Mutex::new(download.budget.resumes),
         reasks: Mutex::new(REASKS_PER_CONNECTION * plan.connections as u32),
+        ramp: Ramp::new(1 + extra.len()),
     };
-    let mut workers = vec![ranges.work(Some((first_id, first_piece, first)), None)];
+    let mut workers = vec![ranges.work(0, Some((first_id, first_piece, first)), None)];
     workers.extend(
         extra
             .into_iter()
-            .map(|place| ranges.work(None, Some(place))),
+            .enumerate()
+            .map(|(k, place)| ranges.work(k + 1, None, Some(place))),
     );
     let fetched = try_join_all(workers).await;
 
@@ -163,6 +167,8 @@ struct Ranges<'a, 'c> {
     /// Resumes of cut bodies left, shared by the connections.
     resumes: Mutex<u32>,
     reasks: Mutex<u32>,
+    /// How many connections work at once, by what they were seen to do.
+    ramp: Ramp,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -170,19 +176,33 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Ranges<'_, '_> {
-    /// One connection's work: pieces until none is left. `first` is a
-    /// response already open for a piece; `_place`, its place in the
-    /// host's budget, held until the work ends.
+    /// Connection `k`'s work: pieces until none is left (or the ramp has
+    /// it stop). `first` is a response already open for a piece;
+    /// `_place`, its place in the host's budget, held until the work ends.
     async fn work(
         &self,
+        k: usize,
         mut first: Option<(TaskId, Range<u64>, Response)>,
         _place: Option<Place>,
     ) -> Result<()> {
+        let admitted = async { Ok(self.ramp.admitted(k).await) };
+        if !cancellable(Some(self.cancel), admitted).await? {
+            return Ok(());
+        }
+        // A connection the ramp stops still finishes the rest of a piece
+        // whose body broke: no piece is left without one.
+        let mut broke = false;
         loop {
             let (id, piece, resp) = match first.take() {
                 Some(opened) => opened,
                 None => {
+                    if !broke && !self.ramp.may_go_on(k) {
+                        return Ok(());
+                    }
+                    broke = false;
                     let Some((id, piece)) = locked(&self.schedule).next() else {
+                        // Those not started yet never will.
+                        self.ramp.close();
                         return Ok(());
                     };
                     match self.request(&piece).await {
@@ -194,10 +214,11 @@ impl Ranges<'_, '_> {
                     }
                 }
             };
-            match self.read(id, piece.start, resp).await {
+            match self.read(k, id, piece.start, resp).await {
                 Ok(()) => {}
                 Err(e) if is_resumable(&e) => {
                     locked(&self.schedule).broke(id);
+                    broke = true;
                     let mut resumes = locked(&self.resumes);
                     if *resumes == 0 {
                         return Err(e);
@@ -270,7 +291,7 @@ impl Ranges<'_, '_> {
     /// Reads task `id`'s response, whose body starts at `start`, to the
     /// writer until the piece is whole (or handed in part to another
     /// connection).
-    async fn read(&self, id: TaskId, start: u64, resp: Response) -> Result<()> {
+    async fn read(&self, k: usize, id: TaskId, start: u64, resp: Response) -> Result<()> {
         let url = resp.url().clone();
         let mut body = Body::new(&url, resp).resumable();
         let mut at = start;
@@ -293,6 +314,7 @@ impl Ranges<'_, '_> {
                 }
                 at += got.keep;
                 let total = self.received.fetch_add(got.keep, Ordering::Relaxed) + got.keep;
+                self.ramp.observe(k, total);
                 locked(&self.progress).update(self.done_before + total);
             }
             if got.done {
