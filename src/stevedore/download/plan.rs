@@ -299,6 +299,20 @@ impl Schedule {
         Some((id, piece))
     }
 
+    /// As [`Schedule::next`], for a connection that works alone from now
+    /// on: the pending pieces that follow the lowest without a gap, as one
+    /// (one request for the rest, not a round trip and a drained socket
+    /// per piece).
+    pub fn next_alone(&mut self) -> Option<(TaskId, Range<u64>)> {
+        let mut merged = self.pending.pop_front()?;
+        while let Some(p) = self.pending.front().filter(|p| p.start == merged.end) {
+            merged.end = p.end;
+            self.pending.pop_front();
+        }
+        self.pending.push_front(merged);
+        self.next()
+    }
+
     fn steal(&mut self) -> Option<Range<u64>> {
         let task = self
             .running
@@ -549,6 +563,31 @@ mod tests {
         sched.received(d, 100);
         assert!(sched.next().is_none());
         assert!(sched.is_finished());
+    }
+
+    #[test]
+    fn a_connection_alone_takes_the_pending_pieces_that_follow_as_one() {
+        let s = Settings {
+            min_piece: 10,
+            threshold: 0,
+            ..Settings::default()
+        };
+        let p = plan(400, &Extents::new(), &s);
+        let mut sched = Schedule::new(&p, &s);
+        let (a, _) = sched.next().unwrap();
+        let (b, rb) = sched.next().unwrap();
+        assert_eq!(rb, 100..200);
+        sched.received(a, 100);
+        let (_, rest) = sched.next_alone().unwrap();
+        assert_eq!(rest, 200..400, "what follows, as one");
+        sched.received(b, 40);
+        sched.broke(b);
+        let (_, again) = sched.next_alone().unwrap();
+        assert_eq!(
+            again,
+            140..200,
+            "a broken rest is not merged over a running piece"
+        );
     }
 
     #[test]

@@ -126,6 +126,11 @@ impl Ramp {
         }
     }
 
+    /// Whether it is decided that the first connection works alone.
+    pub fn alone(&self) -> bool {
+        *self.allowed.borrow() == (1, true)
+    }
+
     /// Whether connection `k` may take another piece.
     pub fn may_go_on(&self, k: usize) -> bool {
         k < self.allowed.borrow().0

@@ -147,6 +147,13 @@ pub(super) async fn fetch(
     }
 }
 
+/// How a connection's read of its piece ended.
+enum Read {
+    Whole,
+    /// Stopped part-way: the ramp has the first connection work alone.
+    HandedBack,
+}
+
 /// What the connections of one blob share.
 struct Ranges<'a, 'c> {
     at: RepoAt<'a>,
@@ -200,7 +207,11 @@ impl Ranges<'_, '_> {
                         return Ok(());
                     }
                     broke = false;
-                    let Some((id, piece)) = locked(&self.schedule).next() else {
+                    let next = match self.ramp.alone() {
+                        true => locked(&self.schedule).next_alone(),
+                        false => locked(&self.schedule).next(),
+                    };
+                    let Some((id, piece)) = next else {
                         // Those not started yet never will.
                         self.ramp.close();
                         return Ok(());
@@ -215,7 +226,13 @@ impl Ranges<'_, '_> {
                 }
             };
             match self.read(k, id, piece.start, resp).await {
-                Ok(()) => {}
+                Ok(Read::Whole) => {}
+                Ok(Read::HandedBack) => {
+                    // The rest goes to the first connection, as part of
+                    // one request for everything that follows.
+                    locked(&self.schedule).broke(id);
+                    return Ok(());
+                }
                 Err(e) if is_resumable(&e) => {
                     locked(&self.schedule).broke(id);
                     broke = true;
@@ -291,7 +308,7 @@ impl Ranges<'_, '_> {
     /// Reads task `id`'s response, whose body starts at `start`, to the
     /// writer until the piece is whole (or handed in part to another
     /// connection).
-    async fn read(&self, k: usize, id: TaskId, start: u64, resp: Response) -> Result<()> {
+    async fn read(&self, k: usize, id: TaskId, start: u64, resp: Response) -> Result<Read> {
         let url = resp.url().clone();
         let mut body = Body::new(&url, resp).resumable();
         let mut at = start;
@@ -318,7 +335,10 @@ impl Ranges<'_, '_> {
                 locked(&self.progress).update(self.done_before + total);
             }
             if got.done {
-                return Ok(());
+                return Ok(Read::Whole);
+            }
+            if k > 0 && self.ramp.alone() {
+                return Ok(Read::HandedBack);
             }
         }
     }
