@@ -137,8 +137,8 @@ pub fn overlap(a: &[Range<u64>], b: &[Range<u64>]) -> u64 {
 /// What each response gave the client, as the client asked for it: from
 /// its first byte up to what it was sent, or up to the first byte of a
 /// request made while it ran that starts inside it (where the client let
-/// go of it: the open-ended probe at its piece's end, or a piece whose tail
-/// another connection took). What a response was sent past that point was
+/// go of it: a piece whose tail another connection took, perhaps while its
+/// own request was on the way). What a response was sent past that point was
 /// in flight when the client let go, not asked for twice.
 pub fn kept(gets: &[CdnRequest]) -> Vec<Range<u64>> {
     let carried: Vec<&CdnRequest> = gets.iter().filter(|r| r.bytes > 0).collect();
@@ -149,7 +149,11 @@ pub fn kept(gets: &[CdnRequest]) -> Vec<Range<u64>> {
             let (start, until) = (r.offset, r.ended.unwrap_or(now));
             let mut end = r.offset + r.bytes;
             for later in &carried {
-                if later.at > r.at && later.at <= until && (start + 1..end).contains(&later.offset)
+                // Asked for while this one ran, or just before it reached
+                // the CDN (a tail taken while its request was in flight).
+                if !std::ptr::eq(*later, *r)
+                    && later.at <= until
+                    && (start + 1..end).contains(&later.offset)
                 {
                     end = later.offset;
                 }
