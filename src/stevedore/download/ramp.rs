@@ -22,7 +22,7 @@ use tokio::sync::watch;
 const SKIP: u64 = 1 << 20;
 /// Bytes measured for the first connection's rate; twice as many for the
 /// two together.
-const WINDOW: u64 = 8 << 20;
+const WINDOW: u64 = 4 << 20;
 /// How much faster two connections must be than one for all to go.
 const GAIN: f64 = 1.5;
 
