@@ -403,11 +403,7 @@ impl<'a> Download<'a> {
         let status = resp.status();
         let appending = match status {
             StatusCode::PARTIAL_CONTENT => {
-                let content_range = resp
-                    .headers()
-                    .get(CONTENT_RANGE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
+                let content_range = content_range_of(&resp);
                 if let Some(plan) = planned {
                     let size = self.size.ok_or_else(lost)?;
                     if content_range_matches(content_range, &plan.pieces[0], Some(size)) {
@@ -557,14 +553,26 @@ impl<'a> Download<'a> {
         }
     }
 
-    /// Reads and drops a small refusal's body, unless cancelled first.
     async fn discard(&self, resp: reqwest::Response) -> Result<()> {
-        cancellable(Some(&self.cancel), async {
-            discard(resp).await;
-            Ok(())
-        })
-        .await
+        discard_unless_cancelled(&self.cancel, resp).await
     }
+}
+
+/// Reads and drops a small refusal's body, unless cancelled first.
+async fn discard_unless_cancelled(cancel: &Cancel, resp: reqwest::Response) -> Result<()> {
+    cancellable(Some(cancel), async {
+        discard(resp).await;
+        Ok(())
+    })
+    .await
+}
+
+/// A 206's `Content-Range` as text; empty when there is none.
+fn content_range_of(resp: &reqwest::Response) -> &str {
+    resp.headers()
+        .get(CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }
 
 fn range_not_honoured(url: &Url, why: &str) -> Error {

@@ -25,7 +25,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use futures_util::future::try_join_all;
-use http::header::{HeaderMap, HeaderValue, CONTENT_RANGE, RANGE};
+use http::header::{HeaderMap, HeaderValue, RANGE};
 use http::StatusCode;
 use tokio::sync::mpsc;
 use url::Url;
@@ -33,13 +33,16 @@ use url::Url;
 use super::connections::Place;
 use super::plan::{content_range_matches, range_header, Plan, Schedule, TaskId};
 use super::ramp::Ramp;
-use super::{is_resumable, lost, range_not_honoured, Download, Ended, WRITE_QUEUE};
+use super::{
+    content_range_of, discard_unless_cancelled, is_resumable, lost, range_not_honoured, Download,
+    Ended, WRITE_QUEUE,
+};
 use crate::stevedore::cancel::{cancellable, Cancel};
 use crate::stevedore::error::{Endpoint, Error, Reason, Result};
 use crate::stevedore::progress::Progress;
 use crate::stevedore::repo::{refused, RepoAt};
 use crate::stevedore::store::Partial;
-use crate::stevedore::transport::{discard, Body, Response};
+use crate::stevedore::transport::{Body, Response};
 
 /// Times, for one blob, a refusal from where the registry redirected is
 /// answered by asking the registry again, per connection: URLs that expire
@@ -58,7 +61,7 @@ pub(super) async fn fetch(
     size: u64,
     plan: &Plan,
 ) -> Result<Ended> {
-    let mut schedule = Schedule::new(plan, &download.connections.settings().clone());
+    let mut schedule = Schedule::new(plan, download.connections.settings());
     let Some((first_id, first_piece)) = schedule.next() else {
         return Ok(Ended::Complete);
     };
@@ -260,12 +263,7 @@ impl Ranges<'_, '_> {
             let get = self.at.get_on_own_connection(&url, &headers);
             let resp = cancellable(Some(self.cancel), get).await?;
             let status = resp.status();
-            let content_range = resp
-                .headers()
-                .get(CONTENT_RANGE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
+            let content_range = content_range_of(&resp).to_owned();
             if status == StatusCode::PARTIAL_CONTENT
                 && content_range_matches(&content_range, piece, Some(self.size))
             {
@@ -278,7 +276,7 @@ impl Ranges<'_, '_> {
             if expired && url != self.blob_url && self.reask() {
                 // The URL the registry redirected to no longer serves (a
                 // signed CDN URL that expired): the registry gives a new one.
-                self.discard(resp).await?;
+                discard_unless_cancelled(self.cancel, resp).await?;
                 let mut current = locked(&self.url);
                 if *current == url {
                     *current = self.blob_url.clone();
@@ -341,14 +339,6 @@ impl Ranges<'_, '_> {
                 return Ok(Read::HandedBack);
             }
         }
-    }
-
-    async fn discard(&self, resp: Response) -> Result<()> {
-        cancellable(Some(self.cancel), async {
-            discard(resp).await;
-            Ok(())
-        })
-        .await
     }
 }
 
