@@ -56,7 +56,11 @@ struct Cdn {
 impl Default for Cdn {
     fn default() -> Self {
         Cdn {
-            rate: "64MiB/s",
+            // Far below what this build, unoptimized, on two busy cores,
+            // takes in: at 64 MiB/s a second connection did not double the
+            // rate with nine tests at once (the CPU was the limit) and the
+            // ramp rightly stayed on one.
+            rate: "16MiB/s",
             ranges: CdnRanges::Honour,
             expiry: None,
         }
@@ -355,7 +359,9 @@ fn an_expired_cdn_url_is_replaced_by_asking_the_registry_again() {
 #[test]
 fn a_range_cut_mid_way_is_resumed_from_where_it_stopped() {
     let big = Big::start(64, Cdn::default());
-    let cut = 5 * MIB;
+    // Below the ramp's 4 MiB trial piece: the second connection's first
+    // response is cut too.
+    let cut = 3 * MIB;
     big.rig.cut_cdn_bodies(cut, 2);
     big.fetch(&cache_with(4, 0), "layer", None).0.unwrap();
     big.assert_fetched("layer");
@@ -423,6 +429,10 @@ fn a_partial_with_gaps_resumed_as_one_stream_puts_every_byte_in_its_place() {
     let big = Arc::new(Big::start(
         96,
         Cdn {
+            // Far below what this build, unoptimized, on two busy cores,
+            // takes in: at 64 MiB/s a second connection did not double the
+            // rate with nine tests at once (the CPU was the limit) and the
+            // ramp rightly stayed on one.
             rate: "16MiB/s",
             ..Cdn::default()
         },
@@ -447,6 +457,10 @@ fn a_cdn_that_stops_honouring_ranges_mid_call_gets_one_stream_and_a_right_file()
     let big = Arc::new(Big::start(
         96,
         Cdn {
+            // Far below what this build, unoptimized, on two busy cores,
+            // takes in: at 64 MiB/s a second connection did not double the
+            // rate with nine tests at once (the CPU was the limit) and the
+            // ramp rightly stayed on one.
             rate: "16MiB/s",
             ..Cdn::default()
         },
@@ -482,6 +496,10 @@ fn a_cancelled_transfer_resumes_asking_only_for_what_it_lacks() {
     let big = Arc::new(Big::start(
         96,
         Cdn {
+            // Far below what this build, unoptimized, on two busy cores,
+            // takes in: at 64 MiB/s a second connection did not double the
+            // rate with nine tests at once (the CPU was the limit) and the
+            // ramp rightly stayed on one.
             rate: "16MiB/s",
             ..Cdn::default()
         },

@@ -313,6 +313,22 @@ impl Schedule {
         self.next()
     }
 
+    /// As [`Schedule::next`], but a pending piece longer than `max` is
+    /// cut: its first `max` bytes are handed out, the rest stays first in
+    /// line. (A trial asks for no more than it needs to measure.)
+    pub fn next_up_to(&mut self, max: u64) -> Option<(TaskId, Range<u64>)> {
+        let max = max.max(1);
+        if let Some(front) = self.pending.front_mut() {
+            if front.end - front.start > max {
+                let cut = front.start + max;
+                let head = front.start..cut;
+                front.start = cut;
+                self.pending.push_front(head);
+            }
+        }
+        self.next()
+    }
+
     fn steal(&mut self) -> Option<Range<u64>> {
         let task = self
             .running
@@ -588,6 +604,26 @@ mod tests {
             140..200,
             "a broken rest is not merged over a running piece"
         );
+    }
+
+    #[test]
+    fn a_trial_takes_only_the_front_of_the_next_piece() {
+        let s = Settings {
+            min_piece: 10,
+            threshold: 0,
+            ..Settings::default()
+        };
+        let p = plan(400, &Extents::new(), &s);
+        let mut sched = Schedule::new(&p, &s);
+        let (a, _) = sched.next().unwrap();
+        let (b, rb) = sched.next_up_to(30).unwrap();
+        assert_eq!(rb, 100..130);
+        let (_, short) = sched.next_up_to(500).unwrap();
+        assert_eq!(short, 130..200, "the rest of the cut piece, first in line");
+        sched.received(a, 100);
+        sched.received(b, 30);
+        let (_, rest) = sched.next_alone().unwrap();
+        assert_eq!(rest, 200..400);
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! and there more connections only cost: requests, the read-back of bytes
 //! that land ahead of the hash, threads on the same cores. So the first
 //! connection's rate is measured alone, then the rate of the first two
-//! together, from the moment the second delivers (its connect and request
-//! are not the link's fault); all connections go when the two did at least
-//! [`GAIN`] times better, else the first goes on alone once the second has
-//! finished its piece. Measured on the bytes themselves: no threshold of
-//! speed that some link would be on the wrong side of.
+//! together while the second fetches a trial piece of [`TRIAL`] bytes, from
+//! its first bytes to its last (its connect and request are not the link's
+//! fault); all connections go when the two did at least [`GAIN`] times
+//! better, else the first goes on alone and the second stops where its
+//! trial ended: on a finished response, not dropped with bytes in flight.
+//! Measured on the bytes themselves: no threshold of speed that some link
+//! would be on the wrong side of.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
@@ -20,9 +22,11 @@ use tokio::sync::watch;
 /// Bytes let by before the first measure: a new connection's first
 /// round trips are slower than the link.
 const SKIP: u64 = 1 << 20;
-/// Bytes measured for the first connection's rate; twice as many for the
-/// two together.
+/// Bytes measured for the first connection's rate.
 const WINDOW: u64 = 4 << 20;
+/// Bytes the second connection fetches while the two are measured
+/// together: about as many again arrive over the first meanwhile.
+const TRIAL: u64 = 4 << 20;
 /// How much faster two connections must be than one for all to go.
 const GAIN: f64 = 1.5;
 
@@ -39,10 +43,12 @@ enum State {
     Alone {
         from: Option<(Instant, u64)>,
     },
-    /// Two at once; measuring from when the second's first bytes came.
+    /// Two at once; measuring from when the second's first bytes came,
+    /// until it has fetched its trial (`second` bytes so far).
     Two {
         alone: f64,
         from: Option<(Instant, u64)>,
+        second: u64,
     },
     Decided,
 }
@@ -58,13 +64,13 @@ impl Ramp {
         }
     }
 
-    /// `received` bytes have arrived over all connections so far, the
-    /// last of them over connection `by`.
-    pub fn observe(&self, by: usize, received: u64) {
-        self.observe_at(by, received, Instant::now());
+    /// `len` bytes arrived over connection `by`, `received` over all of
+    /// them so far.
+    pub fn observe(&self, by: usize, received: u64, len: u64) {
+        self.observe_at(by, received, len, Instant::now());
     }
 
-    fn observe_at(&self, by: usize, received: u64, now: Instant) {
+    fn observe_at(&self, by: usize, received: u64, len: u64, now: Instant) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let rate = |(t, b): (Instant, u64)| {
             (received - b) as f64 / now.duration_since(t).as_secs_f64().max(1e-6)
@@ -77,24 +83,39 @@ impl Ramp {
             }
             State::Alone { from: Some(from) } if received - from.1 >= WINDOW => {
                 let alone = rate(*from);
-                *state = State::Two { alone, from: None };
-                self.allow(2, false);
-            }
-            State::Two { alone, from: None } if by > 0 => {
                 *state = State::Two {
-                    alone: *alone,
-                    from: Some((now, received)),
-                }
+                    alone,
+                    from: None,
+                    second: 0,
+                };
+                self.allow(2, false);
             }
             State::Two {
                 alone,
-                from: Some(from),
-            } if received - from.1 >= 2 * WINDOW => {
-                let faster = rate(*from) >= GAIN * *alone;
+                from,
+                second,
+            } if by > 0 => {
+                *second += len;
+                if *second < TRIAL {
+                    from.get_or_insert((now, received));
+                    return;
+                }
+                // A trial over in one chunk measured nothing: one stream.
+                let faster = from.is_some_and(|from| rate(from) >= GAIN * *alone);
                 *state = State::Decided;
                 self.allow(if faster { self.connections } else { 1 }, true);
             }
             _ => {}
+        }
+    }
+
+    /// How much more connection `k` is to fetch for the trial, while one
+    /// runs: its next piece is no longer, so that the trial ends where a
+    /// response does.
+    pub fn trial_left(&self, k: usize) -> Option<u64> {
+        match *self.state.lock().unwrap_or_else(PoisonError::into_inner) {
+            State::Two { second, .. } if k == 1 => Some(TRIAL.saturating_sub(second)),
+            _ => None,
         }
     }
 
@@ -144,50 +165,85 @@ mod tests {
 
     const MIB: u64 = 1 << 20;
 
-    /// Feeds `ramp` `bytes` at `rate` MiB/s from `at` (bytes) and `t`
-    /// (a clock of its own), in 256 KiB chunks over connection `by`;
-    /// returns where it got to.
-    fn feed(ramp: &Ramp, by: usize, at: &mut u64, t: &mut Instant, bytes: u64, rate: u64) {
-        let chunk = 256 << 10;
-        let end = *at + bytes;
-        while *at < end {
-            *at += chunk;
-            *t += Duration::from_secs_f64(chunk as f64 / (rate * MIB) as f64);
-            ramp.observe_at(by, *at, *t);
+    const CHUNK: u64 = 256 << 10;
+
+    /// A clock of its own and the bytes received so far.
+    struct Feed<'r> {
+        ramp: &'r Ramp,
+        at: u64,
+        t: Instant,
+    }
+
+    impl Feed<'_> {
+        /// `bytes` over connection 0 alone at `rate` MiB/s, in 256 KiB
+        /// chunks.
+        fn alone(&mut self, bytes: u64, rate: u64) {
+            for _ in 0..bytes / CHUNK {
+                self.chunk(0, rate);
+            }
+        }
+
+        /// Chunks over connections 0 and 1 in turn, at `rate` MiB/s for
+        /// the two, until connection 1 has delivered `second` bytes.
+        fn both(&mut self, second: u64, rate: u64) {
+            for _ in 0..second / CHUNK {
+                self.chunk(0, rate);
+                self.chunk(1, rate);
+            }
+        }
+
+        fn chunk(&mut self, by: usize, rate: u64) {
+            self.at += CHUNK;
+            self.t += Duration::from_secs_f64(CHUNK as f64 / (rate * MIB) as f64);
+            self.ramp.observe_at(by, self.at, CHUNK, self.t);
         }
     }
 
     #[tokio::test]
     async fn all_go_when_two_were_faster_than_one() {
         let ramp = Ramp::new(4);
-        let (mut at, mut t) = (0, Instant::now());
+        let mut feed = Feed {
+            ramp: &ramp,
+            at: 0,
+            t: Instant::now(),
+        };
         assert!(ramp.may_go_on(0) && !ramp.may_go_on(1));
-        feed(&ramp, 0, &mut at, &mut t, SKIP + WINDOW, 64);
+        assert_eq!(ramp.trial_left(1), None);
+        feed.alone(SKIP + WINDOW, 64);
         assert!(
             ramp.admitted(1).await,
             "a second connection once one is measured"
         );
         assert!(!ramp.may_go_on(2));
+        assert_eq!(ramp.trial_left(1), Some(TRIAL));
         // Before the second delivers nothing is measured.
-        feed(&ramp, 0, &mut at, &mut t, 3 * WINDOW, 64);
+        feed.alone(3 * WINDOW, 64);
         assert!(!ramp.may_go_on(2));
-        // Two at about twice the rate.
-        feed(&ramp, 1, &mut at, &mut t, 2 * WINDOW + MIB, 128);
+        // Two at about twice the rate; decided on the trial's last byte.
+        feed.both(TRIAL - CHUNK, 128);
+        assert_eq!(ramp.trial_left(1), Some(CHUNK));
+        assert!(!ramp.may_go_on(2));
+        feed.both(CHUNK, 128);
+        assert_eq!(ramp.trial_left(1), None);
         assert!(ramp.admitted(3).await);
-        assert!(ramp.may_go_on(3));
+        assert!(ramp.may_go_on(1) && ramp.may_go_on(3));
     }
 
     #[tokio::test]
     async fn one_goes_on_alone_when_two_were_not_faster() {
         let ramp = Ramp::new(4);
-        let (mut at, mut t) = (0, Instant::now());
-        feed(&ramp, 0, &mut at, &mut t, SKIP + WINDOW, 256);
+        let mut feed = Feed {
+            ramp: &ramp,
+            at: 0,
+            t: Instant::now(),
+        };
+        feed.alone(SKIP + WINDOW, 256);
         assert!(ramp.admitted(1).await);
         // A little better, not enough.
-        feed(&ramp, 1, &mut at, &mut t, 2 * WINDOW + MIB, 300);
+        feed.both(TRIAL, 300);
         assert!(!ramp.admitted(2).await, "the others never start");
-        assert!(!ramp.may_go_on(1), "the second stops after its piece");
-        assert!(ramp.may_go_on(0));
+        assert!(!ramp.may_go_on(1), "the second stops after its trial");
+        assert!(ramp.alone() && ramp.may_go_on(0));
     }
 
     #[tokio::test]

@@ -150,13 +150,6 @@ pub(super) async fn fetch(
     }
 }
 
-/// How a connection's read of its piece ended.
-enum Read {
-    Whole,
-    /// Stopped part-way: the ramp has the first connection work alone.
-    HandedBack,
-}
-
 /// What the connections of one blob share.
 struct Ranges<'a, 'c> {
     at: RepoAt<'a>,
@@ -210,9 +203,11 @@ impl Ranges<'_, '_> {
                         return Ok(());
                     }
                     broke = false;
-                    let next = match self.ramp.alone() {
-                        true => locked(&self.schedule).next_alone(),
-                        false => locked(&self.schedule).next(),
+                    let (alone, trial) = (self.ramp.alone(), self.ramp.trial_left(k));
+                    let next = match (alone, trial) {
+                        (true, _) => locked(&self.schedule).next_alone(),
+                        (false, Some(left)) => locked(&self.schedule).next_up_to(left),
+                        (false, None) => locked(&self.schedule).next(),
                     };
                     let Some((id, piece)) = next else {
                         // Those not started yet never will.
@@ -229,13 +224,7 @@ impl Ranges<'_, '_> {
                 }
             };
             match self.read(k, id, piece.start, resp).await {
-                Ok(Read::Whole) => {}
-                Ok(Read::HandedBack) => {
-                    // The rest goes to the first connection, as part of
-                    // one request for everything that follows.
-                    locked(&self.schedule).broke(id);
-                    return Ok(());
-                }
+                Ok(()) => {}
                 Err(e) if is_resumable(&e) => {
                     locked(&self.schedule).broke(id);
                     broke = true;
@@ -304,9 +293,9 @@ impl Ranges<'_, '_> {
     }
 
     /// Reads task `id`'s response, whose body starts at `start`, to the
-    /// writer until the piece is whole (or handed in part to another
-    /// connection).
-    async fn read(&self, k: usize, id: TaskId, start: u64, resp: Response) -> Result<Read> {
+    /// writer until the piece is whole (its end may have moved down: an
+    /// idle connection took its tail).
+    async fn read(&self, k: usize, id: TaskId, start: u64, resp: Response) -> Result<()> {
         let url = resp.url().clone();
         let mut body = Body::new(&url, resp).resumable();
         let mut at = start;
@@ -329,14 +318,11 @@ impl Ranges<'_, '_> {
                 }
                 at += got.keep;
                 let total = self.received.fetch_add(got.keep, Ordering::Relaxed) + got.keep;
-                self.ramp.observe(k, total);
+                self.ramp.observe(k, total, got.keep);
                 locked(&self.progress).update(self.done_before + total);
             }
             if got.done {
-                return Ok(Read::Whole);
-            }
-            if k > 0 && self.ramp.alone() {
-                return Ok(Read::HandedBack);
+                return Ok(());
             }
         }
     }
