@@ -3,22 +3,85 @@
 //! tiny_http reads requests on its own threads but a response is written by
 //! whoever calls `respond`, so one `recv` loop would serialise every download;
 //! the pool lets a client fetch several blobs at once.
+//!
+//! tiny_http 0.12 serves each connection on a thread of its task pool for
+//! the connection's whole life, and that pool can lose a wake-up: two
+//! connections accepted while one thread is idle both go to that thread's
+//! queue, and the second waits until some connection closes. A client that
+//! keeps its connections alive (every pool of HTTP/1.1 connections does)
+//! then sees a request unanswered until its own timeout: 15 s stalls under
+//! load, and a connection counted open twice when it retries. A [`Waker`]
+//! connects and hangs up every [`WAKE_EVERY`]: with no thread idle, the
+//! pool spawns one for it, which then takes what was queued.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use tiny_http::{Request, Server};
 
 pub(crate) type Handler = Arc<dyn Fn(Request) + Send + Sync>;
 
+/// Where a [`Waker`]'s connections come from: counts of a server's
+/// clients leave this address out.
+pub(crate) const WAKER_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// How long a connection lost in tiny_http's queue waits at most, about.
+const WAKE_EVERY: Duration = Duration::from_millis(50);
+
 pub(crate) struct HttpService {
     server: Arc<Server>,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
     addr: SocketAddr,
+    _waker: Waker,
+}
+
+/// A thread that opens and closes a connection to a server every
+/// [`WAKE_EVERY`] until dropped (see the module's note).
+struct Waker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Waker {
+    fn start(name: &str, to: SocketAddr) -> Result<Waker> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("{name}-waker"))
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(WAKE_EVERY) {
+                    // A refused or failed connect wakes nothing; the next may.
+                    let _ = wake(to);
+                }
+            })
+            .with_context(|| format!("{name}: cannot spawn the waker thread"))?;
+        Ok(Waker {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+/// One connection to `to` from [`WAKER_ADDRESS`], closed at once.
+fn wake(to: SocketAddr) -> std::io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.bind(&SocketAddr::V4(SocketAddrV4::new(WAKER_ADDRESS, 0)).into())?;
+    socket.connect_timeout(&to.into(), Duration::from_secs(1))
+}
+
+impl Drop for Waker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl HttpService {
@@ -57,6 +120,7 @@ impl HttpService {
             stop,
             workers: handles,
             addr,
+            _waker: Waker::start(name, addr)?,
         })
     }
 
@@ -109,4 +173,70 @@ pub(crate) fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
         .iter()
         .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
         .map(|h| h.value.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    fn connect(addr: SocketAddr) -> TcpStream {
+        let c = TcpStream::connect(addr).unwrap();
+        // Far longer than the waker takes, far shorter than forever.
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        c
+    }
+
+    fn get(c: &mut TcpStream) -> std::io::Result<()> {
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut seen = Vec::new();
+        let mut buf = [0; 256];
+        while !seen.ends_with(b"ok") {
+            let n = c.read(&mut buf)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        Ok(())
+    }
+
+    /// Connections kept open and idle hold tiny_http's threads, as a
+    /// client's pool does; then many connect at once, each with a request:
+    /// every one is answered, none left in tiny_http's queue until some
+    /// connection closes (here none would).
+    #[test]
+    fn a_burst_of_connections_is_answered_while_others_stay_open() {
+        let service = HttpService::start(
+            "burst",
+            4,
+            Arc::new(|rq: Request| {
+                let _ = rq.respond(tiny_http::Response::from_string("ok"));
+            }),
+        )
+        .unwrap();
+        let addr = service.addr();
+        let mut idle: Vec<TcpStream> = (0..8).map(|_| connect(addr)).collect();
+        for c in &mut idle {
+            get(c).unwrap();
+        }
+        for round in 0..10 {
+            let burst: Vec<_> = (0..16)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        let mut c = connect(addr);
+                        let asked = get(&mut c);
+                        (asked, c)
+                    })
+                })
+                .collect();
+            for t in burst {
+                let (asked, c) = t.join().unwrap();
+                assert!(asked.is_ok(), "round {round}: {asked:?}");
+                // Kept open too, as a pool keeps what it used.
+                idle.push(c);
+            }
+        }
+    }
 }

@@ -14,6 +14,8 @@ use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
 
+use crate::serve::WAKER_ADDRESS;
+
 /// `st` of an established socket in `/proc/net/tcp`.
 const ESTABLISHED: &str = "01";
 
@@ -58,14 +60,17 @@ impl OpenConnections {
 }
 
 /// The peers of the server-side sockets of `listening` (an IPv4 address)
-/// that are established; none when the kernel's table cannot be read.
+/// that are established, but for the rig's own waker; none when the
+/// kernel's table cannot be read.
 fn established_to(listening: SocketAddr) -> Vec<SocketAddr> {
     let SocketAddr::V4(v4) = listening else {
         return Vec::new();
     };
     let local = table_address(*v4.ip(), v4.port());
     let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    established_peers(&text, &local)
+    let mut peers = established_peers(&text, &local);
+    peers.retain(|p| p.ip() != WAKER_ADDRESS);
+    peers
 }
 
 /// An address as `/proc/net/tcp` writes it: the IPv4 address as the
