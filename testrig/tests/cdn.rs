@@ -408,6 +408,39 @@ fn a_body_cut_mid_way_closes_its_connection_and_can_be_resumed() {
         [(200, 0, half), (206, half, bytes.len() as u64 - half)]
     );
     assert_ne!(log[0].connection, log[1].connection);
+    assert!(
+        log.iter().all(|r| !r.given_up),
+        "a cut and a whole body are not given up by the client: {log:#?}"
+    );
+}
+
+#[test]
+fn a_body_the_client_lets_go_of_is_logged_as_given_up() {
+    let rig = Rig::start(RigOptions {
+        large_mib: Some(16),
+        cdn_rate_per_connection: Some(parse_rate("4MiB/s").unwrap()),
+        ..RigOptions::cdn_only()
+    })
+    .unwrap();
+    let large = rig.info().images.large.clone().unwrap();
+    let (url, bytes) = cdn_blob(&rig, &large.layers[0]);
+    let response = agent().get(&url).call().unwrap();
+    let mut first = vec![0; MIB as usize];
+    response.into_reader().read_exact(&mut first).unwrap();
+    assert_eq!(first, bytes[..MIB as usize]);
+    // Dropped: the connection closes under the CDN's writes.
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ended = loop {
+        let log = rig.cdn_requests();
+        if log[0].ended.is_some() {
+            break log[0].clone();
+        }
+        assert!(Instant::now() < deadline, "never ended: {log:#?}");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(ended.given_up, "{ended:#?}");
+    assert!(ended.bytes < bytes.len() as u64, "{ended:#?}");
 }
 
 /// Waits (at most 5 s) until the CDN has `want` connections open: the

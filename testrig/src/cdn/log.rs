@@ -4,7 +4,7 @@
 //! was cut), and the time it ended is filled in once it is done.
 
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -20,6 +20,7 @@ pub(crate) struct CdnLog {
 pub(super) struct Progress {
     sent: AtomicU64,
     ended: Mutex<Option<SystemTime>>,
+    given_up: AtomicBool,
 }
 
 impl Progress {
@@ -28,6 +29,13 @@ impl Progress {
         if let Ok(mut ended) = self.ended.lock() {
             ended.get_or_insert_with(SystemTime::now);
         }
+    }
+
+    /// A body of `len` bytes is done: given up by the client unless all
+    /// of it was read to be sent.
+    pub(super) fn given_up_unless(&self, len: u64) {
+        let short = self.sent.load(Ordering::SeqCst) < len;
+        self.given_up.store(short, Ordering::SeqCst);
     }
 }
 
@@ -51,6 +59,7 @@ impl CdnLog {
             .map(|(request, progress)| CdnRequest {
                 bytes: progress.sent.load(Ordering::SeqCst),
                 ended: progress.ended.lock().ok().and_then(|e| *e),
+                given_up: progress.given_up.load(Ordering::SeqCst),
                 ..request.clone()
             })
             .collect()

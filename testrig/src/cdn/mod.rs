@@ -98,6 +98,10 @@ pub struct CdnRequest {
     /// the client; any other answer just before it is written. `None` until
     /// then.
     pub ended: Option<SystemTime>,
+    /// The client went away before the body's end (its connection closed
+    /// under the write; not a cut of the rig's): what the log counts as
+    /// sent past where it let go was in flight, never read.
+    pub given_up: bool,
     /// The TCP connections open to the CDN when this request arrived, its
     /// own included (see [`Rig::cdn_peak_connections`](crate::Rig::cdn_peak_connections)).
     pub open_connections: usize,
@@ -297,6 +301,7 @@ impl Files {
             },
             bytes: 0,
             ended: None,
+            given_up: false,
             open_connections,
         });
         if !matches!(outcome, Outcome::File(_)) {
@@ -370,6 +375,7 @@ impl Files {
         if file.seek(SeekFrom::Start(first)).is_err() {
             return request.respond(Response::from_string("InternalError").with_status_code(500));
         }
+        let given_up = Arc::clone(&progress);
         let cut = Arc::new(AtomicBool::new(false));
         let cut_after = match request.method() {
             Method::Get => self.cuts.take(),
@@ -418,6 +424,9 @@ impl Files {
             if let (Some(local), Some(peer)) = (self.local.get(), connection) {
                 shut_down(*local, peer);
             }
+        } else {
+            // tiny_http answers Ok to a client that went away mid-body.
+            given_up.given_up_unless(count);
         }
         answered
     }
