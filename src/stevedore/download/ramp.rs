@@ -5,14 +5,18 @@
 //! server that does not (loopback, a link one connection fills) does not,
 //! and there more connections only cost: requests, the read-back of bytes
 //! that land ahead of the hash, threads on the same cores. So the first
-//! connection's rate is measured alone, then the rate of the first two
-//! together while the second fetches a trial piece of [`TRIAL`] bytes, from
-//! its first bytes to its last (its connect and request are not the link's
-//! fault); all connections go when the two did at least [`GAIN`] times
-//! better, else the first goes on alone and the second stops where its
-//! trial ended: on a finished response, not dropped with bytes in flight.
-//! Measured on the bytes themselves: no threshold of speed that some link
-//! would be on the wrong side of.
+//! connection's rate is measured alone, then the rates of the first two
+//! together while the second fetches a trial piece of [`TRIAL`] bytes; all
+//! connections go when the two add up to at least [`GAIN`] times the one,
+//! else the first goes on alone and the second stops where its trial ended:
+//! on a finished response, not dropped with bytes in flight.
+//!
+//! A connection's rate counts only the time it is inside a response, from
+//! one chunk to the next: not a request's round trip (a new connection's
+//! connect, or the first's next piece starting during the trial, would
+//! otherwise read as a link that does not get faster). Measured on the
+//! bytes themselves: no threshold of speed that some link would be on the
+//! wrong side of.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
@@ -29,6 +33,11 @@ const WINDOW: u64 = 4 << 20;
 const TRIAL: u64 = 4 << 20;
 /// How much faster two connections must be than one for all to go.
 const GAIN: f64 = 1.5;
+/// Bytes the first connection must have been measured on during the
+/// trial; if not (it was between pieces all along: a busy machine, a far
+/// server), the trial goes on, up to [`LONGEST_TRIAL`].
+const OVERLAP: u64 = 1 << 20;
+const LONGEST_TRIAL: u64 = 4 * TRIAL;
 
 pub struct Ramp {
     connections: usize,
@@ -38,17 +47,49 @@ pub struct Ramp {
     allowed: watch::Sender<(usize, bool)>,
 }
 
+/// One connection's bytes over the time it spent inside responses.
+#[derive(Debug, Default, Clone, Copy)]
+struct Meter {
+    bytes: u64,
+    secs: f64,
+    last: Option<Instant>,
+}
+
+impl Meter {
+    /// A chunk of `len` bytes came at `now`; `fresh`: the first of its
+    /// response, whose wait was the request's, not the link's.
+    fn add(&mut self, len: u64, now: Instant, fresh: bool) {
+        if let Some(last) = self.last.filter(|_| !fresh) {
+            self.bytes += len;
+            self.secs += now.duration_since(last).as_secs_f64();
+        }
+        self.last = Some(now);
+    }
+
+    /// Bytes a second; 0 with nothing measured.
+    fn rate(&self) -> f64 {
+        match self.secs > 0.0 {
+            true => self.bytes as f64 / self.secs,
+            false => 0.0,
+        }
+    }
+}
+
 enum State {
-    /// The first connection alone; measuring from `(when, received)`.
+    /// The first connection alone: `seen` bytes so far, measured past
+    /// [`SKIP`].
     Alone {
-        from: Option<(Instant, u64)>,
+        seen: u64,
+        meter: Meter,
     },
-    /// Two at once; measuring from when the second's first bytes came,
-    /// until it has fetched its trial (`second` bytes so far).
+    /// Two at once: the second has fetched `trial` bytes of `until`;
+    /// each measured from the second's first bytes.
     Two {
         alone: f64,
-        from: Option<(Instant, u64)>,
-        second: u64,
+        trial: u64,
+        until: u64,
+        first: Meter,
+        second: Meter,
     },
     Decided,
 }
@@ -59,49 +100,65 @@ impl Ramp {
         let (allowed, _) = watch::channel((1, connections == 1));
         Ramp {
             connections,
-            state: Mutex::new(State::Alone { from: None }),
+            state: Mutex::new(State::Alone {
+                seen: 0,
+                meter: Meter::default(),
+            }),
             allowed,
         }
     }
 
-    /// `len` bytes arrived over connection `by`, `received` over all of
-    /// them so far.
-    pub fn observe(&self, by: usize, received: u64, len: u64) {
-        self.observe_at(by, received, len, Instant::now());
+    /// `len` bytes arrived over connection `by`; `fresh`: the first of a
+    /// response.
+    pub fn observe(&self, by: usize, len: u64, fresh: bool) {
+        self.observe_at(by, len, fresh, Instant::now());
     }
 
-    fn observe_at(&self, by: usize, received: u64, len: u64, now: Instant) {
+    fn observe_at(&self, by: usize, len: u64, fresh: bool, now: Instant) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let rate = |(t, b): (Instant, u64)| {
-            (received - b) as f64 / now.duration_since(t).as_secs_f64().max(1e-6)
-        };
         match &mut *state {
-            State::Alone { from: None } if received >= SKIP => {
-                *state = State::Alone {
-                    from: Some((now, received)),
-                }
-            }
-            State::Alone { from: Some(from) } if received - from.1 >= WINDOW => {
-                let alone = rate(*from);
-                *state = State::Two {
-                    alone,
-                    from: None,
-                    second: 0,
-                };
-                self.allow(2, false);
-            }
-            State::Two {
-                alone,
-                from,
-                second,
-            } if by > 0 => {
-                *second += len;
-                if *second < TRIAL {
-                    from.get_or_insert((now, received));
+            State::Alone { seen, meter } if by == 0 => {
+                *seen += len;
+                if *seen < SKIP {
                     return;
                 }
-                // A trial over in one chunk measured nothing: one stream.
-                let faster = from.is_some_and(|from| rate(from) >= GAIN * *alone);
+                meter.add(len, now, fresh);
+                if meter.bytes >= WINDOW {
+                    *state = State::Two {
+                        alone: meter.rate(),
+                        trial: 0,
+                        until: TRIAL,
+                        first: Meter::default(),
+                        second: Meter::default(),
+                    };
+                    self.allow(2, false);
+                }
+            }
+            State::Two {
+                first, trial: 0, ..
+            } if by == 0 => {
+                // Not measured before the second delivers: only its own
+                // time inside a response counts from then on.
+                first.last = None;
+            }
+            State::Two { first, .. } if by == 0 => first.add(len, now, fresh),
+            State::Two {
+                alone,
+                trial,
+                until,
+                first,
+                second,
+            } if by == 1 => {
+                *trial += len;
+                second.add(len, now, fresh);
+                if *trial < *until {
+                    return;
+                }
+                if first.bytes < OVERLAP && *until < LONGEST_TRIAL {
+                    *until += TRIAL;
+                    return;
+                }
+                let faster = first.rate() + second.rate() >= GAIN * *alone;
                 *state = State::Decided;
                 self.allow(if faster { self.connections } else { 1 }, true);
             }
@@ -114,7 +171,7 @@ impl Ramp {
     /// response does.
     pub fn trial_left(&self, k: usize) -> Option<u64> {
         match *self.state.lock().unwrap_or_else(PoisonError::into_inner) {
-            State::Two { second, .. } if k == 1 => Some(TRIAL.saturating_sub(second)),
+            State::Two { trial, until, .. } if k == 1 => Some(until.saturating_sub(trial)),
             _ => None,
         }
     }
@@ -164,52 +221,70 @@ mod tests {
     use std::time::Duration;
 
     const MIB: u64 = 1 << 20;
-
     const CHUNK: u64 = 256 << 10;
 
-    /// A clock of its own and the bytes received so far.
+    /// Chunks of 256 KiB fed to a ramp on a clock of its own.
     struct Feed<'r> {
         ramp: &'r Ramp,
-        at: u64,
         t: Instant,
     }
 
     impl Feed<'_> {
-        /// `bytes` over connection 0 alone at `rate` MiB/s, in 256 KiB
-        /// chunks.
+        fn new(ramp: &Ramp) -> Feed<'_> {
+            Feed {
+                ramp,
+                t: Instant::now(),
+            }
+        }
+
+        /// One chunk over connection `by`, `secs` after the one before.
+        fn chunk(&mut self, by: usize, secs: f64, fresh: bool) {
+            self.t += Duration::from_secs_f64(secs);
+            self.ramp.observe_at(by, CHUNK, fresh, self.t);
+        }
+
+        /// `bytes` over connection 0 alone at `rate` MiB/s, one response.
         fn alone(&mut self, bytes: u64, rate: u64) {
             for _ in 0..bytes / CHUNK {
-                self.chunk(0, rate);
+                self.chunk(0, per_chunk(rate), false);
             }
         }
 
         /// Chunks over connections 0 and 1 in turn, at `rate` MiB/s for
-        /// the two, until connection 1 has delivered `second` bytes.
-        fn both(&mut self, second: u64, rate: u64) {
-            for _ in 0..second / CHUNK {
-                self.chunk(0, rate);
-                self.chunk(1, rate);
+        /// the two together, until connection 1 has delivered `second`
+        /// bytes; `fresh`: connection 1's first is its response's first.
+        fn both(&mut self, second: u64, rate: u64, fresh: bool) {
+            for k in 0..second / CHUNK {
+                self.chunk(0, per_chunk(rate), false);
+                self.chunk(1, per_chunk(rate), fresh && k == 0);
             }
         }
 
-        fn chunk(&mut self, by: usize, rate: u64) {
-            self.at += CHUNK;
-            self.t += Duration::from_secs_f64(CHUNK as f64 / (rate * MIB) as f64);
-            self.ramp.observe_at(by, self.at, CHUNK, self.t);
+        /// Chunks at the given times (seconds from now), in order.
+        fn play(&mut self, mut at: Vec<(f64, usize, bool)>) {
+            at.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let base = self.t;
+            for (secs, by, fresh) in at {
+                self.t = base + Duration::from_secs_f64(secs);
+                self.ramp.observe_at(by, CHUNK, fresh, self.t);
+            }
         }
     }
+
+    fn per_chunk(rate: u64) -> f64 {
+        CHUNK as f64 / (rate * MIB) as f64
+    }
+
+    /// Past the first connection's measure: the second is let in.
+    const MEASURED_ALONE: u64 = SKIP + WINDOW + CHUNK;
 
     #[tokio::test]
     async fn all_go_when_two_were_faster_than_one() {
         let ramp = Ramp::new(4);
-        let mut feed = Feed {
-            ramp: &ramp,
-            at: 0,
-            t: Instant::now(),
-        };
+        let mut feed = Feed::new(&ramp);
         assert!(ramp.may_go_on(0) && !ramp.may_go_on(1));
         assert_eq!(ramp.trial_left(1), None);
-        feed.alone(SKIP + WINDOW, 64);
+        feed.alone(MEASURED_ALONE, 64);
         assert!(
             ramp.admitted(1).await,
             "a second connection once one is measured"
@@ -220,10 +295,10 @@ mod tests {
         feed.alone(3 * WINDOW, 64);
         assert!(!ramp.may_go_on(2));
         // Two at about twice the rate; decided on the trial's last byte.
-        feed.both(TRIAL - CHUNK, 128);
+        feed.both(TRIAL - CHUNK, 128, true);
         assert_eq!(ramp.trial_left(1), Some(CHUNK));
         assert!(!ramp.may_go_on(2));
-        feed.both(CHUNK, 128);
+        feed.both(CHUNK, 128, false);
         assert_eq!(ramp.trial_left(1), None);
         assert!(ramp.admitted(3).await);
         assert!(ramp.may_go_on(1) && ramp.may_go_on(3));
@@ -232,18 +307,71 @@ mod tests {
     #[tokio::test]
     async fn one_goes_on_alone_when_two_were_not_faster() {
         let ramp = Ramp::new(4);
-        let mut feed = Feed {
-            ramp: &ramp,
-            at: 0,
-            t: Instant::now(),
-        };
-        feed.alone(SKIP + WINDOW, 256);
+        let mut feed = Feed::new(&ramp);
+        feed.alone(MEASURED_ALONE, 256);
         assert!(ramp.admitted(1).await);
         // A little better, not enough.
-        feed.both(TRIAL, 300);
+        feed.both(TRIAL, 300, true);
         assert!(!ramp.admitted(2).await, "the others never start");
         assert!(!ramp.may_go_on(1), "the second stops after its trial");
         assert!(ramp.alone() && ramp.may_go_on(0));
+    }
+
+    /// A capped CDN far away: the first connection's piece ends during the
+    /// trial and its next one starts a round trip later. The time between
+    /// is the request's, not the link's: all go.
+    #[tokio::test]
+    async fn a_round_trip_between_pieces_is_not_taken_for_a_slow_link() {
+        let ramp = Ramp::new(4);
+        let mut feed = Feed::new(&ramp);
+        feed.alone(MEASURED_ALONE, 64);
+        assert!(ramp.admitted(1).await);
+        let every = per_chunk(64);
+        let trial = (TRIAL / CHUNK) as usize;
+        // The second's chunks at 64 MiB/s after its connect.
+        let mut at: Vec<(f64, usize, bool)> = (0..trial)
+            .map(|k| (0.2 + k as f64 * every, 1, k == 0))
+            .collect();
+        // The first: 6 chunks, then its piece ends; 100 ms later the next.
+        let first = |k: usize| 0.2 + k as f64 * every + every / 2.0;
+        at.extend((0..6).map(|k| (first(k), 0, false)));
+        at.extend(
+            (0..trial)
+                .map(|k| (first(k) + 0.1, 0, k == 0))
+                .filter(|c| c.0 < first(trial)),
+        );
+        feed.play(at);
+        assert_eq!(ramp.trial_left(1), None, "decided");
+        assert!(ramp.admitted(3).await);
+    }
+
+    /// The first connection between pieces for the whole trial (its next
+    /// request slow to go out on a busy machine): nothing says what two do
+    /// together, so the trial goes on until it does.
+    #[tokio::test]
+    async fn a_trial_the_first_sat_out_goes_on() {
+        let ramp = Ramp::new(4);
+        let mut feed = Feed::new(&ramp);
+        feed.alone(MEASURED_ALONE, 64);
+        assert!(ramp.admitted(1).await);
+        for k in 0..TRIAL / CHUNK {
+            feed.chunk(1, per_chunk(64), k == 0);
+        }
+        assert_eq!(ramp.trial_left(1), Some(TRIAL), "another trial piece");
+        assert!(!ramp.may_go_on(2));
+        feed.chunk(0, 0.0, true);
+        feed.both(TRIAL, 128, true);
+        assert!(ramp.admitted(3).await, "two at twice the rate");
+
+        // A first connection that never comes back: decided all the same.
+        let ramp = Ramp::new(4);
+        let mut feed = Feed::new(&ramp);
+        feed.alone(MEASURED_ALONE, 64);
+        for k in 0..LONGEST_TRIAL / CHUNK {
+            feed.chunk(1, per_chunk(64), k == 0);
+        }
+        assert_eq!(ramp.trial_left(1), None);
+        assert!(ramp.alone());
     }
 
     #[tokio::test]

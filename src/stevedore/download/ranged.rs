@@ -299,6 +299,7 @@ impl Ranges<'_, '_> {
         let url = resp.url().clone();
         let mut body = Body::new(&url, resp).resumable();
         let mut at = start;
+        let mut fresh = true;
         loop {
             let Some(chunk) = cancellable(Some(self.cancel), body.chunk()).await? else {
                 return Err(Error::transport(
@@ -318,7 +319,8 @@ impl Ranges<'_, '_> {
                 }
                 at += got.keep;
                 let total = self.received.fetch_add(got.keep, Ordering::Relaxed) + got.keep;
-                self.ramp.observe(k, total, got.keep);
+                self.ramp.observe(k, got.keep, fresh);
+                fresh = false;
                 locked(&self.progress).update(self.done_before + total);
             }
             if got.done {
