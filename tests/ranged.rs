@@ -359,8 +359,9 @@ fn an_expired_cdn_url_is_replaced_by_asking_the_registry_again() {
 #[test]
 fn a_range_cut_mid_way_is_resumed_from_where_it_stopped() {
     let big = Big::start(64, Cdn::default());
-    // Below the ramp's 4 MiB trial piece: the second connection's first
-    // response is cut too.
+    // Both cuts fall on the first connection (the opening, then its
+    // resume), before the ramp lets a second in after 5 MiB; a cut trial
+    // piece has a test of its own.
     let cut = 3 * MIB;
     big.rig.cut_cdn_bodies(cut, 2);
     big.fetch(&cache_with(4, 0), "layer", None).0.unwrap();
@@ -387,6 +388,54 @@ fn a_range_cut_mid_way_is_resumed_from_where_it_stopped() {
             "the cut at {stopped} was not resumed there:\n{log}"
         );
     }
+    assert_each_byte_once(&gets, big.size);
+}
+
+#[test]
+fn a_trial_piece_cut_mid_way_is_finished_from_where_it_stopped() {
+    let big = Arc::new(Big::start(64, Cdn::default()));
+    let call = {
+        let big = Arc::clone(&big);
+        std::thread::spawn(move || big.fetch(&cache_with(4, 0), "layer", None).0)
+    };
+    // The opening is on its way; the next request is the second
+    // connection's trial, once 5 MiB have arrived (a third of a second
+    // at 16 MiB/s), long before the opening's 16 MiB piece ends.
+    wait_for_gets(&big.rig, &big.digest, "the opening", |gets| {
+        !gets.is_empty()
+    });
+    big.rig.cut_cdn_bodies(MIB, 1);
+    call.join().unwrap().unwrap();
+    big.assert_fetched("layer");
+
+    let gets = big.gets();
+    let log = describe(&gets);
+    let cut: Vec<&CdnRequest> = gets
+        .iter()
+        .filter(|r| r.offset > 0 && r.bytes == MIB)
+        .collect();
+    assert_eq!(cut.len(), 1, "{log}");
+    let trial = asked(cut[0], big.size).unwrap();
+    assert_eq!(
+        trial.end - trial.start,
+        4 * MIB,
+        "not the trial cut:
+{log}"
+    );
+    // The rest of the trial asked for from where it stopped (within a
+    // write's worth), up to the trial's end: the trial ends where a
+    // response does, whoever fetched its rest.
+    let stopped = trial.start + MIB;
+    let rest = gets
+        .iter()
+        .filter_map(|r| asked(r, big.size))
+        .find(|a| (stopped - MIB / 4..=stopped).contains(&a.start) && a.start > trial.start);
+    assert_eq!(
+        rest.map(|a| a.end),
+        Some(trial.end),
+        "the trial's rest:
+{log}"
+    );
     assert_each_byte_once(&gets, big.size);
 }
 
@@ -426,17 +475,7 @@ fn cancel_at_half(big: &Arc<Big>) {
 
 #[test]
 fn a_partial_with_gaps_resumed_as_one_stream_puts_every_byte_in_its_place() {
-    let big = Arc::new(Big::start(
-        96,
-        Cdn {
-            // Far below what this build, unoptimized, on two busy cores,
-            // takes in: at 64 MiB/s a second connection did not double the
-            // rate with nine tests at once (the CPU was the limit) and the
-            // ramp rightly stayed on one.
-            rate: "16MiB/s",
-            ..Cdn::default()
-        },
-    ));
+    let big = Arc::new(Big::start(96, Cdn::default()));
     cancel_at_half(&big);
     let had = written(&partial_of(&big.path("layer")));
     assert!(had.len() > 1, "no gap to resume over: {had:?}");
@@ -454,17 +493,7 @@ fn a_cdn_that_stops_honouring_ranges_mid_call_gets_one_stream_and_a_right_file()
     // 96 MiB over 2 connections: 3 pieces of 32 MiB, the third asked for
     // once one of the first two is whole; by then the CDN answers every
     // range with the whole blob (200).
-    let big = Arc::new(Big::start(
-        96,
-        Cdn {
-            // Far below what this build, unoptimized, on two busy cores,
-            // takes in: at 64 MiB/s a second connection did not double the
-            // rate with nine tests at once (the CPU was the limit) and the
-            // ramp rightly stayed on one.
-            rate: "16MiB/s",
-            ..Cdn::default()
-        },
-    ));
+    let big = Arc::new(Big::start(96, Cdn::default()));
     let call = {
         let big = Arc::clone(&big);
         std::thread::spawn(move || big.fetch(&cache_with(2, 0), "layer", None).0)
@@ -493,17 +522,7 @@ fn a_cdn_that_stops_honouring_ranges_mid_call_gets_one_stream_and_a_right_file()
 #[test]
 fn a_cancelled_transfer_resumes_asking_only_for_what_it_lacks() {
     // 96 MiB at 4 × 16 MiB/s: about a second and a half, cancelled half-way.
-    let big = Arc::new(Big::start(
-        96,
-        Cdn {
-            // Far below what this build, unoptimized, on two busy cores,
-            // takes in: at 64 MiB/s a second connection did not double the
-            // rate with nine tests at once (the CPU was the limit) and the
-            // ramp rightly stayed on one.
-            rate: "16MiB/s",
-            ..Cdn::default()
-        },
-    ));
+    let big = Arc::new(Big::start(96, Cdn::default()));
     cancel_at_half(&big);
     let path = big.path("layer");
     // What the first call had: the bytes it wrote into the partial (what

@@ -72,7 +72,10 @@ fn wake(to: SocketAddr) -> std::io::Result<()> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
     socket.bind(&SocketAddr::V4(SocketAddrV4::new(WAKER_ADDRESS, 0)).into())?;
-    socket.connect_timeout(&to.into(), Duration::from_secs(1))
+    socket.connect_timeout(&to.into(), Duration::from_secs(1))?;
+    // Closed with a reset: no TIME_WAIT holding a port for a minute, 20
+    // times a second.
+    socket.set_linger(Some(Duration::ZERO))
 }
 
 impl Drop for Waker {
@@ -97,6 +100,8 @@ impl HttpService {
             .to_ip()
             .with_context(|| format!("{name}: listener has no IP address"))?;
         let server = Arc::new(server);
+        // Before the workers: nothing to undo should it fail.
+        let waker = Waker::start(name, addr)?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::with_capacity(workers);
         for i in 0..workers {
@@ -120,7 +125,7 @@ impl HttpService {
             stop,
             workers: handles,
             addr,
-            _waker: Waker::start(name, addr)?,
+            _waker: waker,
         })
     }
 

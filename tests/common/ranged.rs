@@ -136,13 +136,17 @@ pub fn overlap(a: &[Range<u64>], b: &[Range<u64>]) -> u64 {
 
 /// What each response gave the client, as the client asked for it: from
 /// its first byte up to what it was sent, or up to the first byte of a
-/// request that starts inside it and was made while it ran, or at any time
-/// after it when the client gave it up (where the client let go of it: a
+/// request that starts inside it and was made while it ran, or soon after
+/// it when the client gave it up (where the client let go of it: a
 /// piece whose tail another connection took, perhaps while its own request
 /// was on the way; on a busy machine that request can reach the CDN well
 /// after the client let go). What a response was sent past that point was
 /// in flight when the client let go, not asked for twice.
 pub fn kept(gets: &[CdnRequest]) -> Vec<Range<u64>> {
+    // How late the request for a taken tail may reach the CDN after the
+    // client let go of the piece it came from (a second was seen with
+    // nine test binaries' worth of work on two cores).
+    const LET_GO: Duration = Duration::from_secs(5);
     let carried: Vec<&CdnRequest> = gets.iter().filter(|r| r.bytes > 0).collect();
     let now = SystemTime::now();
     carried
@@ -155,7 +159,7 @@ pub fn kept(gets: &[CdnRequest]) -> Vec<Range<u64>> {
                 // the CDN (a tail taken while its request was in flight),
                 // or after it, when the client let go of it.
                 let while_it_ran = later.at <= until;
-                let after_let_go = r.given_up && later.at >= r.at;
+                let after_let_go = r.given_up && later.at >= r.at && later.at <= until + LET_GO;
                 if !std::ptr::eq(*later, *r)
                     && (while_it_ran || after_let_go)
                     && (start + 1..end).contains(&later.offset)

@@ -1,7 +1,7 @@
 //! Which ranges of a blob to fetch, over how many connections, and what
-//! to ask again for when one breaks: issue 23's planning, without the
-//! network (the fetch loop that drives it is sketched below, for the
-//! session that wires it in).
+//! to ask again for when one breaks: the planning of ranged downloads,
+//! without the network ([`super::ranged`] drives it; [`super::ramp`]
+//! decides how many connections work at once).
 //!
 //! A plan covers only the gaps of what is already in the partial
 //! ([`Extents::missing`]): nothing finished is asked for again. Gaps are
@@ -13,40 +13,6 @@
 //! which the assembly has recorded), and, once none is left, splits the
 //! largest rest still running so a fast connection does not sit idle while
 //! a slow one finishes alone.
-//!
-//! # The fetch loop, as the next session is to wire it
-//!
-//! ```text
-//! open:   partial + extents::load(<partial>.extents, digest, size, len)
-//!         -> Assembly::resume (hashes the contiguous prefix once)
-//! plan:   plan(size, assembly.written(), &settings)
-//!         one connection -> today's single stream, from the first gap
-//! probe:  GET Range: bytes=<first gap start>- on the first connection
-//!         (the final URL after redirects is the one later ranges use).
-//!         200 -> single stream from 0 (Assembly::write_at drops the bytes
-//!                it already has hashed, overwrites the rest: nothing is
-//!                asked for twice);
-//!         416 / Content-Range not content_range_matches -> single stream;
-//!         206 matching -> checkpoint() the record *before* any byte lands
-//!                ahead of the frontier, then the probe's response is the
-//!                first piece's connection: it reads up to its piece's end
-//!                (Schedule::received says where to stop) and drops the
-//!                connection after (its request was open-ended).
-//! ranges: N-1 more tasks, each: loop { schedule.next() -> GET
-//!         Range: bytes=<piece>; check Content-Range; for each chunk:
-//!         schedule.received(id, len) -> send (offset, bytes[..keep]) to
-//!         the one writer thread; stop when it says done }.
-//!         A body cut mid-way: schedule.broke(id) puts the rest back
-//!         (counted against the call's Budget, as today's resumes are).
-//!         A 403 on a later piece: the CDN URL expired; ask the registry
-//!         again for a new one (the first hop), then go on.
-//! writer: one blocking thread owns the Assembly: write_at each chunk,
-//!         checkpoint() when checkpoint_due(); the channel is bounded
-//!         (WRITE_QUEUE chunks in all), so memory is that plus one read
-//!         buffer, whatever N and the size.
-//! end:    Assembly::finish(size) -> digest; extents::remove the record;
-//!         the partial is committed as today.
-//! ```
 //!
 //! Separate connections: the shared client speaks HTTP/2 where the server
 //! offers it, and its pool would put every range on one connection as
@@ -318,6 +284,10 @@ impl Schedule {
     /// line. (A trial asks for no more than it needs to measure.)
     pub fn next_up_to(&mut self, max: u64) -> Option<(TaskId, Range<u64>)> {
         let max = max.max(1);
+        if self.pending.is_empty() {
+            let tail = self.steal()?;
+            self.pending.push_back(tail);
+        }
         if let Some(front) = self.pending.front_mut() {
             if front.end - front.start > max {
                 let cut = front.start + max;
@@ -622,8 +592,20 @@ mod tests {
         assert_eq!(short, 130..200, "the rest of the cut piece, first in line");
         sched.received(a, 100);
         sched.received(b, 30);
-        let (_, rest) = sched.next_alone().unwrap();
+        let (c, rest) = sched.next_alone().unwrap();
         assert_eq!(rest, 200..400);
+        // Nothing pending: the tail taken from a running piece is cut too.
+        let (_, tail) = sched.next_up_to(30).unwrap();
+        assert_eq!(tail, 300..330);
+        let (_, after) = sched.next().unwrap();
+        assert_eq!(after, 330..400, "what was not handed out stays pending");
+        assert_eq!(
+            sched.received(c, 200),
+            Received {
+                keep: 100,
+                done: true
+            }
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One blob as several ranges at once, over separate connections: what a
 //! download does once its first response showed that the server honours
-//! `Range` (a matching 206 to `bytes=<first gap>-`) and the blob is big
-//! enough for it to pay.
+//! `Range` (a 206 with exactly the range the opening asked for) and the
+//! blob is big enough for it to pay.
 //!
 //! That first response becomes the first piece's connection; up to
 //! `connections - 1` more fetch the next pieces ([`Schedule`], lowest
@@ -51,7 +51,7 @@ use crate::stevedore::transport::{Body, Response};
 const REASKS_PER_CONNECTION: u32 = 3;
 
 /// Fetches the rest of the blob of `size` bytes as `plan`'s pieces, the
-/// first from `first` (the 206 to `bytes=<its start>-`; its final URL,
+/// first from `first` (the 206 to the opening request; its final URL,
 /// after redirects, is where the other pieces are asked for), the others
 /// over up to `plan.connections - 1` more connections as the budget has
 /// places for them.
@@ -204,10 +204,15 @@ impl Ranges<'_, '_> {
                     }
                     broke = false;
                     let (alone, trial) = (self.ramp.alone(), self.ramp.trial_left(k));
-                    let next = match (alone, trial) {
-                        (true, _) => locked(&self.schedule).next_alone(),
-                        (false, Some(left)) => locked(&self.schedule).next_up_to(left),
-                        (false, None) => locked(&self.schedule).next(),
+                    let next = {
+                        let mut schedule = locked(&self.schedule);
+                        match trial {
+                            // The first goes on alone; another only
+                            // finishes the rest of a piece that broke.
+                            _ if alone && k == 0 => schedule.next_alone(),
+                            Some(left) => schedule.next_up_to(left),
+                            None => schedule.next(),
+                        }
                     };
                     let Some((id, piece)) = next else {
                         // Those not started yet never will.

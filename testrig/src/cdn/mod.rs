@@ -377,6 +377,7 @@ impl Files {
         }
         let given_up = Arc::clone(&progress);
         let cut = Arc::new(AtomicBool::new(false));
+        let request_is_get = request.method() == &Method::Get;
         let cut_after = match request.method() {
             Method::Get => self.cuts.take(),
             _ => None,
@@ -424,7 +425,7 @@ impl Files {
             if let (Some(local), Some(peer)) = (self.local.get(), connection) {
                 shut_down(*local, peer);
             }
-        } else {
+        } else if request_is_get {
             // tiny_http answers Ok to a client that went away mid-body.
             given_up.given_up_unless(count);
         }
