@@ -32,20 +32,25 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-/// Bytes let by before the first measure: a new connection's first
-/// round trips are slower than the link.
+/// Bytes of a new connection let by before it is measured: its first
+/// round trips (TCP's slow start) are slower than the link. The same for
+/// the first connection alone and for the second in its trial, so that
+/// the two are measured over the same stretch of a connection's life.
 const SKIP: u64 = 1 << 20;
 /// Bytes measured for the first connection's rate, at least.
 const WINDOW: u64 = 4 << 20;
 /// Time the first connection's rate is measured over, at least: on a fast
 /// link [`WINDOW`] passes in a few milliseconds, as long as a scheduling
 /// hiccup, and the rate read from it was anywhere between half and twice
-/// the link's. Free: one connection is working anyway.
+/// the link's. Nearly free: one connection is working anyway (it asks
+/// piece by piece meanwhile, and the others wait holding their places in
+/// the host's budget).
 const WINDOW_SECS: f64 = 0.025;
 /// ... unless this many bytes were measured first.
 const LONGEST_WINDOW: u64 = 8 * WINDOW;
-/// Bytes the second connection fetches while the two are measured
-/// together: about as many again arrive over the first meanwhile.
+/// Bytes the second connection is measured on while the two run together
+/// (its trial piece is [`SKIP`] more): about as many again arrive over the
+/// first meanwhile.
 const TRIAL: u64 = 4 << 20;
 /// How fast each of two connections must be, against one alone, for all
 /// to go: two such add up to 1.5 times one.
@@ -55,7 +60,7 @@ const EACH: f64 = 0.75;
 /// server), the trial goes on by another [`TRIAL`].
 const OVERLAP: u64 = 1 << 20;
 /// The longest trial: then the decision is taken on what was seen.
-const LONGEST_TRIAL: u64 = 4 * TRIAL;
+const LONGEST_TRIAL: u64 = SKIP + 4 * TRIAL;
 
 pub struct Ramp {
     connections: usize,
@@ -101,7 +106,7 @@ enum State {
         meter: Meter,
     },
     /// Two at once: the second has fetched `trial` bytes of `until`;
-    /// each measured from the second's first bytes.
+    /// each measured from when the second is past [`SKIP`].
     Two {
         alone: f64,
         trial: u64,
@@ -146,15 +151,15 @@ impl Ramp {
                     *state = State::Two {
                         alone: meter.rate(),
                         trial: 0,
-                        until: TRIAL,
+                        until: SKIP + TRIAL,
                         first: Meter::default(),
                         second: Meter::default(),
                     };
                     self.allow(2, false);
                 }
             }
-            // The first is measured only from when the second delivers.
-            State::Two { trial: 0, .. } if by == 0 => {}
+            // The first is measured only from when the second is.
+            State::Two { trial, .. } if by == 0 && *trial <= SKIP => {}
             State::Two { first, .. } if by == 0 => first.add(len, now, fresh),
             State::Two {
                 alone,
@@ -164,7 +169,8 @@ impl Ramp {
                 second,
             } if by == 1 => {
                 *trial += len;
-                second.add(len, now, fresh);
+                // Until past SKIP a chunk only times the next one.
+                second.add(len, now, fresh || *trial <= SKIP);
                 if *trial < *until {
                     return;
                 }
@@ -172,7 +178,7 @@ impl Ramp {
                     *until += TRIAL;
                     return;
                 }
-                let faster = first.rate().min(second.rate()) >= EACH * *alone;
+                let faster = *alone > 0.0 && first.rate().min(second.rate()) >= EACH * *alone;
                 *state = State::Decided;
                 self.allow(if faster { self.connections } else { 1 }, true);
             }
@@ -276,6 +282,26 @@ mod tests {
             }
         }
 
+        /// A whole trial piece over connection 1, its first [`SKIP`] at
+        /// `start` MiB/s and the rest at `second`, while connection 0
+        /// delivers at `first` (its chunks between the second's).
+        fn trial(&mut self, first: f64, start: f64, second: f64) {
+            let every = |rate: f64| CHUNK as f64 / (rate * MIB as f64);
+            let mut at = Vec::new();
+            let mut t = 0.0;
+            for k in 0..(SKIP + TRIAL) / CHUNK {
+                t += every(if k * CHUNK < SKIP { start } else { second });
+                at.push((t, 1, k == 0));
+            }
+            let span = t;
+            at.extend(
+                (0..)
+                    .map(|k| ((k as f64 + 0.5) * every(first), 0, false))
+                    .take_while(|&(t, _, _)| t < span),
+            );
+            self.play(at);
+        }
+
         /// Chunks at the given times (seconds from now), in order.
         fn play(&mut self, mut at: Vec<(f64, usize, bool)>) {
             at.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -306,13 +332,13 @@ mod tests {
             "a second connection once one is measured"
         );
         assert!(!ramp.may_go_on(2));
-        assert_eq!(ramp.trial_left(1), Some(TRIAL));
+        assert_eq!(ramp.trial_left(1), Some(SKIP + TRIAL));
         // Before the second delivers nothing is measured (slowed down
         // here, it would weigh the first's rate down).
         feed.alone(3 * WINDOW, 8);
         assert!(!ramp.may_go_on(2));
         // Two at about twice the rate; decided on the trial's last byte.
-        feed.both(TRIAL - CHUNK, 128, true);
+        feed.both(SKIP + TRIAL - CHUNK, 128, true);
         assert_eq!(ramp.trial_left(1), Some(CHUNK));
         assert!(!ramp.may_go_on(2));
         feed.both(CHUNK, 128, false);
@@ -328,7 +354,7 @@ mod tests {
         feed.alone(SKIP + 2 * WINDOW, 256);
         assert!(ramp.admitted(1).await);
         // A little better, not enough.
-        feed.both(TRIAL, 300, true);
+        feed.both(SKIP + TRIAL, 300, true);
         assert!(!ramp.admitted(2).await, "the others never start");
         assert!(!ramp.may_go_on(1), "the second stops after its trial");
         assert!(ramp.alone() && ramp.may_go_on(0));
@@ -336,9 +362,8 @@ mod tests {
 
     /// A capped CDN far away: the first connection's piece ends during the
     /// trial and its next one starts 35 ms later. That time is the
-    /// request's, not the link's: all go. (Counted as the link's, the two
-    /// would add up to less than 1.5 times one, by the connections' own
-    /// clocks or by the wall's.)
+    /// request's, not the link's: all go. (Counted as the link's, the
+    /// first would read under 0.75 times its rate alone.)
     #[tokio::test]
     async fn a_round_trip_between_pieces_is_not_taken_for_a_slow_link() {
         let ramp = Ramp::new(4);
@@ -346,15 +371,17 @@ mod tests {
         feed.alone(MEASURED_ALONE, 64);
         assert!(ramp.admitted(1).await);
         let every = per_chunk(64);
-        let trial = (TRIAL / CHUNK) as usize;
+        let trial = ((SKIP + TRIAL) / CHUNK) as usize;
         // The second's chunks at 64 MiB/s after its connect.
         let mut at: Vec<(f64, usize, bool)> = (0..trial)
             .map(|k| (0.2 + k as f64 * every, 1, k == 0))
             .collect();
-        // The first: 2 chunks, then its piece ends; the next 35 ms later.
+        // The first: 2 chunks once the second is measured, then its piece
+        // ends; the next starts 35 ms later.
         let first = |k: usize| 0.2 + k as f64 * every + every / 2.0;
-        at.extend((0..2).map(|k| (first(k), 0, false)));
-        at.extend((0..trial).map(|k| (first(1) + 0.035 + k as f64 * every, 0, k == 0)));
+        let lead = (SKIP / CHUNK) as usize + 2;
+        at.extend((0..lead).map(|k| (first(k), 0, false)));
+        at.extend((0..trial).map(|k| (first(lead - 1) + 0.035 + k as f64 * every, 0, k == 0)));
         feed.play(at);
         assert_eq!(ramp.trial_left(1), None, "decided");
         assert!(ramp.admitted(3).await);
@@ -369,7 +396,7 @@ mod tests {
         let mut feed = Feed::new(&ramp);
         feed.alone(MEASURED_ALONE, 64);
         assert!(ramp.admitted(1).await);
-        for k in 0..TRIAL / CHUNK {
+        for k in 0..(SKIP + TRIAL) / CHUNK {
             feed.chunk(1, per_chunk(64), k == 0);
         }
         assert_eq!(ramp.trial_left(1), Some(TRIAL), "another trial piece");
@@ -399,19 +426,41 @@ mod tests {
         let mut feed = Feed::new(&ramp);
         feed.alone(SKIP + 4 * WINDOW, 450);
         assert!(ramp.admitted(1).await);
-        let (first, second) = (per_chunk(600), per_chunk(130));
-        let trial = (TRIAL / CHUNK) as usize;
-        let mut at: Vec<(f64, usize, bool)> =
-            (0..trial).map(|k| (k as f64 * second, 1, k == 0)).collect();
-        let span = trial as f64 * second;
-        at.extend(
-            (0..)
-                .map(|k| (k as f64 * first + first / 2.0, 0, false))
-                .take_while(|&(t, _, _)| t < span),
-        );
-        feed.play(at);
+        feed.trial(600.0, 130.0, 130.0);
         assert_eq!(ramp.trial_left(1), None, "decided");
         assert!(ramp.alone(), "600 + 130 is not two links of 450");
+    }
+
+    /// All go only when each of the two was at least 0.75 times as fast as
+    /// the first alone, whichever of them fell short.
+    #[tokio::test]
+    async fn each_of_the_two_must_keep_up() {
+        for (first, second, all) in [
+            (80.0, 80.0, true),
+            (70.0, 70.0, false),
+            (60.0, 120.0, false),
+            (120.0, 60.0, false),
+        ] {
+            let ramp = Ramp::new(4);
+            let mut feed = Feed::new(&ramp);
+            feed.alone(MEASURED_ALONE, 100);
+            assert!(ramp.admitted(1).await);
+            feed.trial(first, second, second);
+            assert_eq!(ramp.trial_left(1), None, "decided");
+            assert_eq!(ramp.may_go_on(3), all, "{first} and {second} against 100");
+        }
+    }
+
+    /// A far, capped CDN: the second connection's first megabyte crawls in
+    /// TCP's slow start, as the first's did before it was measured.
+    #[tokio::test]
+    async fn a_second_connection_is_measured_past_its_slow_start() {
+        let ramp = Ramp::new(4);
+        let mut feed = Feed::new(&ramp);
+        feed.alone(MEASURED_ALONE, 64);
+        assert!(ramp.admitted(1).await);
+        feed.trial(64.0, 12.8, 64.0);
+        assert!(ramp.admitted(3).await, "all go");
     }
 
     /// A fast link: its first [`WINDOW`] bytes pass in a couple of
