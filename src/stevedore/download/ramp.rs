@@ -6,7 +6,8 @@
 //! and there more connections only cost: requests, the read-back of bytes
 //! that land ahead of the hash, threads on the same cores. So the first
 //! connection's rate is measured alone, then the rates of the first two
-//! together while the second fetches a trial piece of [`TRIAL`] bytes; all
+//! together while the second fetches a trial piece ([`SKIP`] + [`TRIAL`]
+//! bytes, the first of them not measured); all
 //! connections go when each of the two is at least [`EACH`] times as fast
 //! as the one was alone, else the first goes on alone and the second stops
 //! where its trial ended: on a finished response, not dropped with bytes in
